@@ -1,0 +1,268 @@
+//! Domain types shared by every layer: projects, keys, pushes, commits. No I/O here.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+/// The git host a delivery came from, detected from its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    GitHub,
+    GitLab,
+    Gitea,
+    Forgejo,
+    Bitbucket,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 5] = [
+        Provider::GitHub,
+        Provider::GitLab,
+        Provider::Gitea,
+        Provider::Forgejo,
+        Provider::Bitbucket,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::GitHub => "github",
+            Provider::GitLab => "gitlab",
+            Provider::Gitea => "gitea",
+            Provider::Forgejo => "forgejo",
+            Provider::Bitbucket => "bitbucket",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a pushed ref is a branch or a tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Branch,
+    Tag,
+}
+
+impl RefKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefKind::Branch => "branch",
+            RefKind::Tag => "tag",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RefKind> {
+        match s {
+            "branch" => Some(RefKind::Branch),
+            "tag" => Some(RefKind::Tag),
+            _ => None,
+        }
+    }
+}
+
+/// One commit as a provider listed it in a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCommit {
+    pub sha: String,
+    pub message: String,
+    pub author: String,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub url: Option<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub modified: Vec<String>,
+}
+
+impl NewCommit {
+    /// The first line of the message, trimmed.
+    pub fn subject(&self) -> &str {
+        subject_of(&self.message)
+    }
+}
+
+/// The first non-empty line of a commit message, trimmed.
+pub fn subject_of(message: &str) -> &str {
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+/// A push parsed from a verified delivery, ready to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPush {
+    pub provider: Provider,
+    /// The provider's delivery id; a second delivery with the same id is a no-op.
+    /// Bitbucket deliveries that carry several changes get `{id}#{index}` per change.
+    pub delivery_id: Option<String>,
+    /// `owner/name` (or the provider's full path).
+    pub repository: String,
+    /// The full ref, such as `refs/heads/main` or `refs/tags/v1.0`.
+    pub git_ref: String,
+    pub ref_kind: RefKind,
+    /// The branch or tag name, such as `main` or `v1.0`.
+    pub ref_name: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub created: bool,
+    pub deleted: bool,
+    pub forced: bool,
+    pub pusher: String,
+    /// The true number of commits in the push, which may exceed `commits.len()`.
+    pub commit_count: u32,
+    pub compare_url: Option<String>,
+    /// When the provider says the push happened, if it says so.
+    pub pushed_at: Option<DateTime<Utc>>,
+    pub commits: Vec<NewCommit>,
+}
+
+impl NewPush {
+    /// True when the provider listed fewer commits than the push holds.
+    pub fn commits_truncated(&self) -> bool {
+        (self.commits.len() as u64) < u64::from(self.commit_count)
+    }
+}
+
+/// Where a push's summary stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryStatus {
+    Pending,
+    Summarized,
+    Failed,
+}
+
+impl SummaryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SummaryStatus::Pending => "pending",
+            SummaryStatus::Summarized => "summarized",
+            SummaryStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A stored push as the API and the summarizers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    pub id: String,
+    pub project: String,
+    pub provider: Provider,
+    pub delivery_id: Option<String>,
+    pub repository: String,
+    pub git_ref: String,
+    pub ref_kind: RefKind,
+    pub ref_name: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub created: bool,
+    pub deleted: bool,
+    pub forced: bool,
+    pub pusher: String,
+    pub commit_count: u32,
+    pub commits_truncated: bool,
+    pub compare_url: Option<String>,
+    pub pushed_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub summary: String,
+    pub summary_status: SummaryStatus,
+    pub summary_source: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// A project name: a slug of lowercase letters, digits, `-` and `_`, 1 to 64 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectName(String);
+
+/// Why a project name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid project name {0:?}: use 1 to 64 lowercase letters, digits, '-' or '_' (for example \"my-app\")"
+)]
+pub struct InvalidProjectName(pub String);
+
+impl ProjectName {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidProjectName> {
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(ProjectName(raw.to_owned()))
+        } else {
+            // Echo at most a short prefix so a pasted secret or megabyte of junk never lands in a message.
+            Err(InvalidProjectName(raw.chars().take(80).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A project as listed to its owner (never carries the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: i64,
+    pub name: ProjectName,
+    pub hook_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Per-project counts for the owner's views.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushCounts {
+    pub total: u64,
+    pub pending: u64,
+    pub failed: u64,
+}
+
+/// An API key as listed to its owner: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    pub id: i64,
+    pub label: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_names_are_lowercase_slugs_up_to_64_chars() {
+        for ok in ["a", "my-app", "my_app", "app2", &"x".repeat(64)] {
+            assert!(ProjectName::parse(ok).is_ok(), "{ok} should be accepted");
+        }
+        for bad in ["", "My-App", "my app", "app/../x", "é", &"x".repeat(65), "a;drop"] {
+            assert!(ProjectName::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn subject_is_the_first_non_empty_line() {
+        assert_eq!(subject_of("\n  fix: thing  \n\nbody"), "fix: thing");
+        assert_eq!(subject_of(""), "");
+    }
+}

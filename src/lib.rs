@@ -1,0 +1,8 @@
+//! Git Push Tracker: receives git push webhooks, stores them in SQLite, summarizes each push and
+//! serves the summaries through a project-scoped REST API and an embedded dashboard.
+#![forbid(unsafe_code)]
+
+pub mod domain; // projects, keys, pushes, commits: types without I/O
+pub mod secret; // a string that never prints
+pub mod summarize; // push -> bullets: builtin, Gemini, OpenAI-compatible
+pub mod webhook; // verify and parse deliveries from every git host
