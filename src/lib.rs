@@ -6,3 +6,6 @@ pub mod domain; // projects, keys, pushes, commits: types without I/O
 pub mod secret; // a string that never prints
 pub mod summarize; // push -> bullets: builtin, Gemini, OpenAI-compatible
 pub mod webhook; // verify and parse deliveries from every git host
+pub mod clock; // injected time
+pub mod db; // all SQL: pool, migrations, projects, keys, pushes, queue, ingest writer
+pub mod tokens; // random keys, hook ids and secrets; key hashes

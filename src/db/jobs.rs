@@ -1,0 +1,153 @@
+//! SQL for the summary queue: claim the next due push, record each outcome, re-queue on request.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::pushes::{PUSH_COLUMNS, commits, push_from_row};
+use super::{DbError, from_millis, to_millis};
+use crate::domain::{NewCommit, Push};
+
+/// A push the worker has taken: `in_progress` until an outcome is recorded.
+#[derive(Debug, Clone)]
+pub struct ClaimedPush {
+    pub row_id: i64,
+    pub push: Push,
+    pub commits: Vec<NewCommit>,
+}
+
+/// Puts pushes a killed process left `in_progress` back in the queue; run once at start.
+pub fn requeue_abandoned(conn: &Connection, now: DateTime<Utc>) -> Result<usize, DbError> {
+    Ok(conn.execute(
+        "UPDATE pushes SET summary_status = 'pending', next_attempt_at = ?1
+         WHERE summary_status = 'in_progress'",
+        [to_millis(now)],
+    )?)
+}
+
+/// Takes the oldest due pending push, counting the attempt.
+pub fn claim_next(conn: &mut Connection, now: DateTime<Utc>) -> Result<Option<ClaimedPush>, DbError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let sql = format!(
+        "SELECT p.id, pr.name, {PUSH_COLUMNS} FROM pushes p JOIN projects pr ON pr.id = p.project_id
+         WHERE p.summary_status = 'pending' AND p.next_attempt_at <= ?1
+         ORDER BY p.next_attempt_at LIMIT 1"
+    );
+    let found = tx
+        .prepare_cached(&sql)?
+        .query_row([to_millis(now)], |r| {
+            let project: String = r.get(1)?;
+            Ok((r.get::<_, i64>(0)?, push_from_row(r, 2, &project)?))
+        })
+        .optional()?;
+    let Some((row_id, mut push)) = found else {
+        return Ok(None);
+    };
+    tx.execute(
+        "UPDATE pushes SET summary_status = 'in_progress', attempts = attempts + 1 WHERE id = ?1",
+        [row_id],
+    )?;
+    push.attempts += 1;
+    let commits = commits(&tx, row_id)?;
+    tx.commit()?;
+    Ok(Some(ClaimedPush {
+        row_id,
+        push,
+        commits,
+    }))
+}
+
+pub fn complete(
+    conn: &Connection,
+    row_id: i64,
+    summary: &str,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE pushes SET summary_status = 'summarized', summary = ?2, summary_source = ?3,
+            last_error = NULL, next_attempt_at = NULL, summarized_at = ?4 WHERE id = ?1",
+        params![row_id, summary, source, to_millis(now)],
+    )?;
+    Ok(())
+}
+
+/// Back to the queue after a failed attempt, due again at `next_at`.
+pub fn retry_at(
+    conn: &Connection,
+    row_id: i64,
+    error: &str,
+    next_at: DateTime<Utc>,
+) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE pushes SET summary_status = 'pending', last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+        params![row_id, error, to_millis(next_at)],
+    )?;
+    Ok(())
+}
+
+/// Back to the queue without spending the attempt (a daily quota ran out).
+pub fn postpone(
+    conn: &Connection,
+    row_id: i64,
+    error: &str,
+    next_at: DateTime<Utc>,
+) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE pushes SET summary_status = 'pending', last_error = ?2, next_attempt_at = ?3,
+            attempts = MAX(attempts - 1, 0) WHERE id = ?1",
+        params![row_id, error, to_millis(next_at)],
+    )?;
+    Ok(())
+}
+
+/// No more attempts: the push keeps its builtin summary and shows why.
+pub fn fail(conn: &Connection, row_id: i64, error: &str) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE pushes SET summary_status = 'failed', last_error = ?2, next_attempt_at = NULL WHERE id = ?1",
+        params![row_id, error],
+    )?;
+    Ok(())
+}
+
+/// When the next pending push falls due, if any is waiting.
+pub fn next_due(conn: &Connection) -> Result<Option<DateTime<Utc>>, DbError> {
+    let next: Option<i64> = conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM pushes WHERE summary_status = 'pending'")?
+        .query_row([], |r| r.get(0))?;
+    Ok(next.map(from_millis))
+}
+
+/// Pushes waiting for the worker, across all projects.
+pub fn queue_depth(conn: &Connection) -> Result<u64, DbError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM pushes WHERE summary_status = 'pending'",
+        )?
+        .query_row([], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Queues a push for a fresh round of attempts. `project_id` scopes the lookup when given.
+pub fn requeue(
+    conn: &Connection,
+    public_id: &str,
+    project_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let changed = conn.execute(
+        "UPDATE pushes SET summary_status = 'pending', attempts = 0, last_error = NULL,
+            next_attempt_at = ?2
+         WHERE public_id = ?1 AND (?3 IS NULL OR project_id = ?3) AND summary_status <> 'in_progress'",
+        params![public_id, to_millis(now), project_id],
+    )?;
+    if changed == 0 {
+        let exists: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM pushes WHERE public_id = ?1 AND (?2 IS NULL OR project_id = ?2))",
+            )?
+            .query_row(params![public_id, project_id], |r| r.get(0))?;
+        // Already being summarized: the running attempt will finish it.
+        return if exists { Ok(()) } else { Err(DbError::NotFound) };
+    }
+    Ok(())
+}

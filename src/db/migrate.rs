@@ -1,0 +1,130 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`; a newer database is refused.
+
+use rusqlite::Connection;
+
+use super::DbError;
+
+/// Each entry moves the schema one version up. Never edit a released entry: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: projects, keys, pushes, commits.
+    r#"
+    CREATE TABLE projects (
+        id              INTEGER PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,
+        hook_id         TEXT NOT NULL UNIQUE,
+        webhook_secret  TEXT NOT NULL,
+        created_at      INTEGER NOT NULL
+    );
+
+    CREATE TABLE api_keys (
+        id            INTEGER PRIMARY KEY,
+        project_id    INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        key_hash      BLOB NOT NULL UNIQUE,
+        prefix        TEXT NOT NULL,
+        label         TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        last_used_at  INTEGER,
+        revoked_at    INTEGER
+    );
+    CREATE INDEX api_keys_project ON api_keys(project_id);
+
+    CREATE TABLE pushes (
+        id                 INTEGER PRIMARY KEY,
+        public_id          TEXT NOT NULL UNIQUE,
+        project_id         INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        provider           TEXT NOT NULL,
+        delivery_id        TEXT,
+        repository         TEXT NOT NULL,
+        git_ref            TEXT NOT NULL,
+        ref_type           TEXT NOT NULL,
+        branch             TEXT NOT NULL,
+        before_sha         TEXT,
+        after_sha          TEXT,
+        created            INTEGER NOT NULL,
+        deleted            INTEGER NOT NULL,
+        forced             INTEGER NOT NULL,
+        pusher             TEXT NOT NULL,
+        commit_count       INTEGER NOT NULL,
+        commits_truncated  INTEGER NOT NULL,
+        compare_url        TEXT,
+        pushed_at          INTEGER NOT NULL,
+        received_at        INTEGER NOT NULL,
+        summary            TEXT NOT NULL,
+        summary_status     TEXT NOT NULL,
+        summary_source     TEXT NOT NULL,
+        attempts           INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at    INTEGER,
+        last_error         TEXT,
+        summarized_at      INTEGER
+    );
+    -- Redelivery is a no-op: one row per provider delivery id and project.
+    CREATE UNIQUE INDEX pushes_delivery ON pushes(project_id, delivery_id) WHERE delivery_id IS NOT NULL;
+    -- The API's pages, newest first, with and without a branch filter.
+    CREATE INDEX pushes_project_time ON pushes(project_id, pushed_at DESC, id DESC);
+    CREATE INDEX pushes_project_branch_time ON pushes(project_id, branch, pushed_at DESC, id DESC);
+    -- The worker's queue and the owner's pending/failed counts stay small: finished rows leave them.
+    CREATE INDEX pushes_queue ON pushes(next_attempt_at) WHERE summary_status = 'pending';
+    CREATE INDEX pushes_unfinished ON pushes(project_id, summary_status) WHERE summary_status <> 'summarized';
+
+    -- Totals for the API without counting a million index entries per request.
+    CREATE TABLE push_counts (
+        project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        branch      TEXT NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (project_id, branch)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER pushes_count_insert AFTER INSERT ON pushes BEGIN
+        INSERT INTO push_counts (project_id, branch, n) VALUES (NEW.project_id, NEW.branch, 1)
+        ON CONFLICT (project_id, branch) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER pushes_count_delete AFTER DELETE ON pushes BEGIN
+        UPDATE push_counts SET n = n - 1 WHERE project_id = OLD.project_id AND branch = OLD.branch;
+    END;
+
+    CREATE TABLE commits (
+        id         INTEGER PRIMARY KEY,
+        push_id    INTEGER NOT NULL REFERENCES pushes(id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL,
+        sha        TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        author     TEXT NOT NULL,
+        timestamp  INTEGER,
+        url        TEXT,
+        added      TEXT NOT NULL,
+        removed    TEXT NOT NULL,
+        modified   TEXT NOT NULL
+    );
+    CREATE INDEX commits_push ON commits(push_id, position);
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`LATEST_VERSION`], one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+    migrate_to(conn, LATEST_VERSION)
+}
+
+/// Applies migrations up to `target` (tests use this to build an old-schema database).
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), DbError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > LATEST_VERSION {
+        return Err(DbError::NewerSchema {
+            found: current,
+            supported: LATEST_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        if version <= current || version > target {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "database migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! SQL for pushes and their commits: insert (inside the writer's transaction), list, get one.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{DbError, from_millis, to_millis};
+use crate::domain::{NewCommit, NewPush, Provider, Push, RefKind, SummaryStatus};
+
+/// A push with everything decided at ingest: its id, first summary and status.
+#[derive(Debug, Clone)]
+pub struct PreparedPush {
+    pub public_id: String,
+    pub push: NewPush,
+    pub summary: String,
+    pub status: SummaryStatus,
+    pub source: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What inserting one push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    New(String),
+    /// The delivery id was seen before; carries the stored push's id.
+    Duplicate(String),
+}
+
+impl Inserted {
+    pub fn public_id(&self) -> &str {
+        match self {
+            Inserted::New(id) | Inserted::Duplicate(id) => id,
+        }
+    }
+}
+
+/// Inserts a push and its commits. Call inside a transaction so the pair is all or nothing.
+pub fn insert(conn: &Connection, project_id: i64, p: &PreparedPush) -> Result<Inserted, DbError> {
+    let push = &p.push;
+    if let Some(delivery_id) = &push.delivery_id {
+        let existing: Option<String> = conn
+            .prepare_cached(
+                "SELECT public_id FROM pushes WHERE project_id = ?1 AND delivery_id = ?2",
+            )?
+            .query_row(params![project_id, delivery_id], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok(Inserted::Duplicate(id));
+        }
+    }
+    let received = to_millis(p.received_at);
+    let pushed = push.pushed_at.map(to_millis).unwrap_or(received);
+    conn.prepare_cached(
+        "INSERT INTO pushes (public_id, project_id, provider, delivery_id, repository, git_ref,
+            ref_type, branch, before_sha, after_sha, created, deleted, forced, pusher,
+            commit_count, commits_truncated, compare_url, pushed_at, received_at, summary,
+            summary_status, summary_source, next_attempt_at, summarized_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+    )
+    .map_err(map_fk)?
+    .execute(params![
+        p.public_id,
+        project_id,
+        push.provider.as_str(),
+        push.delivery_id,
+        push.repository,
+        push.git_ref,
+        push.ref_kind.as_str(),
+        push.ref_name,
+        push.before,
+        push.after,
+        push.created,
+        push.deleted,
+        push.forced,
+        push.pusher,
+        push.commit_count,
+        push.commits_truncated(),
+        push.compare_url,
+        pushed,
+        received,
+        p.summary,
+        p.status.as_str(),
+        p.source,
+        (p.status == SummaryStatus::Pending).then_some(received),
+        (p.status != SummaryStatus::Pending).then_some(received),
+    ])
+    .map_err(map_fk)?;
+    let push_id = conn.last_insert_rowid();
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO commits (push_id, position, sha, message, author, timestamp, url, added, removed, modified)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (position, c) in push.commits.iter().enumerate() {
+        stmt.execute(params![
+            push_id,
+            position as i64,
+            c.sha,
+            c.message,
+            c.author,
+            c.timestamp.map(to_millis),
+            c.url,
+            json_list(&c.added),
+            json_list(&c.removed),
+            json_list(&c.modified),
+        ])?;
+    }
+    Ok(Inserted::New(p.public_id.clone()))
+}
+
+/// A push for a project deleted a moment ago hits the foreign key: report it as not found.
+fn map_fk(e: rusqlite::Error) -> DbError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            DbError::NotFound
+        }
+        _ => e.into(),
+    }
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn parse_list(raw: &str) -> Vec<String> {
+    serde_json::from_str(raw).unwrap_or_default()
+}
+
+/// Which pushes a list request wants.
+#[derive(Debug, Clone, Default)]
+pub struct PushFilter {
+    pub branch: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+pub(crate) const PUSH_COLUMNS: &str = "p.public_id, p.provider, p.delivery_id, p.repository,
+    p.git_ref, p.ref_type, p.branch, p.before_sha, p.after_sha, p.created, p.deleted, p.forced,
+    p.pusher, p.commit_count, p.commits_truncated, p.compare_url, p.pushed_at, p.received_at,
+    p.summary, p.summary_status, p.summary_source, p.attempts, p.last_error";
+
+/// Maps the [`PUSH_COLUMNS`] that start at column `base` of a row.
+pub(crate) fn push_from_row(row: &Row<'_>, base: usize, project: &str) -> rusqlite::Result<Push> {
+    let col = |i: usize| base + i;
+    let status: String = row.get(col(19))?;
+    Ok(Push {
+        id: row.get(col(0))?,
+        project: project.to_owned(),
+        provider: Provider::parse(&row.get::<_, String>(col(1))?).unwrap_or(Provider::GitHub),
+        delivery_id: row.get(col(2))?,
+        repository: row.get(col(3))?,
+        git_ref: row.get(col(4))?,
+        ref_kind: RefKind::parse(&row.get::<_, String>(col(5))?).unwrap_or(RefKind::Branch),
+        ref_name: row.get(col(6))?,
+        before: row.get(col(7))?,
+        after: row.get(col(8))?,
+        created: row.get(col(9))?,
+        deleted: row.get(col(10))?,
+        forced: row.get(col(11))?,
+        pusher: row.get(col(12))?,
+        commit_count: row.get(col(13))?,
+        commits_truncated: row.get(col(14))?,
+        compare_url: row.get(col(15))?,
+        pushed_at: from_millis(row.get(col(16))?),
+        received_at: from_millis(row.get(col(17))?),
+        summary: row.get(col(18))?,
+        summary_status: match status.as_str() {
+            "summarized" => SummaryStatus::Summarized,
+            "failed" => SummaryStatus::Failed,
+            _ => SummaryStatus::Pending,
+        },
+        summary_source: row.get(col(20))?,
+        attempts: row.get(col(21))?,
+        last_error: row.get(col(22))?,
+    })
+}
+
+/// One page of a project's pushes, newest first, and how many match in all.
+pub fn list(
+    conn: &Connection,
+    project_id: i64,
+    project: &str,
+    filter: &PushFilter,
+    limit: u32,
+    offset: u64,
+) -> Result<(Vec<Push>, u64), DbError> {
+    let mut conditions = String::from("p.project_id = ?1");
+    if filter.branch.is_some() {
+        conditions.push_str(" AND p.branch = ?2");
+    }
+    if filter.since.is_some() {
+        conditions.push_str(" AND p.pushed_at >= ?3");
+    }
+    let branch = filter.branch.as_deref();
+    let since = filter.since.map(to_millis);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+
+    let pushes = if limit == 0 {
+        Vec::new()
+    } else {
+        let sql = format!(
+            "SELECT {PUSH_COLUMNS} FROM pushes p WHERE {conditions}
+             ORDER BY p.pushed_at DESC, p.id DESC LIMIT ?4 OFFSET ?5"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![project_id, branch, since, limit, offset], |r| {
+            push_from_row(r, 0, project)
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+
+    // Without a date filter the total comes from the per-branch counters kept by triggers,
+    // so page one costs the same at a million pushes as at a thousand.
+    let total: i64 = match (branch, since) {
+        (None, None) => conn
+            .prepare_cached("SELECT COALESCE(SUM(n), 0) FROM push_counts WHERE project_id = ?1")?
+            .query_row([project_id], |r| r.get(0))?,
+        (Some(branch), None) => conn
+            .prepare_cached("SELECT n FROM push_counts WHERE project_id = ?1 AND branch = ?2")?
+            .query_row(params![project_id, branch], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0),
+        _ => {
+            let sql = format!("SELECT count(*) FROM pushes p WHERE {conditions}");
+            conn.prepare_cached(&sql)?
+                .query_row(params![project_id, branch, since], |r| r.get(0))?
+        }
+    };
+    Ok((pushes, total.max(0) as u64))
+}
+
+/// One push of a project, with its commits; another project's id is not found.
+pub fn get(
+    conn: &Connection,
+    project_id: i64,
+    project: &str,
+    public_id: &str,
+) -> Result<(Push, Vec<NewCommit>), DbError> {
+    let sql = format!("SELECT p.id, {PUSH_COLUMNS} FROM pushes p WHERE p.project_id = ?1 AND p.public_id = ?2");
+    let found = conn
+        .prepare_cached(&sql)?
+        .query_row(params![project_id, public_id], |r| {
+            let row_id: i64 = r.get(0)?;
+            Ok((row_id, push_from_row(r, 1, project)?))
+        })
+        .optional()?;
+    let (row_id, push) = found.ok_or(DbError::NotFound)?;
+    Ok((push, commits(conn, row_id)?))
+}
+
+/// The commits of a push, in the order the provider listed them.
+pub fn commits(conn: &Connection, push_row_id: i64) -> Result<Vec<NewCommit>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT sha, message, author, timestamp, url, added, removed, modified FROM commits
+         WHERE push_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map([push_row_id], |r| {
+        Ok(NewCommit {
+            sha: r.get(0)?,
+            message: r.get(1)?,
+            author: r.get(2)?,
+            timestamp: r.get::<_, Option<i64>>(3)?.map(from_millis),
+            url: r.get(4)?,
+            added: parse_list(&r.get::<_, String>(5)?),
+            removed: parse_list(&r.get::<_, String>(6)?),
+            modified: parse_list(&r.get::<_, String>(7)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,154 @@
+//! The ingest writer: one thread that commits many webhook pushes per transaction.
+//!
+//! Handlers hand over parsed pushes and wait for the reply; the reply comes only after the
+//! transaction holding them has committed, so a 2xx still means "stored". Batching turns many
+//! small commits into a few larger ones, and a single writer means no lock contention between
+//! webhook requests. The thread also keeps the WAL file bounded.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::pushes::{Inserted, PreparedPush, insert};
+use super::{Db, DbError};
+
+/// Most deliveries committed in one transaction.
+const MAX_BATCH: usize = 256;
+/// Deliveries waiting for the writer before handlers wait to hand theirs over.
+const QUEUE_CAPACITY: usize = 4096;
+/// A WAL file larger than this is checkpointed and truncated.
+const WAL_TRUNCATE_THRESHOLD: u64 = 16 * 1024 * 1024;
+/// How often the WAL size is looked at.
+const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+type Reply = oneshot::Sender<Result<Vec<Inserted>, DbError>>;
+
+struct Job {
+    project_id: i64,
+    pushes: Vec<PreparedPush>,
+    reply: Reply,
+}
+
+/// The handle webhook handlers use to store pushes.
+#[derive(Clone)]
+pub struct IngestWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl IngestWriter {
+    /// Starts the writer thread. `after_commit` runs after every committed batch (it wakes the
+    /// summary worker). The thread ends once every handle is dropped and the queue is drained.
+    pub fn spawn(
+        db: &Db,
+        after_commit: impl Fn() + Send + 'static,
+    ) -> Result<(IngestWriter, JoinHandle<()>), DbError> {
+        let conn = db.dedicated_connection()?;
+        let wal_path = PathBuf::from(format!("{}-wal", db.path().display()));
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let handle = std::thread::Builder::new()
+            .name("ingest-writer".into())
+            .spawn(move || run(conn, rx, wal_path, after_commit))
+            .map_err(|_| DbError::WriterGone)?;
+        Ok((IngestWriter { jobs: tx }, handle))
+    }
+
+    /// Stores the pushes of one delivery atomically; returns once they are committed.
+    pub async fn write(
+        &self,
+        project_id: i64,
+        pushes: Vec<PreparedPush>,
+    ) -> Result<Vec<Inserted>, DbError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                project_id,
+                pushes,
+                reply,
+            })
+            .await
+            .map_err(|_| DbError::WriterGone)?;
+        answer.await.map_err(|_| DbError::WriterGone)?
+    }
+}
+
+fn run(
+    mut conn: Connection,
+    mut jobs: mpsc::Receiver<Job>,
+    wal_path: PathBuf,
+    after_commit: impl Fn(),
+) {
+    let mut last_wal_check = Instant::now();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, &mut batch);
+        after_commit();
+        if last_wal_check.elapsed() >= WAL_CHECK_INTERVAL {
+            last_wal_check = Instant::now();
+            bound_wal(&conn, &wal_path);
+        }
+    }
+}
+
+/// Commits every job of the batch in one transaction; each job in its own savepoint so one
+/// bad delivery does not sink the others. Replies go out only after the commit.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
+    let mut results: Vec<Result<Vec<Inserted>, DbError>> = Vec::with_capacity(batch.len());
+    let committed = (|| -> Result<(), rusqlite::Error> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for job in batch.iter() {
+            let mut sp = tx.savepoint()?;
+            let outcome: Result<Vec<Inserted>, DbError> = job
+                .pushes
+                .iter()
+                .map(|p| insert(&sp, job.project_id, p))
+                .collect();
+            if outcome.is_ok() {
+                sp.commit()?;
+            } else {
+                sp.rollback()?;
+            }
+            results.push(outcome);
+        }
+        tx.commit()
+    })();
+    if let Err(e) = committed {
+        tracing::error!(error = %e, jobs = batch.len(), "ingest transaction failed");
+        results.clear();
+    }
+    for (i, job) in batch.drain(..).enumerate() {
+        let result = if results.is_empty() {
+            Err(DbError::WriterGone)
+        } else {
+            std::mem::replace(&mut results[i], Ok(Vec::new()))
+        };
+        // The handler may have gone (client hung up); the push is stored either way.
+        let _ = job.reply.send(result);
+    }
+}
+
+/// Readers that overlap every passive checkpoint can make the WAL grow without end; once it
+/// passes the threshold, wait briefly for readers and truncate it.
+fn bound_wal(conn: &Connection, wal_path: &std::path::Path) {
+    let size = std::fs::metadata(wal_path).map(|m| m.len()).unwrap_or(0);
+    if size < WAL_TRUNCATE_THRESHOLD {
+        return;
+    }
+    let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match result {
+        Ok(0) => tracing::debug!(bytes = size, "WAL truncated"),
+        Ok(_) => tracing::debug!(bytes = size, "WAL checkpoint busy; will retry"),
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+    }
+}
