@@ -9,3 +9,17 @@ pub mod webhook; // verify and parse deliveries from every git host
 pub mod clock; // injected time
 pub mod db; // all SQL: pool, migrations, projects, keys, pushes, queue, ingest writer
 pub mod tokens; // random keys, hook ids and secrets; key hashes
+pub mod manage; // owner operations shared by the CLI and the admin API
+pub mod worker; // the summary worker thread
+
+/// An error and its causes on one line, for logs: `outer: middle: root`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

@@ -1,0 +1,172 @@
+//! Owner operations on projects, keys and pushes, shared by the CLI and the admin API.
+
+use chrono::{DateTime, Utc};
+
+use crate::db::{Db, DbError, jobs, keys, projects};
+use crate::domain::{ApiKeyInfo, InvalidProjectName, Project, ProjectName, PushCounts};
+use crate::secret::Secret;
+use crate::tokens;
+
+/// Why an owner operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    #[error(transparent)]
+    InvalidName(#[from] InvalidProjectName),
+    #[error("project {0:?} already exists")]
+    ProjectExists(String),
+    #[error("no project named {0:?} (see `git-push-tracker project list`)")]
+    NoSuchProject(String),
+    #[error("project {project:?} has no key {key:?} (see `git-push-tracker key list {project}`)")]
+    NoSuchKey { project: String, key: String },
+    #[error("no push with id {0:?}")]
+    NoSuchPush(String),
+    #[error("invalid label: {0}")]
+    InvalidLabel(&'static str),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A new project with its webhook secret, shown this once.
+#[derive(Debug)]
+pub struct CreatedProject {
+    pub name: ProjectName,
+    pub webhook_url: String,
+    pub webhook_secret: Secret,
+}
+
+/// A new API key, shown this once.
+#[derive(Debug)]
+pub struct CreatedKey {
+    pub project: ProjectName,
+    pub key: Secret,
+    pub info: ApiKeyInfo,
+}
+
+/// A project with its webhook URL and counts, for listings.
+#[derive(Debug, Clone)]
+pub struct ProjectSummary {
+    pub project: Project,
+    pub webhook_url: String,
+    pub counts: PushCounts,
+}
+
+/// Owner operations bound to a database and the public base URL webhook URLs are built on.
+#[derive(Clone, Debug)]
+pub struct Manager {
+    db: Db,
+    public_url: String,
+}
+
+/// Labels are free text but short and printable.
+const MAX_LABEL_LEN: usize = 100;
+
+impl Manager {
+    pub fn new(db: Db, public_url: impl Into<String>) -> Self {
+        Manager {
+            db,
+            public_url: public_url.into(),
+        }
+    }
+
+    pub fn webhook_url(&self, hook_id: &str) -> String {
+        format!("{}/webhooks/{hook_id}", self.public_url)
+    }
+
+    fn project(&self, name: &str) -> Result<Project, ManageError> {
+        let name = ProjectName::parse(name)?;
+        projects::find(&*self.db.conn()?, &name).map_err(|e| match e {
+            DbError::NotFound => ManageError::NoSuchProject(name.to_string()),
+            e => e.into(),
+        })
+    }
+
+    pub fn create_project(&self, name: &str, now: DateTime<Utc>) -> Result<CreatedProject, ManageError> {
+        let name = ProjectName::parse(name)?;
+        let secret = tokens::generate_webhook_secret();
+        let hook_id = tokens::generate_hook_id();
+        let created = projects::create(&*self.db.conn()?, &name, &hook_id, &secret, now);
+        match created {
+            Ok(project) => Ok(CreatedProject {
+                webhook_url: self.webhook_url(&project.hook_id),
+                name: project.name,
+                webhook_secret: secret,
+            }),
+            Err(DbError::Conflict) => Err(ManageError::ProjectExists(name.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn list_projects(&self) -> Result<Vec<ProjectSummary>, ManageError> {
+        let conn = self.db.conn()?;
+        projects::list(&conn)?
+            .into_iter()
+            .map(|project| {
+                Ok(ProjectSummary {
+                    webhook_url: self.webhook_url(&project.hook_id),
+                    counts: projects::counts(&conn, project.id)?,
+                    project,
+                })
+            })
+            .collect()
+    }
+
+    pub fn delete_project(&self, name: &str) -> Result<(), ManageError> {
+        let project = self.project(name)?;
+        projects::delete(&*self.db.conn()?, &project.name)?;
+        Ok(())
+    }
+
+    pub fn rotate_secret(&self, name: &str) -> Result<CreatedProject, ManageError> {
+        let project = self.project(name)?;
+        let secret = tokens::generate_webhook_secret();
+        let project = projects::rotate_secret(&*self.db.conn()?, &project.name, &secret)?;
+        Ok(CreatedProject {
+            webhook_url: self.webhook_url(&project.hook_id),
+            name: project.name,
+            webhook_secret: secret,
+        })
+    }
+
+    pub fn create_key(&self, project: &str, label: &str, now: DateTime<Utc>) -> Result<CreatedKey, ManageError> {
+        let label = label.trim();
+        if label.chars().count() > MAX_LABEL_LEN {
+            return Err(ManageError::InvalidLabel("use at most 100 characters"));
+        }
+        if label.chars().any(char::is_control) {
+            return Err(ManageError::InvalidLabel("control characters are not allowed"));
+        }
+        let project = self.project(project)?;
+        let key = tokens::generate_api_key();
+        let info = keys::create(&*self.db.conn()?, project.id, &key.hash, &key.prefix, label, now)?;
+        Ok(CreatedKey {
+            project: project.name,
+            key: key.key,
+            info,
+        })
+    }
+
+    pub fn list_keys(&self, project: &str) -> Result<Vec<ApiKeyInfo>, ManageError> {
+        let project = self.project(project)?;
+        Ok(keys::list(&*self.db.conn()?, project.id)?)
+    }
+
+    pub fn revoke_key(&self, project: &str, id_or_prefix: &str, now: DateTime<Utc>) -> Result<ApiKeyInfo, ManageError> {
+        let project = self.project(project)?;
+        keys::revoke(&*self.db.conn()?, project.id, id_or_prefix, now).map_err(|e| match e {
+            DbError::NotFound => ManageError::NoSuchKey {
+                project: project.name.to_string(),
+                key: id_or_prefix.chars().take(64).collect(),
+            },
+            e => e.into(),
+        })
+    }
+
+    /// Queues a push for summarizing again; `project` scopes it for the admin API.
+    pub fn resummarize(&self, push_id: &str, project: Option<&str>, now: DateTime<Utc>) -> Result<(), ManageError> {
+        let project_id = project.map(|p| self.project(p)).transpose()?.map(|p| p.id);
+        jobs::requeue(&*self.db.conn()?, push_id, project_id, now).map_err(|e| match e {
+            DbError::NotFound => ManageError::NoSuchPush(push_id.chars().take(64).collect()),
+            e => e.into(),
+        })
+    }
+}

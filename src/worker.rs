@@ -1,0 +1,252 @@
+//! The summary worker: a dedicated blocking thread that turns pending pushes into summaries.
+//!
+//! [`Worker::run_once`] handles one due push and says what happened, so tests drive it step by
+//! step with a manual clock. [`Worker::spawn`] runs it on a thread that wakes on a nudge (a push
+//! was stored), when the next retry falls due, or every `interval` at the latest.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::db::{Db, DbError, jobs};
+use crate::summarize::{SummarizeError, Summarizer, SummaryInput, builtin_summary};
+
+/// How the worker paces itself.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// The longest the worker sleeps without a nudge.
+    pub interval: Duration,
+    /// Attempts per push before it is marked failed.
+    pub max_attempts: u32,
+    /// The first retry waits this long; each further one twice as long.
+    pub retry_base: Duration,
+    /// No retry waits longer than this, whatever the provider asks.
+    pub max_retry_delay: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            interval: Duration::from_secs(10),
+            max_attempts: 3,
+            retry_base: Duration::from_secs(2),
+            max_retry_delay: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing was due.
+    Idle,
+    Summarized { push_id: String },
+    /// The attempt failed; the push is due again after `after`.
+    WillRetry { push_id: String, after: Duration },
+    /// A quota ran out; tried again after `after` without spending an attempt.
+    Postponed { push_id: String, after: Duration },
+    Failed { push_id: String, reason: String },
+}
+
+/// Wakes the worker thread; cheap and non-blocking, extra nudges coalesce.
+#[derive(Clone, Debug)]
+pub struct Nudger(SyncSender<()>);
+
+impl Nudger {
+    pub fn nudge(&self) {
+        match self.0.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+        }
+    }
+}
+
+pub struct Worker {
+    db: Db,
+    summarizer: Arc<dyn Summarizer>,
+    clock: Arc<dyn Clock>,
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    pub fn new(
+        db: Db,
+        summarizer: Arc<dyn Summarizer>,
+        clock: Arc<dyn Clock>,
+        settings: WorkerSettings,
+    ) -> Self {
+        Worker {
+            db,
+            summarizer,
+            clock,
+            settings,
+        }
+    }
+
+    /// Summarizes the oldest due push, if any, and records the outcome.
+    pub fn run_once(&self) -> Result<Outcome, DbError> {
+        let mut conn = self.db.conn()?;
+        let Some(claimed) = jobs::claim_next(&mut conn, self.clock.now())? else {
+            return Ok(Outcome::Idle);
+        };
+        let push_id = claimed.push.id.clone();
+        let input = SummaryInput::from_stored(&claimed.push, &claimed.commits);
+        if !input.needs_model() {
+            jobs::complete(&conn, claimed.row_id, &builtin_summary(&input), "builtin", self.clock.now())?;
+            return Ok(Outcome::Summarized { push_id });
+        }
+        let started = std::time::Instant::now();
+        let result = self.summarizer.summarize(&input);
+        let now = self.clock.now();
+        match result {
+            Ok(summary) => {
+                jobs::complete(&conn, claimed.row_id, &summary, self.summarizer.source(), now)?;
+                tracing::info!(push = %push_id, source = self.summarizer.source(), elapsed_ms = started.elapsed().as_millis() as u64, "push summarized");
+                Ok(Outcome::Summarized { push_id })
+            }
+            Err(SummarizeError::Postpone { reason, retry_after }) => {
+                let after = retry_after.min(self.settings.max_retry_delay);
+                jobs::postpone(&conn, claimed.row_id, &reason, now + after)?;
+                tracing::warn!(push = %push_id, %reason, after_s = after.as_secs(), "summary postponed");
+                Ok(Outcome::Postponed { push_id, after })
+            }
+            Err(SummarizeError::Permanent { reason }) => {
+                jobs::fail(&conn, claimed.row_id, &reason)?;
+                tracing::warn!(push = %push_id, %reason, "summary failed; not retrying");
+                Ok(Outcome::Failed { push_id, reason })
+            }
+            Err(SummarizeError::Transient { reason, retry_after }) => {
+                let attempts = claimed.push.attempts;
+                if attempts >= self.settings.max_attempts {
+                    let reason = format!("gave up after {attempts} attempts: {reason}");
+                    jobs::fail(&conn, claimed.row_id, &reason)?;
+                    tracing::warn!(push = %push_id, %reason, "summary failed");
+                    return Ok(Outcome::Failed { push_id, reason });
+                }
+                let after = retry_after
+                    .unwrap_or_else(|| self.backoff(attempts))
+                    .min(self.settings.max_retry_delay);
+                jobs::retry_at(&conn, claimed.row_id, &reason, now + after)?;
+                tracing::info!(push = %push_id, %reason, attempts, after_ms = after.as_millis() as u64, "summary attempt failed; will retry");
+                Ok(Outcome::WillRetry { push_id, after })
+            }
+        }
+    }
+
+    /// Exponential backoff: base, 2x base, 4x base...
+    fn backoff(&self, failed_attempts: u32) -> Duration {
+        let factor = 1u32 << failed_attempts.saturating_sub(1).min(16);
+        self.settings.retry_base.saturating_mul(factor)
+    }
+
+    /// Runs steps until nothing is due.
+    fn drain(&self) {
+        loop {
+            match self.run_once() {
+                Ok(Outcome::Idle) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %crate::error_chain(&e), "summary worker step failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// How long to sleep: until the next retry is due, at most `interval`.
+    fn sleep_time(&self) -> Duration {
+        let next_due = self.db.conn().and_then(|c| jobs::next_due(&c)).ok().flatten();
+        match next_due {
+            Some(due) => (due - self.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(self.settings.interval),
+            None => self.settings.interval,
+        }
+    }
+
+    /// Starts the worker thread. A panic inside a step is logged and the loop restarted.
+    pub fn spawn(self) -> std::io::Result<WorkerHandle> {
+        let (nudges, wakeups) = sync_channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_seen = Arc::clone(&stop);
+        self.requeue_abandoned();
+        let thread = std::thread::Builder::new()
+            .name("summary-worker".into())
+            .spawn(move || {
+                while !stop_seen.load(Ordering::SeqCst) {
+                    let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        self.run_loop(&wakeups, &stop_seen)
+                    }));
+                    if step.is_err() {
+                        tracing::error!("summary worker panicked; restarting it");
+                        std::thread::sleep(Duration::from_millis(100));
+                        self.requeue_abandoned();
+                    }
+                }
+            })?;
+        Ok(WorkerHandle {
+            nudger: Nudger(nudges),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Puts pushes whose step never finished (a killed process, a panic) back in the queue.
+    fn requeue_abandoned(&self) {
+        let requeued = self
+            .db
+            .conn()
+            .and_then(|conn| jobs::requeue_abandoned(&conn, self.clock.now()));
+        match requeued {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pushes = n, "re-queued pushes whose summary was interrupted"),
+            Err(e) => tracing::error!(error = %crate::error_chain(&e), "could not re-queue interrupted pushes"),
+        }
+    }
+
+    fn run_loop(&self, wakeups: &Receiver<()>, stop: &AtomicBool) {
+        while !stop.load(Ordering::SeqCst) {
+            self.drain();
+            match wakeups.recv_timeout(self.sleep_time()) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+/// Controls a running worker thread.
+pub struct WorkerHandle {
+    nudger: Nudger,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    pub fn nudger(&self) -> Nudger {
+        self.nudger.clone()
+    }
+
+    /// Asks the thread to stop after its current step and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.nudger.nudge();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
