@@ -23,3 +23,7 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     line
 }
+pub mod http; // routes: webhooks, public API, docs, health
+pub mod app; // wires db, writer, worker and routes; runs until shutdown
+pub mod cli; // the command line: flags, env vars, subcommands
+pub mod config; // validation of flag and environment values

@@ -1,0 +1,111 @@
+//! Wires the database, the ingest writer, the summary worker and the routes, and runs them
+//! on a given listener until a shutdown signal.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::Server;
+use poem::listener::TcpAcceptor;
+
+use crate::clock::Clock;
+use crate::db::writer::IngestWriter;
+use crate::db::{Db, DbError};
+use crate::http::{AppState, routes};
+use crate::manage::Manager;
+use crate::summarize::Summarizer;
+use crate::worker::{Worker, WorkerSettings};
+
+/// Default upper bound for a webhook body; GitHub caps payloads at 25 MB.
+pub const DEFAULT_BODY_LIMIT: usize = 25 * 1024 * 1024;
+
+/// Everything `serve` needs, already validated. Tests build it directly.
+pub struct AppConfig {
+    pub db_path: PathBuf,
+    /// The base that webhook URLs and docs show; from the listen address when absent.
+    pub public_url: Option<String>,
+    pub body_limit: usize,
+    pub worker: WorkerSettings,
+    pub summarizer: Arc<dyn Summarizer>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppConfig {
+    pub fn new(db_path: impl Into<PathBuf>, summarizer: Arc<dyn Summarizer>) -> Self {
+        AppConfig {
+            db_path: db_path.into(),
+            public_url: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            worker: WorkerSettings::default(),
+            summarizer,
+            clock: Arc::new(crate::clock::SystemClock),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("could not use the listening socket")]
+    Listener(#[source] std::io::Error),
+    #[error("the server stopped with an error")]
+    Serve(#[source] std::io::Error),
+    #[error("could not start a background thread")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Serves on `listener` until `shutdown` resolves, then stops the worker and the writer cleanly.
+pub async fn run(
+    config: AppConfig,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let address = listener.local_addr().map_err(AppError::Listener)?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let db = Db::open(&config.db_path)?;
+    let summarize_at_ingest = config.summarizer.source() == "builtin";
+
+    let worker = Worker::new(
+        db.clone(),
+        Arc::clone(&config.summarizer),
+        Arc::clone(&config.clock),
+        config.worker.clone(),
+    )
+    .spawn()
+    .map_err(AppError::Thread)?;
+    let nudger = worker.nudger();
+    let (writer, writer_thread) = IngestWriter::spawn(&db, move || nudger.nudge())?;
+
+    let state = Arc::new(AppState {
+        manager: Manager::new(db.clone(), public_url.clone()),
+        db,
+        writer,
+        clock: config.clock,
+        public_url: public_url.clone(),
+        body_limit: config.body_limit,
+        summarize_at_ingest,
+    });
+
+    listener.set_nonblocking(true).map_err(AppError::Listener)?;
+    let acceptor = TcpAcceptor::from_std(listener).map_err(AppError::Listener)?;
+    tracing::info!(%address, %public_url, db = %config.db_path.display(), "serving; API docs at {public_url}/docs");
+
+    let served = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(routes(state), shutdown, Some(Duration::from_secs(10)))
+        .await;
+
+    // The routes held the last writer handles: the writer drains its queue and ends.
+    tokio::task::spawn_blocking(move || {
+        let _ = writer_thread.join();
+        worker.shutdown();
+    })
+    .await
+    .ok();
+    tracing::info!("stopped");
+    served.map_err(AppError::Serve)
+}

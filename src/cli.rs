@@ -1,0 +1,388 @@
+//! The command line: `serve`, `project`, `key`, `push` and `openapi`. Every flag can also be
+//! set with a `PUSH_TRACKER_*` environment variable.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::{self, AppConfig};
+use crate::clock::SystemClock;
+use crate::db::Db;
+use crate::manage::Manager;
+use crate::summarize::{SummarizeError, Summarizer, SummaryInput, builtin_summary};
+use crate::worker::WorkerSettings;
+
+#[derive(Debug, Parser)]
+#[command(name = "git-push-tracker", version, about = "Self-hosted git push summaries: webhooks in, SQLite, a project-scoped REST API out.")]
+pub struct Cli {
+    /// The SQLite database file (created if missing).
+    #[arg(long, global = true, env = "PUSH_TRACKER_DB", default_value = "./git-push-tracker.db")]
+    pub db: PathBuf,
+
+    /// Log format.
+    #[arg(long, global = true, env = "PUSH_TRACKER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: webhooks, API, docs and the summary worker.
+    Serve(ServeArgs),
+    /// Create, list, delete projects; rotate a project's webhook secret.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Create, list and revoke a project's API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Act on stored pushes.
+    #[command(subcommand)]
+    Push(PushCommand),
+    /// Print the OpenAPI document the server serves at /openapi.json.
+    Openapi,
+}
+
+/// Where the server listens and the URL it is reached at.
+#[derive(Debug, Args)]
+pub struct UrlArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "PUSH_TRACKER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The public base URL shown in webhook URLs and docs (default: from --listen).
+    #[arg(long, env = "PUSH_TRACKER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl UrlArgs {
+    fn resolve(&self) -> anyhow::Result<String> {
+        Ok(crate::config::public_url(self.public_url.as_deref(), self.listen)?)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub url: UrlArgs,
+
+    /// Largest accepted webhook body, in bytes.
+    #[arg(long, env = "PUSH_TRACKER_BODY_LIMIT", default_value_t = app::DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+
+    /// Longest time between two looks at the summary queue, in seconds (a new push wakes the
+    /// worker at once).
+    #[arg(long, env = "PUSH_TRACKER_WORKER_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub worker_interval: u64,
+
+    /// Summary attempts per push before it is marked failed.
+    #[arg(long, env = "PUSH_TRACKER_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project; prints its webhook URL and secret once.
+    Create {
+        /// Lowercase letters, digits, '-' and '_', up to 64 characters.
+        name: String,
+        /// Print one JSON object: {"name","webhookUrl","webhookSecret"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        url: UrlArgs,
+    },
+    /// List projects with their webhook URLs and push counts.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        url: UrlArgs,
+    },
+    /// Delete a project with its keys, pushes and commits.
+    Delete { name: String },
+    /// Replace a project's webhook secret; prints the new one once.
+    RotateSecret {
+        name: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        url: UrlArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key for a project; prints it once.
+    Create {
+        project: String,
+        /// What the key is for, such as "dashboard" or "slack-bot".
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Print one JSON object: {"key","label","project"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a project's keys (never the keys themselves).
+    List {
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key, named by its id or its prefix (as `key list` shows them).
+    Revoke { project: String, key: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PushCommand {
+    /// Queue a push for summarizing again (resets its attempts).
+    Resummarize { id: String },
+}
+
+fn open_db(path: &std::path::Path) -> anyhow::Result<Db> {
+    Db::open(path).with_context(|| format!("opening database {}", path.display()))
+}
+
+fn print_json(value: serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Openapi => {
+            println!("{}", crate::http::api_service().spec());
+            Ok(())
+        }
+        Command::Project(cmd) => tokio::task::spawn_blocking(move || project(&cli.db, cmd)).await?,
+        Command::Key(cmd) => tokio::task::spawn_blocking(move || key(&cli.db, cmd)).await?,
+        Command::Push(cmd) => tokio::task::spawn_blocking(move || push(&cli.db, cmd)).await?,
+    }
+}
+
+async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
+    let public_url = args.url.resolve()?;
+    let listener = std::net::TcpListener::bind(args.url.listen)
+        .with_context(|| format!("listening on {}", args.url.listen))?;
+    let summarizer: Arc<dyn Summarizer> = Arc::new(Builtin);
+    tracing::info!(summarizer = summarizer.source(), "summaries by the builtin summarizer");
+    let config = AppConfig {
+        db_path: db_path.to_owned(),
+        public_url: Some(public_url),
+        body_limit: args.body_limit,
+        worker: WorkerSettings {
+            interval: Duration::from_secs(args.worker_interval),
+            max_attempts: args.max_attempts,
+            ..WorkerSettings::default()
+        },
+        summarizer,
+        clock: Arc::new(SystemClock),
+    };
+    app::run(config, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Stand-in until the model summarizers are wired in.
+struct Builtin;
+
+impl Summarizer for Builtin {
+    fn source(&self) -> &str {
+        "builtin"
+    }
+    fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
+        Ok(builtin_summary(input))
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down");
+}
+
+fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()> {
+    let db = open_db(db_path)?;
+    match cmd {
+        ProjectCommand::Create { name, json, url } => {
+            let manager = Manager::new(db, url.resolve()?);
+            let created = manager.create_project(&name, Utc::now())?;
+            if json {
+                print_json(serde_json::json!({
+                    "name": created.name.as_str(),
+                    "webhookUrl": created.webhook_url,
+                    "webhookSecret": created.webhook_secret.expose(),
+                }))
+            } else {
+                println!("Created project {}.\n", created.name);
+                println!("Webhook URL:     {}", created.webhook_url);
+                println!("Webhook secret:  {}\n", created.webhook_secret.expose());
+                println!("The secret is shown this once. In your git host's webhook settings, paste the URL,");
+                println!("set the secret (GitLab: \"Secret token\"), choose application/json and push events.");
+                println!("Then create an API key: git-push-tracker key create {} --label dashboard", created.name);
+                Ok(())
+            }
+        }
+        ProjectCommand::List { json, url } => {
+            let manager = Manager::new(db, url.resolve()?);
+            let projects = manager.list_projects()?;
+            if json {
+                return print_json(serde_json::Value::Array(
+                    projects
+                        .iter()
+                        .map(|p| {
+                            serde_json::json!({
+                                "name": p.project.name.as_str(),
+                                "webhookUrl": p.webhook_url,
+                                "pushes": p.counts.total,
+                                "pending": p.counts.pending,
+                                "failed": p.counts.failed,
+                                "createdAt": crate::http::api::iso(p.project.created_at),
+                            })
+                        })
+                        .collect(),
+                ));
+            }
+            if projects.is_empty() {
+                println!("No projects yet. Create one: git-push-tracker project create my-app");
+                return Ok(());
+            }
+            println!("{:<24} {:>8} {:>8} {:>7}  WEBHOOK URL", "NAME", "PUSHES", "PENDING", "FAILED");
+            for p in projects {
+                println!(
+                    "{:<24} {:>8} {:>8} {:>7}  {}",
+                    p.project.name, p.counts.total, p.counts.pending, p.counts.failed, p.webhook_url
+                );
+            }
+            Ok(())
+        }
+        ProjectCommand::Delete { name } => {
+            Manager::new(db, String::new()).delete_project(&name)?;
+            println!("Deleted project {name} with its keys and pushes.");
+            Ok(())
+        }
+        ProjectCommand::RotateSecret { name, json, url } => {
+            let rotated = Manager::new(db, url.resolve()?).rotate_secret(&name)?;
+            if json {
+                print_json(serde_json::json!({
+                    "name": rotated.name.as_str(),
+                    "webhookUrl": rotated.webhook_url,
+                    "webhookSecret": rotated.webhook_secret.expose(),
+                }))
+            } else {
+                println!("New webhook secret for {}: {}", rotated.name, rotated.webhook_secret.expose());
+                println!("Shown this once. Update it in your git host's webhook settings now: deliveries signed");
+                println!("with the old secret are refused from this moment.");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
+    let manager = Manager::new(open_db(db_path)?, String::new());
+    match cmd {
+        KeyCommand::Create { project, label, json } => {
+            let created = manager.create_key(&project, &label, Utc::now())?;
+            if json {
+                print_json(serde_json::json!({
+                    "key": created.key.expose(),
+                    "label": created.info.label,
+                    "project": created.project.as_str(),
+                }))
+            } else {
+                println!("API key for {}: {}", created.project, created.key.expose());
+                println!("Shown this once; store it now. Use it as: Authorization: Bearer <key>");
+                Ok(())
+            }
+        }
+        KeyCommand::List { project, json } => {
+            let keys = manager.list_keys(&project)?;
+            let iso = crate::http::api::iso;
+            if json {
+                return print_json(serde_json::Value::Array(
+                    keys.iter()
+                        .map(|k| {
+                            serde_json::json!({
+                                "id": k.id,
+                                "prefix": k.prefix,
+                                "label": k.label,
+                                "createdAt": iso(k.created_at),
+                                "lastUsedAt": k.last_used_at.map(iso),
+                                "revokedAt": k.revoked_at.map(iso),
+                            })
+                        })
+                        .collect(),
+                ));
+            }
+            if keys.is_empty() {
+                println!("No keys yet. Create one: git-push-tracker key create {project} --label dashboard");
+                return Ok(());
+            }
+            println!("{:<5} {:<14} {:<20} {:<26} {:<26} STATUS", "ID", "PREFIX", "LABEL", "CREATED", "LAST USED");
+            for k in keys {
+                println!(
+                    "{:<5} {:<14} {:<20} {:<26} {:<26} {}",
+                    k.id,
+                    k.prefix,
+                    k.label,
+                    iso(k.created_at),
+                    k.last_used_at.map(iso).unwrap_or_else(|| "never".into()),
+                    if k.revoked_at.is_some() { "revoked" } else { "active" }
+                );
+            }
+            Ok(())
+        }
+        KeyCommand::Revoke { project, key } => {
+            let revoked = manager.revoke_key(&project, &key, Utc::now())?;
+            println!("Revoked key {} ({}) of {project}.", revoked.id, revoked.prefix);
+            Ok(())
+        }
+    }
+}
+
+fn push(db_path: &std::path::Path, cmd: PushCommand) -> anyhow::Result<()> {
+    let manager = Manager::new(open_db(db_path)?, String::new());
+    match cmd {
+        PushCommand::Resummarize { id } => {
+            manager.resummarize(&id, None, Utc::now())?;
+            println!("Queued push {id} for a new summary; a running server picks it up within its worker interval.");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The public API under `/api/v1`: a project's pushes, read with that project's Bearer key.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use poem::web::Data;
+use poem_openapi::auth::Bearer;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
+
+use super::AppState;
+use super::error::ErrorBody;
+use crate::db::keys::KeyOwner;
+use crate::db::pushes::PushFilter;
+use crate::db::{DbError, keys, pushes};
+use crate::domain::{NewCommit, Push};
+use crate::tokens::hash_key;
+
+const DEFAULT_LIMIT: i64 = 20;
+const MAX_LIMIT: i64 = 100;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Read a project's pushes and their summaries with a project API key.
+    Pushes,
+}
+
+/// A project API key (`gpt_...`), created on the dashboard or with `git-push-tracker key create`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "gpt_...")]
+pub struct ProjectKey(Bearer);
+
+/// A push as listed.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PushItem {
+    /// The push's id (a UUID).
+    pub id: String,
+    /// The branch or tag name (see `refType`).
+    pub branch: String,
+    /// Who pushed.
+    pub author: String,
+    /// How many commits the push holds, even when the host listed fewer.
+    pub commit_count: u32,
+    /// `- ` bullets, one per line; never empty.
+    pub summary: String,
+    /// When the push happened (ISO 8601, UTC, milliseconds).
+    pub pushed_at: String,
+    /// `branch` or `tag`.
+    pub ref_type: String,
+    /// The full git ref, such as `refs/heads/main`.
+    #[oai(rename = "ref")]
+    pub git_ref: String,
+    pub repository: String,
+    /// `github`, `gitlab`, `gitea`, `forgejo` or `bitbucket`.
+    pub provider: String,
+    pub created: bool,
+    pub deleted: bool,
+    pub forced: bool,
+    /// True when the host listed fewer commits than `commitCount`.
+    pub commits_truncated: bool,
+    pub compare_url: Option<String>,
+    /// `pending`, `summarized` or `failed`.
+    pub summary_status: String,
+    /// `builtin` or the name of the model that wrote the summary.
+    pub summary_source: String,
+    /// When the webhook arrived.
+    pub received_at: String,
+}
+
+/// A push with its commits.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PushDetail {
+    #[oai(flatten)]
+    pub push: PushItem,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    /// Summary attempts made so far.
+    pub attempts: u32,
+    /// Why the last summary attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// The commits as the host listed them.
+    pub commits: Vec<CommitItem>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CommitItem {
+    pub sha: String,
+    pub message: String,
+    pub author: String,
+    pub timestamp: Option<String>,
+    pub url: Option<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub modified: Vec<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct Pagination {
+    /// The page size used (after clamping to 100).
+    pub limit: u32,
+    pub offset: u64,
+    /// How many pushes match the filters in all.
+    pub total: u64,
+}
+
+#[derive(Debug, Object)]
+pub struct PushPage {
+    /// The project the key belongs to.
+    pub project: String,
+    /// Newest first.
+    pub pushes: Vec<PushItem>,
+    pub pagination: Pagination,
+}
+
+#[derive(ApiResponse)]
+pub enum ListPushesResponse {
+    /// A page of the project's pushes.
+    #[oai(status = 200)]
+    Ok(Json<PushPage>),
+    /// A query parameter is invalid; the message names it.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// The key is missing, unknown or revoked.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum GetPushResponse {
+    /// The push with its commits.
+    #[oai(status = 200)]
+    Ok(Json<PushDetail>),
+    /// The key is missing, unknown or revoked.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// This project has no push with that id.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+}
+
+/// The public API; handlers reach the shared state through `Data`, so the spec can be
+/// printed without a database.
+pub struct PublicApi;
+
+fn unauthorized() -> Json<ErrorBody> {
+    Json(ErrorBody::new(
+        "unauthorized",
+        "unknown or revoked API key: send `Authorization: Bearer gpt_...` with a key of this project",
+    ))
+}
+
+fn bad_request(message: impl Into<String>) -> ListPushesResponse {
+    ListPushesResponse::BadRequest(Json(ErrorBody::new("invalid_parameter", message)))
+}
+
+pub(crate) fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Accepts a date (`2024-01-01`, midnight UTC) or an ISO 8601 date-time (UTC when no offset).
+pub fn parse_since(raw: &str) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
+        .map(|t| t.and_utc())
+}
+
+impl From<Push> for PushItem {
+    fn from(p: Push) -> Self {
+        PushItem {
+            id: p.id,
+            branch: p.ref_name,
+            author: p.pusher,
+            commit_count: p.commit_count,
+            summary: p.summary,
+            pushed_at: iso(p.pushed_at),
+            ref_type: p.ref_kind.as_str().to_owned(),
+            git_ref: p.git_ref,
+            repository: p.repository,
+            provider: p.provider.as_str().to_owned(),
+            created: p.created,
+            deleted: p.deleted,
+            forced: p.forced,
+            commits_truncated: p.commits_truncated,
+            compare_url: p.compare_url,
+            summary_status: p.summary_status.as_str().to_owned(),
+            summary_source: p.summary_source,
+            received_at: iso(p.received_at),
+        }
+    }
+}
+
+impl From<NewCommit> for CommitItem {
+    fn from(c: NewCommit) -> Self {
+        CommitItem {
+            sha: c.sha,
+            message: c.message,
+            author: c.author,
+            timestamp: c.timestamp.map(iso),
+            url: c.url,
+            added: c.added,
+            removed: c.removed,
+            modified: c.modified,
+        }
+    }
+}
+
+impl PushDetail {
+    pub fn new(push: Push, commits: Vec<NewCommit>) -> Self {
+        PushDetail {
+            before: push.before.clone(),
+            after: push.after.clone(),
+            attempts: push.attempts,
+            last_error: push.last_error.clone(),
+            commits: commits.into_iter().map(CommitItem::from).collect(),
+            push: push.into(),
+        }
+    }
+}
+
+/// The project behind a presented key, or None for an unknown or revoked key.
+async fn owner(state: &AppState, key: &ProjectKey) -> poem::Result<Option<KeyOwner>> {
+    let hash = hash_key(&key.0.token);
+    let now = state.clock.now();
+    state
+        .blocking(move |conn| keys::authenticate(conn, &hash, now))
+        .await
+}
+
+#[OpenApi(tag = "ApiTags::Pushes")]
+impl PublicApi {
+    /// List a project's pushes, newest first.
+    ///
+    /// The key decides the project: a key never sees another project's pushes.
+    #[oai(path = "/api/v1/pushes", method = "get", operation_id = "listPushes")]
+    async fn list_pushes(
+        &self,
+        state: Data<&Arc<AppState>>,
+        key: ProjectKey,
+        /// Page size: default 20, values over 100 are clamped to 100.
+        limit: Query<Option<i64>>,
+        /// How many pushes to skip.
+        offset: Query<Option<i64>>,
+        /// Only pushes to this branch or tag.
+        branch: Query<Option<String>>,
+        /// Only pushes at or after this date (`2024-01-01`) or date-time (`2024-01-01T10:00:00Z`).
+        since: Query<Option<String>>,
+    ) -> poem::Result<ListPushesResponse> {
+        let limit = match limit.0 {
+            None => DEFAULT_LIMIT,
+            Some(n) if n < 0 => return Ok(bad_request("`limit` must be between 0 and 100")),
+            Some(n) => n.min(MAX_LIMIT),
+        } as u32;
+        let offset = match offset.0 {
+            None => 0,
+            Some(n) if n < 0 => return Ok(bad_request("`offset` must be 0 or more")),
+            Some(n) => n as u64,
+        };
+        let since = match since.0.as_deref() {
+            None => None,
+            Some(raw) => match parse_since(raw) {
+                Some(t) => Some(t),
+                None => {
+                    return Ok(bad_request(
+                        "`since` must be an ISO 8601 date (2024-01-01) or date-time (2024-01-01T10:00:00Z)",
+                    ));
+                }
+            },
+        };
+        let Some(owner) = owner(&state, &key).await? else {
+            return Ok(ListPushesResponse::Unauthorized(unauthorized()));
+        };
+        let filter = PushFilter {
+            branch: branch.0,
+            since,
+        };
+        let project = owner.project.to_string();
+        let (rows, total) = state
+            .blocking(move |conn| pushes::list(conn, owner.project_id, &project, &filter, limit, offset))
+            .await?;
+        Ok(ListPushesResponse::Ok(Json(PushPage {
+            project: owner.project.to_string(),
+            pushes: rows.into_iter().map(PushItem::from).collect(),
+            pagination: Pagination {
+                limit,
+                offset,
+                total,
+            },
+        })))
+    }
+
+    /// One push of the key's project, with its commits and the last summary error.
+    #[oai(path = "/api/v1/pushes/:id", method = "get", operation_id = "getPush")]
+    async fn get_push(
+        &self,
+        state: Data<&Arc<AppState>>,
+        key: ProjectKey,
+        /// The push's id.
+        id: Path<String>,
+    ) -> poem::Result<GetPushResponse> {
+        let Some(owner) = owner(&state, &key).await? else {
+            return Ok(GetPushResponse::Unauthorized(unauthorized()));
+        };
+        let project = owner.project.to_string();
+        let found = state
+            .blocking(move |conn| match pushes::get(conn, owner.project_id, &project, &id.0) {
+                Err(DbError::NotFound) => Ok(None),
+                other => other.map(Some),
+            })
+            .await?;
+        Ok(match found {
+            Some((push, commits)) => GetPushResponse::Ok(Json(PushDetail::new(push, commits))),
+            None => GetPushResponse::NotFound(Json(ErrorBody::new(
+                "not_found",
+                "this project has no push with that id",
+            ))),
+        })
+    }
+}

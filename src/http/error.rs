@@ -1,0 +1,94 @@
+//! The JSON error body every failure is answered with, and the catch-all that enforces it.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::Object;
+
+/// `{"error":{"code","message"}}`
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ErrorDetail {
+    /// A stable snake_case code to match on.
+    pub code: String,
+    /// What went wrong and what to do about it.
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// A JSON error response outside poem-openapi handlers.
+pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    poem::web::Json(serde_json::json!({"error": {"code": code, "message": message.into()}}))
+        .with_status(status)
+        .into_response()
+}
+
+/// Something unexpected: the cause goes to the log, the client gets an opaque 500.
+#[derive(Debug, thiserror::Error)]
+#[error("internal error")]
+pub struct InternalError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl InternalError {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        InternalError(Box::new(e))
+    }
+}
+
+impl poem::error::ResponseError for InternalError {
+    fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn as_response(&self) -> Response {
+        tracing::error!(error = %crate::error_chain(self), "request failed");
+        json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "something went wrong on the server; the log has the details",
+        )
+    }
+}
+
+/// Turns every error that reached the top (parse failures, missing auth, unknown routes,
+/// internal errors) into the JSON error body with the same status.
+pub async fn to_json(err: poem::Error) -> Response {
+    if err.is::<InternalError>() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such resource".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this method is not allowed here".to_owned()),
+        StatusCode::UNAUTHORIZED => (
+            "unauthorized",
+            "missing or invalid credentials: send `Authorization: Bearer <key>`".to_owned(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body is too large".to_owned()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_content_type", err.to_string()),
+        s if s.is_server_error() => {
+            tracing::error!(error = %err, "request failed");
+            ("internal_error", "something went wrong on the server; the log has the details".to_owned())
+        }
+        _ => ("bad_request", err.to_string()),
+    };
+    json_error(status, code, message)
+}
+
+impl From<crate::db::DbError> for poem::Error {
+    fn from(e: crate::db::DbError) -> Self {
+        poem::Error::from(InternalError::new(e))
+    }
+}

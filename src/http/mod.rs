@@ -1,0 +1,104 @@
+//! The route table: webhooks, the public API, docs, health, and the shared request state.
+
+pub mod api;
+pub mod error;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use poem::middleware::SetHeader;
+use poem::web::Json;
+use poem::{Endpoint, EndpointExt, IntoResponse, Route, get, post};
+use poem_openapi::OpenApiService;
+use rusqlite::Connection;
+
+use crate::clock::Clock;
+use crate::db::writer::IngestWriter;
+use crate::db::{Db, DbError};
+use crate::manage::Manager;
+use error::InternalError;
+
+/// What request handlers share.
+pub struct AppState {
+    pub db: Db,
+    pub writer: IngestWriter,
+    pub clock: Arc<dyn Clock>,
+    pub manager: Manager,
+    pub public_url: String,
+    pub body_limit: usize,
+    /// True when the builtin summarizer is the configured one: pushes are done at ingest.
+    pub summarize_at_ingest: bool,
+}
+
+impl AppState {
+    /// Runs blocking database work off the async threads.
+    pub async fn blocking<T, F>(&self, work: F) -> poem::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn()?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(InternalError::new)?;
+        Ok(result?)
+    }
+}
+
+pub const SERVICE_TITLE: &str = "Git Push Tracker";
+
+/// The OpenAPI service; `git-push-tracker openapi` prints the same document `serve` serves.
+pub fn api_service() -> OpenApiService<api::PublicApi, ()> {
+    OpenApiService::new(api::PublicApi, SERVICE_TITLE, env!("CARGO_PKG_VERSION"))
+        .description(
+            "Push summaries from your git hosts, one project per API key. \
+             Send `Authorization: Bearer gpt_...` with a key of the project you want to read.",
+        )
+        .license(poem_openapi::LicenseObject::new("MIT"))
+}
+
+/// The whole route table.
+pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+    let api = api_service();
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    Route::new()
+        .at("/webhooks/:hook_id", post(webhooks::receive))
+        .at("/healthz", get(healthz))
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", api)
+        .catch_all_error(error::to_json)
+        .with(
+            SetHeader::new()
+                .overriding("X-Content-Type-Options", "nosniff")
+                .overriding("Referrer-Policy", "no-referrer"),
+        )
+        .data(state)
+}
+
+#[poem::handler]
+async fn healthz(poem::web::Data(state): poem::web::Data<&Arc<AppState>>) -> poem::Response {
+    let db = state.db.clone();
+    let ok = tokio::task::spawn_blocking(move || db.check()).await;
+    match ok {
+        Ok(Ok(())) => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %crate::error_chain(&e), "health check failed");
+            error::json_error(
+                poem::http::StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database cannot be read",
+            )
+        }
+        Err(_) => error::json_error(
+            poem::http::StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database check did not finish",
+        ),
+    }
+}
+

@@ -1,0 +1,148 @@
+//! `POST /webhooks/{hookId}`: verify a delivery with its project's secret and store its pushes.
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::web::{Data, Json, Path};
+use poem::{Body, IntoResponse, Request, Response, handler};
+
+use super::AppState;
+use super::error::{InternalError, json_error};
+use crate::db::pushes::{Inserted, PreparedPush};
+use crate::db::{DbError, projects};
+use crate::domain::SummaryStatus;
+use crate::summarize::{SummaryInput, builtin_summary};
+use crate::webhook::{Delivery, parse_delivery};
+
+/// Bodies larger than this are parsed off the async threads.
+const INLINE_PARSE_LIMIT: usize = 256 * 1024;
+
+fn unknown_hook() -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        "unknown_webhook",
+        "no project has this webhook URL; copy it again from `git-push-tracker project list` or the dashboard",
+    )
+}
+
+#[handler]
+pub async fn receive(
+    Path(hook_id): Path<String>,
+    req: &Request,
+    body: Body,
+    Data(state): Data<&Arc<AppState>>,
+) -> poem::Result<Response> {
+    // Hook ids are 32 alphanumerics; anything else cannot match, so skip the lookup.
+    if hook_id.len() > 64 || !hook_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Ok(unknown_hook());
+    }
+    let target = match state
+        .blocking(move |conn| match projects::find_by_hook_id(conn, &hook_id) {
+            Err(DbError::NotFound) => Ok(None),
+            other => other.map(Some),
+        })
+        .await?
+    {
+        Some(target) => target,
+        None => return Ok(unknown_hook()),
+    };
+
+    let body = match body.into_bytes_limit(state.body_limit).await {
+        Ok(bytes) => bytes,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+            return Ok(json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the body is over the {} byte limit (--body-limit / PUSH_TRACKER_BODY_LIMIT)",
+                    state.body_limit
+                ),
+            ));
+        }
+        Err(_) => {
+            return Ok(json_error(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "the request body could not be read",
+            ));
+        }
+    };
+
+    let headers = req.headers().clone();
+    let secret = target.secret.clone();
+    let parsed = if body.len() <= INLINE_PARSE_LIMIT {
+        parse_delivery(&headers, &body, secret.expose())
+    } else {
+        tokio::task::spawn_blocking(move || parse_delivery(&headers, &body, secret.expose()))
+            .await
+            .map_err(InternalError::new)?
+    };
+    let delivery = match parsed {
+        Ok(delivery) => delivery,
+        Err(e) => {
+            tracing::info!(project = %target.project, code = e.code(), "webhook refused");
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return Ok(json_error(status, e.code(), e.to_string()));
+        }
+    };
+
+    match delivery {
+        Delivery::Ping { provider } => Ok(Json(serde_json::json!({
+            "ok": true,
+            "message": format!("pong: {provider} webhook for project {} is set up", target.project),
+        }))
+        .into_response()),
+        Delivery::Ignored { provider, event } => {
+            let event: String = event.chars().take(64).collect();
+            Ok(Json(serde_json::json!({
+                "ok": true,
+                "message": format!("{provider} event {event:?} ignored: only push events are tracked"),
+            }))
+            .with_status(StatusCode::ACCEPTED)
+            .into_response())
+        }
+        Delivery::Pushes { provider, pushes } => {
+            let received_at = state.clock.now();
+            let prepared: Vec<PreparedPush> = pushes
+                .into_iter()
+                .map(|push| {
+                    let input = SummaryInput::from_new(&push);
+                    let done = state.summarize_at_ingest || !input.needs_model();
+                    PreparedPush {
+                        public_id: uuid::Uuid::new_v4().to_string(),
+                        summary: builtin_summary(&input),
+                        status: if done {
+                            SummaryStatus::Summarized
+                        } else {
+                            SummaryStatus::Pending
+                        },
+                        source: "builtin".to_owned(),
+                        received_at,
+                        push,
+                    }
+                })
+                .collect();
+            let inserted = match state.writer.write(target.project_id, prepared).await {
+                Ok(inserted) => inserted,
+                Err(DbError::NotFound) => return Ok(unknown_hook()),
+                Err(e) => return Err(InternalError::new(e).into()),
+            };
+            let stored = inserted.iter().filter(|i| matches!(i, Inserted::New(_))).count();
+            let duplicates = inserted.len() - stored;
+            tracing::info!(project = %target.project, %provider, stored, duplicates, "webhook accepted");
+            let message = match (stored, duplicates) {
+                (0, 0) => "the delivery held no ref changes".to_owned(),
+                (0, _) => "already received: this delivery was stored before".to_owned(),
+                (n, _) => format!("stored {n} push{}", if n == 1 { "" } else { "es" }),
+            };
+            Ok(Json(serde_json::json!({
+                "ok": true,
+                "message": message,
+                "pushes": inserted.iter().map(Inserted::public_id).collect::<Vec<_>>(),
+                "duplicates": duplicates,
+            }))
+            .with_status(if stored > 0 { StatusCode::CREATED } else { StatusCode::OK })
+            .into_response())
+        }
+    }
+}
