@@ -1,0 +1,257 @@
+//! A real server on 127.0.0.1:0 with a fresh database, and a small blocking client for it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use git_push_tracker::app::{self, AppConfig};
+use git_push_tracker::db::Db;
+use git_push_tracker::manage::{CreatedProject, Manager};
+use git_push_tracker::summarize::Summarizer;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+use tempfile::TempDir;
+
+/// A running app; stops cleanly when dropped.
+pub struct TestApp {
+    pub base_url: String,
+    pub db_path: PathBuf,
+    pub dir: TempDir,
+    pub agent: ureq::Agent,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), app::AppError>>>,
+}
+
+/// A project created for a test, with one API key.
+pub struct TestProject {
+    pub name: String,
+    pub webhook_url: String,
+    pub secret: String,
+    pub key: String,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn reply(mut resp: ureq::http::Response<ureq::Body>) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        body,
+        headers,
+    }
+}
+
+impl TestApp {
+    /// Serves with the builtin summarizer.
+    pub fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {})
+    }
+
+    pub fn spawn_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("test.db");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let summarizer: Arc<dyn Summarizer> =
+            Arc::new(git_push_tracker::summarize::builtin::BuiltinSummarizer);
+        let mut config = AppConfig::new(&db_path, summarizer);
+        config.public_url = Some(base_url.clone());
+        configure(&mut config);
+        // Open once here so tests can create projects before the first request.
+        Db::open(&db_path).expect("open db");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(app::run(config, listener, async {
+                let _ = rx.await;
+            }))
+        });
+        TestApp {
+            base_url,
+            db_path,
+            dir,
+            agent: agent(),
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn manager(&self) -> Manager {
+        Manager::new(Db::open(&self.db_path).unwrap(), self.base_url.clone())
+    }
+
+    pub fn create_project(&self, name: &str) -> TestProject {
+        let manager = self.manager();
+        let CreatedProject {
+            webhook_url,
+            webhook_secret,
+            ..
+        } = manager.create_project(name, Utc::now()).unwrap();
+        let key = manager.create_key(name, "test", Utc::now()).unwrap();
+        TestProject {
+            name: name.to_owned(),
+            webhook_url,
+            secret: webhook_secret.expose().to_owned(),
+            key: key.key.expose().to_owned(),
+        }
+    }
+
+    pub fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        let mut req = self.agent.get(format!("{}{path}", self.base_url));
+        if let Some(key) = key {
+            req = req.header("Authorization", format!("Bearer {key}"));
+        }
+        reply(req.call().expect("GET"))
+    }
+
+    pub fn post(&self, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut req = self.agent.post(url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        reply(req.send(body).expect("POST"))
+    }
+
+    /// Sends a GitHub push signed with the project's secret.
+    pub fn github_push(&self, project: &TestProject, delivery: &str, body: &[u8]) -> Reply {
+        let signature = github_signature(&project.secret, body);
+        self.post(
+            &project.webhook_url,
+            &[
+                ("Content-Type", "application/json"),
+                ("X-GitHub-Event", "push"),
+                ("X-GitHub-Delivery", delivery),
+                ("X-Hub-Signature-256", &signature),
+            ],
+            body,
+        )
+    }
+
+    /// A read-only look at the database file, for asserting what was stored.
+    pub fn sql_count(&self, sql: &str) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// Polls `check` until it returns Some or the deadline passes.
+    pub fn wait_for<T>(&self, what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+        wait_for(what, deadline, &mut check)
+    }
+
+    /// Stops the server and waits for it; returns its result.
+    pub fn stop(mut self) -> Result<(), app::AppError> {
+        self.shutdown.take().map(|tx| tx.send(()));
+        self.thread.take().unwrap().join().expect("server thread panicked")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Polls `check` until it gives a value; panics with `what` after `deadline`.
+pub fn wait_for<T>(what: &str, deadline: Duration, check: &mut dyn FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+pub fn github_signature(secret: &str, body: &[u8]) -> String {
+    format!("sha256={}", hmac_hex(secret, body))
+}
+
+/// A GitHub push payload to `branch` with `commits` commits, pushed at `pushed_at` (Unix seconds).
+pub fn github_payload(branch: &str, commits: &[&str], pushed_at: i64) -> Vec<u8> {
+    let commits: Vec<Value> = commits
+        .iter()
+        .enumerate()
+        .map(|(i, message)| {
+            serde_json::json!({
+                "id": format!("{:040x}", i + 1),
+                "message": message,
+                "timestamp": "2026-01-01T10:00:00Z",
+                "url": format!("https://github.com/acme/app/commit/{:040x}", i + 1),
+                "author": {"name": "Ada Lovelace", "email": "ada@example.com", "username": "ada"},
+                "added": ["src/new.rs"], "removed": [], "modified": ["README.md"]
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "ref": format!("refs/heads/{branch}"),
+        "before": "1111111111111111111111111111111111111111",
+        "after": "2222222222222222222222222222222222222222",
+        "created": false, "deleted": false, "forced": false,
+        "compare": "https://github.com/acme/app/compare/1111111...2222222",
+        "commits": commits,
+        "head_commit": null,
+        "pusher": {"name": "ada", "email": "ada@example.com"},
+        "sender": {"login": "ada"},
+        "repository": {"full_name": "acme/app", "name": "app", "pushed_at": pushed_at}
+    }))
+    .unwrap()
+}
+
+/// The bytes of a fixture under tests/fixtures.
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    std::fs::read(format!("{full}{path}")).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
