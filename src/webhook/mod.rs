@@ -4,7 +4,7 @@
 //! [`WebhookError`] out. Storing is the caller's job.
 //!
 //! The order matters: the signature is checked over the raw body before anything in it is read,
-//! so an unsigned request never costs more than one HMAC and never reaches the JSON parser.
+//! so an unsigned or forged request never reaches the JSON parser.
 
 mod bitbucket;
 mod gitea;
