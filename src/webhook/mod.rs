@@ -2,10 +2,24 @@
 //!
 //! Everything here is pure: headers and raw body in, a verified [`Delivery`] or a typed
 //! [`WebhookError`] out. Storing is the caller's job.
+//!
+//! The order matters: the signature is checked over the raw body before anything in it is read,
+//! so an unsigned or forged request never reaches the JSON parser.
 
+mod bitbucket;
+mod gitea;
+mod github;
+mod gitlab;
+mod verify;
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
 use poem::http::HeaderMap;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use crate::domain::{NewPush, Provider};
+use crate::domain::{NewPush, Provider, RefKind};
 
 /// What a verified delivery asks us to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +27,10 @@ pub enum Delivery {
     /// A ping or similar hello from the host: answer 200, store nothing.
     Ping { provider: Provider },
     /// One or more pushes to store (Bitbucket sends one per changed ref).
-    Pushes { provider: Provider, pushes: Vec<NewPush> },
+    Pushes {
+        provider: Provider,
+        pushes: Vec<NewPush>,
+    },
     /// A verified event we do not track: answer 202 saying it was ignored.
     Ignored { provider: Provider, event: String },
 }
@@ -27,7 +44,9 @@ pub enum WebhookError {
     UnknownProvider,
     #[error("missing signature: set the webhook secret in your git host's webhook settings ({0})")]
     MissingSignature(&'static str),
-    #[error("signature does not match: check that the webhook secret in your git host matches this project's secret")]
+    #[error(
+        "signature does not match: check that the webhook secret in your git host matches this project's secret"
+    )]
     BadSignature,
     #[error("unsupported content type {0:?}: configure the webhook to send application/json")]
     UnsupportedContentType(String),
@@ -63,6 +82,237 @@ pub fn parse_delivery(
     body: &[u8],
     secret: &str,
 ) -> Result<Delivery, WebhookError> {
-    let _ = (headers, body, secret);
-    todo!("implemented in the webhook helper's branch")
+    let (provider, event) = detect_provider(headers)?;
+    verify::signature(provider, headers, body, secret)?;
+    let json = json_text(provider, headers, body)?;
+    match provider {
+        Provider::GitHub => github::parse(&event, headers, &json),
+        Provider::GitLab => gitlab::parse(&event, headers, &json),
+        Provider::Gitea | Provider::Forgejo => gitea::parse(provider, &event, headers, &json),
+        Provider::Bitbucket => bitbucket::parse(&event, headers, &json),
+    }
 }
+
+/// Gitea and Forgejo also send `X-GitHub-Event` for compatibility, so their own headers are
+/// checked first; otherwise a Gitea delivery would be verified with GitHub's rules.
+const EVENT_HEADERS: [(&str, Provider); 5] = [
+    ("x-forgejo-event", Provider::Forgejo),
+    ("x-gitea-event", Provider::Gitea),
+    ("x-gitlab-event", Provider::GitLab),
+    ("x-event-key", Provider::Bitbucket),
+    ("x-github-event", Provider::GitHub),
+];
+
+fn detect_provider(headers: &HeaderMap) -> Result<(Provider, String), WebhookError> {
+    EVENT_HEADERS
+        .iter()
+        .find_map(|(name, provider)| {
+            let value = headers.get(*name)?;
+            let event = String::from_utf8_lossy(value.as_bytes());
+            Some((*provider, cap(event.trim(), MAX_EVENT_LEN)))
+        })
+        .ok_or(WebhookError::UnknownProvider)
+}
+
+/// The longest event name echoed back in [`Delivery::Ignored`].
+const MAX_EVENT_LEN: usize = 100;
+/// The longest content type echoed back in [`WebhookError::UnsupportedContentType`].
+const MAX_CONTENT_TYPE_LEN: usize = 100;
+/// The longest delivery id kept; real ids are UUIDs, anything longer is noise.
+const MAX_DELIVERY_ID_LEN: usize = 200;
+/// Commit messages past this are truncated: a summary never needs more, and the database should
+/// not grow by megabytes because one payload asked it to.
+const MAX_MESSAGE_LEN: usize = 64 * 1024;
+/// Names, refs, SHAs and URLs past this are truncated.
+const MAX_FIELD_LEN: usize = 1024;
+/// File paths past this are truncated (PATH_MAX on Linux).
+const MAX_PATH_LEN: usize = 4096;
+/// GitHub itself lists at most 3000 changed files per commit; more is not a real push.
+const MAX_FILES_PER_LIST: usize = 3000;
+/// How much of a parser error is echoed back, so a reply never mirrors a large part of the body.
+const MAX_ERROR_DETAIL_LEN: usize = 120;
+
+enum BodyKind {
+    Json,
+    Form,
+}
+
+/// Checks the content type and returns the JSON text of the payload.
+fn json_text<'a>(
+    provider: Provider,
+    headers: &HeaderMap,
+    body: &'a [u8],
+) -> Result<Cow<'a, str>, WebhookError> {
+    let kind = match headers.get(poem::http::header::CONTENT_TYPE) {
+        None => BodyKind::Json,
+        Some(value) => body_kind(provider, value.as_bytes())?,
+    };
+    let text = std::str::from_utf8(body)
+        .map_err(|_| WebhookError::MalformedPayload("body is not valid UTF-8".into()))?;
+    match kind {
+        BodyKind::Json => Ok(Cow::Borrowed(text)),
+        BodyKind::Form => {
+            #[derive(Deserialize)]
+            struct Form {
+                payload: Option<String>,
+            }
+            let form: Form = serde_urlencoded::from_str(text).map_err(|e| {
+                WebhookError::MalformedPayload(format!(
+                    "form body could not be decoded: {}",
+                    cap(&e.to_string(), MAX_ERROR_DETAIL_LEN)
+                ))
+            })?;
+            form.payload.map(Cow::Owned).ok_or_else(|| {
+                WebhookError::MalformedPayload("form body has no payload field".into())
+            })
+        }
+    }
+}
+
+fn body_kind(provider: Provider, raw: &[u8]) -> Result<BodyKind, WebhookError> {
+    let value = String::from_utf8_lossy(raw);
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        // Some proxies forward an empty header where there was none: same as missing.
+        "" | "application/json" => Ok(BodyKind::Json),
+        "application/x-www-form-urlencoded" if provider == Provider::GitHub => Ok(BodyKind::Form),
+        _ => Err(WebhookError::UnsupportedContentType(cap(
+            &value,
+            MAX_CONTENT_TYPE_LEN,
+        ))),
+    }
+}
+
+/// Deserializes a payload, turning serde's error into a short message that never quotes much of
+/// the input.
+fn from_json<T: DeserializeOwned>(json: &str) -> Result<T, WebhookError> {
+    serde_json::from_str(json).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => {
+                "payload is missing a field a push needs or has one of the wrong type"
+            }
+            _ => "body is not valid JSON",
+        };
+        WebhookError::MalformedPayload(format!(
+            "{what} ({})",
+            cap(&e.to_string(), MAX_ERROR_DETAIL_LEN)
+        ))
+    })
+}
+
+/// A header's value as text, trimmed; `None` when absent, empty or not visible ASCII.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The first usable delivery id among `names`, capped.
+fn delivery_id(headers: &HeaderMap, names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|name| header(headers, name))
+        .map(|id| cap(id, MAX_DELIVERY_ID_LEN))
+}
+
+/// Truncates `s` to at most `max` bytes without splitting a character.
+fn cap(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// The first of `candidates` that is present and not blank. Providers send `""` for unknown
+/// users (Gitea does for commit authors without an account), which should fall through.
+fn first_present<'a>(candidates: impl IntoIterator<Item = Option<&'a str>>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+}
+
+/// Splits a full ref into its kind and short name.
+fn split_ref(git_ref: &str) -> (RefKind, String) {
+    if let Some(name) = git_ref.strip_prefix("refs/heads/") {
+        (RefKind::Branch, name.to_owned())
+    } else if let Some(name) = git_ref.strip_prefix("refs/tags/") {
+        (RefKind::Tag, name.to_owned())
+    } else {
+        // Not a branch or tag (refs/notes/..., a bare name): keep it whole so nothing is lost.
+        (RefKind::Branch, git_ref.to_owned())
+    }
+}
+
+/// The all-zero SHA providers send for "no commit": SHA-1 (40) or SHA-256 (64) repositories.
+fn is_zero_sha(sha: &str) -> bool {
+    matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b == b'0')
+}
+
+/// A before/after SHA as stored: the zero SHA becomes `None`, the same as Bitbucket's `null`
+/// side, so every provider reports "no commit" one way. `created`/`deleted` keep the meaning.
+fn commit_sha(sha: Option<&str>) -> Option<String> {
+    sha.map(str::trim)
+        .filter(|s| !s.is_empty() && !is_zero_sha(s))
+        .map(|s| cap(s, MAX_FIELD_LEN))
+}
+
+fn parse_timestamp(raw: Option<&str>) -> Option<DateTime<Utc>> {
+    raw.and_then(|s| DateTime::parse_from_rfc3339(s.trim()).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn file_list(files: Option<Vec<String>>) -> Vec<String> {
+    files
+        .unwrap_or_default()
+        .iter()
+        .take(MAX_FILES_PER_LIST)
+        .map(|f| cap(f, MAX_PATH_LEN))
+        .collect()
+}
+
+/// Checks the ref and repository every push needs and caps the strings a push stores.
+fn checked_ref(git_ref: &str) -> Result<String, WebhookError> {
+    let git_ref = git_ref.trim();
+    if git_ref.is_empty() {
+        return Err(WebhookError::MalformedPayload("ref is empty".into()));
+    }
+    Ok(cap(git_ref, MAX_FIELD_LEN))
+}
+
+fn checked_repository(repository: Option<&str>) -> Result<String, WebhookError> {
+    first_present([repository])
+        .map(|r| cap(r, MAX_FIELD_LEN))
+        .ok_or_else(|| WebhookError::MalformedPayload("payload names no repository".into()))
+}
+
+fn person_name(candidates: &[Option<&str>]) -> String {
+    cap(
+        first_present(candidates.iter().copied()).unwrap_or_default(),
+        MAX_FIELD_LEN,
+    )
+}
+
+fn url(raw: Option<&str>) -> Option<String> {
+    first_present([raw]).map(|u| cap(u, MAX_FIELD_LEN))
+}
+
+/// A commit count from the payload, saturated because the domain stores `u32`.
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+//! Gitea and Forgejo deliveries: `push` payloads (GitHub-like, without the created/deleted flags).
+
+use poem::http::HeaderMap;
+use serde::Deserialize;
+
+use super::{
+    Delivery, MAX_FIELD_LEN, MAX_MESSAGE_LEN, WebhookError, cap, checked_ref, checked_repository,
+    commit_sha, count, delivery_id, file_list, from_json, is_zero_sha, parse_timestamp,
+    person_name, split_ref, url,
+};
+use crate::domain::{NewCommit, NewPush, Provider};
+
+#[derive(Deserialize)]
+struct Push {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    before: Option<String>,
+    after: Option<String>,
+    compare_url: Option<String>,
+    commits: Option<Vec<Commit>>,
+    total_commits: Option<u64>,
+    pusher: Option<User>,
+    sender: Option<User>,
+    repository: Repository,
+}
+
+#[derive(Deserialize)]
+struct User {
+    login: Option<String>,
+    username: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    full_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Commit {
+    id: String,
+    message: Option<String>,
+    timestamp: Option<String>,
+    url: Option<String>,
+    author: Option<Author>,
+    added: Option<Vec<String>>,
+    removed: Option<Vec<String>>,
+    modified: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct Author {
+    name: Option<String>,
+    username: Option<String>,
+}
+
+pub(super) fn parse(
+    provider: Provider,
+    event: &str,
+    headers: &HeaderMap,
+    json: &str,
+) -> Result<Delivery, WebhookError> {
+    match event {
+        // Gitea sends no ping today, but a hello should never be refused or stored.
+        "ping" => Ok(Delivery::Ping { provider }),
+        "push" => {
+            let payload: Push = from_json(json)?;
+            let id = delivery_id(
+                headers,
+                &[
+                    "X-Forgejo-Delivery",
+                    "X-Gitea-Delivery",
+                    "X-GitHub-Delivery",
+                ],
+            );
+            let push = into_push(provider, payload, id)?;
+            Ok(Delivery::Pushes {
+                provider,
+                pushes: vec![push],
+            })
+        }
+        _ => Ok(Delivery::Ignored {
+            provider,
+            event: event.to_owned(),
+        }),
+    }
+}
+
+fn into_push(
+    provider: Provider,
+    p: Push,
+    delivery_id: Option<String>,
+) -> Result<NewPush, WebhookError> {
+    let git_ref = checked_ref(&p.git_ref)?;
+    let (ref_kind, ref_name) = split_ref(&git_ref);
+    let repository = checked_repository(p.repository.full_name.as_deref())?;
+    // Gitea has no created/deleted/forced flags: only the zero SHA tells.
+    let created = p.before.as_deref().is_some_and(is_zero_sha);
+    let deleted = p.after.as_deref().is_some_and(is_zero_sha);
+    let (commits, commit_count) = if deleted {
+        (Vec::new(), 0)
+    } else {
+        // Gitea lists commits newest first (git log order); store them oldest first like the
+        // other providers so summaries read in the order the work happened.
+        let mut commits: Vec<NewCommit> = p
+            .commits
+            .unwrap_or_default()
+            .into_iter()
+            .map(into_commit)
+            .collect();
+        commits.reverse();
+        // total_commits arrived in Gitea 1.14; older servers list every commit they count.
+        let total = p
+            .total_commits
+            .map_or(count(commits.len()), |n| {
+                u32::try_from(n).unwrap_or(u32::MAX)
+            })
+            .max(count(commits.len()));
+        (commits, total)
+    };
+    let [pusher_login, pusher_username] = user_names(p.pusher.as_ref());
+    let [sender_login, sender_username] = user_names(p.sender.as_ref());
+    Ok(NewPush {
+        provider,
+        delivery_id,
+        repository,
+        git_ref,
+        ref_kind,
+        ref_name,
+        before: commit_sha(p.before.as_deref()),
+        after: commit_sha(p.after.as_deref()),
+        created,
+        deleted,
+        forced: false,
+        pusher: person_name(&[pusher_login, pusher_username, sender_login, sender_username]),
+        commit_count,
+        compare_url: url(p.compare_url.as_deref()),
+        // Gitea does not say when the push happened; the caller uses the receive time.
+        pushed_at: None,
+        commits,
+    })
+}
+
+fn user_names(user: Option<&User>) -> [Option<&str>; 2] {
+    [
+        user.and_then(|u| u.login.as_deref()),
+        user.and_then(|u| u.username.as_deref()),
+    ]
+}
+
+fn into_commit(c: Commit) -> NewCommit {
+    let author = c.author.as_ref();
+    NewCommit {
+        sha: cap(&c.id, MAX_FIELD_LEN),
+        message: cap(c.message.as_deref().unwrap_or_default(), MAX_MESSAGE_LEN),
+        author: person_name(&[
+            author.and_then(|a| a.username.as_deref()),
+            author.and_then(|a| a.name.as_deref()),
+        ]),
+        timestamp: parse_timestamp(c.timestamp.as_deref()),
+        url: url(c.url.as_deref()),
+        added: file_list(c.added),
+        removed: file_list(c.removed),
+        modified: file_list(c.modified),
+    }
+}

@@ -1,0 +1,416 @@
+//! Signature checks for every provider, always over the raw body and always in constant time.
+//!
+//! Each project has a secret, so an unsigned delivery is refused rather than accepted on trust.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use poem::http::HeaderMap;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::WebhookError;
+use crate::domain::Provider;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Checks the delivery's signature with the rules of `provider`.
+pub(super) fn signature(
+    provider: Provider,
+    headers: &HeaderMap,
+    body: &[u8],
+    secret: &str,
+) -> Result<(), WebhookError> {
+    match provider {
+        Provider::GitHub => prefixed_hex(headers, "X-Hub-Signature-256", body, secret),
+        Provider::Bitbucket => prefixed_hex(headers, "X-Hub-Signature", body, secret),
+        Provider::GitLab => gitlab(headers, body, secret),
+        Provider::Gitea => gitea(headers, body, secret, "X-Gitea-Signature"),
+        Provider::Forgejo => gitea(headers, body, secret, "X-Forgejo-Signature"),
+    }
+}
+
+/// A signature header's raw value, trimmed; an empty header counts as absent because Gitea sends
+/// one when the webhook has no secret.
+fn signature_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+    headers
+        .get(name)
+        .map(|v| v.as_bytes().trim_ascii())
+        .filter(|v| !v.is_empty())
+}
+
+/// `sha256=<hex>` over the body, as GitHub and Bitbucket send it.
+fn prefixed_hex(
+    headers: &HeaderMap,
+    name: &'static str,
+    body: &[u8],
+    secret: &str,
+) -> Result<(), WebhookError> {
+    let value = signature_header(headers, name).ok_or(WebhookError::MissingSignature(name))?;
+    if hex_matches(strip_sha256_prefix(value), body, secret) {
+        Ok(())
+    } else {
+        Err(WebhookError::BadSignature)
+    }
+}
+
+/// Returns the hex part of `sha256=<hex>`, or an empty slice (which never matches) otherwise.
+fn strip_sha256_prefix(value: &[u8]) -> &[u8] {
+    const PREFIX: &[u8] = b"sha256=";
+    match value.get(..PREFIX.len()) {
+        Some(p) if p.eq_ignore_ascii_case(PREFIX) => &value[PREFIX.len()..],
+        _ => &[],
+    }
+}
+
+/// Gitea and Forgejo sign with bare hex in their own header; newer versions also send GitHub's
+/// `X-Hub-Signature-256`. Any valid one passes.
+fn gitea(
+    headers: &HeaderMap,
+    body: &[u8],
+    secret: &str,
+    own_header: &'static str,
+) -> Result<(), WebhookError> {
+    // Forgejo still sends Gitea's header as well; either spelling is accepted for both.
+    let bare = ["X-Forgejo-Signature", "X-Gitea-Signature"]
+        .into_iter()
+        .filter_map(|name| signature_header(headers, name));
+    let github_style = signature_header(headers, "X-Hub-Signature-256").map(strip_sha256_prefix);
+    let mut present = false;
+    for hex_sig in bare.chain(github_style) {
+        present = true;
+        if hex_matches(hex_sig, body, secret) {
+            return Ok(());
+        }
+    }
+    if present {
+        Err(WebhookError::BadSignature)
+    } else {
+        Err(WebhookError::MissingSignature(own_header))
+    }
+}
+
+/// GitLab sends either its secret token verbatim (`X-Gitlab-Token`) or, since GitLab 19, a
+/// Standard Webhooks signature. Either one valid passes; a present but wrong one refuses.
+fn gitlab(headers: &HeaderMap, body: &[u8], secret: &str) -> Result<(), WebhookError> {
+    let token = signature_header(headers, "X-Gitlab-Token");
+    let signed = signature_header(headers, "webhook-signature");
+    if token.is_none() && signed.is_none() {
+        return Err(WebhookError::MissingSignature("X-Gitlab-Token"));
+    }
+    let token_ok =
+        token.is_some_and(|t| !secret.is_empty() && bool::from(t.ct_eq(secret.as_bytes())));
+    if token_ok || signed.is_some_and(|s| standard_webhooks_matches(headers, s, body, secret)) {
+        Ok(())
+    } else {
+        Err(WebhookError::BadSignature)
+    }
+}
+
+/// Standard Webhooks: `v1,<base64 HMAC-SHA256("{id}.{timestamp}.{body}")>`, possibly several
+/// space-separated entries while a key is being rotated.
+///
+/// The timestamp is signed but not checked against the clock: this module has no clock, and a
+/// replay carries the same `webhook-id`, which the caller already drops as a duplicate.
+fn standard_webhooks_matches(
+    headers: &HeaderMap,
+    signatures: &[u8],
+    body: &[u8],
+    secret: &str,
+) -> bool {
+    let (Some(id), Some(timestamp)) = (
+        signature_header(headers, "webhook-id"),
+        signature_header(headers, "webhook-timestamp"),
+    ) else {
+        return false;
+    };
+    let key = standard_webhooks_key(secret);
+    signatures
+        .split(|b| *b == b' ')
+        .filter_map(|entry| entry.strip_prefix(b"v1,"))
+        .filter_map(|b64| BASE64.decode(b64).ok())
+        .any(|sig| {
+            let Some(mut mac) = new_mac(&key) else {
+                return false;
+            };
+            for part in [id, b".", timestamp, b".", body] {
+                mac.update(part);
+            }
+            mac.verify_slice(&sig).is_ok()
+        })
+}
+
+/// Standard Webhooks secrets look like `whsec_<base64 key>`; anything else is used as raw bytes.
+/// An undecodable `whsec_` secret also falls back to raw bytes: it can then only match a sender
+/// configured with that same string, which is what its owner would expect.
+fn standard_webhooks_key(secret: &str) -> Vec<u8> {
+    secret
+        .strip_prefix("whsec_")
+        .and_then(|b64| BASE64.decode(b64).ok())
+        .unwrap_or_else(|| secret.as_bytes().to_vec())
+}
+
+fn hex_matches(hex_sig: &[u8], body: &[u8], secret: &str) -> bool {
+    let Ok(expected) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Some(mut mac) = new_mac(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// An HMAC keyed with `key`; `None` for an empty key, because a project without a secret must
+/// never accept a signature anyone could compute.
+fn new_mac(key: &[u8]) -> Option<HmacSha256> {
+    if key.is_empty() {
+        return None;
+    }
+    HmacSha256::new_from_slice(key).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::http::{HeaderName, HeaderValue};
+
+    use super::*;
+
+    fn fixture(path: &str) -> Vec<u8> {
+        let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        map
+    }
+
+    /// Reads a `Name: value` per line sidecar as the source stated it.
+    fn headers_file(path: &str) -> HeaderMap {
+        let text = String::from_utf8(fixture(path)).expect("utf-8 headers file");
+        let pairs: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim(), v.trim()))
+            .collect();
+        headers(&pairs)
+    }
+
+    fn sign_hex(secret: &str, body: &[u8]) -> String {
+        let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("key");
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn github_docs_test_vector_verifies() {
+        #[derive(serde::Deserialize)]
+        struct Vector {
+            secret: String,
+            payload: String,
+            #[serde(rename = "X-Hub-Signature-256")]
+            header: String,
+        }
+        let v: Vector =
+            serde_json::from_slice(&fixture("github/signature-test-vector.json")).expect("vector");
+        let h = headers(&[("X-Hub-Signature-256", &v.header)]);
+        assert_eq!(
+            signature(Provider::GitHub, &h, v.payload.as_bytes(), &v.secret),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn go_scm_signed_push_verifies_with_its_recorded_headers() {
+        let body = fixture("github/push.go-scm-push.json");
+        let h = headers_file("github/push.go-scm-push.headers.txt");
+        assert_eq!(signature(Provider::GitHub, &h, &body, "topsecret"), Ok(()));
+    }
+
+    #[test]
+    fn a_wrong_secret_is_a_bad_signature() {
+        let body = fixture("github/push.go-scm-push.json");
+        let h = headers_file("github/push.go-scm-push.headers.txt");
+        assert_eq!(
+            signature(Provider::GitHub, &h, &body, "not-the-secret"),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_tampered_body_is_a_bad_signature() {
+        let mut body = fixture("github/push.go-scm-push.json");
+        body.push(b' ');
+        let h = headers_file("github/push.go-scm-push.headers.txt");
+        assert_eq!(
+            signature(Provider::GitHub, &h, &body, "topsecret"),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_missing_github_signature_is_reported_by_header_name() {
+        let h = headers(&[("X-GitHub-Event", "push")]);
+        assert_eq!(
+            signature(Provider::GitHub, &h, b"{}", "s"),
+            Err(WebhookError::MissingSignature("X-Hub-Signature-256"))
+        );
+    }
+
+    #[test]
+    fn undecodable_or_unprefixed_signatures_are_bad_not_missing() {
+        let sig = sign_hex("s", b"{}");
+        for value in ["sha256=zz", "sha1=abcd", sig.as_str(), "sha256="] {
+            let h = headers(&[("X-Hub-Signature-256", value)]);
+            assert_eq!(
+                signature(Provider::GitHub, &h, b"{}", "s"),
+                Err(WebhookError::BadSignature),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_secret_never_verifies() {
+        let sig = format!("sha256={}", sign_hex("x", b"{}"));
+        let h = headers(&[("X-Hub-Signature-256", &sig)]);
+        assert_eq!(
+            signature(Provider::GitHub, &h, b"{}", ""),
+            Err(WebhookError::BadSignature)
+        );
+        let h = headers(&[("X-Gitlab-Token", "")]);
+        assert_eq!(
+            signature(Provider::GitLab, &h, b"{}", ""),
+            Err(WebhookError::MissingSignature("X-Gitlab-Token"))
+        );
+    }
+
+    #[test]
+    fn an_empty_gitea_signature_header_counts_as_unsigned() {
+        let h = headers(&[("X-Gitea-Signature", ""), ("X-Hub-Signature-256", "")]);
+        assert_eq!(
+            signature(Provider::Gitea, &h, b"{}", "s"),
+            Err(WebhookError::MissingSignature("X-Gitea-Signature"))
+        );
+        assert_eq!(
+            signature(Provider::Forgejo, &headers(&[]), b"{}", "s"),
+            Err(WebhookError::MissingSignature("X-Forgejo-Signature"))
+        );
+    }
+
+    #[test]
+    fn gitea_accepts_bare_hex_or_the_github_style_header() {
+        let body = fixture("gitea/push.gitea-docs.json");
+        let sig = sign_hex("s3cret", &body);
+        for h in [
+            headers(&[("X-Gitea-Signature", &sig)]),
+            headers(&[("X-Forgejo-Signature", &sig)]),
+            headers(&[
+                ("X-Gitea-Signature", ""),
+                ("X-Hub-Signature-256", &format!("sha256={sig}")),
+            ]),
+        ] {
+            let provider = if h.contains_key("X-Forgejo-Signature") {
+                Provider::Forgejo
+            } else {
+                Provider::Gitea
+            };
+            assert_eq!(signature(provider, &h, &body, "s3cret"), Ok(()));
+        }
+        let h = headers(&[("X-Gitea-Signature", &sig)]);
+        assert_eq!(
+            signature(Provider::Gitea, &h, &body, "other"),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn gitlab_token_is_compared_with_the_secret() {
+        let body = fixture("gitlab/push.go-scm-branch_delete.json");
+        let h = headers_file("gitlab/push.go-scm-branch_delete.headers.txt");
+        assert_eq!(signature(Provider::GitLab, &h, &body, "topsecret"), Ok(()));
+        assert_eq!(
+            signature(Provider::GitLab, &h, &body, "topsecret2"),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            signature(Provider::GitLab, &headers(&[]), &body, "topsecret"),
+            Err(WebhookError::MissingSignature("X-Gitlab-Token"))
+        );
+    }
+
+    fn standard_webhooks_signature(key: &[u8], id: &str, ts: &str, body: &[u8]) -> String {
+        let mut mac = HmacSha256::new_from_slice(key).expect("key");
+        mac.update(format!("{id}.{ts}.").as_bytes());
+        mac.update(body);
+        format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn gitlab_standard_webhooks_signature_verifies_with_a_whsec_key() {
+        let body = fixture("gitlab/push.gitlab-docs.json");
+        let key = b"a signing key of thirty-two byte";
+        let secret = format!("whsec_{}", BASE64.encode(key));
+        let sig = standard_webhooks_signature(key, "msg_1", "1700000000", &body);
+        // A rotated-out key's signature first: any entry may match.
+        let rotated = format!("v1,{} {sig}", BASE64.encode([0u8; 32]));
+        let h = headers(&[
+            ("webhook-id", "msg_1"),
+            ("webhook-timestamp", "1700000000"),
+            ("webhook-signature", &rotated),
+        ]);
+        assert_eq!(signature(Provider::GitLab, &h, &body, &secret), Ok(()));
+
+        let h = headers(&[
+            ("webhook-id", "msg_2"),
+            ("webhook-timestamp", "1700000000"),
+            ("webhook-signature", &sig),
+        ]);
+        assert_eq!(
+            signature(Provider::GitLab, &h, &body, &secret),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn gitlab_standard_webhooks_uses_a_plain_secret_as_raw_key_bytes() {
+        let body = b"{}";
+        let sig = standard_webhooks_signature(b"plain-secret", "id", "1", body);
+        let h = headers(&[
+            ("webhook-id", "id"),
+            ("webhook-timestamp", "1"),
+            ("webhook-signature", &sig),
+        ]);
+        assert_eq!(
+            signature(Provider::GitLab, &h, body, "plain-secret"),
+            Ok(())
+        );
+        let no_timestamp = headers(&[("webhook-id", "id"), ("webhook-signature", &sig)]);
+        assert_eq!(
+            signature(Provider::GitLab, &no_timestamp, body, "plain-secret"),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn bitbucket_sha256_signature_verifies() {
+        let body = fixture("bitbucket/repo-push.woodpecker-HookPush.json");
+        let sig = format!("sha256={}", sign_hex("bb-secret", &body));
+        let h = headers(&[("X-Hub-Signature", &sig)]);
+        assert_eq!(
+            signature(Provider::Bitbucket, &h, &body, "bb-secret"),
+            Ok(())
+        );
+        assert_eq!(
+            signature(Provider::Bitbucket, &headers(&[]), &body, "bb-secret"),
+            Err(WebhookError::MissingSignature("X-Hub-Signature"))
+        );
+    }
+}
