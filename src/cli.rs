@@ -19,10 +19,19 @@ use crate::summarize::{SummarizeError, Summarizer, SummaryInput, builtin_summary
 use crate::worker::WorkerSettings;
 
 #[derive(Debug, Parser)]
-#[command(name = "git-push-tracker", version, about = "Self-hosted git push summaries: webhooks in, SQLite, a project-scoped REST API out.")]
+#[command(
+    name = "git-push-tracker",
+    version,
+    about = "Self-hosted git push summaries: webhooks in, SQLite, a project-scoped REST API out."
+)]
 pub struct Cli {
     /// The SQLite database file (created if missing).
-    #[arg(long, global = true, env = "PUSH_TRACKER_DB", default_value = "./git-push-tracker.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "PUSH_TRACKER_DB",
+        default_value = "./git-push-tracker.db"
+    )]
     pub db: PathBuf,
 
     /// Log format.
@@ -70,7 +79,10 @@ pub struct UrlArgs {
 
 impl UrlArgs {
     fn resolve(&self) -> anyhow::Result<String> {
-        Ok(crate::config::public_url(self.public_url.as_deref(), self.listen)?)
+        Ok(crate::config::public_url(
+            self.public_url.as_deref(),
+            self.listen,
+        )?)
     }
 }
 
@@ -182,7 +194,10 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
     let listener = std::net::TcpListener::bind(args.url.listen)
         .with_context(|| format!("listening on {}", args.url.listen))?;
     let summarizer: Arc<dyn Summarizer> = Arc::new(Builtin);
-    tracing::info!(summarizer = summarizer.source(), "summaries by the builtin summarizer");
+    tracing::info!(
+        summarizer = summarizer.source(),
+        "summaries by the builtin summarizer"
+    );
     let config = AppConfig {
         db_path: db_path.to_owned(),
         public_url: Some(public_url),
@@ -216,7 +231,9 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
@@ -252,9 +269,16 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
                 println!("Created project {}.\n", created.name);
                 println!("Webhook URL:     {}", created.webhook_url);
                 println!("Webhook secret:  {}\n", created.webhook_secret.expose());
-                println!("The secret is shown this once. In your git host's webhook settings, paste the URL,");
-                println!("set the secret (GitLab: \"Secret token\"), choose application/json and push events.");
-                println!("Then create an API key: git-push-tracker key create {} --label dashboard", created.name);
+                println!(
+                    "The secret is shown this once. In your git host's webhook settings, paste the URL,"
+                );
+                println!(
+                    "set the secret (GitLab: \"Secret token\"), choose application/json and push events."
+                );
+                println!(
+                    "Then create an API key: git-push-tracker key create {} --label dashboard",
+                    created.name
+                );
                 Ok(())
             }
         }
@@ -282,11 +306,18 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
                 println!("No projects yet. Create one: git-push-tracker project create my-app");
                 return Ok(());
             }
-            println!("{:<24} {:>8} {:>8} {:>7}  WEBHOOK URL", "NAME", "PUSHES", "PENDING", "FAILED");
+            println!(
+                "{:<24} {:>8} {:>8} {:>7}  WEBHOOK URL",
+                "NAME", "PUSHES", "PENDING", "FAILED"
+            );
             for p in projects {
                 println!(
                     "{:<24} {:>8} {:>8} {:>7}  {}",
-                    p.project.name, p.counts.total, p.counts.pending, p.counts.failed, p.webhook_url
+                    p.project.name,
+                    p.counts.total,
+                    p.counts.pending,
+                    p.counts.failed,
+                    p.webhook_url
                 );
             }
             Ok(())
@@ -305,8 +336,14 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
                     "webhookSecret": rotated.webhook_secret.expose(),
                 }))
             } else {
-                println!("New webhook secret for {}: {}", rotated.name, rotated.webhook_secret.expose());
-                println!("Shown this once. Update it in your git host's webhook settings now: deliveries signed");
+                println!(
+                    "New webhook secret for {}: {}",
+                    rotated.name,
+                    rotated.webhook_secret.expose()
+                );
+                println!(
+                    "Shown this once. Update it in your git host's webhook settings now: deliveries signed"
+                );
                 println!("with the old secret are refused from this moment.");
                 Ok(())
             }
@@ -317,7 +354,11 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
 fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
     let manager = Manager::new(open_db(db_path)?, String::new());
     match cmd {
-        KeyCommand::Create { project, label, json } => {
+        KeyCommand::Create {
+            project,
+            label,
+            json,
+        } => {
             let created = manager.create_key(&project, &label, Utc::now())?;
             if json {
                 print_json(serde_json::json!({
@@ -351,10 +392,15 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
                 ));
             }
             if keys.is_empty() {
-                println!("No keys yet. Create one: git-push-tracker key create {project} --label dashboard");
+                println!(
+                    "No keys yet. Create one: git-push-tracker key create {project} --label dashboard"
+                );
                 return Ok(());
             }
-            println!("{:<5} {:<14} {:<20} {:<26} {:<26} STATUS", "ID", "PREFIX", "LABEL", "CREATED", "LAST USED");
+            println!(
+                "{:<5} {:<14} {:<20} {:<26} {:<26} STATUS",
+                "ID", "PREFIX", "LABEL", "CREATED", "LAST USED"
+            );
             for k in keys {
                 println!(
                     "{:<5} {:<14} {:<20} {:<26} {:<26} {}",
@@ -363,14 +409,21 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
                     k.label,
                     iso(k.created_at),
                     k.last_used_at.map(iso).unwrap_or_else(|| "never".into()),
-                    if k.revoked_at.is_some() { "revoked" } else { "active" }
+                    if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
                 );
             }
             Ok(())
         }
         KeyCommand::Revoke { project, key } => {
             let revoked = manager.revoke_key(&project, &key, Utc::now())?;
-            println!("Revoked key {} ({}) of {project}.", revoked.id, revoked.prefix);
+            println!(
+                "Revoked key {} ({}) of {project}.",
+                revoked.id, revoked.prefix
+            );
             Ok(())
         }
     }
@@ -381,7 +434,9 @@ fn push(db_path: &std::path::Path, cmd: PushCommand) -> anyhow::Result<()> {
     match cmd {
         PushCommand::Resummarize { id } => {
             manager.resummarize(&id, None, Utc::now())?;
-            println!("Queued push {id} for a new summary; a running server picks it up within its worker interval.");
+            println!(
+                "Queued push {id} for a new summary; a running server picks it up within its worker interval."
+            );
             Ok(())
         }
     }

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 /// A setting that cannot be used as given.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--public-url {0:?} must start with http:// or https:// and have no query or fragment (for example https://push.example.com)")]
+    #[error(
+        "--public-url {0:?} must start with http:// or https:// and have no query or fragment (for example https://push.example.com)"
+    )]
     PublicUrl(String),
 }
 

@@ -255,7 +255,15 @@ mod tests {
         for ok in ["a", "my-app", "my_app", "app2", &"x".repeat(64)] {
             assert!(ProjectName::parse(ok).is_ok(), "{ok} should be accepted");
         }
-        for bad in ["", "My-App", "my app", "app/../x", "é", &"x".repeat(65), "a;drop"] {
+        for bad in [
+            "",
+            "My-App",
+            "my app",
+            "app/../x",
+            "é",
+            &"x".repeat(65),
+            "a;drop",
+        ] {
             assert!(ProjectName::parse(bad).is_err(), "{bad} should be refused");
         }
     }

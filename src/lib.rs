@@ -2,14 +2,14 @@
 //! serves the summaries through a project-scoped REST API and an embedded dashboard.
 #![forbid(unsafe_code)]
 
-pub mod domain; // projects, keys, pushes, commits: types without I/O
-pub mod secret; // a string that never prints
-pub mod summarize; // push -> bullets: builtin, Gemini, OpenAI-compatible
-pub mod webhook; // verify and parse deliveries from every git host
 pub mod clock; // injected time
 pub mod db; // all SQL: pool, migrations, projects, keys, pushes, queue, ingest writer
-pub mod tokens; // random keys, hook ids and secrets; key hashes
+pub mod domain; // projects, keys, pushes, commits: types without I/O
 pub mod manage; // owner operations shared by the CLI and the admin API
+pub mod secret; // a string that never prints
+pub mod summarize; // push -> bullets: builtin, Gemini, OpenAI-compatible
+pub mod tokens; // random keys, hook ids and secrets; key hashes
+pub mod webhook; // verify and parse deliveries from every git host
 pub mod worker; // the summary worker thread
 
 /// An error and its causes on one line, for logs: `outer: middle: root`.
@@ -23,7 +23,7 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     line
 }
-pub mod http; // routes: webhooks, public API, docs, health
 pub mod app; // wires db, writer, worker and routes; runs until shutdown
 pub mod cli; // the command line: flags, env vars, subcommands
-pub mod config; // validation of flag and environment values
+pub mod config;
+pub mod http; // routes: webhooks, public API, docs, health // validation of flag and environment values

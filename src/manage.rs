@@ -80,7 +80,11 @@ impl Manager {
         })
     }
 
-    pub fn create_project(&self, name: &str, now: DateTime<Utc>) -> Result<CreatedProject, ManageError> {
+    pub fn create_project(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedProject, ManageError> {
         let name = ProjectName::parse(name)?;
         let secret = tokens::generate_webhook_secret();
         let hook_id = tokens::generate_hook_id();
@@ -127,17 +131,31 @@ impl Manager {
         })
     }
 
-    pub fn create_key(&self, project: &str, label: &str, now: DateTime<Utc>) -> Result<CreatedKey, ManageError> {
+    pub fn create_key(
+        &self,
+        project: &str,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedKey, ManageError> {
         let label = label.trim();
         if label.chars().count() > MAX_LABEL_LEN {
             return Err(ManageError::InvalidLabel("use at most 100 characters"));
         }
         if label.chars().any(char::is_control) {
-            return Err(ManageError::InvalidLabel("control characters are not allowed"));
+            return Err(ManageError::InvalidLabel(
+                "control characters are not allowed",
+            ));
         }
         let project = self.project(project)?;
         let key = tokens::generate_api_key();
-        let info = keys::create(&*self.db.conn()?, project.id, &key.hash, &key.prefix, label, now)?;
+        let info = keys::create(
+            &*self.db.conn()?,
+            project.id,
+            &key.hash,
+            &key.prefix,
+            label,
+            now,
+        )?;
         Ok(CreatedKey {
             project: project.name,
             key: key.key,
@@ -150,7 +168,12 @@ impl Manager {
         Ok(keys::list(&*self.db.conn()?, project.id)?)
     }
 
-    pub fn revoke_key(&self, project: &str, id_or_prefix: &str, now: DateTime<Utc>) -> Result<ApiKeyInfo, ManageError> {
+    pub fn revoke_key(
+        &self,
+        project: &str,
+        id_or_prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyInfo, ManageError> {
         let project = self.project(project)?;
         keys::revoke(&*self.db.conn()?, project.id, id_or_prefix, now).map_err(|e| match e {
             DbError::NotFound => ManageError::NoSuchKey {
@@ -162,7 +185,12 @@ impl Manager {
     }
 
     /// Queues a push for summarizing again; `project` scopes it for the admin API.
-    pub fn resummarize(&self, push_id: &str, project: Option<&str>, now: DateTime<Utc>) -> Result<(), ManageError> {
+    pub fn resummarize(
+        &self,
+        push_id: &str,
+        project: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ManageError> {
         let project_id = project.map(|p| self.project(p)).transpose()?.map(|p| p.id);
         jobs::requeue(&*self.db.conn()?, push_id, project_id, now).map_err(|e| match e {
             DbError::NotFound => ManageError::NoSuchPush(push_id.chars().take(64).collect()),

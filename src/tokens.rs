@@ -30,7 +30,10 @@ pub struct NewApiKey {
 }
 
 pub fn generate_api_key() -> NewApiKey {
-    let key = format!("{API_KEY_PREFIX}{}", random_alphanumeric(API_KEY_RANDOM_LEN));
+    let key = format!(
+        "{API_KEY_PREFIX}{}",
+        random_alphanumeric(API_KEY_RANDOM_LEN)
+    );
     NewApiKey {
         hash: hash_key(&key),
         prefix: key[..DISPLAY_PREFIX_LEN].to_owned(),

@@ -44,12 +44,23 @@ impl Default for WorkerSettings {
 pub enum Outcome {
     /// Nothing was due.
     Idle,
-    Summarized { push_id: String },
+    Summarized {
+        push_id: String,
+    },
     /// The attempt failed; the push is due again after `after`.
-    WillRetry { push_id: String, after: Duration },
+    WillRetry {
+        push_id: String,
+        after: Duration,
+    },
     /// A quota ran out; tried again after `after` without spending an attempt.
-    Postponed { push_id: String, after: Duration },
-    Failed { push_id: String, reason: String },
+    Postponed {
+        push_id: String,
+        after: Duration,
+    },
+    Failed {
+        push_id: String,
+        reason: String,
+    },
 }
 
 /// Wakes the worker thread; cheap and non-blocking, extra nudges coalesce.
@@ -95,7 +106,13 @@ impl Worker {
         let push_id = claimed.push.id.clone();
         let input = SummaryInput::from_stored(&claimed.push, &claimed.commits);
         if !input.needs_model() {
-            jobs::complete(&conn, claimed.row_id, &builtin_summary(&input), "builtin", self.clock.now())?;
+            jobs::complete(
+                &conn,
+                claimed.row_id,
+                &builtin_summary(&input),
+                "builtin",
+                self.clock.now(),
+            )?;
             return Ok(Outcome::Summarized { push_id });
         }
         let started = std::time::Instant::now();
@@ -103,11 +120,20 @@ impl Worker {
         let now = self.clock.now();
         match result {
             Ok(summary) => {
-                jobs::complete(&conn, claimed.row_id, &summary, self.summarizer.source(), now)?;
+                jobs::complete(
+                    &conn,
+                    claimed.row_id,
+                    &summary,
+                    self.summarizer.source(),
+                    now,
+                )?;
                 tracing::info!(push = %push_id, source = self.summarizer.source(), elapsed_ms = started.elapsed().as_millis() as u64, "push summarized");
                 Ok(Outcome::Summarized { push_id })
             }
-            Err(SummarizeError::Postpone { reason, retry_after }) => {
+            Err(SummarizeError::Postpone {
+                reason,
+                retry_after,
+            }) => {
                 let after = retry_after.min(self.settings.max_retry_delay);
                 jobs::postpone(&conn, claimed.row_id, &reason, now + after)?;
                 tracing::warn!(push = %push_id, %reason, after_s = after.as_secs(), "summary postponed");
@@ -118,7 +144,10 @@ impl Worker {
                 tracing::warn!(push = %push_id, %reason, "summary failed; not retrying");
                 Ok(Outcome::Failed { push_id, reason })
             }
-            Err(SummarizeError::Transient { reason, retry_after }) => {
+            Err(SummarizeError::Transient {
+                reason,
+                retry_after,
+            }) => {
                 let attempts = claimed.push.attempts;
                 if attempts >= self.settings.max_attempts {
                     let reason = format!("gave up after {attempts} attempts: {reason}");
@@ -158,7 +187,12 @@ impl Worker {
 
     /// How long to sleep: until the next retry is due, at most `interval`.
     fn sleep_time(&self) -> Duration {
-        let next_due = self.db.conn().and_then(|c| jobs::next_due(&c)).ok().flatten();
+        let next_due = self
+            .db
+            .conn()
+            .and_then(|c| jobs::next_due(&c))
+            .ok()
+            .flatten();
         match next_due {
             Some(due) => (due - self.clock.now())
                 .to_std()
@@ -204,7 +238,9 @@ impl Worker {
         match requeued {
             Ok(0) => {}
             Ok(n) => tracing::info!(pushes = n, "re-queued pushes whose summary was interrupted"),
-            Err(e) => tracing::error!(error = %crate::error_chain(&e), "could not re-queue interrupted pushes"),
+            Err(e) => {
+                tracing::error!(error = %crate::error_chain(&e), "could not re-queue interrupted pushes")
+            }
         }
     }
 

@@ -25,7 +25,10 @@ pub fn requeue_abandoned(conn: &Connection, now: DateTime<Utc>) -> Result<usize,
 }
 
 /// Takes the oldest due pending push, counting the attempt.
-pub fn claim_next(conn: &mut Connection, now: DateTime<Utc>) -> Result<Option<ClaimedPush>, DbError> {
+pub fn claim_next(
+    conn: &mut Connection,
+    now: DateTime<Utc>,
+) -> Result<Option<ClaimedPush>, DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let sql = format!(
         "SELECT p.id, pr.name, {PUSH_COLUMNS} FROM pushes p JOIN projects pr ON pr.id = p.project_id
@@ -120,9 +123,7 @@ pub fn next_due(conn: &Connection) -> Result<Option<DateTime<Utc>>, DbError> {
 /// Pushes waiting for the worker, across all projects.
 pub fn queue_depth(conn: &Connection) -> Result<u64, DbError> {
     let n: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM pushes WHERE summary_status = 'pending'",
-        )?
+        .prepare_cached("SELECT count(*) FROM pushes WHERE summary_status = 'pending'")?
         .query_row([], |r| r.get(0))?;
     Ok(n as u64)
 }
@@ -147,7 +148,11 @@ pub fn requeue(
             )?
             .query_row(params![public_id, project_id], |r| r.get(0))?;
         // Already being summarized: the running attempt will finish it.
-        return if exists { Ok(()) } else { Err(DbError::NotFound) };
+        return if exists {
+            Ok(())
+        } else {
+            Err(DbError::NotFound)
+        };
     }
     Ok(())
 }

@@ -236,7 +236,9 @@ pub fn get(
     project: &str,
     public_id: &str,
 ) -> Result<(Push, Vec<NewCommit>), DbError> {
-    let sql = format!("SELECT p.id, {PUSH_COLUMNS} FROM pushes p WHERE p.project_id = ?1 AND p.public_id = ?2");
+    let sql = format!(
+        "SELECT p.id, {PUSH_COLUMNS} FROM pushes p WHERE p.project_id = ?1 AND p.public_id = ?2"
+    );
     let found = conn
         .prepare_cached(&sql)?
         .query_row(params![project_id, public_id], |r| {

@@ -287,7 +287,9 @@ impl PublicApi {
         };
         let project = owner.project.to_string();
         let (rows, total) = state
-            .blocking(move |conn| pushes::list(conn, owner.project_id, &project, &filter, limit, offset))
+            .blocking(move |conn| {
+                pushes::list(conn, owner.project_id, &project, &filter, limit, offset)
+            })
             .await?;
         Ok(ListPushesResponse::Ok(Json(PushPage {
             project: owner.project.to_string(),
@@ -314,10 +316,12 @@ impl PublicApi {
         };
         let project = owner.project.to_string();
         let found = state
-            .blocking(move |conn| match pushes::get(conn, owner.project_id, &project, &id.0) {
-                Err(DbError::NotFound) => Ok(None),
-                other => other.map(Some),
-            })
+            .blocking(
+                move |conn| match pushes::get(conn, owner.project_id, &project, &id.0) {
+                    Err(DbError::NotFound) => Ok(None),
+                    other => other.map(Some),
+                },
+            )
             .await?;
         Ok(match found {
             Some((push, commits)) => GetPushResponse::Ok(Json(PushDetail::new(push, commits))),

@@ -71,16 +71,24 @@ pub async fn to_json(err: poem::Error) -> Response {
     let status = err.status();
     let (code, message) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such resource".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this method is not allowed here".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this method is not allowed here".to_owned(),
+        ),
         StatusCode::UNAUTHORIZED => (
             "unauthorized",
             "missing or invalid credentials: send `Authorization: Bearer <key>`".to_owned(),
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body is too large".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "request body is too large".to_owned())
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_content_type", err.to_string()),
         s if s.is_server_error() => {
             tracing::error!(error = %err, "request failed");
-            ("internal_error", "something went wrong on the server; the log has the details".to_owned())
+            (
+                "internal_error",
+                "something went wrong on the server; the log has the details".to_owned(),
+            )
         }
         _ => ("bad_request", err.to_string()),
     };

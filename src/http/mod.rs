@@ -101,4 +101,3 @@ async fn healthz(poem::web::Data(state): poem::web::Data<&Arc<AppState>>) -> poe
         ),
     }
 }
-

@@ -37,10 +37,12 @@ pub async fn receive(
         return Ok(unknown_hook());
     }
     let target = match state
-        .blocking(move |conn| match projects::find_by_hook_id(conn, &hook_id) {
-            Err(DbError::NotFound) => Ok(None),
-            other => other.map(Some),
-        })
+        .blocking(
+            move |conn| match projects::find_by_hook_id(conn, &hook_id) {
+                Err(DbError::NotFound) => Ok(None),
+                other => other.map(Some),
+            },
+        )
         .await?
     {
         Some(target) => target,
@@ -127,7 +129,10 @@ pub async fn receive(
                 Err(DbError::NotFound) => return Ok(unknown_hook()),
                 Err(e) => return Err(InternalError::new(e).into()),
             };
-            let stored = inserted.iter().filter(|i| matches!(i, Inserted::New(_))).count();
+            let stored = inserted
+                .iter()
+                .filter(|i| matches!(i, Inserted::New(_)))
+                .count();
             let duplicates = inserted.len() - stored;
             tracing::info!(project = %target.project, %provider, stored, duplicates, "webhook accepted");
             let message = match (stored, duplicates) {
@@ -141,7 +146,11 @@ pub async fn receive(
                 "pushes": inserted.iter().map(Inserted::public_id).collect::<Vec<_>>(),
                 "duplicates": duplicates,
             }))
-            .with_status(if stored > 0 { StatusCode::CREATED } else { StatusCode::OK })
+            .with_status(if stored > 0 {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            })
             .into_response())
         }
     }

@@ -68,7 +68,10 @@ pub enum SummarizeError {
     Permanent { reason: String },
     /// A daily quota ran out: try again later without spending an attempt.
     #[error("{reason}")]
-    Postpone { reason: String, retry_after: Duration },
+    Postpone {
+        reason: String,
+        retry_after: Duration,
+    },
 }
 
 /// Turns a push into a summary. Implementations block (the worker runs on its own thread).

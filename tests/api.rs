@@ -1,0 +1,372 @@
+//! End to end over real HTTP: webhooks from every provider in, the public API out.
+
+mod support;
+
+use serde_json::Value;
+use support::app::{TestApp, TestProject, fixture, github_payload, github_signature, hmac_hex};
+
+fn pushes(app: &TestApp, project: &TestProject, query: &str) -> Value {
+    let reply = app.get(&format!("/api/v1/pushes{query}"), Some(&project.key));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body
+}
+
+fn stored_rows(app: &TestApp) -> (i64, i64) {
+    (
+        app.sql_count("SELECT count(*) FROM pushes"),
+        app.sql_count("SELECT count(*) FROM commits"),
+    )
+}
+
+#[test]
+fn a_signed_github_push_is_stored_and_read_back_through_the_api() {
+    let app = TestApp::spawn();
+    let project = app.create_project("my-app");
+    let body = fixture("github/push.woodpecker-HookPush.json");
+    let reply = app.github_push(&project, "d-1", &body);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+
+    let page = pushes(&app, &project, "");
+    assert_eq!(page["project"], "my-app");
+    assert_eq!(page["pagination"], serde_json::json!({"limit": 20, "offset": 0, "total": 1}));
+    let push = &page["pushes"][0];
+    assert_eq!(push["branch"], "main");
+    assert_eq!(push["commitCount"], 1);
+    assert_eq!(push["provider"], "github");
+    assert!(push["summary"].as_str().unwrap().starts_with("- "), "{push}");
+    assert!(push["pushedAt"].as_str().unwrap().ends_with('Z'));
+    for field in ["id", "author", "summaryStatus", "summarySource"] {
+        assert!(push.get(field).is_some(), "missing {field}");
+    }
+
+    let id = push["id"].as_str().unwrap();
+    let detail = app.get(&format!("/api/v1/pushes/{id}"), Some(&project.key));
+    assert_eq!(detail.status, 200);
+    assert_eq!(detail.body["commits"].as_array().unwrap().len(), 1);
+    assert_eq!(detail.body["branch"], "main");
+}
+
+#[test]
+fn gitlab_gitea_forgejo_and_bitbucket_deliveries_are_verified_and_stored() {
+    let app = TestApp::spawn();
+    let project = app.create_project("multi");
+
+    let gitlab = fixture("gitlab/push.gitlab-docs.json");
+    let reply = app.post(
+        &project.webhook_url,
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Gitlab-Event", "Push Hook"),
+            ("X-Gitlab-Token", &project.secret),
+            ("X-Gitlab-Event-UUID", "gl-1"),
+        ],
+        &gitlab,
+    );
+    assert_eq!(reply.status, 201, "gitlab: {}", reply.body);
+
+    let gitea = fixture("gitea/push.woodpecker-gitea-HookPushMulti.json");
+    let reply = app.post(
+        &project.webhook_url,
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Gitea-Event", "push"),
+            ("X-Gitea-Delivery", "gt-1"),
+            ("X-Gitea-Signature", &hmac_hex(&project.secret, &gitea)),
+        ],
+        &gitea,
+    );
+    assert_eq!(reply.status, 201, "gitea: {}", reply.body);
+
+    let forgejo = fixture("gitea/push.go-scm-push.json");
+    let reply = app.post(
+        &project.webhook_url,
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Forgejo-Event", "push"),
+            ("X-Forgejo-Delivery", "fj-1"),
+            ("X-Forgejo-Signature", &hmac_hex(&project.secret, &forgejo)),
+        ],
+        &forgejo,
+    );
+    assert_eq!(reply.status, 201, "forgejo: {}", reply.body);
+
+    let bitbucket = fixture("bitbucket/repo-push.woodpecker-HookPush.json");
+    let reply = app.post(
+        &project.webhook_url,
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Event-Key", "repo:push"),
+            ("X-Request-UUID", "bb-1"),
+            ("X-Hub-Signature", &github_signature(&project.secret, &bitbucket)),
+        ],
+        &bitbucket,
+    );
+    assert_eq!(reply.status, 201, "bitbucket: {}", reply.body);
+
+    let page = pushes(&app, &project, "");
+    assert_eq!(page["pagination"]["total"], 4);
+    let mut providers: Vec<&str> = page["pushes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["provider"].as_str().unwrap())
+        .collect();
+    providers.sort();
+    assert_eq!(providers, ["bitbucket", "forgejo", "gitea", "gitlab"]);
+    let gitlab_push = page["pushes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "gitlab")
+        .unwrap();
+    assert_eq!(gitlab_push["commitCount"], 4, "GitLab's total_commits_count, not the listed 2");
+    assert_eq!(gitlab_push["commitsTruncated"], true);
+}
+
+#[test]
+fn a_redelivered_webhook_is_a_no_op_that_still_answers_2xx() {
+    let app = TestApp::spawn();
+    let project = app.create_project("redeliver");
+    let body = github_payload("main", &["feat: one"], 1_700_000_000);
+    assert_eq!(app.github_push(&project, "same-id", &body).status, 201);
+    let again = app.github_push(&project, "same-id", &body);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["duplicates"], 1);
+    assert_eq!(stored_rows(&app), (1, 1));
+}
+
+#[test]
+fn a_github_ping_answers_200_and_other_events_are_ignored_with_202() {
+    let app = TestApp::spawn();
+    let project = app.create_project("events");
+    let ping = fixture("github/ping.payload.json");
+    let sig = github_signature(&project.secret, &ping);
+    let headers = |event: &'static str| {
+        [
+            ("Content-Type", "application/json"),
+            ("X-GitHub-Event", event),
+            ("X-GitHub-Delivery", "p-1"),
+            ("X-Hub-Signature-256", sig.as_str()),
+        ]
+    };
+    assert_eq!(app.post(&project.webhook_url, &headers("ping"), &ping).status, 200);
+    let issues = app.post(&project.webhook_url, &headers("issues"), &ping);
+    assert_eq!(issues.status, 202);
+    assert!(issues.body["message"].as_str().unwrap().contains("ignored"));
+    assert_eq!(stored_rows(&app), (0, 0));
+}
+
+#[test]
+fn form_encoded_github_deliveries_are_accepted() {
+    let app = TestApp::spawn();
+    let project = app.create_project("form");
+    let json = github_payload("main", &["fix: form"], 1_700_000_000);
+    let body = serde_urlencoded::to_string([("payload", String::from_utf8(json).unwrap())]).unwrap();
+    let reply = app.post(
+        &project.webhook_url,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", "form-1"),
+            ("X-Hub-Signature-256", &github_signature(&project.secret, body.as_bytes())),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+#[test]
+fn tag_pushes_branch_creation_deletion_and_forced_pushes_are_stored_as_what_they_are() {
+    let app = TestApp::spawn();
+    let project = app.create_project("kinds");
+    for (i, file) in [
+        "github/push.woodpecker-HookTag.json",
+        "github/push.go-scm-push_branch_delete.json",
+        "github/push.woodpecker-HookPushForced.json",
+        "github/push.with-new-branch.json",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let reply = app.github_push(&project, &format!("k-{i}"), &fixture(file));
+        assert_eq!(reply.status, 201, "{file}: {}", reply.body);
+    }
+    let page = pushes(&app, &project, "");
+    let all = page["pushes"].as_array().unwrap();
+    let find = |pred: &dyn Fn(&Value) -> bool| all.iter().find(|p| pred(p)).cloned().unwrap();
+    let tag = find(&|p| p["refType"] == "tag");
+    assert_eq!(tag["branch"], "the-tag-v1");
+    assert_eq!(tag["created"], true);
+    let deleted = find(&|p| p["deleted"] == true);
+    assert_eq!(deleted["commitCount"], 0);
+    assert!(deleted["summary"].as_str().unwrap().starts_with("- "));
+    let forced = find(&|p| p["forced"] == true);
+    assert_eq!(forced["refType"], "branch");
+    let created = find(&|p| p["created"] == true && p["refType"] == "branch");
+    assert_eq!(created["branch"], "master");
+}
+
+#[test]
+fn filters_and_pagination_edges_behave_as_documented() {
+    let app = TestApp::spawn();
+    let project = app.create_project("paging");
+    // 103 pushes to main, one a day apart, and 2 to a feature branch.
+    let day = 86_400;
+    let start = 1_704_067_200; // 2024-01-01T00:00:00Z
+    for i in 0..103 {
+        let body = github_payload("main", &[&format!("feat: change {i}")], start + i * day);
+        assert_eq!(app.github_push(&project, &format!("m-{i}"), &body).status, 201);
+    }
+    for i in 0..2 {
+        let body = github_payload("feature/x", &["fix: thing"], start + i * day);
+        assert_eq!(app.github_push(&project, &format!("f-{i}"), &body).status, 201);
+    }
+
+    let page = pushes(&app, &project, "");
+    assert_eq!(page["pagination"]["total"], 105);
+    assert_eq!(page["pushes"].as_array().unwrap().len(), 20);
+    let first = &page["pushes"][0];
+    assert_eq!(first["pushedAt"], "2024-04-12T00:00:00.000Z", "newest first");
+
+    for (limit, expect_len, expect_limit) in [(0, 0, 0), (1, 1, 1), (100, 100, 100), (101, 100, 100)] {
+        let page = pushes(&app, &project, &format!("?limit={limit}"));
+        assert_eq!(page["pushes"].as_array().unwrap().len(), expect_len, "limit={limit}");
+        assert_eq!(page["pagination"]["limit"], expect_limit);
+        assert_eq!(page["pagination"]["total"], 105);
+    }
+    let past_end = pushes(&app, &project, "?offset=1000");
+    assert_eq!(past_end["pushes"].as_array().unwrap().len(), 0);
+    assert_eq!(past_end["pagination"]["total"], 105);
+    let last = pushes(&app, &project, "?offset=104&limit=5");
+    assert_eq!(last["pushes"].as_array().unwrap().len(), 1);
+
+    let feature = pushes(&app, &project, "?branch=feature/x");
+    assert_eq!(feature["pagination"]["total"], 2);
+    assert!(feature["pushes"].as_array().unwrap().iter().all(|p| p["branch"] == "feature/x"));
+    assert_eq!(pushes(&app, &project, "?branch=nope")["pagination"]["total"], 0);
+
+    // 2024-04-01 is day 91: days 91..=102 of main remain.
+    let since_date = pushes(&app, &project, "?since=2024-04-01");
+    assert_eq!(since_date["pagination"]["total"], 12);
+    let since_time = pushes(&app, &project, "?since=2024-04-01T00:00:01Z&branch=main");
+    assert_eq!(since_time["pagination"]["total"], 11);
+
+    for bad in ["?since=yesterday", "?since=2024-13-01", "?limit=-1", "?offset=-5", "?limit=abc"] {
+        let reply = app.get(&format!("/api/v1/pushes{bad}"), Some(&project.key));
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        let param = if bad.contains("since") { "since" } else if bad.contains("limit") { "limit" } else { "offset" };
+        assert!(message.contains(param), "{bad}: message {message:?} should name {param}");
+    }
+}
+
+#[test]
+fn no_request_with_key_a_returns_anything_of_project_b() {
+    let app = TestApp::spawn();
+    let a = app.create_project("project-a");
+    let b = app.create_project("project-b");
+    app.github_push(&a, "a-1", &github_payload("main", &["feat: secret a"], 1_700_000_000));
+    app.github_push(&b, "b-1", &github_payload("main", &["feat: secret b"], 1_700_000_000));
+    let b_id = pushes(&app, &b, "")["pushes"][0]["id"].as_str().unwrap().to_owned();
+
+    let page_a = pushes(&app, &a, "?limit=100");
+    assert_eq!(page_a["project"], "project-a");
+    assert_eq!(page_a["pagination"]["total"], 1);
+    assert!(!page_a.to_string().contains("secret b"));
+    let cross = app.get(&format!("/api/v1/pushes/{b_id}"), Some(&a.key));
+    assert_eq!(cross.status, 404);
+    assert!(!cross.body.to_string().contains("secret b"));
+}
+
+#[test]
+fn missing_unknown_and_revoked_keys_get_a_json_401() {
+    let app = TestApp::spawn();
+    let project = app.create_project("keys");
+    for key in [None, Some("gpt_unknown"), Some("")] {
+        let reply = app.get("/api/v1/pushes", key);
+        assert_eq!(reply.status, 401, "{key:?}");
+        assert!(reply.body["error"]["code"].is_string(), "{}", reply.body);
+    }
+    let manager = app.manager();
+    let prefix = manager.list_keys("keys").unwrap()[0].prefix.clone();
+    manager.revoke_key("keys", &prefix, chrono::Utc::now()).unwrap();
+    let reply = app.get("/api/v1/pushes", Some(&project.key));
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.body["error"]["code"], "unauthorized");
+}
+
+#[test]
+fn each_bad_delivery_gets_its_status_and_json_error_and_stores_nothing() {
+    let app = TestApp::spawn_with(|c| c.body_limit = 64 * 1024);
+    let project = app.create_project("bad-input");
+    let good = github_payload("main", &["feat: x"], 1_700_000_000);
+    let sig = github_signature(&project.secret, &good);
+    let big = vec![b'x'; 70 * 1024];
+    let big_sig = github_signature(&project.secret, &big);
+    let malformed = b"{not json".to_vec();
+    let malformed_sig = github_signature(&project.secret, &malformed);
+    let no_ref = br#"{"repository":{"full_name":"a/b"}}"#.to_vec();
+    let no_ref_sig = github_signature(&project.secret, &no_ref);
+    let unknown_hook = format!("{}/webhooks/doesnotexist", app.base_url);
+
+    let cases: Vec<(&str, String, Vec<(&str, &str)>, &[u8], u16)> = vec![
+        ("unknown hook", unknown_hook, vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &sig)], &good, 404),
+        ("missing signature", project.webhook_url.clone(), vec![("X-GitHub-Event", "push")], &good, 401),
+        ("wrong signature", project.webhook_url.clone(), vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", "sha256=00")], &good, 401),
+        ("too large", project.webhook_url.clone(), vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &big_sig)], &big, 413),
+        ("malformed json", project.webhook_url.clone(), vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &malformed_sig)], &malformed, 400),
+        ("missing ref", project.webhook_url.clone(), vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &no_ref_sig)], &no_ref, 400),
+        ("unsupported content type", project.webhook_url.clone(), vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &sig), ("Content-Type", "text/plain")], &good, 415),
+        ("unknown provider", project.webhook_url.clone(), vec![("X-Hub-Signature-256", &sig)], &good, 400),
+    ];
+    for (name, url, headers, body, status) in cases {
+        let mut headers = headers;
+        if !headers.iter().any(|(h, _)| *h == "Content-Type") {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let reply = app.post(&url, &headers, body);
+        assert_eq!(reply.status, status, "{name}: {}", reply.body);
+        let code = reply.body["error"]["code"].as_str().unwrap_or_else(|| panic!("{name}: {}", reply.body));
+        assert!(!code.is_empty());
+        assert!(reply.body["error"]["message"].as_str().unwrap().len() > 10, "{name}");
+        assert_eq!(stored_rows(&app), (0, 0), "{name} stored something");
+    }
+    // And the server still serves.
+    assert_eq!(app.github_push(&project, "ok", &good).status, 201);
+}
+
+#[test]
+fn healthz_docs_and_the_spec_are_served() {
+    let app = TestApp::spawn();
+    assert_eq!(app.get("/healthz", None).body["status"], "ok");
+    assert_eq!(app.get("/docs/", None).status, 200);
+    let spec = app.get("/openapi.json", None);
+    assert_eq!(spec.status, 200);
+    assert!(spec.body["paths"]["/api/v1/pushes"].is_object());
+    let missing = app.get("/no/such/route", None);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["error"]["code"], "not_found");
+}
+
+#[test]
+fn the_committed_openapi_document_matches_what_the_binary_serves() {
+    let served: Value = serde_json::from_str(&git_push_tracker::http::api_service().spec()).unwrap();
+    let committed: Value = serde_json::from_slice(&std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/openapi/openapi.json"
+    ))
+    .unwrap())
+    .unwrap();
+    assert!(
+        served == committed,
+        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[test]
+fn the_server_stops_cleanly_when_asked() {
+    let app = TestApp::spawn();
+    let project = app.create_project("stop");
+    app.github_push(&project, "s-1", &github_payload("main", &["x"], 1_700_000_000));
+    app.stop().expect("clean stop");
+}
