@@ -416,3 +416,26 @@ fn openai_server_errors_are_transient() {
     let c = commits("feat: add login");
     expect_transient(openai(&fake, None).summarize(&input(&c)));
 }
+
+#[test]
+fn build_wires_the_configured_gemini_summarizer_to_its_base_url() {
+    use git_push_tracker::summarize::{SummarizerKind, SummarizerSettings, build};
+    let fake = FakeLlm::start(vec![Scripted::json(200, gemini_text("- Added login"))]);
+    let settings = SummarizerSettings {
+        kind: SummarizerKind::Auto,
+        gemini_api_key: Some(Secret::new(KEY)),
+        gemini_model: MODEL.into(),
+        gemini_base_url: format!("{}/", fake.base_url()),
+        timeout: Duration::from_secs(5),
+        ..SummarizerSettings::default()
+    };
+    let summarizer = build(&settings).unwrap();
+    let c = commits("feat: add login");
+
+    assert_eq!(summarizer.summarize(&input(&c)).unwrap(), "- Added login");
+    assert_eq!(
+        fake.single_request().target,
+        format!("/v1beta/models/{MODEL}:generateContent")
+    );
+    assert!(!settings.describe().contains(KEY));
+}

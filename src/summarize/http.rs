@@ -70,11 +70,13 @@ fn transport_error(
 ) -> SummarizeError {
     let host = host_of(url);
     let reason = match error {
-        ureq::Error::Timeout(_) => format!("timed out after {}s", seconds(timeout)),
+        ureq::Error::Timeout(_) => {
+            format!("timed out after {}s waiting for {host}", seconds(timeout))
+        }
         ureq::Error::HostNotFound => format!("could not resolve host {host}"),
         ureq::Error::ConnectionFailed => format!("could not connect to {host}"),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-            format!("timed out after {}s", seconds(timeout))
+            format!("timed out after {}s waiting for {host}", seconds(timeout))
         }
         ureq::Error::Io(io)
             if matches!(

@@ -42,11 +42,14 @@ pub fn build_prompt(input: &SummaryInput<'_>, budget: usize) -> Prompt {
     let listed = input.commits.len();
     let mut included = 0;
     let mut cut_chars = 0usize;
+    let mut used = char_len(&user);
     for (index, commit) in input.commits.iter().enumerate() {
         let (block, cut) = commit_block(index, listed, commit, message_cap);
-        if char_len(&user) + char_len(&block) + FOOTER_RESERVE > budget {
+        let size = char_len(&block);
+        if used + size + FOOTER_RESERVE > budget {
             break;
         }
+        used += size;
         user.push_str(&block);
         cut_chars += cut;
         included += 1;

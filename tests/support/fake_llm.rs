@@ -69,6 +69,7 @@ impl Recorded {
 pub struct FakeLlm {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    queue: Arc<Mutex<VecDeque<Scripted>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -81,7 +82,7 @@ impl FakeLlm {
         let queue = Arc::new(Mutex::new(VecDeque::from(script)));
         let stop = Arc::new(AtomicBool::new(false));
         {
-            let (requests, stop) = (requests.clone(), stop.clone());
+            let (requests, queue, stop) = (requests.clone(), queue.clone(), stop.clone());
             thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -97,8 +98,14 @@ impl FakeLlm {
         FakeLlm {
             addr,
             requests,
+            queue,
             stop,
         }
+    }
+
+    /// Adds an answer after those already queued.
+    pub fn enqueue(&self, answer: Scripted) {
+        self.queue.lock().unwrap().push_back(answer);
     }
 
     /// `http://127.0.0.1:port`
