@@ -1,0 +1,216 @@
+//! The HTTP plumbing the model summarizers share: one agent, one POST, error text that never holds a key.
+
+use std::time::Duration;
+
+use super::SummarizeError;
+use crate::secret::Secret;
+
+/// Provider messages are cut to this many characters before they reach an error or a log.
+pub(crate) const MAX_PROVIDER_MESSAGE_CHARS: usize = 300;
+/// A summary reply is small; anything larger than this is not one.
+const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// An HTTP answer of any status, read in full.
+pub(crate) struct RawResponse {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
+
+pub(crate) fn agent(timeout: Duration, connect_timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        // Error statuses must come back as responses: their bodies say what to do.
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(connect_timeout))
+        .build()
+        .into()
+}
+
+/// POSTs JSON and reads the answer; transport failures come back as transient errors.
+pub(crate) fn post_json(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+    timeout: Duration,
+    secret: Option<&Secret>,
+) -> Result<RawResponse, SummarizeError> {
+    let mut request = agent.post(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request
+        .send_json(body)
+        .map_err(|e| transport_error(&e, url, timeout, secret))?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_RESPONSE_BYTES)
+        .read_to_string()
+        .map_err(|e| transport_error(&e, url, timeout, secret))?;
+    Ok(RawResponse {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+fn transport_error(
+    error: &ureq::Error,
+    url: &str,
+    timeout: Duration,
+    secret: Option<&Secret>,
+) -> SummarizeError {
+    let host = host_of(url);
+    let reason = match error {
+        ureq::Error::Timeout(_) => {
+            format!("timed out after {}s waiting for {host}", seconds(timeout))
+        }
+        ureq::Error::HostNotFound => format!("could not resolve host {host}"),
+        ureq::Error::ConnectionFailed => format!("could not connect to {host}"),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            format!("timed out after {}s waiting for {host}", seconds(timeout))
+        }
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::NotConnected
+            ) =>
+        {
+            format!("could not connect to {host}: {io}")
+        }
+        other => format!("request to {host} failed: {other}"),
+    };
+    SummarizeError::Transient {
+        reason: scrub(&reason, secret),
+        retry_after: None,
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{}", d.as_secs())
+    } else {
+        format!("{s:.1}")
+    }
+}
+
+/// `host[:port]` of a URL, without user info, path or query (which might carry a credential).
+pub(crate) fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.rsplit_once('@').map_or(authority, |(_, h)| h)
+}
+
+/// A base URL fit for a log line: scheme, host and path, no user info or query.
+pub(crate) fn display_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = host_of(url);
+    let path = rest
+        .find('/')
+        .map(|i| &rest[i..])
+        .unwrap_or("")
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    let path = path.trim_end_matches('/');
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from APIs and ignored).
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    let secs: f64 = value.trim().parse().ok()?;
+    duration_from_secs(secs)
+}
+
+/// Gemini's `retryDelay`, such as `17s` or `0.5s`.
+pub(crate) fn parse_delay(value: &str) -> Option<Duration> {
+    let secs: f64 = value.trim().strip_suffix('s')?.trim().parse().ok()?;
+    duration_from_secs(secs)
+}
+
+fn duration_from_secs(secs: f64) -> Option<Duration> {
+    // A day is the longest wait worth honouring; beyond that the worker's own backoff decides.
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+}
+
+/// A provider's message, cut short, on one line, with the key removed if the provider echoed it.
+pub(crate) fn scrub(message: &str, secret: Option<&Secret>) -> String {
+    let mut text = message.replace(['\r', '\n'], " ");
+    if let Some(secret) = secret.map(Secret::expose).filter(|s| !s.is_empty()) {
+        text = text.replace(secret, "[redacted]");
+    }
+    if text.chars().count() > MAX_PROVIDER_MESSAGE_CHARS {
+        text = text
+            .chars()
+            .take(MAX_PROVIDER_MESSAGE_CHARS - 1)
+            .collect::<String>()
+            + "…";
+    }
+    // Cutting could have left a prefix of the key at the end; a long prefix is still a leak.
+    if let Some(secret) = secret.map(Secret::expose).filter(|s| s.len() >= 8) {
+        for keep in (8..secret.len()).rev() {
+            let prefix = &secret[..keep];
+            if !secret.is_char_boundary(keep) {
+                continue;
+            }
+            if let Some(at) = text.find(prefix) {
+                text.replace_range(at..at + prefix.len(), "[redacted]");
+                break;
+            }
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_parse_in_seconds_and_fractions() {
+        assert_eq!(parse_delay("17s"), Some(Duration::from_secs(17)));
+        assert_eq!(parse_delay("0.5s"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_delay("soon"), None);
+        assert_eq!(parse_retry_after("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn scrubbing_removes_the_key_and_caps_the_length() {
+        let key = Secret::new("AIzaSyTHISISAKEY1234567890");
+        let msg = format!("API key not valid: {}", key.expose());
+        assert_eq!(scrub(&msg, Some(&key)), "API key not valid: [redacted]");
+        let long = format!("{}{}", "x".repeat(290), key.expose());
+        let out = scrub(&long, Some(&key));
+        assert!(!out.contains("AIzaSyTHIS"), "{out}");
+        assert!(out.chars().count() <= MAX_PROVIDER_MESSAGE_CHARS + 10);
+    }
+
+    #[test]
+    fn urls_lose_credentials_before_display() {
+        assert_eq!(
+            host_of("https://u:p@example.com:8443/v1?key=x"),
+            "example.com:8443"
+        );
+        assert_eq!(
+            display_url("https://u:p@example.com/v1/?key=x"),
+            "https://example.com/v1"
+        );
+    }
+}
