@@ -28,12 +28,18 @@ fn a_signed_github_push_is_stored_and_read_back_through_the_api() {
 
     let page = pushes(&app, &project, "");
     assert_eq!(page["project"], "my-app");
-    assert_eq!(page["pagination"], serde_json::json!({"limit": 20, "offset": 0, "total": 1}));
+    assert_eq!(
+        page["pagination"],
+        serde_json::json!({"limit": 20, "offset": 0, "total": 1})
+    );
     let push = &page["pushes"][0];
     assert_eq!(push["branch"], "main");
     assert_eq!(push["commitCount"], 1);
     assert_eq!(push["provider"], "github");
-    assert!(push["summary"].as_str().unwrap().starts_with("- "), "{push}");
+    assert!(
+        push["summary"].as_str().unwrap().starts_with("- "),
+        "{push}"
+    );
     assert!(push["pushedAt"].as_str().unwrap().ends_with('Z'));
     for field in ["id", "author", "summaryStatus", "summarySource"] {
         assert!(push.get(field).is_some(), "missing {field}");
@@ -97,7 +103,10 @@ fn gitlab_gitea_forgejo_and_bitbucket_deliveries_are_verified_and_stored() {
             ("Content-Type", "application/json"),
             ("X-Event-Key", "repo:push"),
             ("X-Request-UUID", "bb-1"),
-            ("X-Hub-Signature", &github_signature(&project.secret, &bitbucket)),
+            (
+                "X-Hub-Signature",
+                &github_signature(&project.secret, &bitbucket),
+            ),
         ],
         &bitbucket,
     );
@@ -119,7 +128,10 @@ fn gitlab_gitea_forgejo_and_bitbucket_deliveries_are_verified_and_stored() {
         .iter()
         .find(|p| p["provider"] == "gitlab")
         .unwrap();
-    assert_eq!(gitlab_push["commitCount"], 4, "GitLab's total_commits_count, not the listed 2");
+    assert_eq!(
+        gitlab_push["commitCount"], 4,
+        "GitLab's total_commits_count, not the listed 2"
+    );
     assert_eq!(gitlab_push["commitsTruncated"], true);
 }
 
@@ -149,7 +161,11 @@ fn a_github_ping_answers_200_and_other_events_are_ignored_with_202() {
             ("X-Hub-Signature-256", sig.as_str()),
         ]
     };
-    assert_eq!(app.post(&project.webhook_url, &headers("ping"), &ping).status, 200);
+    assert_eq!(
+        app.post(&project.webhook_url, &headers("ping"), &ping)
+            .status,
+        200
+    );
     let issues = app.post(&project.webhook_url, &headers("issues"), &ping);
     assert_eq!(issues.status, 202);
     assert!(issues.body["message"].as_str().unwrap().contains("ignored"));
@@ -161,14 +177,18 @@ fn form_encoded_github_deliveries_are_accepted() {
     let app = TestApp::spawn();
     let project = app.create_project("form");
     let json = github_payload("main", &["fix: form"], 1_700_000_000);
-    let body = serde_urlencoded::to_string([("payload", String::from_utf8(json).unwrap())]).unwrap();
+    let body =
+        serde_urlencoded::to_string([("payload", String::from_utf8(json).unwrap())]).unwrap();
     let reply = app.post(
         &project.webhook_url,
         &[
             ("Content-Type", "application/x-www-form-urlencoded"),
             ("X-GitHub-Event", "push"),
             ("X-GitHub-Delivery", "form-1"),
-            ("X-Hub-Signature-256", &github_signature(&project.secret, body.as_bytes())),
+            (
+                "X-Hub-Signature-256",
+                &github_signature(&project.secret, body.as_bytes()),
+            ),
         ],
         body.as_bytes(),
     );
@@ -215,22 +235,37 @@ fn filters_and_pagination_edges_behave_as_documented() {
     let start = 1_704_067_200; // 2024-01-01T00:00:00Z
     for i in 0..103 {
         let body = github_payload("main", &[&format!("feat: change {i}")], start + i * day);
-        assert_eq!(app.github_push(&project, &format!("m-{i}"), &body).status, 201);
+        assert_eq!(
+            app.github_push(&project, &format!("m-{i}"), &body).status,
+            201
+        );
     }
     for i in 0..2 {
         let body = github_payload("feature/x", &["fix: thing"], start + i * day);
-        assert_eq!(app.github_push(&project, &format!("f-{i}"), &body).status, 201);
+        assert_eq!(
+            app.github_push(&project, &format!("f-{i}"), &body).status,
+            201
+        );
     }
 
     let page = pushes(&app, &project, "");
     assert_eq!(page["pagination"]["total"], 105);
     assert_eq!(page["pushes"].as_array().unwrap().len(), 20);
     let first = &page["pushes"][0];
-    assert_eq!(first["pushedAt"], "2024-04-12T00:00:00.000Z", "newest first");
+    assert_eq!(
+        first["pushedAt"], "2024-04-12T00:00:00.000Z",
+        "newest first"
+    );
 
-    for (limit, expect_len, expect_limit) in [(0, 0, 0), (1, 1, 1), (100, 100, 100), (101, 100, 100)] {
+    for (limit, expect_len, expect_limit) in
+        [(0, 0, 0), (1, 1, 1), (100, 100, 100), (101, 100, 100)]
+    {
         let page = pushes(&app, &project, &format!("?limit={limit}"));
-        assert_eq!(page["pushes"].as_array().unwrap().len(), expect_len, "limit={limit}");
+        assert_eq!(
+            page["pushes"].as_array().unwrap().len(),
+            expect_len,
+            "limit={limit}"
+        );
         assert_eq!(page["pagination"]["limit"], expect_limit);
         assert_eq!(page["pagination"]["total"], 105);
     }
@@ -242,8 +277,17 @@ fn filters_and_pagination_edges_behave_as_documented() {
 
     let feature = pushes(&app, &project, "?branch=feature/x");
     assert_eq!(feature["pagination"]["total"], 2);
-    assert!(feature["pushes"].as_array().unwrap().iter().all(|p| p["branch"] == "feature/x"));
-    assert_eq!(pushes(&app, &project, "?branch=nope")["pagination"]["total"], 0);
+    assert!(
+        feature["pushes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["branch"] == "feature/x")
+    );
+    assert_eq!(
+        pushes(&app, &project, "?branch=nope")["pagination"]["total"],
+        0
+    );
 
     // 2024-04-01 is day 91: days 91..=102 of main remain.
     let since_date = pushes(&app, &project, "?since=2024-04-01");
@@ -251,12 +295,27 @@ fn filters_and_pagination_edges_behave_as_documented() {
     let since_time = pushes(&app, &project, "?since=2024-04-01T00:00:01Z&branch=main");
     assert_eq!(since_time["pagination"]["total"], 11);
 
-    for bad in ["?since=yesterday", "?since=2024-13-01", "?limit=-1", "?offset=-5", "?limit=abc"] {
+    for bad in [
+        "?since=yesterday",
+        "?since=2024-13-01",
+        "?limit=-1",
+        "?offset=-5",
+        "?limit=abc",
+    ] {
         let reply = app.get(&format!("/api/v1/pushes{bad}"), Some(&project.key));
         assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
         let message = reply.body["error"]["message"].as_str().unwrap();
-        let param = if bad.contains("since") { "since" } else if bad.contains("limit") { "limit" } else { "offset" };
-        assert!(message.contains(param), "{bad}: message {message:?} should name {param}");
+        let param = if bad.contains("since") {
+            "since"
+        } else if bad.contains("limit") {
+            "limit"
+        } else {
+            "offset"
+        };
+        assert!(
+            message.contains(param),
+            "{bad}: message {message:?} should name {param}"
+        );
     }
 }
 
@@ -265,9 +324,20 @@ fn no_request_with_key_a_returns_anything_of_project_b() {
     let app = TestApp::spawn();
     let a = app.create_project("project-a");
     let b = app.create_project("project-b");
-    app.github_push(&a, "a-1", &github_payload("main", &["feat: secret a"], 1_700_000_000));
-    app.github_push(&b, "b-1", &github_payload("main", &["feat: secret b"], 1_700_000_000));
-    let b_id = pushes(&app, &b, "")["pushes"][0]["id"].as_str().unwrap().to_owned();
+    app.github_push(
+        &a,
+        "a-1",
+        &github_payload("main", &["feat: secret a"], 1_700_000_000),
+    );
+    app.github_push(
+        &b,
+        "b-1",
+        &github_payload("main", &["feat: secret b"], 1_700_000_000),
+    );
+    let b_id = pushes(&app, &b, "")["pushes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let page_a = pushes(&app, &a, "?limit=100");
     assert_eq!(page_a["project"], "project-a");
@@ -289,7 +359,9 @@ fn missing_unknown_and_revoked_keys_get_a_json_401() {
     }
     let manager = app.manager();
     let prefix = manager.list_keys("keys").unwrap()[0].prefix.clone();
-    manager.revoke_key("keys", &prefix, chrono::Utc::now()).unwrap();
+    manager
+        .revoke_key("keys", &prefix, chrono::Utc::now())
+        .unwrap();
     let reply = app.get("/api/v1/pushes", Some(&project.key));
     assert_eq!(reply.status, 401);
     assert_eq!(reply.body["error"]["code"], "unauthorized");
@@ -310,14 +382,78 @@ fn each_bad_delivery_gets_its_status_and_json_error_and_stores_nothing() {
     let unknown_hook = format!("{}/webhooks/doesnotexist", app.base_url);
 
     let cases: Vec<(&str, String, Vec<(&str, &str)>, &[u8], u16)> = vec![
-        ("unknown hook", unknown_hook, vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &sig)], &good, 404),
-        ("missing signature", project.webhook_url.clone(), vec![("X-GitHub-Event", "push")], &good, 401),
-        ("wrong signature", project.webhook_url.clone(), vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", "sha256=00")], &good, 401),
-        ("too large", project.webhook_url.clone(), vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &big_sig)], &big, 413),
-        ("malformed json", project.webhook_url.clone(), vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &malformed_sig)], &malformed, 400),
-        ("missing ref", project.webhook_url.clone(), vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &no_ref_sig)], &no_ref, 400),
-        ("unsupported content type", project.webhook_url.clone(), vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &sig), ("Content-Type", "text/plain")], &good, 415),
-        ("unknown provider", project.webhook_url.clone(), vec![("X-Hub-Signature-256", &sig)], &good, 400),
+        (
+            "unknown hook",
+            unknown_hook,
+            vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &sig)],
+            &good,
+            404,
+        ),
+        (
+            "missing signature",
+            project.webhook_url.clone(),
+            vec![("X-GitHub-Event", "push")],
+            &good,
+            401,
+        ),
+        (
+            "wrong signature",
+            project.webhook_url.clone(),
+            vec![
+                ("X-GitHub-Event", "push"),
+                ("X-Hub-Signature-256", "sha256=00"),
+            ],
+            &good,
+            401,
+        ),
+        (
+            "too large",
+            project.webhook_url.clone(),
+            vec![
+                ("X-GitHub-Event", "push"),
+                ("X-Hub-Signature-256", &big_sig),
+            ],
+            &big,
+            413,
+        ),
+        (
+            "malformed json",
+            project.webhook_url.clone(),
+            vec![
+                ("X-GitHub-Event", "push"),
+                ("X-Hub-Signature-256", &malformed_sig),
+            ],
+            &malformed,
+            400,
+        ),
+        (
+            "missing ref",
+            project.webhook_url.clone(),
+            vec![
+                ("X-GitHub-Event", "push"),
+                ("X-Hub-Signature-256", &no_ref_sig),
+            ],
+            &no_ref,
+            400,
+        ),
+        (
+            "unsupported content type",
+            project.webhook_url.clone(),
+            vec![
+                ("X-GitHub-Event", "push"),
+                ("X-Hub-Signature-256", &sig),
+                ("Content-Type", "text/plain"),
+            ],
+            &good,
+            415,
+        ),
+        (
+            "unknown provider",
+            project.webhook_url.clone(),
+            vec![("X-Hub-Signature-256", &sig)],
+            &good,
+            400,
+        ),
     ];
     for (name, url, headers, body, status) in cases {
         let mut headers = headers;
@@ -326,9 +462,14 @@ fn each_bad_delivery_gets_its_status_and_json_error_and_stores_nothing() {
         }
         let reply = app.post(&url, &headers, body);
         assert_eq!(reply.status, status, "{name}: {}", reply.body);
-        let code = reply.body["error"]["code"].as_str().unwrap_or_else(|| panic!("{name}: {}", reply.body));
+        let code = reply.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: {}", reply.body));
         assert!(!code.is_empty());
-        assert!(reply.body["error"]["message"].as_str().unwrap().len() > 10, "{name}");
+        assert!(
+            reply.body["error"]["message"].as_str().unwrap().len() > 10,
+            "{name}"
+        );
         assert_eq!(stored_rows(&app), (0, 0), "{name} stored something");
     }
     // And the server still serves.
@@ -350,12 +491,11 @@ fn healthz_docs_and_the_spec_are_served() {
 
 #[test]
 fn the_committed_openapi_document_matches_what_the_binary_serves() {
-    let served: Value = serde_json::from_str(&git_push_tracker::http::api_service().spec()).unwrap();
-    let committed: Value = serde_json::from_slice(&std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/openapi/openapi.json"
-    ))
-    .unwrap())
+    let served: Value =
+        serde_json::from_str(&git_push_tracker::http::api_service().spec()).unwrap();
+    let committed: Value = serde_json::from_slice(
+        &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json")).unwrap(),
+    )
     .unwrap();
     assert!(
         served == committed,
@@ -367,6 +507,10 @@ fn the_committed_openapi_document_matches_what_the_binary_serves() {
 fn the_server_stops_cleanly_when_asked() {
     let app = TestApp::spawn();
     let project = app.create_project("stop");
-    app.github_push(&project, "s-1", &github_payload("main", &["x"], 1_700_000_000));
+    app.github_push(
+        &project,
+        "s-1",
+        &github_payload("main", &["x"], 1_700_000_000),
+    );
     app.stop().expect("clean stop");
 }

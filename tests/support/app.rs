@@ -90,7 +90,7 @@ impl TestApp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let summarizer: Arc<dyn Summarizer> =
-            Arc::new(git_push_tracker::summarize::builtin::BuiltinSummarizer);
+            Arc::new(git_push_tracker::summarize::BuiltinSummarizer);
         let mut config = AppConfig::new(&db_path, summarizer);
         config.public_url = Some(base_url.clone());
         configure(&mut config);
@@ -175,14 +175,23 @@ impl TestApp {
     }
 
     /// Polls `check` until it returns Some or the deadline passes.
-    pub fn wait_for<T>(&self, what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
         wait_for(what, deadline, &mut check)
     }
 
     /// Stops the server and waits for it; returns its result.
     pub fn stop(mut self) -> Result<(), app::AppError> {
         self.shutdown.take().map(|tx| tx.send(()));
-        self.thread.take().unwrap().join().expect("server thread panicked")
+        self.thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("server thread panicked")
     }
 }
 
