@@ -15,7 +15,10 @@ use crate::app::{self, AppConfig};
 use crate::clock::SystemClock;
 use crate::db::Db;
 use crate::manage::Manager;
-use crate::summarize::{SummarizeError, Summarizer, SummaryInput, builtin_summary};
+use crate::secret::Secret;
+use crate::summarize::{
+    self, DEFAULT_INPUT_BUDGET, GeminiConfig, SummarizerKind, SummarizerSettings,
+};
 use crate::worker::WorkerSettings;
 
 #[derive(Debug, Parser)]
@@ -103,6 +106,66 @@ pub struct ServeArgs {
     /// Summary attempts per push before it is marked failed.
     #[arg(long, env = "PUSH_TRACKER_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
+
+    #[command(flatten)]
+    pub summarizer: SummarizerArgs,
+}
+
+/// Which summarizer writes the summaries. API keys come only from the environment
+/// (GEMINI_API_KEY, OPENAI_API_KEY), never from flags, which other users can read in `ps`.
+#[derive(Debug, Args)]
+pub struct SummarizerArgs {
+    /// auto: Gemini when GEMINI_API_KEY is set, else an OpenAI-compatible server when
+    /// PUSH_TRACKER_OPENAI_BASE_URL is set, else the offline builtin summarizer.
+    #[arg(long, env = "PUSH_TRACKER_SUMMARIZER", value_enum, default_value_t = SummarizerKind::Auto)]
+    pub summarizer: SummarizerKind,
+
+    /// Gemini model name.
+    #[arg(long, env = "PUSH_TRACKER_GEMINI_MODEL", default_value = GeminiConfig::DEFAULT_MODEL)]
+    pub gemini_model: String,
+
+    /// Scheme and host of the Gemini API; the path is appended.
+    #[arg(long, env = "PUSH_TRACKER_GEMINI_BASE_URL", default_value = GeminiConfig::DEFAULT_BASE_URL)]
+    pub gemini_base_url: String,
+
+    /// Base URL of an OpenAI-compatible server, such as http://localhost:11434/v1 (Ollama).
+    #[arg(long, env = "PUSH_TRACKER_OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+
+    /// Model name on the OpenAI-compatible server, such as llama3.2.
+    #[arg(long, env = "PUSH_TRACKER_OPENAI_MODEL")]
+    pub openai_model: Option<String>,
+
+    /// Seconds a model may take to answer before the attempt counts as failed.
+    #[arg(long, env = "PUSH_TRACKER_MODEL_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub model_timeout: u64,
+
+    /// Characters of commit data sent to a model per push; the rest is counted, not sent.
+    #[arg(long, env = "PUSH_TRACKER_INPUT_BUDGET", default_value_t = DEFAULT_INPUT_BUDGET)]
+    pub input_budget: usize,
+}
+
+impl SummarizerArgs {
+    fn settings(&self) -> SummarizerSettings {
+        let env_secret = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+                .map(Secret::new)
+        };
+        SummarizerSettings {
+            kind: self.summarizer,
+            gemini_api_key: env_secret(&["GEMINI_API_KEY", "PUSH_TRACKER_GEMINI_API_KEY"]),
+            gemini_model: self.gemini_model.clone(),
+            gemini_base_url: self.gemini_base_url.clone(),
+            openai_base_url: self.openai_base_url.clone(),
+            openai_model: self.openai_model.clone(),
+            openai_api_key: env_secret(&["PUSH_TRACKER_OPENAI_API_KEY", "OPENAI_API_KEY"]),
+            timeout: Duration::from_secs(self.model_timeout),
+            input_budget: self.input_budget,
+            ..SummarizerSettings::default()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,13 +254,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
     let public_url = args.url.resolve()?;
+    let settings = args.summarizer.settings();
+    let summarizer = summarize::build(&settings)?;
     let listener = std::net::TcpListener::bind(args.url.listen)
         .with_context(|| format!("listening on {}", args.url.listen))?;
-    let summarizer: Arc<dyn Summarizer> = Arc::new(Builtin);
-    tracing::info!(
-        summarizer = summarizer.source(),
-        "summaries by the builtin summarizer"
-    );
+    tracing::info!("summaries by {}", settings.describe());
     let config = AppConfig {
         db_path: db_path.to_owned(),
         public_url: Some(public_url),
@@ -212,18 +273,6 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())
-}
-
-/// Stand-in until the model summarizers are wired in.
-struct Builtin;
-
-impl Summarizer for Builtin {
-    fn source(&self) -> &str {
-        "builtin"
-    }
-    fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
-        Ok(builtin_summary(input))
-    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).

@@ -381,7 +381,9 @@ fn each_bad_delivery_gets_its_status_and_json_error_and_stores_nothing() {
     let no_ref_sig = github_signature(&project.secret, &no_ref);
     let unknown_hook = format!("{}/webhooks/doesnotexist", app.base_url);
 
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, &[u8], u16)> = vec![
+    /// name, URL, headers, body, expected status
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a [u8], u16);
+    let cases: Vec<Case> = vec![
         (
             "unknown hook",
             unknown_hook,

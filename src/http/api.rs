@@ -133,7 +133,7 @@ pub enum ListPushesResponse {
 pub enum GetPushResponse {
     /// The push with its commits.
     #[oai(status = 200)]
-    Ok(Json<PushDetail>),
+    Ok(Json<Box<PushDetail>>),
     /// The key is missing, unknown or revoked.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
@@ -324,7 +324,9 @@ impl PublicApi {
             )
             .await?;
         Ok(match found {
-            Some((push, commits)) => GetPushResponse::Ok(Json(PushDetail::new(push, commits))),
+            Some((push, commits)) => {
+                GetPushResponse::Ok(Json(Box::new(PushDetail::new(push, commits))))
+            }
             None => GetPushResponse::NotFound(Json(ErrorBody::new(
                 "not_found",
                 "this project has no push with that id",
