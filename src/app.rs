@@ -14,6 +14,7 @@ use crate::db::writer::IngestWriter;
 use crate::db::{Db, DbError};
 use crate::http::{AppState, routes};
 use crate::manage::Manager;
+use crate::secret::Secret;
 use crate::summarize::Summarizer;
 use crate::worker::{Worker, WorkerSettings};
 
@@ -29,6 +30,8 @@ pub struct AppConfig {
     pub worker: WorkerSettings,
     pub summarizer: Arc<dyn Summarizer>,
     pub clock: Arc<dyn Clock>,
+    /// The owner's token from PUSH_TRACKER_ADMIN_TOKEN, if set there.
+    pub admin_token: Option<Secret>,
 }
 
 impl AppConfig {
@@ -40,6 +43,7 @@ impl AppConfig {
             worker: WorkerSettings::default(),
             summarizer,
             clock: Arc::new(crate::clock::SystemClock),
+            admin_token: None,
         }
     }
 }

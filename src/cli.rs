@@ -270,6 +270,10 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
         },
         summarizer,
         clock: Arc::new(SystemClock),
+        admin_token: std::env::var("PUSH_TRACKER_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .map(Secret::new),
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())
