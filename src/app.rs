@@ -16,7 +16,7 @@ use crate::http::{AppState, routes};
 use crate::manage::Manager;
 use crate::secret::Secret;
 use crate::summarize::Summarizer;
-use crate::worker::{Worker, WorkerSettings};
+use crate::worker::{Worker, WorkerHandle, WorkerSettings};
 
 /// Default upper bound for a webhook body; GitHub caps payloads at 25 MB.
 pub const DEFAULT_BODY_LIMIT: usize = 25 * 1024 * 1024;
@@ -32,6 +32,8 @@ pub struct AppConfig {
     pub clock: Arc<dyn Clock>,
     /// The owner's token from PUSH_TRACKER_ADMIN_TOKEN, if set there.
     pub admin_token: Option<Secret>,
+    /// False leaves pending pushes to the caller's own [`Worker`] steps (tests).
+    pub run_worker: bool,
 }
 
 impl AppConfig {
@@ -44,6 +46,7 @@ impl AppConfig {
             summarizer,
             clock: Arc::new(crate::clock::SystemClock),
             admin_token: None,
+            run_worker: true,
         }
     }
 }
@@ -74,16 +77,23 @@ pub async fn run(
     let db = Db::open(&config.db_path)?;
     let summarize_at_ingest = config.summarizer.source() == "builtin";
 
-    let worker = Worker::new(
-        db.clone(),
-        Arc::clone(&config.summarizer),
-        Arc::clone(&config.clock),
-        config.worker.clone(),
-    )
-    .spawn()
-    .map_err(AppError::Thread)?;
-    let nudger = worker.nudger();
-    let (writer, writer_thread) = IngestWriter::spawn(&db, move || nudger.nudge())?;
+    let worker = if config.run_worker {
+        let worker = Worker::new(
+            db.clone(),
+            Arc::clone(&config.summarizer),
+            Arc::clone(&config.clock),
+            config.worker.clone(),
+        );
+        Some(worker.spawn().map_err(AppError::Thread)?)
+    } else {
+        None
+    };
+    let nudger = worker.as_ref().map(WorkerHandle::nudger);
+    let (writer, writer_thread) = IngestWriter::spawn(&db, move || {
+        if let Some(nudger) = &nudger {
+            nudger.nudge();
+        }
+    })?;
 
     let state = Arc::new(AppState {
         manager: Manager::new(db.clone(), public_url.clone()),
@@ -106,7 +116,9 @@ pub async fn run(
     // The routes held the last writer handles: the writer drains its queue and ends.
     tokio::task::spawn_blocking(move || {
         let _ = writer_thread.join();
-        worker.shutdown();
+        if let Some(worker) = worker {
+            worker.shutdown();
+        }
     })
     .await
     .ok();

@@ -274,6 +274,7 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
             .ok()
             .filter(|t| !t.trim().is_empty())
             .map(Secret::new),
+        run_worker: true,
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())

@@ -87,6 +87,16 @@ impl TestApp {
     pub fn spawn_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("test.db");
+        TestApp::spawn_in(dir, db_path, configure)
+    }
+
+    /// Serves an existing database file (a restart); the file's folder is not cleaned up.
+    pub fn spawn_on(db_path: &std::path::Path, configure: impl FnOnce(&mut AppConfig)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestApp::spawn_in(dir, db_path.to_owned(), configure)
+    }
+
+    fn spawn_in(dir: TempDir, db_path: PathBuf, configure: impl FnOnce(&mut AppConfig)) -> TestApp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let summarizer: Arc<dyn Summarizer> =
@@ -192,6 +202,13 @@ impl TestApp {
             .unwrap()
             .join()
             .expect("server thread panicked")
+    }
+
+    /// Stops the server but keeps its database folder alive for a restart.
+    pub fn stop_keeping_files(mut self) -> TempDir {
+        let keep = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        self.stop().expect("clean stop");
+        keep
     }
 }
 
