@@ -1,0 +1,212 @@
+//! The builtin summarizer over every real payload in tests/fixtures: exact summaries.
+
+mod support;
+
+use git_push_tracker::summarize::{SummaryInput, builtin_summary};
+use git_push_tracker::webhook::{Delivery, parse_delivery};
+use poem::http::{HeaderMap, HeaderName, HeaderValue};
+use support::app::{fixture, github_signature, hmac_hex};
+
+const SECRET: &str = "fixture-secret";
+
+/// Signs a fixture the way its provider would and returns the summaries of its pushes.
+fn summaries(path: &str) -> Vec<String> {
+    let body = fixture(path);
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &str, value: String| {
+        headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(&value).unwrap(),
+        );
+    };
+    set("content-type", "application/json".into());
+    match path.split('/').next().unwrap() {
+        "github" => {
+            set("x-github-event", "push".into());
+            set("x-hub-signature-256", github_signature(SECRET, &body));
+        }
+        "gitlab" => {
+            let event = if path.contains("tag_push") {
+                "Tag Push Hook"
+            } else {
+                "Push Hook"
+            };
+            set("x-gitlab-event", event.into());
+            set("x-gitlab-token", SECRET.into());
+        }
+        "gitea" => {
+            set("x-gitea-event", "push".into());
+            set("x-gitea-signature", hmac_hex(SECRET, &body));
+        }
+        "bitbucket" => {
+            set("x-event-key", "repo:push".into());
+            set("x-hub-signature", github_signature(SECRET, &body));
+        }
+        other => panic!("unknown provider folder {other}"),
+    }
+    match parse_delivery(&headers, &body, SECRET).unwrap_or_else(|e| panic!("{path}: {e}")) {
+        Delivery::Pushes { pushes, .. } => pushes
+            .iter()
+            .map(|p| builtin_summary(&SummaryInput::from_new(p)))
+            .collect(),
+        other => panic!("{path}: expected pushes, got {other:?}"),
+    }
+}
+
+/// Every push fixture and the exact builtin summary of each push it holds.
+const EXPECTED: &[(&str, &[&str])] = &[
+    ("github/push.1.json", &["- Deleted tag simple-tag"]),
+    (
+        "github/push.ghes-35.payload.json",
+        &["- Created tag simple-tag"],
+    ),
+    ("github/push.go-scm-push.json", &["- Update README"]),
+    (
+        "github/push.go-scm-push_branch_create.json",
+        &["- Created branch feature-branch"],
+    ),
+    (
+        "github/push.go-scm-push_branch_delete.json",
+        &["- Deleted branch feature-branch"],
+    ),
+    ("github/push.payload.json", &["- Deleted tag simple-tag"]),
+    (
+        "github/push.with-installation.json",
+        &["- Deleted tag simple-tag"],
+    ),
+    ("github/push.with-new-branch.json", &["- Initial commit"]),
+    (
+        "github/push.with-no-username-committer.json",
+        &["- Initial commit"],
+    ),
+    (
+        "github/push.with-organization.json",
+        &["- Deleted tag simple-tag"],
+    ),
+    (
+        "github/push.woodpecker-HookPush.json",
+        &["- Fix multiline secrets replacer (#700)"],
+    ),
+    (
+        "github/push.woodpecker-HookPushForced.json",
+        &["- Feature: Initial implementation"],
+    ),
+    (
+        "github/push.woodpecker-HookTag.json",
+        &["- Created tag the-tag-v1"],
+    ),
+    (
+        "gitlab/push.gitlab-docs.json",
+        &[
+            "- Update Catalan translation to e38cb41.\n- Fixed readme\n- and 2 more commits not listed by the host",
+        ],
+    ),
+    (
+        "gitlab/push.go-gitlab.json",
+        &["- Fixed readme\n- and 2 more commits not listed by the host"],
+    ),
+    (
+        "gitlab/push.go-scm-branch_create.json",
+        &["- Update readme"],
+    ),
+    (
+        "gitlab/push.go-scm-branch_delete.json",
+        &["- Deleted branch feature"],
+    ),
+    ("gitlab/push.go-scm-push.json", &["- Added readme"]),
+    ("gitlab/push.go-scm-push_merge.json", &["- Update readme"]),
+    (
+        "gitlab/push.woodpecker-HookPush.json",
+        &["- Update main.go"],
+    ),
+    (
+        "gitlab/tag_push.gitlab-docs.json",
+        &["- Created tag v1.0.0"],
+    ),
+    (
+        "gitlab/tag_push.go-gitlab.json",
+        &["- Merged 1 commit into tag v1.0.0"],
+    ),
+    (
+        "gitlab/tag_push.go-scm-tag_create.json",
+        &["- Added readme"],
+    ),
+    (
+        "gitlab/tag_push.go-scm-tag_delete.json",
+        &["- Deleted tag v1.0.0"],
+    ),
+    (
+        "gitlab/tag_push.woodpecker-HookTag.json",
+        &["- Update main.go"],
+    ),
+    ("gitea/push.gitea-docs.json", &["- Webhooks Yay!"]),
+    ("gitea/push.go-scm-push.json", &["- Updated readme"]),
+    (
+        "gitea/push.woodpecker-gitea-HookPushBranch.json",
+        &["- Created branch fdsafdsa"],
+    ),
+    (
+        "gitea/push.woodpecker-gitea-HookPushMulti.json",
+        &["- Add some a files\n- Rm a a file\n- Add some text"],
+    ),
+    ("bitbucket/repo-push.go-scm-push.json", &["- Update README"]),
+    (
+        "bitbucket/repo-push.go-scm-push_branch_create.json",
+        &["- Initial commit\n- Update README"],
+    ),
+    (
+        "bitbucket/repo-push.go-scm-push_branch_delete.json",
+        &["- Deleted branch develop"],
+    ),
+    (
+        "bitbucket/repo-push.go-scm-push_tag_create.json",
+        &["- Created tag feature/x"],
+    ),
+    (
+        "bitbucket/repo-push.go-scm-push_tag_delete.json",
+        &["- Deleted tag feature/x"],
+    ),
+    ("bitbucket/repo-push.woodpecker-HookPush.json", &["- A"]),
+];
+
+#[test]
+fn every_push_fixture_gets_its_exact_builtin_summary() {
+    for (path, expected) in EXPECTED {
+        assert_eq!(summaries(path), *expected, "{path}");
+    }
+}
+
+#[test]
+fn the_table_covers_every_push_fixture() {
+    let mut on_disk = Vec::new();
+    for dir in ["github", "gitlab", "gitea", "bitbucket"] {
+        let folder = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".json")
+                && !name.starts_with("ping")
+                && !name.starts_with("signature")
+            {
+                on_disk.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    on_disk.sort();
+    let mut in_table: Vec<String> = EXPECTED.iter().map(|(p, _)| p.to_string()).collect();
+    in_table.sort();
+    assert_eq!(on_disk, in_table);
+}
+
+#[test]
+fn every_builtin_summary_is_bullets_only_and_at_most_eight_lines() {
+    for (path, _) in EXPECTED {
+        for summary in summaries(path) {
+            assert!(!summary.is_empty(), "{path}");
+            assert!(summary.lines().count() <= 8, "{path}");
+            assert!(
+                summary.lines().all(|l| l.starts_with("- ")),
+                "{path}: {summary}"
+            );
+        }
+    }
+}
