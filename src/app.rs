@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::Server;
+use poem::endpoint::BoxEndpoint;
 use poem::listener::TcpAcceptor;
+use poem::{Endpoint, EndpointExt, Server};
 
 use crate::clock::Clock;
 use crate::db::writer::IngestWriter;
@@ -69,6 +70,17 @@ pub async fn run(
     listener: std::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    run_extended(config, listener, shutdown, |routes| routes).await
+}
+
+/// [`run`], with `extend` wrapping the route table; the benchmark mounts its baseline
+/// endpoint next to the real routes this way, so both are served by the same server.
+pub async fn run_extended<E: Endpoint + 'static>(
+    config: AppConfig,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    extend: impl FnOnce(BoxEndpoint<'static>) -> E,
+) -> Result<(), AppError> {
     let address = listener.local_addr().map_err(AppError::Listener)?;
     let public_url = config
         .public_url
@@ -110,7 +122,11 @@ pub async fn run(
     tracing::info!(%address, %public_url, db = %config.db_path.display(), "serving; API docs at {public_url}/docs");
 
     let served = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(routes(state), shutdown, Some(Duration::from_secs(10)))
+        .run_with_graceful_shutdown(
+            extend(routes(state).map_to_response().boxed()),
+            shutdown,
+            Some(Duration::from_secs(10)),
+        )
         .await;
 
     // The routes held the last writer handles: the writer drains its queue and ends.

@@ -18,8 +18,10 @@ pub struct ClaimedPush {
 /// Puts pushes a killed process left `in_progress` back in the queue; run once at start.
 pub fn requeue_abandoned(conn: &Connection, now: DateTime<Utc>) -> Result<usize, DbError> {
     Ok(conn.execute(
+        // The first condition is implied by the second; it lets SQLite use the small partial
+        // index of unfinished pushes instead of scanning every row at start-up.
         "UPDATE pushes SET summary_status = 'pending', next_attempt_at = ?1
-         WHERE summary_status = 'in_progress'",
+         WHERE summary_status <> 'summarized' AND summary_status = 'in_progress'",
         [to_millis(now)],
     )?)
 }

@@ -1,0 +1,668 @@
+//! `cargo bench`: throughput, latency and footprint of the service, each figure a ratio against a
+//! baseline measured in the same run (these machines are shared and noisy), printed as
+//! `name value` lines. Absolute figures are printed too, for the goals stated in absolutes.
+//!
+//! Sections can be picked by name: `cargo bench -- ingest read latency footprint`.
+//! `BENCH_SECS` sets the length of each throughput run (default 5), `BENCH_WAL_SECS` the
+//! sustained-ingest run of the footprint section (default 60).
+
+#[path = "../support/app.rs"]
+#[allow(dead_code)]
+mod app_support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use git_push_tracker::app::{self, AppConfig};
+use git_push_tracker::db::Db;
+use git_push_tracker::db::pushes::{PreparedPush, insert};
+use git_push_tracker::domain::{NewCommit, NewPush, Provider, RefKind, SummaryStatus};
+use git_push_tracker::manage::Manager;
+use git_push_tracker::summarize::{BuiltinSummarizer, OpenAiConfig, OpenAiSummarizer};
+use poem::{EndpointExt, Route, handler, post};
+
+const CONNECTIONS: usize = 64;
+
+fn secs(var: &str, default: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+fn report(name: &str, value: f64) {
+    println!("{name} {value:.3}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal keep-alive HTTP/1.1 client: cheap enough that the server, not the client, is measured.
+
+struct RawClient {
+    reader: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).unwrap();
+        RawClient {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Sends one request and reads the whole response; returns the status.
+    fn send(&mut self, request: &[u8]) -> u16 {
+        self.reader.get_mut().write_all(request).expect("write");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).expect("body");
+        status
+    }
+}
+
+static DELIVERY: AtomicU64 = AtomicU64::new(0);
+
+/// A GitHub push of about 10 KB: 12 commits with messages and file lists.
+fn ten_kb_payload() -> Vec<u8> {
+    let messages: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "feat(area-{i}): {}",
+                "change the behaviour of the component carefully ".repeat(8)
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+    let body = app_support::github_payload("main", &refs, 1_776_160_800);
+    assert!(
+        (8_000..14_000).contains(&body.len()),
+        "payload is {} bytes",
+        body.len()
+    );
+    body
+}
+
+/// A signed webhook request with a fresh delivery id.
+fn webhook_request(path: &str, secret_sig: &str, body: &[u8]) -> Vec<u8> {
+    let id = DELIVERY.fetch_add(1, Ordering::Relaxed);
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n\
+         X-GitHub-Delivery: bench-{id}\r\nX-Hub-Signature-256: {secret_sig}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}
+
+fn get_request(path: &str, key: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n\r\n")
+        .into_bytes()
+}
+
+/// Runs `connections` clients for `duration`; returns successful requests per second.
+fn load(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    make: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync>,
+) -> f64 {
+    let ok = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..connections)
+        .map(|c| {
+            let (ok, stop, make) = (ok.clone(), stop.clone(), make.clone());
+            std::thread::spawn(move || {
+                let mut client = RawClient::connect(addr);
+                let mut n = c as u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let status = client.send(&make(n));
+                    assert!(
+                        (200..300).contains(&status) || status == 404,
+                        "status {status}"
+                    );
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    n += connections as u64;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    ok.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Median and 95th percentile of request latencies on one connection.
+fn latencies(
+    addr: SocketAddr,
+    requests: usize,
+    make: impl Fn(usize) -> Vec<u8>,
+) -> (Duration, Duration) {
+    let mut client = RawClient::connect(addr);
+    for i in 0..20 {
+        client.send(&make(i));
+    }
+    let mut samples: Vec<Duration> = (0..requests)
+        .map(|i| {
+            let req = make(i);
+            let t = Instant::now();
+            client.send(&req);
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 95 / 100],
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// An in-process server with a baseline endpoint beside the real routes.
+
+#[handler]
+async fn sink(body: poem::Body) -> poem::http::StatusCode {
+    let _ = body.into_bytes_limit(app::DEFAULT_BODY_LIMIT).await;
+    poem::http::StatusCode::ACCEPTED
+}
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(config: AppConfig) -> Server {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(app::run_extended(
+                config,
+                listener,
+                async {
+                    let _ = rx.await;
+                },
+                |routes| Route::new().at("/bench/sink", post(sink)).nest("/", routes),
+            ))
+            .unwrap();
+        });
+        Server {
+            addr,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = self.thread.take().unwrap().join();
+    }
+}
+
+fn builtin_config(db: &Path) -> AppConfig {
+    AppConfig::new(db, Arc::new(BuiltinSummarizer))
+}
+
+fn project(db: &Path, name: &str) -> (String, String, String) {
+    let manager = Manager::new(Db::open(db).unwrap(), "http://bench");
+    let created = manager.create_project(name, Utc::now()).unwrap();
+    let key = manager.create_key(name, "bench", Utc::now()).unwrap();
+    let path = created
+        .webhook_url
+        .trim_start_matches("http://bench")
+        .to_owned();
+    (
+        path,
+        created.webhook_secret.expose().to_owned(),
+        key.key.expose().to_owned(),
+    )
+}
+
+fn ingest(dir: &Path) {
+    let db = dir.join("ingest.db");
+    let (path, secret, _) = project(&db, "ingest");
+    let server = Server::start(builtin_config(&db));
+    let body = Arc::new(ten_kb_payload());
+    let sig = app_support::github_signature(&secret, &body);
+    let duration = secs("BENCH_SECS", 5);
+    let (mut sink_rps, mut ingest_rps) = (0.0, 0.0);
+    // Alternate, so a burst of noise from a neighbour hits both sides alike.
+    for _ in 0..2 {
+        let b = body.clone();
+        let s = sig.clone();
+        sink_rps += load(
+            server.addr,
+            CONNECTIONS,
+            duration,
+            Arc::new(move |_| webhook_request("/bench/sink", &s, &b)),
+        );
+        let (b, s, p) = (body.clone(), sig.clone(), path.clone());
+        ingest_rps += load(
+            server.addr,
+            CONNECTIONS,
+            duration,
+            Arc::new(move |_| webhook_request(&p, &s, &b)),
+        );
+    }
+    drop(server);
+    let stored: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM pushes", [], |r| r.get(0))
+        .unwrap();
+    println!(
+        "# ingest: {:.0} webhooks/s stored ({stored} in all), sink {:.0} requests/s",
+        ingest_rps / 2.0,
+        sink_rps / 2.0
+    );
+    report("ingest_webhooks_per_s", ingest_rps / 2.0);
+    report("sink_requests_per_s", sink_rps / 2.0);
+    report("ingest_vs_sink", ingest_rps / sink_rps);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A database with a million pushes in one project and a thousand in another, made once and kept
+// under target/ for the next run.
+
+fn populate(db_path: &Path) -> (String, String) {
+    let keys = db_path.with_extension("keys");
+    if let Ok(text) = std::fs::read_to_string(&keys) {
+        if let Some((big, small)) = text.trim().split_once(' ') {
+            return (big.to_owned(), small.to_owned());
+        }
+    }
+    let _ = std::fs::remove_file(db_path);
+    let (_, _, big_key) = project(db_path, "big");
+    let (_, _, small_key) = project(db_path, "small");
+    let db = Db::open(db_path).unwrap();
+    let mut conn = db.dedicated_connection().unwrap();
+    let start = Instant::now();
+    let base = 1_700_000_000_000i64;
+    for (project_id, count) in [(1i64, 1_000_000usize), (2, 1_000)] {
+        for chunk in 0..count.div_ceil(10_000) {
+            let tx = conn.transaction().unwrap();
+            for i in chunk * 10_000..((chunk + 1) * 10_000).min(count) {
+                let branch = ["main", "develop", "feature/a", "release"][i % 4];
+                let at = chrono::DateTime::from_timestamp_millis(base + i as i64 * 60_000).unwrap();
+                let push = NewPush {
+                    provider: Provider::GitHub,
+                    delivery_id: Some(format!("seed-{i}")),
+                    repository: "acme/app".into(),
+                    git_ref: format!("refs/heads/{branch}"),
+                    ref_kind: RefKind::Branch,
+                    ref_name: branch.into(),
+                    before: None,
+                    after: None,
+                    created: false,
+                    deleted: false,
+                    forced: false,
+                    pusher: "ada".into(),
+                    commit_count: 1,
+                    compare_url: None,
+                    pushed_at: Some(at),
+                    commits: vec![NewCommit {
+                        sha: format!("{i:040x}"),
+                        message: format!("feat: change number {i}"),
+                        author: "ada".into(),
+                        timestamp: Some(at),
+                        url: None,
+                        added: vec![],
+                        removed: vec![],
+                        modified: vec!["src/lib.rs".into()],
+                    }],
+                };
+                let prepared = PreparedPush {
+                    public_id: uuid::Uuid::new_v4().to_string(),
+                    summary: format!("- Feature: Change number {i}"),
+                    status: SummaryStatus::Summarized,
+                    source: "builtin".into(),
+                    received_at: at,
+                    push,
+                };
+                insert(&tx, project_id, &prepared).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+    }
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")
+        .unwrap();
+    println!(
+        "# populated 1,001,000 pushes in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    std::fs::write(&keys, format!("{big_key} {small_key}")).unwrap();
+    (big_key, small_key)
+}
+
+fn read(data: &Path) {
+    let db = data.join("million.db");
+    let (big, small) = populate(&db);
+    let server = Server::start(builtin_config(&db));
+    let duration = secs("BENCH_SECS", 5);
+    let cheapest = {
+        let key = big.clone();
+        Arc::new(move |_| get_request("/api/v1/pushes/00000000-0000-0000-0000-000000000000", &key))
+    };
+    let queries = [
+        "/api/v1/pushes?limit=20",
+        "/api/v1/pushes?limit=20&branch=develop",
+        "/api/v1/pushes?limit=20&since=2026-01-01",
+        "/api/v1/pushes?limit=20&branch=main&since=2026-01-01T00:00:00Z",
+    ];
+    let pages = {
+        let key = big.clone();
+        Arc::new(move |n: u64| get_request(queries[n as usize % queries.len()], &key))
+    };
+    let (mut base_rps, mut read_rps) = (0.0, 0.0);
+    for _ in 0..2 {
+        base_rps += load(server.addr, 16, duration, cheapest.clone());
+        read_rps += load(server.addr, 16, duration, pages.clone());
+    }
+    let (p50_big, p95_big) = latencies(server.addr, 400, |_| get_request("/api/v1/pushes", &big));
+    let (p50_small, _) = latencies(server.addr, 400, |_| get_request("/api/v1/pushes", &small));
+    println!(
+        "# read: {:.0} pages/s vs {:.0} cheapest authenticated requests/s; page one p50 {:?} at 1M, {:?} at 1k (p95 {:?})",
+        read_rps / 2.0,
+        base_rps / 2.0,
+        p50_big,
+        p50_small,
+        p95_big
+    );
+    report("read_pages_per_s", read_rps / 2.0);
+    report("read_vs_cheapest", read_rps / base_rps);
+    report(
+        "page_one_latency_1m_vs_1k",
+        p50_big.as_secs_f64() / p50_small.as_secs_f64(),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time from a webhook's 2xx to `summarized` in the API, with a model that answers at once.
+
+#[handler]
+fn instant_model() -> poem::web::Json<serde_json::Value> {
+    poem::web::Json(
+        serde_json::json!({"choices": [{"message": {"role": "assistant", "content": "- Summarized"}}]}),
+    )
+}
+
+fn latency(dir: &Path) {
+    let model_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let model_addr = model_listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            model_listener.set_nonblocking(true).unwrap();
+            let acceptor = poem::listener::TcpAcceptor::from_std(model_listener).unwrap();
+            poem::Server::new_with_acceptor(acceptor)
+                .run(
+                    Route::new()
+                        .at("/v1/chat/completions", post(instant_model))
+                        .map_to_response(),
+                )
+                .await
+        })
+    });
+    let db = dir.join("latency.db");
+    let (path, secret, key) = project(&db, "latency");
+    let summarizer = OpenAiSummarizer::new(OpenAiConfig::new(
+        format!("http://{model_addr}/v1"),
+        "instant",
+    ));
+    let server = Server::start(AppConfig::new(&db, Arc::new(summarizer)));
+    let body =
+        app_support::github_payload("main", &["feat: one thing", "fix: another"], 1_776_160_800);
+    let sig = app_support::github_signature(&secret, &body);
+    let agent = app_support::agent();
+    let base = format!("http://{}", server.addr);
+    let (mut to_summary, mut round_trips) = (Vec::new(), Vec::new());
+    for _ in 0..200 {
+        let t0 = Instant::now();
+        let mut reply = agent
+            .post(format!("{base}{path}"))
+            .header("Content-Type", "application/json")
+            .header("X-GitHub-Event", "push")
+            .header(
+                "X-GitHub-Delivery",
+                format!("lat-{}", DELIVERY.fetch_add(1, Ordering::Relaxed)),
+            )
+            .header("X-Hub-Signature-256", &sig)
+            .send(&body[..])
+            .unwrap();
+        let acked = Instant::now();
+        round_trips.push(acked - t0);
+        let json: serde_json::Value =
+            serde_json::from_str(&reply.body_mut().read_to_string().unwrap()).unwrap();
+        let id = json["pushes"][0].as_str().unwrap().to_owned();
+        let deadline = acked + Duration::from_secs(30);
+        loop {
+            let detail: serde_json::Value = serde_json::from_str(
+                &agent
+                    .get(format!("{base}/api/v1/pushes/{id}"))
+                    .header("Authorization", format!("Bearer {key}"))
+                    .call()
+                    .unwrap()
+                    .body_mut()
+                    .read_to_string()
+                    .unwrap(),
+            )
+            .unwrap();
+            if detail["summaryStatus"] == "summarized" {
+                to_summary.push(acked.elapsed());
+                break;
+            }
+            assert!(Instant::now() < deadline, "push {id} not summarized");
+        }
+    }
+    to_summary.sort();
+    round_trips.sort();
+    let p50 = to_summary[to_summary.len() / 2];
+    let p95 = to_summary[to_summary.len() * 95 / 100];
+    let trip = round_trips[round_trips.len() / 2];
+    println!("# summary latency: p50 {p50:?}, p95 {p95:?}; a webhook round trip takes {trip:?}");
+    report("summary_latency_p50_ms", p50.as_secs_f64() * 1e3);
+    report("summary_latency_p95_ms", p95.as_secs_f64() * 1e3);
+    report(
+        "summary_p50_vs_webhook_round_trip",
+        p50.as_secs_f64() / trip.as_secs_f64(),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The release binary as a child process: memory, WAL, size, start-up.
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_git-push-tracker"))
+}
+
+fn rss_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct ChildServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ChildServer {
+    /// Starts `serve` on `db` and returns it with the time until `/healthz` answered.
+    fn start(db: &Path) -> (ChildServer, Duration) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let started = Instant::now();
+        let child = Command::new(binary())
+            .args([
+                "--db",
+                db.to_str().unwrap(),
+                "serve",
+                "--listen",
+                &addr.to_string(),
+            ])
+            .env("PUSH_TRACKER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let agent = app_support::agent();
+        loop {
+            if let Ok(r) = agent.get(format!("http://{addr}/healthz")).call() {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        (ChildServer { child, addr }, started.elapsed())
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn footprint(dir: &Path, data: &Path) {
+    let size = std::fs::metadata(binary()).unwrap().len() as f64 / 1e6;
+    report("binary_mb", size);
+
+    let million = data.join("million.db");
+    populate(&million);
+    let (empty_server, start_empty) = ChildServer::start(&dir.join("empty.db"));
+    drop(empty_server);
+    let (big_server, start_big) = ChildServer::start(&million);
+    drop(big_server);
+    report("start_ms_1m", start_big.as_secs_f64() * 1e3);
+    report(
+        "start_1m_vs_empty",
+        start_big.as_secs_f64() / start_empty.as_secs_f64(),
+    );
+
+    let db = dir.join("footprint.db");
+    let (path, secret, _) = project(&db, "footprint");
+    let (server, _) = ChildServer::start(&db);
+    let pid = server.child.id();
+    let idle = rss_kb(pid, "VmRSS:") as f64 / 1024.0;
+    report("idle_rss_mb", idle);
+
+    let body = Arc::new(ten_kb_payload());
+    let sig = app_support::github_signature(&secret, &body);
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    let wal_peak = Arc::new(Mutex::new(0u64));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (wal, wal_peak, sampling) = (wal.clone(), wal_peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+                let mut peak = wal_peak.lock().unwrap();
+                *peak = (*peak).max(size);
+                drop(peak);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let rps = load(
+        server.addr,
+        CONNECTIONS,
+        secs("BENCH_WAL_SECS", 60),
+        Arc::new(move |_| webhook_request(&path, &sig, &body)),
+    );
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let peak = rss_kb(pid, "VmHWM:") as f64 / 1024.0;
+    let wal_after = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    let db_size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    println!("# sustained ingest: {rps:.0} webhooks/s; database {db_size:.0} MB");
+    report("peak_rss_mb", peak);
+    report("peak_vs_idle_rss", peak / idle);
+    report("wal_peak_mb", *wal_peak.lock().unwrap() as f64 / 1e6);
+    report("wal_after_mb", wal_after);
+    report(
+        "wal_peak_vs_database",
+        *wal_peak.lock().unwrap() as f64 / 1e6 / db_size,
+    );
+}
+
+fn main() {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    let dir = tempfile::tempdir().unwrap();
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&data).unwrap();
+    println!(
+        "# machine: {} cores; {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        Utc::now().to_rfc3339()
+    );
+    if run("ingest") {
+        ingest(dir.path());
+    }
+    if run("read") {
+        read(&data);
+    }
+    if run("latency") {
+        latency(dir.path());
+    }
+    if run("footprint") {
+        footprint(dir.path(), &data);
+    }
+}
