@@ -19,6 +19,8 @@ use crate::tokens::hash_key;
 
 const DEFAULT_LIMIT: i64 = 20;
 const MAX_LIMIT: i64 = 100;
+/// Stored refs are capped at 1024 bytes, so a longer `branch` filter can never match anything.
+const MAX_BRANCH_LEN: usize = 1024;
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -252,7 +254,7 @@ impl PublicApi {
         limit: Query<Option<i64>>,
         /// How many pushes to skip.
         offset: Query<Option<i64>>,
-        /// Only pushes to this branch or tag.
+        /// Only pushes to this branch or tag (at most 1024 bytes).
         branch: Query<Option<String>>,
         /// Only pushes at or after this date (`2024-01-01`) or date-time (`2024-01-01T10:00:00Z`).
         since: Query<Option<String>>,
@@ -267,6 +269,11 @@ impl PublicApi {
             Some(n) if n < 0 => return Ok(bad_request("`offset` must be 0 or more")),
             Some(n) => n as u64,
         };
+        if branch.0.as_ref().is_some_and(|b| b.len() > MAX_BRANCH_LEN) {
+            return Ok(bad_request(format!(
+                "`branch` must be at most {MAX_BRANCH_LEN} bytes"
+            )));
+        }
         let since = match since.0.as_deref() {
             None => None,
             Some(raw) => match parse_since(raw) {
