@@ -257,7 +257,6 @@ fn corpus(project: &TestProject) -> Vec<Case> {
     let wrong_secret_sig = github_signature("not the secret", &body);
     let other_body_sig = github_signature(secret, b"{}");
     let sha1_style = format!("sha1={}", &good_sig[7..47]);
-    let bare_hex = good_sig[7..].to_owned();
     let flipped = {
         let mut s = good_sig.clone().into_bytes();
         let last = s.len() - 1;
@@ -283,7 +282,6 @@ fn corpus(project: &TestProject) -> Vec<Case> {
             Status(401),
         ));
     }
-    let _ = bare_hex;
     let mut tampered = body.clone();
     tampered.extend_from_slice(b" ");
     cases.push(case(
