@@ -62,6 +62,7 @@ pub struct PushItem {
     pub forced: bool,
     /// True when the host listed fewer commits than `commitCount`.
     pub commits_truncated: bool,
+    #[oai(nullable)]
     pub compare_url: Option<String>,
     /// `pending`, `summarized` or `failed`.
     pub summary_status: String,
@@ -77,11 +78,14 @@ pub struct PushItem {
 pub struct PushDetail {
     #[oai(flatten)]
     pub push: PushItem,
+    #[oai(nullable)]
     pub before: Option<String>,
+    #[oai(nullable)]
     pub after: Option<String>,
     /// Summary attempts made so far.
     pub attempts: u32,
     /// Why the last summary attempt failed, if it did.
+    #[oai(nullable)]
     pub last_error: Option<String>,
     /// The commits as the host listed them.
     pub commits: Vec<CommitItem>,
@@ -93,7 +97,9 @@ pub struct CommitItem {
     pub sha: String,
     pub message: String,
     pub author: String,
+    #[oai(nullable)]
     pub timestamp: Option<String>,
+    #[oai(nullable)]
     pub url: Option<String>,
     pub added: Vec<String>,
     pub removed: Vec<String>,
