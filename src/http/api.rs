@@ -19,8 +19,6 @@ use crate::tokens::hash_key;
 
 const DEFAULT_LIMIT: i64 = 20;
 const MAX_LIMIT: i64 = 100;
-/// Stored refs are capped at 1024 bytes, so a longer `branch` filter can never match anything.
-const MAX_BRANCH_LEN: usize = 1024;
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -257,10 +255,14 @@ impl PublicApi {
         state: Data<&Arc<AppState>>,
         key: ProjectKey,
         /// Page size: default 20, values over 100 are clamped to 100.
+        #[oai(validator(minimum(value = "0")))]
         limit: Query<Option<i64>>,
         /// How many pushes to skip.
+        #[oai(validator(minimum(value = "0")))]
         offset: Query<Option<i64>>,
-        /// Only pushes to this branch or tag (at most 1024 bytes).
+        /// Only pushes to this branch or tag. Stored refs are capped at 1024 bytes, so a longer
+        /// filter could never match and is refused.
+        #[oai(validator(max_length = 1024))]
         branch: Query<Option<String>>,
         /// Only pushes at or after this date (`2024-01-01`) or date-time (`2024-01-01T10:00:00Z`).
         since: Query<Option<String>>,
@@ -275,11 +277,6 @@ impl PublicApi {
             Some(n) if n < 0 => return Ok(bad_request("`offset` must be 0 or more")),
             Some(n) => n as u64,
         };
-        if branch.0.as_ref().is_some_and(|b| b.len() > MAX_BRANCH_LEN) {
-            return Ok(bad_request(format!(
-                "`branch` must be at most {MAX_BRANCH_LEN} bytes"
-            )));
-        }
         let since = match since.0.as_deref() {
             None => None,
             Some(raw) => match parse_since(raw) {
