@@ -777,6 +777,13 @@ fn sql_and_html_in_every_string_field_are_stored_and_served_verbatim() {
 
         let detail = app.get(&format!("/api/v1/pushes/{id}"), Some(&project.key));
         assert_eq!(detail.status, 200, "{}", detail.body);
+        // Served as JSON data, never as a page a browser would render.
+        let content_type = detail.header("content-type").unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/json"),
+            "{content_type}"
+        );
+        assert_eq!(detail.header("x-content-type-options"), Some("nosniff"));
         let d = &detail.body;
         let c = &d["commits"][0];
         for (got, name) in [
