@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::Duration;
@@ -158,6 +158,7 @@ fn client(
     secret: String,
     acked: Arc<Mutex<HashSet<String>>>,
     stop: Arc<AtomicBool>,
+    unanswered: Arc<AtomicUsize>,
 ) {
     let http: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -188,7 +189,10 @@ fn client(
             Ok(resp) => panic!("delivery {delivery} was refused with {}", resp.status()),
             // The server is down or was killed mid-request: not acknowledged, so no promise.
             // Pause briefly so a dead server does not turn this loop into a busy spin.
-            Err(_) => thread::sleep(Duration::from_millis(20)),
+            Err(_) => {
+                unanswered.fetch_add(1, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 }
@@ -210,16 +214,18 @@ fn every_acknowledged_push_survives_ten_sigkills_under_load() {
     let base = Arc::new(RwLock::new(first_base));
     let acked = Arc::new(Mutex::new(HashSet::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    let unanswered = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|n| {
-            let (base, hook_path, secret, acked, stop) = (
+            let (base, hook_path, secret, acked, stop, unanswered) = (
                 base.clone(),
                 hook_path.clone(),
                 secret.clone(),
                 acked.clone(),
                 stop.clone(),
+                unanswered.clone(),
             );
-            thread::spawn(move || client(n, base, hook_path, secret, acked, stop))
+            thread::spawn(move || client(n, base, hook_path, secret, acked, stop, unanswered))
         })
         .collect();
 
@@ -247,5 +253,10 @@ fn every_acknowledged_push_survives_ten_sigkills_under_load() {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= KILLS * ACKS_PER_LIFE);
     assert_durable(&db, &acked, KILLS + 1);
+    eprintln!(
+        "crash: {KILLS} kills, {} deliveries acknowledged, {} requests unanswered (in flight at a kill or sent while down)",
+        acked.len(),
+        unanswered.load(Ordering::Relaxed)
+    );
     child.kill();
 }
