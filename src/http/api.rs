@@ -60,6 +60,7 @@ pub struct PushItem {
     pub forced: bool,
     /// True when the host listed fewer commits than `commitCount`.
     pub commits_truncated: bool,
+    #[oai(nullable)]
     pub compare_url: Option<String>,
     /// `pending`, `summarized` or `failed`.
     pub summary_status: String,
@@ -75,11 +76,14 @@ pub struct PushItem {
 pub struct PushDetail {
     #[oai(flatten)]
     pub push: PushItem,
+    #[oai(nullable)]
     pub before: Option<String>,
+    #[oai(nullable)]
     pub after: Option<String>,
     /// Summary attempts made so far.
     pub attempts: u32,
     /// Why the last summary attempt failed, if it did.
+    #[oai(nullable)]
     pub last_error: Option<String>,
     /// The commits as the host listed them.
     pub commits: Vec<CommitItem>,
@@ -91,7 +95,9 @@ pub struct CommitItem {
     pub sha: String,
     pub message: String,
     pub author: String,
+    #[oai(nullable)]
     pub timestamp: Option<String>,
+    #[oai(nullable)]
     pub url: Option<String>,
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -249,10 +255,14 @@ impl PublicApi {
         state: Data<&Arc<AppState>>,
         key: ProjectKey,
         /// Page size: default 20, values over 100 are clamped to 100.
+        #[oai(validator(minimum(value = "0")))]
         limit: Query<Option<i64>>,
         /// How many pushes to skip.
+        #[oai(validator(minimum(value = "0")))]
         offset: Query<Option<i64>>,
-        /// Only pushes to this branch or tag.
+        /// Only pushes to this branch or tag. Stored refs are capped at 1024 bytes, so a longer
+        /// filter could never match and is refused.
+        #[oai(validator(max_length = 1024))]
         branch: Query<Option<String>>,
         /// Only pushes at or after this date (`2024-01-01`) or date-time (`2024-01-01T10:00:00Z`).
         since: Query<Option<String>>,

@@ -95,6 +95,25 @@ pub async fn to_json(err: poem::Error) -> Response {
     json_error(status, code, message)
 }
 
+/// Adds the `Allow` header RFC 9110 requires on a 405, which poem's router leaves out. Every
+/// route takes one method: webhooks POST, everything else GET (HEAD is answered as GET).
+pub fn add_allow_header(path: &str, mut response: Response) -> Response {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(poem::http::header::ALLOW)
+    {
+        let allow = if path.starts_with("/webhooks/") {
+            "POST"
+        } else {
+            "GET, HEAD"
+        };
+        response.headers_mut().insert(
+            poem::http::header::ALLOW,
+            poem::http::HeaderValue::from_static(allow),
+        );
+    }
+    response
+}
+
 impl From<crate::db::DbError> for poem::Error {
     fn from(e: crate::db::DbError) -> Self {
         poem::Error::from(InternalError::new(e))

@@ -72,6 +72,11 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .nest("/docs", docs)
         .nest("/", api)
         .catch_all_error(error::to_json)
+        .around(|ep, req| async move {
+            let path = req.uri().path().to_owned();
+            let response = ep.call(req).await?.into_response();
+            Ok(error::add_allow_header(&path, response))
+        })
         .with(
             SetHeader::new()
                 .overriding("X-Content-Type-Options", "nosniff")

@@ -1,5 +1,6 @@
 //! A scripted HTTP/1.1 server standing in for Gemini or an OpenAI-compatible API: it answers from a
-//! queue and records every request, so tests see exactly what the summarizer sent.
+//! queue (or, once the queue is empty, from a responder function) and records every request, so
+//! tests see exactly what the summarizer sent.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -65,6 +66,9 @@ impl Recorded {
     }
 }
 
+/// Decides the answer to a request once the scripted queue is empty.
+pub type Responder = Arc<dyn Fn(&Recorded) -> Scripted + Send + Sync>;
+
 /// The running fake; dropping it stops the accept loop.
 pub struct FakeLlm {
     addr: SocketAddr,
@@ -76,6 +80,21 @@ pub struct FakeLlm {
 impl FakeLlm {
     /// Starts on `127.0.0.1:0` with answers served in order; once they run out it answers 500.
     pub fn start(script: Vec<Scripted>) -> Self {
+        Self::launch(
+            script,
+            Arc::new(|_: &Recorded| {
+                Scripted::json(500, r#"{"error":"fake LLM: no scripted response left"}"#)
+            }),
+        )
+    }
+
+    /// Starts on `127.0.0.1:0` answering every request with `responder` (called from one thread
+    /// per connection, so it may run concurrently), after any answers added with `enqueue`.
+    pub fn start_with(responder: impl Fn(&Recorded) -> Scripted + Send + Sync + 'static) -> Self {
+        Self::launch(Vec::new(), Arc::new(responder))
+    }
+
+    fn launch(script: Vec<Scripted>, responder: Responder) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake LLM");
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -89,9 +108,10 @@ impl FakeLlm {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
-                    let (requests, queue) = (requests.clone(), queue.clone());
+                    let (requests, queue, responder) =
+                        (requests.clone(), queue.clone(), responder.clone());
                     // One thread per connection so a delayed answer never holds up the next request.
-                    thread::spawn(move || serve(stream, &requests, &queue));
+                    thread::spawn(move || serve(stream, &requests, &queue, &*responder));
                 }
             });
         }
@@ -133,14 +153,18 @@ impl Drop for FakeLlm {
     }
 }
 
-fn serve(stream: TcpStream, requests: &Mutex<Vec<Recorded>>, queue: &Mutex<VecDeque<Scripted>>) {
+fn serve(
+    stream: TcpStream,
+    requests: &Mutex<Vec<Recorded>>,
+    queue: &Mutex<VecDeque<Scripted>>,
+    responder: &(dyn Fn(&Recorded) -> Scripted + Send + Sync),
+) {
     let Some(request) = read_request(&stream) else {
         return;
     };
+    let queued = queue.lock().unwrap().pop_front();
+    let answer = queued.unwrap_or_else(|| responder(&request));
     requests.lock().unwrap().push(request);
-    let answer = queue.lock().unwrap().pop_front().unwrap_or_else(|| {
-        Scripted::json(500, r#"{"error":"fake LLM: no scripted response left"}"#)
-    });
     if let Some(delay) = answer.delay {
         thread::sleep(delay);
     }

@@ -1,0 +1,239 @@
+//! Project isolation as a property: for random projects, keys (some revoked) and pushes, a live
+//! key only ever sees its own project's data, and a revoked key gets 401 everywhere.
+
+mod support;
+
+use chrono::Utc;
+use proptest::prelude::*;
+use support::app::{TestApp, TestProject, github_payload};
+
+/// One project of a generated case: which of its keys are revoked, and its pushes as
+/// (branch number, commit count, day offset).
+#[derive(Debug, Clone)]
+struct ProjectSpec {
+    revoked: Vec<bool>,
+    pushes: Vec<(u8, u8, u8)>,
+}
+
+/// A list request's parameters: limit, offset, branch as (project, branch number), since index.
+#[derive(Debug, Clone)]
+struct ListQuery {
+    limit: Option<u8>,
+    offset: Option<u8>,
+    branch: Option<(usize, u8)>,
+    since: Option<usize>,
+}
+
+const BASE_TIME: i64 = 1_700_000_000; // 2023-11-14
+const SINCE: &[&str] = &[
+    "2023-11-14",
+    "2023-11-16T00:00:00Z",
+    "2023-11-18T12:30:00+02:00",
+    "2000-01-01",
+    "2100-01-01",
+];
+
+fn project_spec() -> impl Strategy<Value = ProjectSpec> {
+    (
+        prop::collection::vec(prop::bool::weighted(0.3), 1..=3),
+        prop::collection::vec((0u8..3, 1u8..4, 0u8..7), 0..=4),
+    )
+        .prop_map(|(revoked, pushes)| ProjectSpec { revoked, pushes })
+}
+
+fn list_query() -> impl Strategy<Value = ListQuery> {
+    (
+        prop::option::of(0u8..=120),
+        prop::option::of(0u8..6),
+        prop::option::of((0usize..4, 0u8..3)),
+        prop::option::of(0usize..SINCE.len()),
+    )
+        .prop_map(|(limit, offset, branch, since)| ListQuery {
+            limit,
+            offset,
+            branch,
+            since,
+        })
+}
+
+/// The marker carried by everything of project `i`: its name, branches and commit messages.
+/// `z`, `q` and `x` never occur in UUIDs or timestamps, so a marker cannot appear by chance.
+fn marker(i: usize) -> String {
+    format!("zq{i}x")
+}
+
+fn branch(i: usize, b: u8) -> String {
+    format!("{}-br{b}", marker(i))
+}
+
+struct Built {
+    project: TestProject,
+    /// (key, revoked)
+    keys: Vec<(String, bool)>,
+    push_ids: Vec<String>,
+}
+
+fn build(app: &TestApp, specs: &[ProjectSpec]) -> Vec<Built> {
+    let manager = app.manager();
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let project = app.create_project(&format!("p{}", marker(i)));
+            let mut keys = Vec::new();
+            for (k, &revoked) in spec.revoked.iter().enumerate() {
+                let created = manager
+                    .create_key(&project.name, &format!("k{k}"), Utc::now())
+                    .unwrap();
+                if revoked {
+                    manager
+                        .revoke_key(&project.name, &created.info.id.to_string(), Utc::now())
+                        .unwrap();
+                }
+                keys.push((created.key.expose().to_owned(), revoked));
+            }
+            let mut push_ids = Vec::new();
+            for (n, &(b, commits, day)) in spec.pushes.iter().enumerate() {
+                let messages: Vec<String> = (0..commits)
+                    .map(|c| format!("{} commit {c} of push {n}", marker(i)))
+                    .collect();
+                let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
+                let body = github_payload(
+                    &branch(i, b),
+                    &messages,
+                    BASE_TIME + i64::from(day) * 86_400,
+                );
+                let reply = app.github_push(&project, &format!("p{i}-d{n}"), &body);
+                assert_eq!(reply.status, 201, "{}", reply.body);
+                push_ids.push(reply.body["pushes"][0].as_str().unwrap().to_owned());
+            }
+            Built {
+                project,
+                keys,
+                push_ids,
+            }
+        })
+        .collect()
+}
+
+fn query_string(q: &ListQuery, projects: usize) -> String {
+    let mut params: Vec<(&str, String)> = Vec::new();
+    if let Some(limit) = q.limit {
+        params.push(("limit", limit.to_string()));
+    }
+    if let Some(offset) = q.offset {
+        params.push(("offset", offset.to_string()));
+    }
+    if let Some((p, b)) = q.branch {
+        // Often another project's branch: it must match nothing for this key.
+        params.push(("branch", branch(p % projects, b)));
+    }
+    if let Some(s) = q.since {
+        params.push(("since", SINCE[s].to_owned()));
+    }
+    format!(
+        "/api/v1/pushes?{}",
+        serde_urlencoded::to_string(&params).unwrap()
+    )
+}
+
+/// Fails with the offending body when it mentions any project other than `own`.
+/// Case-insensitive: summaries capitalize their first word (`Zq1x ...`).
+fn assert_no_foreign_marker(body: &str, own: usize, projects: usize, what: &str) {
+    let lower = body.to_lowercase();
+    for other in (0..projects).filter(|&o| o != own) {
+        assert!(
+            !lower.contains(&marker(other)),
+            "{what}: a key of project {own} saw project {other}'s data: {body}"
+        );
+    }
+}
+
+fn check_case(specs: Vec<ProjectSpec>, queries: Vec<ListQuery>) {
+    let app = TestApp::spawn();
+    let built = build(&app, &specs);
+    let n = built.len();
+    let all_ids: Vec<(usize, &String)> = built
+        .iter()
+        .enumerate()
+        .flat_map(|(i, b)| b.push_ids.iter().map(move |id| (i, id)))
+        .collect();
+
+    for (i, b) in built.iter().enumerate() {
+        // The project's first key, from TestApp, is live; the generated ones may be revoked.
+        let keys = std::iter::once((b.project.key.clone(), false)).chain(b.keys.iter().cloned());
+        for (key, revoked) in keys {
+            let unfiltered = app.get("/api/v1/pushes?limit=100", Some(&key));
+            if revoked {
+                assert_eq!(
+                    unfiltered.status, 401,
+                    "revoked key listed: {}",
+                    unfiltered.body
+                );
+                assert_eq!(unfiltered.body["error"]["code"], "unauthorized");
+            } else {
+                assert_eq!(unfiltered.status, 200, "{}", unfiltered.body);
+                assert_eq!(unfiltered.body["project"], b.project.name.as_str());
+                assert_eq!(
+                    unfiltered.body["pagination"]["total"],
+                    b.push_ids.len(),
+                    "the key of project {i} counts another project's pushes"
+                );
+                assert_no_foreign_marker(&unfiltered.body.to_string(), i, n, "list");
+            }
+
+            for q in &queries {
+                let path = query_string(q, n);
+                let reply = app.get(&path, Some(&key));
+                if revoked {
+                    assert_eq!(reply.status, 401, "{path}: {}", reply.body);
+                    continue;
+                }
+                assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+                assert_no_foreign_marker(&reply.body.to_string(), i, n, &path);
+                for push in reply.body["pushes"].as_array().unwrap() {
+                    let id = push["id"].as_str().unwrap();
+                    assert!(
+                        b.push_ids.iter().any(|own| own == id),
+                        "{path}: project {i} listed push {id}, which is not its own"
+                    );
+                }
+            }
+
+            for (owner, id) in &all_ids {
+                let reply = app.get(&format!("/api/v1/pushes/{id}"), Some(&key));
+                let expected = match (revoked, *owner == i) {
+                    (true, _) => 401,
+                    (false, true) => 200,
+                    (false, false) => 404,
+                };
+                assert_eq!(
+                    reply.status, expected,
+                    "key of project {i} (revoked: {revoked}) reading push {id} of project {owner}: {}",
+                    reply.body
+                );
+                assert_no_foreign_marker(&reply.body.to_string(), i, n, "get by id");
+                if expected != 200 {
+                    assert!(reply.body["error"]["code"].is_string(), "{}", reply.body);
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        max_shrink_iters: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn a_key_only_ever_sees_its_own_project_and_a_revoked_key_sees_nothing(
+        specs in prop::collection::vec(project_spec(), 2..=4),
+        queries in prop::collection::vec(list_query(), 3),
+    ) {
+        check_case(specs, queries);
+    }
+}
