@@ -83,7 +83,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         )
         .at("/", get(assets::index))
         .at("/assets/*path", get(assets::asset))
-        .nest("/", api.with(CookieJarManager::new()))
+        .nest_no_strip("/api", api.with(CookieJarManager::new()))
         .catch_all_error(error::to_json)
         .with(
             SetHeader::new()
