@@ -271,8 +271,36 @@ async fn drive(client: &Client, app: &TestApp) {
         "a script from webhook text ran"
     );
 
-    let shot = client.screenshot().await.unwrap();
+    let key_form = client
+        .find(Locator::Css(&format!("{card} .key-form")))
+        .await
+        .unwrap();
+    assert!(
+        !key_form.is_displayed().await.unwrap(),
+        "the key form closes"
+    );
+
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
+    let shot = client.screenshot().await.unwrap();
     std::fs::write(dir.join("dashboard.png"), shot).unwrap();
+
+    // On a phone-sized screen nothing forces sideways scrolling of the page.
+    client.set_window_size(390, 844).await.unwrap();
+    let overflow = poll("the narrow layout", || async {
+        let widths = client
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .ok()?;
+        let scroll = widths[0].as_u64()?;
+        let inner = widths[1].as_u64()?;
+        (inner <= 500).then_some(scroll.saturating_sub(inner))
+    })
+    .await;
+    assert_eq!(overflow, 0, "the page is wider than a phone screen");
+    let shot = client.screenshot().await.unwrap();
+    std::fs::write(dir.join("dashboard-phone.png"), shot).unwrap();
 }
