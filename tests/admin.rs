@@ -498,3 +498,41 @@ fn asset_paths_that_climb_out_or_do_not_exist_are_json_404s() {
         assert_eq!(r.body["error"]["code"], "not_found", "{path}");
     }
 }
+
+#[test]
+fn admin_reset_token_prints_a_new_token_that_replaces_the_old_one_and_ends_sessions() {
+    let app = TestApp::spawn();
+    let session = log_in(&app);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
+        .arg("--db")
+        .arg(&app.db_path)
+        .args(["admin", "reset-token"])
+        .output()
+        .expect("run the binary");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("New admin token: "))
+        .expect("the new token")
+        .to_owned();
+    assert!(token.starts_with("gpa_"), "{stdout}");
+
+    let projects = "/api/admin/projects";
+    assert_eq!(
+        call(&app, "GET", projects, Auth::Bearer(&token), None).status,
+        200
+    );
+    assert_eq!(
+        call(&app, "GET", projects, Auth::Bearer(ADMIN_TOKEN), None).status,
+        401
+    );
+    assert_eq!(
+        call(&app, "GET", projects, Auth::Session(&session), None).status,
+        401
+    );
+}

@@ -169,6 +169,7 @@ impl From<ManageError> for Refusal {
             ManageError::NoSuchPush(_) => {
                 Refusal::NotFound(ErrorBody::new("push_not_found", message))
             }
+            // `manage` answers storage failures with a 500 before they get here.
             ManageError::Db(_) => Refusal::BadRequest(ErrorBody::new("internal_error", message)),
         }
     }
