@@ -5,6 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -178,7 +179,7 @@ fn the_owner_logs_in_creates_a_project_and_a_key_and_sees_pushes_rendered_as_tex
     if !browser_available() {
         return;
     }
-    let app = TestApp::spawn();
+    let app = Arc::new(TestApp::spawn());
     let driver = start_driver();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -186,12 +187,17 @@ fn the_owner_logs_in_creates_a_project_and_a_key_and_sees_pushes_rendered_as_tex
         .unwrap();
     rt.block_on(async {
         let client = connect(&driver).await;
-        drive(&client, &app).await;
+        // A failed assertion must still end the browser session, or Chromium outlives the test.
+        let outcome = tokio::spawn(drive(client.clone(), Arc::clone(&app))).await;
         let _ = client.close().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
     });
 }
 
-async fn drive(client: &Client, app: &TestApp) {
+async fn drive(client: Client, app: Arc<TestApp>) {
+    let client = &client;
     client.goto(&format!("{}/", app.base_url)).await.unwrap();
     type_into(client, "#login-token", ADMIN_TOKEN).await;
     click(client, "#login-submit").await;
