@@ -87,6 +87,10 @@ pub async fn run_extended<E: Endpoint + 'static>(
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
     let db = Db::open(&config.db_path)?;
+    let now = config.clock.now();
+    if let Some(token) = crate::auth::ensure_admin_token(&db, config.admin_token.as_ref(), now)? {
+        print_admin_banner(&token, &public_url);
+    }
     let summarize_at_ingest = config.summarizer.source() == "builtin";
 
     let worker = if config.run_worker {
@@ -115,6 +119,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         public_url: public_url.clone(),
         body_limit: config.body_limit,
         summarize_at_ingest,
+        login_limiter: crate::auth::LoginLimiter::default(),
     });
 
     listener.set_nonblocking(true).map_err(AppError::Listener)?;
@@ -140,4 +145,18 @@ pub async fn run_extended<E: Endpoint + 'static>(
     .ok();
     tracing::info!("stopped");
     served.map_err(AppError::Serve)
+}
+
+/// The one place a generated admin token is shown: straight to stderr, never through tracing,
+/// so log shippers and JSON logs do not keep it.
+fn print_admin_banner(token: &Secret, public_url: &str) {
+    eprintln!(
+        "\n================================================================\n\
+         A new admin token was generated. It is shown this once:\n\n    {}\n\n\
+         Log in to the dashboard at {public_url}/ with it, or send it to the admin API as\n\
+         `Authorization: Bearer <token>`. Set PUSH_TRACKER_ADMIN_TOKEN to choose your own,\n\
+         or run `git-push-tracker admin reset-token` to replace it.\n\
+         ================================================================\n",
+        token.expose()
+    );
 }

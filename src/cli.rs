@@ -66,6 +66,15 @@ pub enum Command {
     Push(PushCommand),
     /// Print the OpenAPI document the server serves at /openapi.json.
     Openapi,
+    /// The owner's admin token for the dashboard and the admin API.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Replace the admin token and log out every dashboard session; prints the new token once.
+    ResetToken,
 }
 
 /// Where the server listens and the URL it is reached at.
@@ -249,6 +258,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(cmd) => tokio::task::spawn_blocking(move || project(&cli.db, cmd)).await?,
         Command::Key(cmd) => tokio::task::spawn_blocking(move || key(&cli.db, cmd)).await?,
         Command::Push(cmd) => tokio::task::spawn_blocking(move || push(&cli.db, cmd)).await?,
+        Command::Admin(cmd) => tokio::task::spawn_blocking(move || admin(&cli.db, cmd)).await?,
     }
 }
 
@@ -490,6 +500,23 @@ fn push(db_path: &std::path::Path, cmd: PushCommand) -> anyhow::Result<()> {
             manager.resummarize(&id, None, Utc::now())?;
             println!(
                 "Queued push {id} for a new summary; a running server picks it up within its worker interval."
+            );
+            Ok(())
+        }
+    }
+}
+
+fn admin(db_path: &std::path::Path, cmd: AdminCommand) -> anyhow::Result<()> {
+    let db = open_db(db_path)?;
+    match cmd {
+        AdminCommand::ResetToken => {
+            let token = crate::auth::reset_admin_token(&db, Utc::now())?;
+            println!("New admin token: {}", token.expose());
+            println!(
+                "Shown this once. Every dashboard session was logged out; log in again with it."
+            );
+            println!(
+                "If PUSH_TRACKER_ADMIN_TOKEN is set for the server, it replaces this token at its next start."
             );
             Ok(())
         }

@@ -2,6 +2,7 @@
 //! serves the summaries through a project-scoped REST API and an embedded dashboard.
 #![forbid(unsafe_code)]
 
+pub mod auth; // the owner's admin token, sessions and login limit
 pub mod clock; // injected time
 pub mod db; // all SQL: pool, migrations, projects, keys, pushes, queue, ingest writer
 pub mod domain; // projects, keys, pushes, commits: types without I/O

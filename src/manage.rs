@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::{Db, DbError, jobs, keys, projects};
-use crate::domain::{ApiKeyInfo, InvalidProjectName, Project, ProjectName, PushCounts};
+use crate::db::pushes::PushFilter;
+use crate::db::{Db, DbError, jobs, keys, projects, pushes};
+use crate::domain::{ApiKeyInfo, InvalidProjectName, Project, ProjectName, Push, PushCounts};
 use crate::secret::Secret;
 use crate::tokens;
 
@@ -182,6 +183,22 @@ impl Manager {
             },
             e => e.into(),
         })
+    }
+
+    /// A page of a project's pushes, newest first, and how many it has in all.
+    pub fn list_pushes(
+        &self,
+        project: &str,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<Push>, u64), ManageError> {
+        let project = self.project(project)?;
+        let filter = PushFilter::default();
+        let conn = self.db.conn()?;
+        let name = project.name.as_str();
+        Ok(pushes::list(
+            &conn, project.id, name, &filter, limit, offset,
+        )?)
     }
 
     /// Queues a push for summarizing again; `project` scopes it for the admin API.

@@ -57,6 +57,22 @@ pub fn generate_webhook_secret() -> Secret {
     Secret::new(random_alphanumeric(40))
 }
 
+/// The owner's admin token starts with this, so it is never mistaken for a project key.
+pub const ADMIN_TOKEN_PREFIX: &str = "gpa_";
+
+/// A new admin token: printed once, only its hash is stored.
+pub fn generate_admin_token() -> Secret {
+    Secret::new(format!(
+        "{ADMIN_TOKEN_PREFIX}{}",
+        random_alphanumeric(API_KEY_RANDOM_LEN)
+    ))
+}
+
+/// A dashboard session id, the value of the session cookie; stored hashed like keys.
+pub fn generate_session_id() -> Secret {
+    Secret::new(random_alphanumeric(43))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +87,14 @@ mod tests {
         assert_eq!(a.hash, hash_key(a.key.expose()));
         assert!(a.key.expose().starts_with(&a.prefix));
         assert!(!format!("{a:?}").contains(a.key.expose()));
+    }
+
+    #[test]
+    fn admin_tokens_have_their_own_prefix_and_are_never_project_keys() {
+        let t = generate_admin_token();
+        assert!(t.expose().starts_with("gpa_"));
+        assert!(!t.expose().starts_with(API_KEY_PREFIX));
+        assert_eq!(t.expose().len(), 44);
+        assert_ne!(t, generate_admin_token());
     }
 }

@@ -96,6 +96,20 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX commits_push ON commits(push_id, position);
     "#,
+    // 2: the owner's admin token (hash only) and dashboard sessions (hashes of their ids).
+    r#"
+    CREATE TABLE admin_credential (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        token_hash  BLOB NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+
+    CREATE TABLE admin_sessions (
+        session_hash  BLOB PRIMARY KEY,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -4,6 +4,7 @@
 //! writer thread ([`writer`]) batches webhook inserts into few transactions and keeps the WAL
 //! file bounded with periodic checkpoints.
 
+pub mod admin;
 pub mod jobs;
 pub mod keys;
 pub mod migrate;

@@ -79,6 +79,7 @@ pub async fn to_json(err: poem::Error) -> Response {
             "unauthorized",
             "missing or invalid credentials: send `Authorization: Bearer <key>`".to_owned(),
         ),
+        StatusCode::FORBIDDEN => ("forbidden", err.to_string()),
         StatusCode::PAYLOAD_TOO_LARGE => {
             ("payload_too_large", "request body is too large".to_owned())
         }

@@ -1,12 +1,14 @@
 //! The route table: webhooks, the public API, docs, health, and the shared request state.
 
+pub mod admin;
 pub mod api;
+pub mod assets;
 pub mod error;
 pub mod webhooks;
 
 use std::sync::Arc;
 
-use poem::middleware::SetHeader;
+use poem::middleware::{CookieJarManager, SetHeader};
 use poem::web::Json;
 use poem::{Endpoint, EndpointExt, IntoResponse, Route, get, post};
 use poem_openapi::OpenApiService;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// True when the builtin summarizer is the configured one: pushes are done at ingest.
     pub summarize_at_ingest: bool,
+    /// Failed admin logins per client, to slow down guessing.
+    pub login_limiter: crate::auth::LoginLimiter,
 }
 
 impl AppState {
@@ -51,11 +55,12 @@ impl AppState {
 pub const SERVICE_TITLE: &str = "Git Push Tracker";
 
 /// The OpenAPI service; `git-push-tracker openapi` prints the same document `serve` serves.
-pub fn api_service() -> OpenApiService<api::PublicApi, ()> {
-    OpenApiService::new(api::PublicApi, SERVICE_TITLE, env!("CARGO_PKG_VERSION"))
+pub fn api_service() -> OpenApiService<(api::PublicApi, admin::AdminApi), ()> {
+    OpenApiService::new((api::PublicApi, admin::AdminApi), SERVICE_TITLE, env!("CARGO_PKG_VERSION"))
         .description(
             "Push summaries from your git hosts, one project per API key. \
-             Send `Authorization: Bearer gpt_...` with a key of the project you want to read.",
+             Send `Authorization: Bearer gpt_...` with a key of the project you want to read. \
+             The admin API under `/api/admin` takes the owner's admin token or a dashboard session.",
         )
         .license(poem_openapi::LicenseObject::new("MIT"))
 }
@@ -69,8 +74,16 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/webhooks/:hook_id", post(webhooks::receive))
         .at("/healthz", get(healthz))
         .at("/openapi.json", spec)
-        .nest("/docs", docs)
-        .nest("/", api)
+        // Swagger UI inlines its scripts, so it gets only the framing rule of the strict CSP.
+        .nest(
+            "/docs",
+            docs.with(
+                SetHeader::new().overriding("Content-Security-Policy", "frame-ancestors 'none'"),
+            ),
+        )
+        .at("/", get(assets::index))
+        .at("/assets/*path", get(assets::asset))
+        .nest_no_strip("/api", api.with(CookieJarManager::new()))
         .catch_all_error(error::to_json)
         .around(|ep, req| async move {
             let path = req.uri().path().to_owned();

@@ -16,6 +16,9 @@ use serde_json::Value;
 use sha2::Sha256;
 use tempfile::TempDir;
 
+/// The admin token every test app starts with.
+pub const ADMIN_TOKEN: &str = "gpa_TestAdminToken0123456789abcdefghijklmn";
+
 /// A running app; stops cleanly when dropped.
 pub struct TestApp {
     pub base_url: String,
@@ -57,7 +60,7 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-fn reply(mut resp: ureq::http::Response<ureq::Body>) -> Reply {
+pub fn reply(mut resp: ureq::http::Response<ureq::Body>) -> Reply {
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
@@ -103,6 +106,7 @@ impl TestApp {
             Arc::new(git_push_tracker::summarize::BuiltinSummarizer);
         let mut config = AppConfig::new(&db_path, summarizer);
         config.public_url = Some(base_url.clone());
+        config.admin_token = Some(git_push_tracker::secret::Secret::new(ADMIN_TOKEN));
         configure(&mut config);
         // Open once here so tests can create projects before the first request.
         Db::open(&db_path).expect("open db");

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs headless Chromium and chromedriver for tests/browser.rs when they are missing.
+set -euo pipefail
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends chromium chromium-driver

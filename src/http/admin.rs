@@ -1,0 +1,703 @@
+//! The admin API under `/api/admin`: the owner's projects, keys and pushes, behind the admin
+//! token or a dashboard session, with login, logout and the cross-site request checks.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::Request;
+use poem::http::Method;
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
+use poem::web::{Data, RemoteAddr};
+use poem_openapi::auth::{ApiKey, Bearer};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
+use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
+
+use super::AppState;
+use super::api::{Pagination, PushItem, iso};
+use super::error::{ErrorBody, InternalError};
+use crate::auth;
+use crate::domain::{ApiKeyInfo, Push};
+use crate::manage::{CreatedProject, ManageError, Manager};
+
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "gpt_session";
+/// The header the dashboard sends with every state-changing call; a cross-site page cannot
+/// set it without a CORS preflight, which this server never grants.
+pub const CSRF_HEADER: &str = "x-requested-with";
+pub const CSRF_HEADER_VALUE: &str = "git-push-tracker";
+
+#[derive(Tags)]
+pub enum AdminTags {
+    /// The owner's operations: projects, webhook secrets, API keys and pushes.
+    Admin,
+}
+
+/// The admin token (`gpa_...`) printed at the first start, set with PUSH_TRACKER_ADMIN_TOKEN,
+/// or replaced with `git-push-tracker admin reset-token`. Project keys are refused.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "gpa_...", checker = "check_token")]
+pub struct AdminToken(());
+
+/// The dashboard session cookie set by `POST /api/admin/login`. State-changing requests made
+/// with it must send `X-Requested-With: git-push-tracker` and, if they send `Origin`, this
+/// server's own.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "gpt_session",
+    key_in = "cookie",
+    checker = "check_session"
+)]
+pub struct AdminSession(());
+
+/// Either admin credential.
+#[derive(SecurityScheme)]
+pub enum AdminAuth {
+    Token(AdminToken),
+    Session(AdminSession),
+}
+
+fn state(req: &Request) -> poem::Result<&Arc<AppState>> {
+    req.data::<Arc<AppState>>()
+        .ok_or_else(|| InternalError::new(std::io::Error::other("app state missing")).into())
+}
+
+async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<()> {
+    let state = state(req)?;
+    let ok = state
+        .blocking(move |conn| auth::is_admin_token(conn, &bearer.token))
+        .await?;
+    ok.then_some(())
+        .ok_or_else(|| poem_openapi::error::AuthorizationError.into())
+}
+
+async fn check_session(req: &Request, cookie: ApiKey) -> poem::Result<()> {
+    let state = state(req)?;
+    let now = state.clock.now();
+    let live = state
+        .blocking(move |conn| auth::session_is_live(conn, &cookie.key, now))
+        .await?;
+    if !live {
+        return Err(poem_openapi::error::AuthorizationError.into());
+    }
+    if !same_site_write(req, &state.public_url) {
+        return Err(poem::Error::from_string(
+            "cross-site request refused: send `X-Requested-With: git-push-tracker` from this \
+             server's own pages, or use `Authorization: Bearer <admin token>`",
+            poem::http::StatusCode::FORBIDDEN,
+        ));
+    }
+    Ok(())
+}
+
+/// Cookie-authenticated writes must come from this server's own page: the custom header
+/// forces a preflight on any cross-site attempt, and a sent `Origin` must be ours.
+fn same_site_write(req: &Request, public_url: &str) -> bool {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if header(CSRF_HEADER) != Some(CSRF_HEADER_VALUE) {
+        return false;
+    }
+    if header("sec-fetch-site").is_some_and(|site| site != "same-origin") {
+        return false;
+    }
+    let Some(origin) = header("origin") else {
+        return true;
+    };
+    let origin_host = origin.split_once("://").map(|(_, host)| host);
+    origin == origin_of(public_url) || (origin_host.is_some() && origin_host == header("host"))
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> &str {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].find('/') {
+        Some(end) => &url[..start + end],
+        None => url,
+    }
+}
+
+/// Owner operations are blocking: they run off the async threads. Unexpected failures become
+/// an opaque 500; refusals come back for a typed answer.
+async fn manage<T, F>(state: &AppState, work: F) -> poem::Result<Result<T, Refusal>>
+where
+    T: Send + 'static,
+    F: FnOnce(&Manager) -> Result<T, ManageError> + Send + 'static,
+{
+    let manager = state.manager.clone();
+    let result = tokio::task::spawn_blocking(move || work(&manager))
+        .await
+        .map_err(InternalError::new)?;
+    match result {
+        Ok(v) => Ok(Ok(v)),
+        Err(ManageError::Db(e)) => Err(InternalError::new(e).into()),
+        Err(e) => Ok(Err(Refusal::from(e))),
+    }
+}
+
+/// An expected refusal of an owner operation.
+pub enum Refusal {
+    BadRequest(ErrorBody),
+    NotFound(ErrorBody),
+    Conflict(ErrorBody),
+}
+
+impl From<ManageError> for Refusal {
+    fn from(e: ManageError) -> Self {
+        let message = e.to_string();
+        match e {
+            ManageError::InvalidName(_) => {
+                Refusal::BadRequest(ErrorBody::new("invalid_name", message))
+            }
+            ManageError::InvalidLabel(_) => {
+                Refusal::BadRequest(ErrorBody::new("invalid_label", message))
+            }
+            ManageError::ProjectExists(_) => {
+                Refusal::Conflict(ErrorBody::new("project_exists", message))
+            }
+            ManageError::NoSuchProject(_) => {
+                Refusal::NotFound(ErrorBody::new("project_not_found", message))
+            }
+            ManageError::NoSuchKey { .. } => {
+                Refusal::NotFound(ErrorBody::new("key_not_found", message))
+            }
+            ManageError::NoSuchPush(_) => {
+                Refusal::NotFound(ErrorBody::new("push_not_found", message))
+            }
+            // `manage` answers storage failures with a 500 before they get here.
+            ManageError::Db(_) => Refusal::BadRequest(ErrorBody::new("internal_error", message)),
+        }
+    }
+}
+
+/// A read or an action on something that exists.
+#[derive(ApiResponse)]
+pub enum Found<T: ToJSON + ParseFromJSON> {
+    #[oai(status = 200)]
+    Ok(Json<T>),
+    /// No admin token or session was presented, or it is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A cross-site request with the session cookie was refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such project, key or push.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+}
+
+impl<T: ToJSON + ParseFromJSON> From<Refusal> for Found<T> {
+    fn from(r: Refusal) -> Self {
+        match r {
+            // Names in paths that cannot exist are simply not found.
+            Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b) => {
+                Found::NotFound(Json(b))
+            }
+        }
+    }
+}
+
+/// Something created, shown this once.
+#[derive(ApiResponse)]
+pub enum Created<T: ToJSON + ParseFromJSON> {
+    #[oai(status = 201)]
+    Created(Json<T>),
+    /// The name or label is invalid; the message says why.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// The project does not exist.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// A project with this name already exists.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+}
+
+impl<T: ToJSON + ParseFromJSON> From<Refusal> for Created<T> {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::BadRequest(b) => Created::BadRequest(Json(b)),
+            Refusal::NotFound(b) => Created::NotFound(Json(b)),
+            Refusal::Conflict(b) => Created::Conflict(Json(b)),
+        }
+    }
+}
+
+fn answer<T, R: From<Refusal>>(result: Result<T, Refusal>, ok: impl FnOnce(T) -> R) -> R {
+    match result {
+        Ok(v) => ok(v),
+        Err(refusal) => refusal.into(),
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    /// Done.
+    #[oai(status = 204)]
+    NoContent,
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum LoginResponse {
+    /// Logged in: the session cookie is set (HttpOnly, SameSite=Strict, for 7 days).
+    #[oai(status = 204)]
+    LoggedIn,
+    /// Not the admin token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// Too many failed logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+#[derive(Object)]
+pub struct LoginRequest {
+    /// The admin token.
+    pub token: String,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ServerInfo {
+    /// The base URL webhook URLs and the docs are built on.
+    pub public_url: String,
+    pub version: String,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AdminProject {
+    pub name: String,
+    /// Where the git host delivers pushes.
+    pub webhook_url: String,
+    pub pushes: u64,
+    /// Pushes waiting for a summary.
+    pub pending: u64,
+    /// Pushes whose summary failed after every attempt.
+    pub failed: u64,
+    pub created_at: String,
+}
+
+#[derive(Debug, Object)]
+pub struct NewProject {
+    /// 1 to 64 lowercase letters, digits, '-' or '_'.
+    pub name: String,
+}
+
+/// A project's webhook secret, shown this once.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ProjectSecret {
+    pub name: String,
+    pub webhook_url: String,
+    pub webhook_secret: String,
+}
+
+impl From<CreatedProject> for ProjectSecret {
+    fn from(p: CreatedProject) -> Self {
+        ProjectSecret {
+            name: p.name.to_string(),
+            webhook_url: p.webhook_url,
+            webhook_secret: p.webhook_secret.expose().to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AdminKey {
+    /// Revoke by this id or by the prefix.
+    pub id: i64,
+    pub label: String,
+    /// The key's first characters, to tell keys apart.
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoked: bool,
+}
+
+impl From<ApiKeyInfo> for AdminKey {
+    fn from(k: ApiKeyInfo) -> Self {
+        AdminKey {
+            id: k.id,
+            label: k.label,
+            prefix: k.prefix,
+            created_at: iso(k.created_at),
+            last_used_at: k.last_used_at.map(iso),
+            revoked: k.revoked_at.is_some(),
+            revoked_at: k.revoked_at.map(iso),
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct NewKey {
+    /// What the key is for, such as "dashboard" or "slack-bot".
+    #[oai(default)]
+    pub label: String,
+}
+
+/// A new API key, shown this once.
+#[derive(Object)]
+pub struct CreatedKey {
+    pub key: String,
+    pub label: String,
+    pub prefix: String,
+    pub id: i64,
+}
+
+/// A push as its owner sees it: the public fields plus the summary's attempts and last error.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AdminPush {
+    #[oai(flatten)]
+    pub push: PushItem,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+impl From<Push> for AdminPush {
+    fn from(p: Push) -> Self {
+        AdminPush {
+            attempts: p.attempts,
+            last_error: p.last_error.clone(),
+            push: p.into(),
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct AdminPushPage {
+    pub project: String,
+    /// Newest first.
+    pub pushes: Vec<AdminPush>,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Object)]
+pub struct Queued {
+    /// The push's id.
+    pub id: String,
+    /// Always `pending`: the worker picks it up within its interval.
+    pub status: String,
+}
+
+/// The admin API; stateless like the public one, so the spec prints without a database.
+pub struct AdminApi;
+
+#[OpenApi(prefix_path = "/api/admin", tag = "AdminTags::Admin")]
+impl AdminApi {
+    /// Log in with the admin token; sets the dashboard's session cookie.
+    ///
+    /// Five failed attempts per minute from one address are allowed; then 429.
+    #[oai(path = "/login", method = "post", operation_id = "adminLogin")]
+    async fn login(
+        &self,
+        state: Data<&Arc<AppState>>,
+        remote: &RemoteAddr,
+        cookies: &CookieJar,
+        body: Json<LoginRequest>,
+    ) -> poem::Result<LoginResponse> {
+        let client = remote
+            .as_socket_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        if let Err(wait) = state.login_limiter.check(client, Instant::now()) {
+            return Ok(LoginResponse::TooManyAttempts(
+                Json(ErrorBody::new(
+                    "too_many_attempts",
+                    "too many failed logins from this address; wait and try again",
+                )),
+                wait.as_secs().max(1),
+            ));
+        }
+        let now = state.clock.now();
+        let token = body.0.token;
+        let session = state
+            .blocking(move |conn| {
+                if auth::is_admin_token(conn, &token)? {
+                    auth::start_session(conn, now).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .await?;
+        let Some(session) = session else {
+            state.login_limiter.record_failure(client, Instant::now());
+            return Ok(LoginResponse::Unauthorized(Json(ErrorBody::new(
+                "unauthorized",
+                "that is not the admin token; it was printed at the first start, or run \
+                 `git-push-tracker admin reset-token`",
+            ))));
+        };
+        cookies.add(session_cookie(&state, session.expose(), false));
+        Ok(LoginResponse::LoggedIn)
+    }
+
+    /// End the dashboard session and clear its cookie.
+    #[oai(path = "/logout", method = "post", operation_id = "adminLogout")]
+    async fn logout(
+        &self,
+        state: Data<&Arc<AppState>>,
+        cookies: &CookieJar,
+    ) -> poem::Result<Deleted> {
+        if let Some(cookie) = cookies.get(SESSION_COOKIE) {
+            let id = cookie.value_str().to_owned();
+            state
+                .blocking(move |conn| auth::end_session(conn, &id))
+                .await?;
+        }
+        cookies.add(session_cookie(&state, "", true));
+        Ok(Deleted::NoContent)
+    }
+
+    /// The server's public URL and version, for the dashboard's docs.
+    #[oai(path = "/info", method = "get", operation_id = "adminInfo")]
+    async fn info(&self, state: Data<&Arc<AppState>>, _auth: AdminAuth) -> Found<ServerInfo> {
+        Found::Ok(Json(ServerInfo {
+            public_url: state.public_url.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
+    }
+
+    /// Every project with its webhook URL and push counts.
+    #[oai(path = "/projects", method = "get", operation_id = "adminListProjects")]
+    async fn list_projects(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+    ) -> poem::Result<Found<Vec<AdminProject>>> {
+        let listed = manage(&state, |m| m.list_projects()).await?;
+        Ok(answer(listed, |projects| {
+            Found::Ok(Json(
+                projects
+                    .into_iter()
+                    .map(|p| AdminProject {
+                        name: p.project.name.to_string(),
+                        webhook_url: p.webhook_url,
+                        pushes: p.counts.total,
+                        pending: p.counts.pending,
+                        failed: p.counts.failed,
+                        created_at: iso(p.project.created_at),
+                    })
+                    .collect(),
+            ))
+        }))
+    }
+
+    /// Create a project; answers its webhook URL and secret, shown this once.
+    #[oai(
+        path = "/projects",
+        method = "post",
+        operation_id = "adminCreateProject"
+    )]
+    async fn create_project(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        body: Json<NewProject>,
+    ) -> poem::Result<Created<ProjectSecret>> {
+        let now = state.clock.now();
+        let created = manage(&state, move |m| m.create_project(body.0.name.trim(), now)).await?;
+        Ok(answer(created, |p| Created::Created(Json(p.into()))))
+    }
+
+    /// Delete a project with its keys, pushes and commits.
+    #[oai(
+        path = "/projects/:name",
+        method = "delete",
+        operation_id = "adminDeleteProject"
+    )]
+    async fn delete_project(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        name: Path<String>,
+    ) -> poem::Result<Deleted> {
+        Ok(
+            match manage(&state, move |m| m.delete_project(&name.0)).await? {
+                Ok(()) => Deleted::NoContent,
+                Err(Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b)) => {
+                    Deleted::NotFound(Json(b))
+                }
+            },
+        )
+    }
+
+    /// Replace a project's webhook secret; the new one is shown this once.
+    #[oai(
+        path = "/projects/:name/rotate-secret",
+        method = "post",
+        operation_id = "adminRotateSecret"
+    )]
+    async fn rotate_secret(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        name: Path<String>,
+    ) -> poem::Result<Found<ProjectSecret>> {
+        let rotated = manage(&state, move |m| m.rotate_secret(&name.0)).await?;
+        Ok(answer(rotated, |p| Found::Ok(Json(p.into()))))
+    }
+
+    /// A project's API keys (never the keys themselves).
+    #[oai(
+        path = "/projects/:name/keys",
+        method = "get",
+        operation_id = "adminListKeys"
+    )]
+    async fn list_keys(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        name: Path<String>,
+    ) -> poem::Result<Found<Vec<AdminKey>>> {
+        let keys = manage(&state, move |m| m.list_keys(&name.0)).await?;
+        Ok(answer(keys, |keys| {
+            Found::Ok(Json(keys.into_iter().map(AdminKey::from).collect()))
+        }))
+    }
+
+    /// Create an API key for a project; the key is shown this once.
+    #[oai(
+        path = "/projects/:name/keys",
+        method = "post",
+        operation_id = "adminCreateKey"
+    )]
+    async fn create_key(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        name: Path<String>,
+        body: Json<NewKey>,
+    ) -> poem::Result<Created<CreatedKey>> {
+        let now = state.clock.now();
+        let created = manage(&state, move |m| m.create_key(&name.0, &body.0.label, now)).await?;
+        Ok(answer(created, |k| {
+            Created::Created(Json(CreatedKey {
+                key: k.key.expose().to_owned(),
+                label: k.info.label,
+                prefix: k.info.prefix,
+                id: k.info.id,
+            }))
+        }))
+    }
+
+    /// Revoke a key, named by its id or its prefix.
+    #[oai(
+        path = "/projects/:name/keys/:key",
+        method = "delete",
+        operation_id = "adminRevokeKey"
+    )]
+    async fn revoke_key(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        name: Path<String>,
+        key: Path<String>,
+    ) -> poem::Result<Found<AdminKey>> {
+        let now = state.clock.now();
+        let revoked = manage(&state, move |m| m.revoke_key(&name.0, &key.0, now)).await?;
+        Ok(answer(revoked, |k| Found::Ok(Json(k.into()))))
+    }
+
+    /// A project's pushes with their summary status and last error, newest first.
+    #[oai(
+        path = "/projects/:name/pushes",
+        method = "get",
+        operation_id = "adminListPushes"
+    )]
+    async fn list_pushes(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        name: Path<String>,
+        /// Page size: default 20, at most 100.
+        limit: Query<Option<u32>>,
+        offset: Query<Option<u64>>,
+    ) -> poem::Result<Found<AdminPushPage>> {
+        let limit = limit.0.unwrap_or(20).min(100);
+        let offset = offset.0.unwrap_or(0);
+        let project = name.0.clone();
+        let listed = manage(&state, move |m| m.list_pushes(&name.0, limit, offset)).await?;
+        Ok(answer(listed, |(pushes, total)| {
+            Found::Ok(Json(AdminPushPage {
+                project,
+                pushes: pushes.into_iter().map(AdminPush::from).collect(),
+                pagination: Pagination {
+                    limit,
+                    offset,
+                    total,
+                },
+            }))
+        }))
+    }
+
+    /// Queue a push for a new summary (resets its attempts).
+    #[oai(
+        path = "/pushes/:id/resummarize",
+        method = "post",
+        operation_id = "adminResummarize"
+    )]
+    async fn resummarize(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> poem::Result<Found<Queued>> {
+        let now = state.clock.now();
+        let push = id.0.clone();
+        let queued = manage(&state, move |m| m.resummarize(&id.0, None, now)).await?;
+        Ok(answer(queued, |()| {
+            Found::Ok(Json(Queued {
+                id: push,
+                status: "pending".to_owned(),
+            }))
+        }))
+    }
+}
+
+/// The session cookie, or its expired twin that clears it.
+fn session_cookie(state: &AppState, value: &str, expired: bool) -> Cookie {
+    let mut cookie = Cookie::new_with_str(SESSION_COOKIE, value);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Strict);
+    cookie.set_path("/");
+    cookie.set_secure(state.public_url.starts_with("https://"));
+    let max_age = if expired {
+        std::time::Duration::ZERO
+    } else {
+        auth::SESSION_TTL.to_std().unwrap_or_default()
+    };
+    cookie.set_max_age(max_age);
+    cookie
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_of_a_url_drops_its_path() {
+        assert_eq!(
+            origin_of("https://push.example.com/base"),
+            "https://push.example.com"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
+}

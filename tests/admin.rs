@@ -1,0 +1,538 @@
+//! The admin API and the dashboard over real HTTP: who may call it, CSRF, login limits, headers.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::app::{ADMIN_TOKEN, Reply, TestApp, github_payload, reply};
+
+/// How a request proves who sends it.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    /// A session cookie, sent the way the dashboard sends it.
+    Session(&'a str),
+}
+
+fn call(app: &TestApp, method: &str, path: &str, auth: Auth, body: Option<Value>) -> Reply {
+    call_with(app, method, path, auth, body, &[])
+}
+
+fn call_with(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    auth: Auth,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", app.base_url));
+    match auth {
+        Auth::None => {}
+        Auth::Bearer(token) => req = req.header("Authorization", format!("Bearer {token}")),
+        Auth::Session(id) => {
+            req = req
+                .header("Cookie", format!("gpt_session={id}"))
+                .header("X-Requested-With", "git-push-tracker")
+                .header("Origin", app.base_url.as_str());
+        }
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = match body {
+        Some(body) => app.agent.run(
+            req.header("Content-Type", "application/json")
+                .body(serde_json::to_vec(&body).unwrap())
+                .unwrap(),
+        ),
+        None => app.agent.run(req.body(()).unwrap()),
+    };
+    reply(resp.expect("request"))
+}
+
+/// Logs in with the admin token and returns the session id from the cookie.
+fn log_in(app: &TestApp) -> String {
+    let r = call(
+        app,
+        "POST",
+        "/api/admin/login",
+        Auth::None,
+        Some(json!({"token": ADMIN_TOKEN})),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let cookie = r.header("set-cookie").expect("a session cookie");
+    let value = cookie
+        .strip_prefix("gpt_session=")
+        .and_then(|rest| rest.split(';').next())
+        .expect("gpt_session cookie");
+    value.to_owned()
+}
+
+/// Every admin route, with a body where it takes one.
+fn admin_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
+    vec![
+        ("GET", "/api/admin/info", None),
+        ("GET", "/api/admin/projects", None),
+        ("POST", "/api/admin/projects", Some(json!({"name": "new"}))),
+        ("DELETE", "/api/admin/projects/alpha", None),
+        ("POST", "/api/admin/projects/alpha/rotate-secret", None),
+        ("GET", "/api/admin/projects/alpha/keys", None),
+        (
+            "POST",
+            "/api/admin/projects/alpha/keys",
+            Some(json!({"label": "x"})),
+        ),
+        ("DELETE", "/api/admin/projects/alpha/keys/1", None),
+        ("GET", "/api/admin/projects/alpha/pushes", None),
+        ("POST", "/api/admin/pushes/some-id/resummarize", None),
+    ]
+}
+
+#[test]
+fn every_admin_route_refuses_no_credentials_a_project_key_and_a_wrong_token() {
+    let app = TestApp::spawn();
+    let project = app.create_project("alpha");
+    for (method, path, body) in admin_routes() {
+        for auth in [
+            Auth::None,
+            Auth::Bearer(&project.key),
+            Auth::Bearer("gpa_not-the-token"),
+            Auth::Session("no-such-session"),
+        ] {
+            let r = call(&app, method, path, auth, body.clone());
+            assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+            assert_eq!(r.body["error"]["code"], "unauthorized", "{method} {path}");
+        }
+    }
+    // Nothing was changed by the refused calls.
+    assert_eq!(app.sql_count("SELECT count(*) FROM projects"), 1);
+    assert_eq!(
+        app.sql_count("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"),
+        1
+    );
+}
+
+/// Walks every admin route as the owner, with whichever credential is given.
+fn owner_walks_every_route(app: &TestApp, auth: Auth) {
+    let project = app.create_project("alpha");
+    let pushed = app.github_push(
+        &project,
+        "d-1",
+        &github_payload("main", &["Fix the login form"], 1_700_000_000),
+    );
+    assert_eq!(pushed.status, 201, "{}", pushed.body);
+
+    let info = call(app, "GET", "/api/admin/info", auth, None);
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert_eq!(info.body["publicUrl"], app.base_url.as_str());
+
+    let list = call(app, "GET", "/api/admin/projects", auth, None);
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.body[0]["name"], "alpha");
+    assert_eq!(list.body[0]["webhookUrl"], project.webhook_url.as_str());
+    assert_eq!(list.body[0]["pushes"], 1);
+    assert_eq!(list.body[0]["pending"], 0);
+    assert_eq!(list.body[0]["failed"], 0);
+
+    let created = call(
+        app,
+        "POST",
+        "/api/admin/projects",
+        auth,
+        Some(json!({"name": "beta"})),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["name"], "beta");
+    assert!(
+        created.body["webhookUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/webhooks/", app.base_url))
+    );
+    assert_eq!(created.body["webhookSecret"].as_str().unwrap().len(), 40);
+
+    let again = call(
+        app,
+        "POST",
+        "/api/admin/projects",
+        auth,
+        Some(json!({"name": "beta"})),
+    );
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.body["error"]["code"], "project_exists");
+    let invalid = call(
+        app,
+        "POST",
+        "/api/admin/projects",
+        auth,
+        Some(json!({"name": "Not Valid"})),
+    );
+    assert_eq!(invalid.status, 400, "{}", invalid.body);
+    assert_eq!(invalid.body["error"]["code"], "invalid_name");
+
+    let rotated = call(
+        app,
+        "POST",
+        "/api/admin/projects/beta/rotate-secret",
+        auth,
+        None,
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert_ne!(rotated.body["webhookSecret"], created.body["webhookSecret"]);
+
+    let key = call(
+        app,
+        "POST",
+        "/api/admin/projects/beta/keys",
+        auth,
+        Some(json!({"label": "slack-bot"})),
+    );
+    assert_eq!(key.status, 201, "{}", key.body);
+    let key_value = key.body["key"].as_str().unwrap().to_owned();
+    assert!(key_value.starts_with(key.body["prefix"].as_str().unwrap()));
+    assert_eq!(key.body["label"], "slack-bot");
+    assert_eq!(app.get("/api/v1/pushes", Some(&key_value)).status, 200);
+
+    let keys = call(app, "GET", "/api/admin/projects/beta/keys", auth, None);
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    assert_eq!(keys.body[0]["label"], "slack-bot");
+    assert_eq!(keys.body[0]["revoked"], false);
+    assert!(keys.body[0].get("key").is_none());
+
+    let prefix = key.body["prefix"].as_str().unwrap();
+    let revoked = call(
+        app,
+        "DELETE",
+        &format!("/api/admin/projects/beta/keys/{prefix}"),
+        auth,
+        None,
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_eq!(revoked.body["revoked"], true);
+    assert_eq!(app.get("/api/v1/pushes", Some(&key_value)).status, 401);
+
+    let pushes = call(app, "GET", "/api/admin/projects/alpha/pushes", auth, None);
+    assert_eq!(pushes.status, 200, "{}", pushes.body);
+    let push = &pushes.body["pushes"][0];
+    assert_eq!(push["branch"], "main");
+    assert_eq!(push["summaryStatus"], "summarized");
+    assert!(push.get("lastError").is_some() || push["attempts"].is_number());
+    let id = push["id"].as_str().unwrap();
+
+    let queued = call(
+        app,
+        "POST",
+        &format!("/api/admin/pushes/{id}/resummarize"),
+        auth,
+        None,
+    );
+    assert_eq!(queued.status, 200, "{}", queued.body);
+    let unknown = call(
+        app,
+        "POST",
+        "/api/admin/pushes/nope/resummarize",
+        auth,
+        None,
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    let deleted = call(app, "DELETE", "/api/admin/projects/beta", auth, None);
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let gone = call(app, "DELETE", "/api/admin/projects/beta", auth, None);
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    assert_eq!(gone.body["error"]["code"], "project_not_found");
+    let missing = call(app, "GET", "/api/admin/projects/nope/keys", auth, None);
+    assert_eq!(missing.status, 404, "{}", missing.body);
+}
+
+#[test]
+fn every_admin_route_works_with_the_admin_token() {
+    let app = TestApp::spawn();
+    owner_walks_every_route(&app, Auth::Bearer(ADMIN_TOKEN));
+}
+
+#[test]
+fn every_admin_route_works_with_the_session_cookie() {
+    let app = TestApp::spawn();
+    let session = log_in(&app);
+    owner_walks_every_route(&app, Auth::Session(&session));
+}
+
+#[test]
+fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
+    let app = TestApp::spawn();
+    let r = call(
+        &app,
+        "POST",
+        "/api/admin/login",
+        Auth::None,
+        Some(json!({"token": ADMIN_TOKEN})),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let cookie = r.header("set-cookie").unwrap().to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    // The test server's public URL is plain http.
+    assert!(!cookie.contains("Secure"), "{cookie}");
+
+    let session = log_in(&app);
+    assert_eq!(
+        call(
+            &app,
+            "GET",
+            "/api/admin/projects",
+            Auth::Session(&session),
+            None
+        )
+        .status,
+        200
+    );
+    let out = call(
+        &app,
+        "POST",
+        "/api/admin/logout",
+        Auth::Session(&session),
+        None,
+    );
+    assert_eq!(out.status, 204);
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        call(
+            &app,
+            "GET",
+            "/api/admin/projects",
+            Auth::Session(&session),
+            None
+        )
+        .status,
+        401
+    );
+}
+
+#[test]
+fn the_session_cookie_is_secure_when_the_public_url_is_https() {
+    let app = TestApp::spawn_with(|c| c.public_url = Some("https://push.example.com".into()));
+    let r = call(
+        &app,
+        "POST",
+        "/api/admin/login",
+        Auth::None,
+        Some(json!({"token": ADMIN_TOKEN})),
+    );
+    assert_eq!(r.status, 204);
+    assert!(r.header("set-cookie").unwrap().contains("Secure"));
+}
+
+#[test]
+fn a_cookie_write_from_a_foreign_origin_or_without_the_dashboard_header_is_refused() {
+    let app = TestApp::spawn();
+    let session = log_in(&app);
+    let cookie = format!("gpt_session={session}");
+    let body = Some(json!({"name": "csrf"}));
+
+    let foreign = call_with(
+        &app,
+        "POST",
+        "/api/admin/projects",
+        Auth::None,
+        body.clone(),
+        &[
+            ("Cookie", &cookie),
+            ("X-Requested-With", "git-push-tracker"),
+            ("Origin", "https://evil.example"),
+        ],
+    );
+    assert_eq!(foreign.status, 403, "{}", foreign.body);
+    assert_eq!(foreign.body["error"]["code"], "forbidden");
+
+    let no_header = call_with(
+        &app,
+        "POST",
+        "/api/admin/projects",
+        Auth::None,
+        body.clone(),
+        &[("Cookie", &cookie)],
+    );
+    assert_eq!(no_header.status, 403, "{}", no_header.body);
+
+    let cross_site = call_with(
+        &app,
+        "DELETE",
+        "/api/admin/projects/csrf",
+        Auth::None,
+        None,
+        &[
+            ("Cookie", &cookie),
+            ("X-Requested-With", "git-push-tracker"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+    );
+    assert_eq!(cross_site.status, 403, "{}", cross_site.body);
+    assert_eq!(app.sql_count("SELECT count(*) FROM projects"), 0);
+
+    // Reads with the cookie need no header; scripts with the token need no Origin check.
+    let read = call_with(
+        &app,
+        "GET",
+        "/api/admin/projects",
+        Auth::None,
+        None,
+        &[("Cookie", &cookie)],
+    );
+    assert_eq!(read.status, 200);
+    let script = call_with(
+        &app,
+        "POST",
+        "/api/admin/projects",
+        Auth::Bearer(ADMIN_TOKEN),
+        body,
+        &[("Origin", "https://elsewhere.example")],
+    );
+    assert_eq!(script.status, 201, "{}", script.body);
+}
+
+#[test]
+fn failed_logins_are_rate_limited_per_client() {
+    let app = TestApp::spawn();
+    let wrong = Some(json!({"token": "gpa_guess"}));
+    for _ in 0..5 {
+        let r = call(&app, "POST", "/api/admin/login", Auth::None, wrong.clone());
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    let limited = call(&app, "POST", "/api/admin/login", Auth::None, wrong);
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.body["error"]["code"], "too_many_attempts");
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Even the right token waits: the limit is not an oracle.
+    let right = call(
+        &app,
+        "POST",
+        "/api/admin/login",
+        Auth::None,
+        Some(json!({"token": ADMIN_TOKEN})),
+    );
+    assert_eq!(right.status, 429);
+}
+
+#[test]
+fn the_admin_token_is_not_a_project_key_on_the_public_api() {
+    let app = TestApp::spawn();
+    app.create_project("alpha");
+    let r = app.get("/api/v1/pushes", Some(ADMIN_TOKEN));
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
+#[test]
+fn a_server_without_a_configured_token_generates_one_and_stores_only_its_hash() {
+    let app = TestApp::spawn_with(|c| c.admin_token = None);
+    app.wait_for("the server", std::time::Duration::from_secs(10), || {
+        (app.get("/healthz", None).status == 200).then_some(())
+    });
+    assert_eq!(app.sql_count("SELECT count(*) FROM admin_credential"), 1);
+    assert_eq!(
+        app.sql_count("SELECT length(token_hash) FROM admin_credential"),
+        32
+    );
+    // The harness token was not configured, so it does not log in.
+    let r = call(
+        &app,
+        "GET",
+        "/api/admin/projects",
+        Auth::Bearer(ADMIN_TOKEN),
+        None,
+    );
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn the_dashboard_is_served_with_a_strict_content_security_policy() {
+    let app = TestApp::spawn();
+    for path in ["/", "/assets/app.js", "/assets/app.css"] {
+        let r = app.get(path, None);
+        assert_eq!(r.status, 200, "{path}");
+        let csp = r.header("content-security-policy").unwrap();
+        for directive in [
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+            "default-src 'self'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    }
+    let page = app.get("/", None);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.body.as_str().unwrap();
+    assert!(!html.contains("<script>"), "no inline script");
+    assert!(html.contains("API Documentation"));
+
+    let docs = app.get("/docs/", None);
+    assert_eq!(docs.status, 200);
+    assert_eq!(
+        docs.header("content-security-policy"),
+        Some("frame-ancestors 'none'")
+    );
+}
+
+#[test]
+fn asset_paths_that_climb_out_or_do_not_exist_are_json_404s() {
+    let app = TestApp::spawn();
+    for path in [
+        "/assets/%2e%2e/Cargo.toml",
+        "/assets/..%2fCargo.toml",
+        "/assets/nope.js",
+        "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    ] {
+        let r = app.get(path, None);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.body["error"]["code"], "not_found", "{path}");
+    }
+}
+
+#[test]
+fn admin_reset_token_prints_a_new_token_that_replaces_the_old_one_and_ends_sessions() {
+    let app = TestApp::spawn();
+    let session = log_in(&app);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
+        .arg("--db")
+        .arg(&app.db_path)
+        .args(["admin", "reset-token"])
+        .output()
+        .expect("run the binary");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("New admin token: "))
+        .expect("the new token")
+        .to_owned();
+    assert!(token.starts_with("gpa_"), "{stdout}");
+
+    let projects = "/api/admin/projects";
+    assert_eq!(
+        call(&app, "GET", projects, Auth::Bearer(&token), None).status,
+        200
+    );
+    assert_eq!(
+        call(&app, "GET", projects, Auth::Bearer(ADMIN_TOKEN), None).status,
+        401
+    );
+    assert_eq!(
+        call(&app, "GET", projects, Auth::Session(&session), None).status,
+        401
+    );
+}

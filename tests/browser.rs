@@ -1,0 +1,312 @@
+//! The dashboard in real headless Chromium through chromedriver: log in, create a project and a
+//! key, receive a signed push, and show hostile commit text as text.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+use support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const XSS: &str = "<img src=x onerror=alert(1)>";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// chromedriver as a child process, killed when the test ends however it ends.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// None when the browser is missing and this is not CI, where a missing browser is a failure.
+fn browser_available() -> bool {
+    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
+    if !present {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing: run .ci/browser-deps.sh"
+        );
+        eprintln!(
+            "skipping the browser test: {CHROMIUM} or {CHROMEDRIVER} is missing \
+             (apt-get install chromium chromium-driver)"
+        );
+    }
+    present
+}
+
+fn start_driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    let driver = Driver {
+        child,
+        url,
+        _profile: tempfile::tempdir().unwrap(),
+    };
+    let agent = support::app::agent();
+    support::app::wait_for("chromedriver to listen", DEADLINE, &mut || {
+        let ok = agent
+            .get(format!("{}/status", driver.url))
+            .call()
+            .is_ok_and(|r| r.status() == 200);
+        ok.then_some(())
+    });
+    driver
+}
+
+async fn connect(driver: &Driver) -> Client {
+    let profile = driver._profile.path().display().to_string();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,2400",
+                format!("--user-data-dir={profile}"),
+            ],
+        }),
+    );
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Polls the page until `check` gives a value; no fixed sleeps.
+async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn visible_text(client: &Client, css: &str) -> Option<String> {
+    let el = client.find(Locator::Css(css)).await.ok()?;
+    if !el.is_displayed().await.ok()? {
+        return None;
+    }
+    let text = el.text().await.ok()?;
+    (!text.is_empty()).then_some(text)
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn type_into(client: &Client, css: &str, text: &str) {
+    client
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+}
+
+/// Reads the one-time value from the open reveal dialog and closes it.
+async fn read_reveal(client: &Client) -> String {
+    let value = poll("the reveal dialog", || {
+        visible_text(client, "#reveal-value")
+    })
+    .await;
+    let warning = visible_text(client, "#reveal .warning").await.unwrap();
+    assert_eq!(
+        warning,
+        "Click to select, then copy. This won't be shown again."
+    );
+    click(client, "#reveal-close").await;
+    poll("the dialog to close", || async {
+        let open = client
+            .find(Locator::Css("#reveal"))
+            .await
+            .ok()?
+            .attr("open")
+            .await
+            .ok()?;
+        open.is_none().then_some(())
+    })
+    .await;
+    value
+}
+
+#[test]
+fn the_owner_logs_in_creates_a_project_and_a_key_and_sees_pushes_rendered_as_text() {
+    if !browser_available() {
+        return;
+    }
+    let app = Arc::new(TestApp::spawn());
+    let driver = start_driver();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = connect(&driver).await;
+        // A failed assertion must still end the browser session, or Chromium outlives the test.
+        let outcome = tokio::spawn(drive(client.clone(), Arc::clone(&app))).await;
+        let _ = client.close().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    });
+}
+
+async fn drive(client: Client, app: Arc<TestApp>) {
+    let client = &client;
+    client.goto(&format!("{}/", app.base_url)).await.unwrap();
+    type_into(client, "#login-token", ADMIN_TOKEN).await;
+    click(client, "#login-submit").await;
+    poll("the dashboard after login", || {
+        visible_text(client, "#new-project-submit")
+    })
+    .await;
+    // The docs show this server's URL, not a placeholder.
+    let docs = visible_text(client, "#docs").await.unwrap();
+    assert!(!docs.contains("DOMAIN_PLACEHOLDER"));
+    assert!(docs.contains(&format!("{}/api/v1/pushes", app.base_url)));
+    let empty = poll("the empty state", || {
+        visible_text(client, "#projects-status")
+    })
+    .await;
+    assert!(empty.contains("No projects yet"), "{empty}");
+
+    type_into(client, "#new-project-name", "browser-app").await;
+    click(client, "#new-project-submit").await;
+    let secret = read_reveal(client).await;
+    assert_eq!(secret.len(), 40, "the webhook secret");
+
+    let card = r#"article[data-project="browser-app"]"#;
+    let url_css = format!("{card} .webhook-url");
+    let webhook_url = poll("the project card", || visible_text(client, &url_css)).await;
+    click(client, &format!("{card} .add-key")).await;
+    type_into(client, &format!("{card} .key-label"), "browser").await;
+    click(client, &format!("{card} .create-key")).await;
+    let key = read_reveal(client).await;
+    assert!(key.starts_with("gpt_"), "the API key");
+    poll("the key in the list", || async {
+        let text = visible_text(client, &format!("{card} .key-list")).await?;
+        text.contains("browser").then_some(())
+    })
+    .await;
+
+    let project = TestProject {
+        name: "browser-app".into(),
+        webhook_url,
+        secret,
+        key,
+    };
+    let body = github_payload("main", &["Add the login page"], 1_700_000_000);
+    assert_eq!(app.github_push(&project, "b-1", &body).status, 201);
+    let hostile = github_payload("feature/xss", &[XSS], 1_700_000_100);
+    assert_eq!(app.github_push(&project, "b-2", &hostile).status, 201);
+    let api = app.get("/api/v1/pushes", Some(&project.key));
+    assert_eq!(api.body["pagination"]["total"], 2, "{}", api.body);
+
+    click(client, "#refresh").await;
+    let feed = poll("both pushes in the feed", || async {
+        let items = client
+            .find_all(Locator::Css(&format!("{card} .push")))
+            .await
+            .ok()?;
+        if items.len() < 2 {
+            return None;
+        }
+        visible_text(client, &format!("{card} .push-list")).await
+    })
+    .await;
+    assert!(feed.contains("Add the login page"), "{feed}");
+    assert!(feed.contains("main"), "{feed}");
+    assert!(feed.contains("summarized"), "{feed}");
+    assert!(
+        feed.contains(XSS),
+        "the hostile message shows as text: {feed}"
+    );
+
+    let injected = client
+        .find_all(Locator::Css("#projects img"))
+        .await
+        .unwrap();
+    assert!(injected.is_empty(), "webhook text became an element");
+    assert!(
+        client.get_alert_text().await.is_err(),
+        "a script from webhook text ran"
+    );
+
+    let key_form = client
+        .find(Locator::Css(&format!("{card} .key-form")))
+        .await
+        .unwrap();
+    assert!(
+        !key_form.is_displayed().await.unwrap(),
+        "the key form closes"
+    );
+
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = client.screenshot().await.unwrap();
+    std::fs::write(dir.join("dashboard.png"), shot).unwrap();
+
+    // On a phone-sized screen nothing forces sideways scrolling of the page.
+    client.set_window_size(390, 844).await.unwrap();
+    let overflow = poll("the narrow layout", || async {
+        let widths = client
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .ok()?;
+        let scroll = widths[0].as_u64()?;
+        let inner = widths[1].as_u64()?;
+        (inner <= 500).then_some(scroll.saturating_sub(inner))
+    })
+    .await;
+    assert_eq!(overflow, 0, "the page is wider than a phone screen");
+    let shot = client.screenshot().await.unwrap();
+    std::fs::write(dir.join("dashboard-phone.png"), shot).unwrap();
+}
