@@ -14,6 +14,7 @@ use crate::db::writer::IngestWriter;
 use crate::db::{Db, DbError};
 use crate::http::{AppState, routes};
 use crate::manage::Manager;
+use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::summarize::Summarizer;
 use crate::worker::{Worker, WorkerSettings};
@@ -32,6 +33,10 @@ pub struct AppConfig {
     pub clock: Arc<dyn Clock>,
     /// The owner's token from PUSH_TRACKER_ADMIN_TOKEN, if set there.
     pub admin_token: Option<Secret>,
+    /// Delete pushes received more than this many days ago; None keeps everything.
+    pub retention_days: Option<u32>,
+    /// Serve `/metrics` without the admin token (for a scraper on a private network).
+    pub metrics_public: bool,
 }
 
 impl AppConfig {
@@ -44,6 +49,8 @@ impl AppConfig {
             summarizer,
             clock: Arc::new(crate::clock::SystemClock),
             admin_token: None,
+            retention_days: None,
+            metrics_public: false,
         }
     }
 }
@@ -73,6 +80,7 @@ pub async fn run(
         .unwrap_or_else(|| format!("http://{address}"));
     let db = Db::open(&config.db_path)?;
     let summarize_at_ingest = config.summarizer.source() == "builtin";
+    let metrics = Arc::new(Metrics::new());
 
     let worker = Worker::new(
         db.clone(),
@@ -80,10 +88,18 @@ pub async fn run(
         Arc::clone(&config.clock),
         config.worker.clone(),
     )
+    .with_metrics(Arc::clone(&metrics))
     .spawn()
     .map_err(AppError::Thread)?;
     let nudger = worker.nudger();
     let (writer, writer_thread) = IngestWriter::spawn(&db, move || nudger.nudge())?;
+    let retention = match config.retention_days {
+        Some(days) => Some(
+            crate::retention::spawn(db.clone(), Arc::clone(&config.clock), days)
+                .map_err(AppError::Thread)?,
+        ),
+        None => None,
+    };
 
     let state = Arc::new(AppState {
         manager: Manager::new(db.clone(), public_url.clone()),
@@ -93,6 +109,9 @@ pub async fn run(
         public_url: public_url.clone(),
         body_limit: config.body_limit,
         summarize_at_ingest,
+        metrics,
+        metrics_public: config.metrics_public,
+        admin_token: config.admin_token,
     });
 
     listener.set_nonblocking(true).map_err(AppError::Listener)?;
@@ -107,6 +126,9 @@ pub async fn run(
     tokio::task::spawn_blocking(move || {
         let _ = writer_thread.join();
         worker.shutdown();
+        if let Some(retention) = retention {
+            retention.shutdown();
+        }
     })
     .await
     .ok();

@@ -24,7 +24,7 @@ use crate::worker::WorkerSettings;
 #[derive(Debug, Parser)]
 #[command(
     name = "git-push-tracker",
-    version,
+    version = crate::LONG_VERSION,
     about = "Self-hosted git push summaries: webhooks in, SQLite, a project-scoped REST API out."
 )]
 pub struct Cli {
@@ -66,6 +66,14 @@ pub enum Command {
     Push(PushCommand),
     /// Print the OpenAPI document the server serves at /openapi.json.
     Openapi,
+    /// Copy the database to FILE while the server keeps running (SQLite online backup).
+    Backup {
+        /// Where to write the copy; an existing file is kept unless --force is given.
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Where the server listens and the URL it is reached at.
@@ -106,6 +114,15 @@ pub struct ServeArgs {
     /// Summary attempts per push before it is marked failed.
     #[arg(long, env = "PUSH_TRACKER_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
+
+    /// Delete pushes (with their commits) received more than this many days ago, at start
+    /// and every hour. Default: keep everything.
+    #[arg(long, env = "PUSH_TRACKER_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_days: Option<u32>,
+
+    /// Serve /metrics without the admin token, for a scraper on a private network.
+    #[arg(long, env = "PUSH_TRACKER_METRICS_PUBLIC")]
+    pub metrics_public: bool,
 
     #[command(flatten)]
     pub summarizer: SummarizerArgs,
@@ -249,6 +266,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(cmd) => tokio::task::spawn_blocking(move || project(&cli.db, cmd)).await?,
         Command::Key(cmd) => tokio::task::spawn_blocking(move || key(&cli.db, cmd)).await?,
         Command::Push(cmd) => tokio::task::spawn_blocking(move || push(&cli.db, cmd)).await?,
+        Command::Backup { file, force } => {
+            tokio::task::spawn_blocking(move || backup(&cli.db, &file, force)).await?
+        }
     }
 }
 
@@ -274,6 +294,8 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
             .ok()
             .filter(|t| !t.trim().is_empty())
             .map(Secret::new),
+        retention_days: args.retention_days,
+        metrics_public: args.metrics_public,
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())
@@ -480,6 +502,13 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn backup(db_path: &std::path::Path, file: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    crate::db::backup::backup(db_path, file, force)
+        .with_context(|| format!("backing up {} to {}", db_path.display(), file.display()))?;
+    println!("Backed up {} to {}.", db_path.display(), file.display());
+    Ok(())
 }
 
 fn push(db_path: &std::path::Path, cmd: PushCommand) -> anyhow::Result<()> {

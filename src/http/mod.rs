@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod error;
+pub mod metrics;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -28,6 +29,10 @@ pub struct AppState {
     pub body_limit: usize,
     /// True when the builtin summarizer is the configured one: pushes are done at ingest.
     pub summarize_at_ingest: bool,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// `/metrics` answers without the admin token.
+    pub metrics_public: bool,
+    pub admin_token: Option<crate::secret::Secret>,
 }
 
 impl AppState {
@@ -68,6 +73,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
         .at("/webhooks/:hook_id", post(webhooks::receive))
         .at("/healthz", get(healthz))
+        .at("/metrics", get(metrics::metrics))
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)
