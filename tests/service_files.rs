@@ -64,10 +64,13 @@ fn the_systemd_unit_runs_unprivileged_in_its_state_directory() {
     ] {
         assert!(unit.lines().any(|l| l.trim() == line), "missing {line}");
     }
-    assert!(
-        !unit.contains("GEMINI_API_KEY="),
-        "secrets belong in the EnvironmentFile"
-    );
+    let settings = unit.lines().filter(|l| !l.trim_start().starts_with('#'));
+    for line in settings {
+        assert!(
+            !line.contains("API_KEY") && !line.contains("ADMIN_TOKEN"),
+            "secrets belong in the EnvironmentFile, not the unit: {line}"
+        );
+    }
 }
 
 #[test]
