@@ -14,6 +14,7 @@ use git_push_tracker::db::migrate::{LATEST_VERSION, migrate_to};
 use git_push_tracker::db::retention::{delete_batch, run_retention_once};
 use git_push_tracker::db::{Db, DbError};
 use git_push_tracker::secret::Secret;
+use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
 use support::app::{TestApp, github_payload, wait_for};
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
@@ -482,5 +483,81 @@ fn version_prints_the_version_commit_and_target() {
     assert!(
         line.contains("linux") || line.contains("darwin") || line.contains("windows"),
         "{line}"
+    );
+}
+
+/// A summarizer that answers from a script, one answer per call.
+struct Scripted(Mutex<std::collections::VecDeque<Result<String, SummarizeError>>>);
+
+impl Summarizer for Scripted {
+    fn source(&self) -> &str {
+        "scripted-model"
+    }
+
+    fn summarize(&self, _input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
+        self.0
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| Ok("- fallback".into()))
+    }
+}
+
+fn metric(app: &TestApp, series: &str) -> f64 {
+    scrape(app).get(series).copied().unwrap_or(f64::NAN)
+}
+
+#[test]
+fn metrics_count_model_errors_by_kind_and_time_each_summary() {
+    let script = vec![
+        Err(SummarizeError::Transient {
+            reason: "503 from the model".into(),
+            retry_after: Some(Duration::ZERO),
+        }),
+        Err(SummarizeError::Postpone {
+            reason: "quota".into(),
+            retry_after: Duration::ZERO,
+        }),
+        Ok("- did the thing".into()),
+        Err(SummarizeError::Permanent {
+            reason: "model retired".into(),
+        }),
+    ];
+    let summarizer: Arc<dyn Summarizer> = Arc::new(Scripted(Mutex::new(script.into())));
+    let app = TestApp::spawn_with(|c| {
+        c.admin_token = Some(Secret::new(ADMIN_TOKEN));
+        c.summarizer = summarizer;
+    });
+    let project = app.create_project("modelled");
+    let body = github_payload("main", &["feat: one", "fix: two"], 1_700_000_000);
+    assert_eq!(app.github_push(&project, "w-1", &body).status, 201);
+    app.wait_for("the first summary", Duration::from_secs(30), || {
+        (metric(&app, "git_push_tracker_summary_latency_seconds_count") == 1.0).then_some(())
+    });
+    let errors = |kind: &str| {
+        metric(
+            &app,
+            &format!("git_push_tracker_model_errors_total{{kind=\"{kind}\"}}"),
+        )
+    };
+    assert_eq!(errors("transient"), 1.0);
+    assert_eq!(errors("postponed"), 1.0);
+    assert_eq!(errors("permanent"), 0.0);
+
+    assert_eq!(app.github_push(&project, "w-2", &body).status, 201);
+    app.wait_for("the permanent failure", Duration::from_secs(30), || {
+        (errors("permanent") == 1.0).then_some(())
+    });
+    assert_eq!(
+        metric(&app, "git_push_tracker_pushes{status=\"failed\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&app, "git_push_tracker_pushes{status=\"summarized\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&app, "git_push_tracker_summary_latency_seconds_count"),
+        1.0
     );
 }
