@@ -13,7 +13,7 @@ fn example(path: &str) -> String {
 }
 
 #[test]
-fn the_systemd_unit_passes_systemd_analyze_verify() {
+fn the_systemd_units_pass_systemd_analyze_verify() {
     let available = Command::new("systemd-analyze")
         .arg("--version")
         .output()
@@ -23,23 +23,29 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         return;
     }
     // verify checks that ExecStart's binary exists: point it at the one this test built.
-    let unit = example("systemd/git-push-tracker.service").replace(
-        "ExecStart=/usr/local/bin/git-push-tracker",
-        &format!("ExecStart={}", env!("CARGO_BIN_EXE_git-push-tracker")),
-    );
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("git-push-tracker.service");
-    std::fs::write(&path, unit).unwrap();
+    let units = [
+        "git-push-tracker.service",
+        "git-push-tracker-backup.service",
+        "git-push-tracker-backup.timer",
+    ];
+    for name in units {
+        let unit = example(&format!("systemd/{name}")).replace(
+            "/usr/local/bin/git-push-tracker",
+            env!("CARGO_BIN_EXE_git-push-tracker"),
+        );
+        std::fs::write(dir.path().join(name), unit).unwrap();
+    }
     let out = Command::new("systemd-analyze")
         .arg("verify")
-        .arg(&path)
+        .args(units.iter().map(|u| dir.path().join(u)))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Unknown keys and bad values are only warnings ("ignoring"), so any line about the unit fails.
     let complaints: Vec<&str> = stderr
         .lines()
-        .filter(|l| l.contains("git-push-tracker.service"))
+        .filter(|l| l.contains("git-push-tracker"))
         .collect();
     assert!(out.status.success() && complaints.is_empty(), "{stderr}");
 }
