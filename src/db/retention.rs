@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::{Db, DbError, to_millis};
 
@@ -19,23 +19,37 @@ const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(20);
 
 /// Deletes up to `limit` pushes received before `cutoff`; returns how many went. A push the
 /// worker is summarizing right now is left for the next run.
-// No index on received_at is needed: ids grow with arrival, so walking in id order finds the
-// old rows at the front of the table and stops after `limit` of them; only the last, short
-// batch of a run reads further.
+// The candidates are found outside the write transaction: the last batch of a run may scan the
+// whole table, and in WAL mode a read never blocks the ingest writer. The write lock is then
+// held only for deletes by primary key, which re-check the condition in case a row changed.
 pub fn delete_batch(
     conn: &mut Connection,
     cutoff: DateTime<Utc>,
     limit: usize,
 ) -> Result<usize, DbError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let deleted = tx
+    let cutoff = to_millis(cutoff);
+    let ids = conn
         .prepare_cached(
-            "DELETE FROM pushes WHERE id IN (
-                SELECT id FROM pushes
-                WHERE received_at < ?1 AND summary_status <> 'in_progress'
-                ORDER BY id LIMIT ?2)",
+            "SELECT id FROM pushes
+             WHERE received_at < ?1 AND summary_status <> 'in_progress'
+             ORDER BY id LIMIT ?2",
         )?
-        .execute(rusqlite::params![to_millis(cutoff), limit as i64])?;
+        .query_map(params![cutoff, limit as i64], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut deleted = 0;
+    {
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM pushes
+             WHERE id = ?1 AND received_at < ?2 AND summary_status <> 'in_progress'",
+        )?;
+        for id in &ids {
+            deleted += delete.execute(params![id, cutoff])?;
+        }
+    }
     tx.commit()?;
     Ok(deleted)
 }
