@@ -15,6 +15,7 @@ use crate::db::writer::IngestWriter;
 use crate::db::{Db, DbError};
 use crate::http::{AppState, routes};
 use crate::manage::Manager;
+use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::summarize::Summarizer;
 use crate::worker::{Worker, WorkerHandle, WorkerSettings};
@@ -35,6 +36,10 @@ pub struct AppConfig {
     pub admin_token: Option<Secret>,
     /// False leaves pending pushes to the caller's own [`Worker`] steps (tests).
     pub run_worker: bool,
+    /// Delete pushes received more than this many days ago; None keeps everything.
+    pub retention_days: Option<u32>,
+    /// Serve `/metrics` without the admin token (for a scraper on a private network).
+    pub metrics_public: bool,
 }
 
 impl AppConfig {
@@ -48,6 +53,8 @@ impl AppConfig {
             clock: Arc::new(crate::clock::SystemClock),
             admin_token: None,
             run_worker: true,
+            retention_days: None,
+            metrics_public: false,
         }
     }
 }
@@ -92,6 +99,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         print_admin_banner(&token, &public_url);
     }
     let summarize_at_ingest = config.summarizer.source() == "builtin";
+    let metrics = Arc::new(Metrics::new());
 
     let worker = if config.run_worker {
         let worker = Worker::new(
@@ -99,7 +107,8 @@ pub async fn run_extended<E: Endpoint + 'static>(
             Arc::clone(&config.summarizer),
             Arc::clone(&config.clock),
             config.worker.clone(),
-        );
+        )
+        .with_metrics(Arc::clone(&metrics));
         Some(worker.spawn().map_err(AppError::Thread)?)
     } else {
         None
@@ -110,6 +119,13 @@ pub async fn run_extended<E: Endpoint + 'static>(
             nudger.nudge();
         }
     })?;
+    let retention = match config.retention_days {
+        Some(days) => Some(
+            crate::retention::spawn(db.clone(), Arc::clone(&config.clock), days)
+                .map_err(AppError::Thread)?,
+        ),
+        None => None,
+    };
 
     let state = Arc::new(AppState {
         manager: Manager::new(db.clone(), public_url.clone()),
@@ -120,6 +136,8 @@ pub async fn run_extended<E: Endpoint + 'static>(
         body_limit: config.body_limit,
         summarize_at_ingest,
         login_limiter: crate::auth::LoginLimiter::default(),
+        metrics,
+        metrics_public: config.metrics_public,
     });
 
     listener.set_nonblocking(true).map_err(AppError::Listener)?;
@@ -139,6 +157,9 @@ pub async fn run_extended<E: Endpoint + 'static>(
         let _ = writer_thread.join();
         if let Some(worker) = worker {
             worker.shutdown();
+        }
+        if let Some(retention) = retention {
+            retention.shutdown();
         }
     })
     .await

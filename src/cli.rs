@@ -24,7 +24,7 @@ use crate::worker::WorkerSettings;
 #[derive(Debug, Parser)]
 #[command(
     name = "git-push-tracker",
-    version,
+    version = crate::LONG_VERSION,
     about = "Self-hosted git push summaries: webhooks in, SQLite, a project-scoped REST API out."
 )]
 pub struct Cli {
@@ -69,6 +69,14 @@ pub enum Command {
     /// The owner's admin token for the dashboard and the admin API.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Copy the database to FILE while the server keeps running (SQLite online backup).
+    Backup {
+        /// Where to write the copy; an existing file is kept unless --force is given.
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +123,15 @@ pub struct ServeArgs {
     /// Summary attempts per push before it is marked failed.
     #[arg(long, env = "PUSH_TRACKER_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
+
+    /// Delete pushes (with their commits) received more than this many days ago, at start
+    /// and every hour. Default: keep everything.
+    #[arg(long, env = "PUSH_TRACKER_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_days: Option<u32>,
+
+    /// Serve /metrics without the admin token, for a scraper on a private network.
+    #[arg(long, env = "PUSH_TRACKER_METRICS_PUBLIC")]
+    pub metrics_public: bool,
 
     #[command(flatten)]
     pub summarizer: SummarizerArgs,
@@ -259,6 +276,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => tokio::task::spawn_blocking(move || key(&cli.db, cmd)).await?,
         Command::Push(cmd) => tokio::task::spawn_blocking(move || push(&cli.db, cmd)).await?,
         Command::Admin(cmd) => tokio::task::spawn_blocking(move || admin(&cli.db, cmd)).await?,
+        Command::Backup { file, force } => {
+            tokio::task::spawn_blocking(move || backup(&cli.db, &file, force)).await?
+        }
     }
 }
 
@@ -285,6 +305,8 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
             .filter(|t| !t.trim().is_empty())
             .map(Secret::new),
         run_worker: true,
+        retention_days: args.retention_days,
+        metrics_public: args.metrics_public,
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())
@@ -491,6 +513,13 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn backup(db_path: &std::path::Path, file: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    crate::db::backup::backup(db_path, file, force)
+        .with_context(|| format!("backing up {} to {}", db_path.display(), file.display()))?;
+    println!("Backed up {} to {}.", db_path.display(), file.display());
+    Ok(())
 }
 
 fn push(db_path: &std::path::Path, cmd: PushCommand) -> anyhow::Result<()> {

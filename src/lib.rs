@@ -7,11 +7,27 @@ pub mod clock; // injected time
 pub mod db; // all SQL: pool, migrations, projects, keys, pushes, queue, ingest writer
 pub mod domain; // projects, keys, pushes, commits: types without I/O
 pub mod manage; // owner operations shared by the CLI and the admin API
+pub mod metrics; // counters and the Prometheus text of /metrics
+pub mod retention; // the thread that deletes pushes older than --retention-days
 pub mod secret; // a string that never prints
 pub mod summarize; // push -> bullets: builtin, Gemini, OpenAI-compatible
 pub mod tokens; // random keys, hook ids and secrets; key hashes
 pub mod webhook; // verify and parse deliveries from every git host
 pub mod worker; // the summary worker thread
+
+/// The git commit this binary was built from, or "unknown" (set by build.rs).
+pub const BUILD_COMMIT: &str = env!("GIT_PUSH_TRACKER_BUILD_COMMIT");
+/// The target triple this binary was built for (set by build.rs).
+pub const BUILD_TARGET: &str = env!("GIT_PUSH_TRACKER_BUILD_TARGET");
+/// What `--version` prints after the name.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GIT_PUSH_TRACKER_BUILD_COMMIT"),
+    ", ",
+    env!("GIT_PUSH_TRACKER_BUILD_TARGET"),
+    ")"
+);
 
 /// An error and its causes on one line, for logs: `outer: middle: root`.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::db::{Db, DbError, jobs};
+use crate::metrics::{Metrics, ModelErrorKind};
 use crate::summarize::{SummarizeError, Summarizer, SummaryInput, builtin_summary};
 
 /// How the worker paces itself.
@@ -80,6 +81,7 @@ pub struct Worker {
     summarizer: Arc<dyn Summarizer>,
     clock: Arc<dyn Clock>,
     settings: WorkerSettings,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -94,7 +96,19 @@ impl Worker {
             summarizer,
             clock,
             settings,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts model errors and summary latency into `metrics` (the ones `/metrics` shows).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn observe_latency(&self, push: &crate::domain::Push, now: chrono::DateTime<chrono::Utc>) {
+        self.metrics
+            .summary_latency((now - push.received_at).to_std().unwrap_or_default());
     }
 
     /// Summarizes the oldest due push, if any, and records the outcome.
@@ -113,6 +127,7 @@ impl Worker {
                 "builtin",
                 self.clock.now(),
             )?;
+            self.observe_latency(&claimed.push, self.clock.now());
             return Ok(Outcome::Summarized { push_id });
         }
         let started = std::time::Instant::now();
@@ -127,6 +142,7 @@ impl Worker {
                     self.summarizer.source(),
                     now,
                 )?;
+                self.observe_latency(&claimed.push, now);
                 tracing::info!(push = %push_id, source = self.summarizer.source(), elapsed_ms = started.elapsed().as_millis() as u64, "push summarized");
                 Ok(Outcome::Summarized { push_id })
             }
@@ -136,11 +152,13 @@ impl Worker {
             }) => {
                 let after = retry_after.min(self.settings.max_retry_delay);
                 jobs::postpone(&conn, claimed.row_id, &reason, now + after)?;
+                self.metrics.model_error(ModelErrorKind::Postponed);
                 tracing::warn!(push = %push_id, %reason, after_s = after.as_secs(), "summary postponed");
                 Ok(Outcome::Postponed { push_id, after })
             }
             Err(SummarizeError::Permanent { reason }) => {
                 jobs::fail(&conn, claimed.row_id, &reason)?;
+                self.metrics.model_error(ModelErrorKind::Permanent);
                 tracing::warn!(push = %push_id, %reason, "summary failed; not retrying");
                 Ok(Outcome::Failed { push_id, reason })
             }
@@ -148,6 +166,7 @@ impl Worker {
                 reason,
                 retry_after,
             }) => {
+                self.metrics.model_error(ModelErrorKind::Transient);
                 let attempts = claimed.push.attempts;
                 if attempts >= self.settings.max_attempts {
                     let reason = format!("gave up after {attempts} attempts: {reason}");

@@ -5,11 +5,14 @@
 //! file bounded with periodic checkpoints.
 
 pub mod admin;
+pub mod backup;
 pub mod jobs;
 pub mod keys;
 pub mod migrate;
 pub mod projects;
 pub mod pushes;
+pub mod retention;
+pub mod stats;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -92,6 +95,13 @@ impl Db {
     /// A dedicated connection outside the pool, for long-lived threads (writer, backup).
     pub fn dedicated_connection(&self) -> Result<Connection, DbError> {
         open_connection(&self.path)
+    }
+
+    /// The write-ahead log next to the database file.
+    pub fn wal_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push("-wal");
+        PathBuf::from(name)
     }
 
     /// Answers whether the database can be read; used by `/healthz`.

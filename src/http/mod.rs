@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod error;
+pub mod metrics;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -32,6 +33,9 @@ pub struct AppState {
     pub summarize_at_ingest: bool,
     /// Failed admin logins per client, to slow down guessing.
     pub login_limiter: crate::auth::LoginLimiter,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// `/metrics` answers without the admin token.
+    pub metrics_public: bool,
 }
 
 impl AppState {
@@ -73,6 +77,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
         .at("/webhooks/:hook_id", post(webhooks::receive))
         .at("/healthz", get(healthz))
+        .at("/metrics", get(metrics::metrics))
         .at("/openapi.json", spec)
         // Swagger UI inlines its scripts, so it gets only the framing rule of the strict CSP.
         .nest(

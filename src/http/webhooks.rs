@@ -11,6 +11,7 @@ use super::error::{InternalError, json_error};
 use crate::db::pushes::{Inserted, PreparedPush};
 use crate::db::{DbError, projects};
 use crate::domain::SummaryStatus;
+use crate::metrics::WebhookOutcome;
 use crate::summarize::{SummaryInput, builtin_summary};
 use crate::webhook::{Delivery, parse_delivery};
 
@@ -32,8 +33,12 @@ pub async fn receive(
     body: Body,
     Data(state): Data<&Arc<AppState>>,
 ) -> poem::Result<Response> {
+    let metrics = &state.metrics;
+    let claimed_provider = crate::webhook::provider_of(req.headers());
+    let refuse = |code: &str| metrics.rejection(claimed_provider, code);
     // Hook ids are 32 alphanumerics; anything else cannot match, so skip the lookup.
     if hook_id.len() > 64 || !hook_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        refuse("unknown_webhook");
         return Ok(unknown_hook());
     }
     let target = match state
@@ -46,12 +51,16 @@ pub async fn receive(
         .await?
     {
         Some(target) => target,
-        None => return Ok(unknown_hook()),
+        None => {
+            refuse("unknown_webhook");
+            return Ok(unknown_hook());
+        }
     };
 
     let body = match body.into_bytes_limit(state.body_limit).await {
         Ok(bytes) => bytes,
         Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+            refuse("payload_too_large");
             return Ok(json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -62,6 +71,7 @@ pub async fn receive(
             ));
         }
         Err(_) => {
+            refuse("unreadable_body");
             return Ok(json_error(
                 StatusCode::BAD_REQUEST,
                 "unreadable_body",
@@ -83,18 +93,23 @@ pub async fn receive(
         Ok(delivery) => delivery,
         Err(e) => {
             tracing::info!(project = %target.project, code = e.code(), "webhook refused");
+            refuse(e.code());
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             return Ok(json_error(status, e.code(), e.to_string()));
         }
     };
 
     match delivery {
-        Delivery::Ping { provider } => Ok(Json(serde_json::json!({
+        Delivery::Ping { provider } => {
+            metrics.webhook(Some(provider), WebhookOutcome::Ping);
+            Ok(Json(serde_json::json!({
             "ok": true,
             "message": format!("pong: {provider} webhook for project {} is set up", target.project),
         }))
-        .into_response()),
+        .into_response())
+        }
         Delivery::Ignored { provider, event } => {
+            metrics.webhook(Some(provider), WebhookOutcome::Ignored);
             let event: String = event.chars().take(64).collect();
             Ok(Json(serde_json::json!({
                 "ok": true,
@@ -126,7 +141,10 @@ pub async fn receive(
                 .collect();
             let inserted = match state.writer.write(target.project_id, prepared).await {
                 Ok(inserted) => inserted,
-                Err(DbError::NotFound) => return Ok(unknown_hook()),
+                Err(DbError::NotFound) => {
+                    refuse("unknown_webhook");
+                    return Ok(unknown_hook());
+                }
                 Err(e) => return Err(InternalError::new(e).into()),
             };
             let stored = inserted
@@ -134,6 +152,14 @@ pub async fn receive(
                 .filter(|i| matches!(i, Inserted::New(_)))
                 .count();
             let duplicates = inserted.len() - stored;
+            metrics.webhook(
+                Some(provider),
+                match (stored, duplicates) {
+                    (0, 0) => WebhookOutcome::Ignored,
+                    (0, _) => WebhookOutcome::Duplicate,
+                    _ => WebhookOutcome::Stored,
+                },
+            );
             tracing::info!(project = %target.project, %provider, stored, duplicates, "webhook accepted");
             let message = match (stored, duplicates) {
                 (0, 0) => "the delivery held no ref changes".to_owned(),

@@ -93,6 +93,11 @@ pub fn parse_delivery(
     }
 }
 
+/// The git host a request claims to come from, by its event header; for counting refusals.
+pub fn provider_of(headers: &HeaderMap) -> Option<Provider> {
+    detect_provider(headers).ok().map(|(provider, _)| provider)
+}
+
 /// Gitea and Forgejo also send `X-GitHub-Event` for compatibility, so their own headers are
 /// checked first; otherwise a Gitea delivery would be verified with GitHub's rules.
 const EVENT_HEADERS: [(&str, Provider); 5] = [

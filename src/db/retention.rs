@@ -1,0 +1,74 @@
+//! Retention: deleting pushes (and, by cascade, their commits) older than a cutoff.
+//!
+//! Age is measured by `received_at`, the time this server stored the push, not the git host's
+//! `pushed_at`: a host's clock or a replayed old delivery cannot make a fresh row vanish at once.
+//! Deletes go in small batches, each its own short transaction, so the ingest writer waits at
+//! most one batch for the write lock.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use super::{Db, DbError, to_millis};
+
+/// Pushes deleted per transaction.
+pub const BATCH_SIZE: usize = 500;
+/// Time left between batches for the ingest writer and the worker to take the lock.
+const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(20);
+
+/// Deletes up to `limit` pushes received before `cutoff`; returns how many went. A push the
+/// worker is summarizing right now is left for the next run.
+// The candidates are found outside the write transaction: the last batch of a run may scan the
+// whole table, and in WAL mode a read never blocks the ingest writer. The write lock is then
+// held only for deletes by primary key, which re-check the condition in case a row changed.
+pub fn delete_batch(
+    conn: &mut Connection,
+    cutoff: DateTime<Utc>,
+    limit: usize,
+) -> Result<usize, DbError> {
+    let cutoff = to_millis(cutoff);
+    let ids = conn
+        .prepare_cached(
+            "SELECT id FROM pushes
+             WHERE received_at < ?1 AND summary_status <> 'in_progress'
+             ORDER BY id LIMIT ?2",
+        )?
+        .query_map(params![cutoff, limit as i64], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut deleted = 0;
+    {
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM pushes
+             WHERE id = ?1 AND received_at < ?2 AND summary_status <> 'in_progress'",
+        )?;
+        for id in &ids {
+            deleted += delete.execute(params![id, cutoff])?;
+        }
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
+/// Deletes every push received before `cutoff`, batch by batch; returns the total deleted.
+/// `keep_going` is asked between batches so a shutdown does not wait for a long purge.
+pub fn run_retention_once(
+    db: &Db,
+    cutoff: DateTime<Utc>,
+    keep_going: &dyn Fn() -> bool,
+) -> Result<u64, DbError> {
+    let mut conn = db.conn()?;
+    let mut total = 0u64;
+    loop {
+        let deleted = delete_batch(&mut conn, cutoff, BATCH_SIZE)?;
+        total += deleted as u64;
+        if deleted < BATCH_SIZE || !keep_going() {
+            return Ok(total);
+        }
+        std::thread::sleep(PAUSE_BETWEEN_BATCHES);
+    }
+}

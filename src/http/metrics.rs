@@ -1,0 +1,51 @@
+//! `GET /metrics`: the Prometheus scrape endpoint, and who may read it.
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::{IntoResponse, Request, Response, handler};
+
+use super::AppState;
+use super::error::json_error;
+use crate::db::stats;
+
+/// The one place that decides who may scrape: anyone with `--metrics-public`, otherwise only a
+/// request carrying the admin token as a bearer token (the same check as the admin API).
+pub async fn authorized(state: &AppState, req: &Request) -> poem::Result<bool> {
+    if state.metrics_public {
+        return Ok(true);
+    }
+    let presented = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    match presented {
+        Some(token) => {
+            state
+                .blocking(move |conn| crate::auth::is_admin_token(conn, &token))
+                .await
+        }
+        None => Ok(false),
+    }
+}
+
+#[handler]
+pub async fn metrics(req: &Request, Data(state): Data<&Arc<AppState>>) -> poem::Result<Response> {
+    if !authorized(state, req).await? {
+        return Ok(json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send `Authorization: Bearer <admin token>` (see `git-push-tracker admin reset-token`), or start the server with --metrics-public",
+        ));
+    }
+    let wal = state.db.wal_path();
+    let db_stats = state.blocking(move |conn| stats::read(conn, &wal)).await?;
+    Ok(state
+        .metrics
+        .render(&db_stats)
+        .with_content_type("text/plain; version=0.0.4; charset=utf-8")
+        .into_response())
+}

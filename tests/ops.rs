@@ -1,0 +1,563 @@
+//! Running it for years: online backup, schema upgrades, retention, /metrics, --version.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use git_push_tracker::clock::{Clock, ManualClock};
+use git_push_tracker::db::backup::{BackupError, backup};
+use git_push_tracker::db::migrate::{LATEST_VERSION, migrate_to};
+use git_push_tracker::db::retention::{delete_batch, run_retention_once};
+use git_push_tracker::db::{Db, DbError};
+use git_push_tracker::secret::Secret;
+use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
+use support::app::{TestApp, github_payload, wait_for};
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
+
+fn count(conn: &rusqlite::Connection, sql: &str, param: &str) -> i64 {
+    conn.query_row(sql, [param], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn a_backup_taken_under_write_load_holds_every_push_acknowledged_before_it_began() {
+    let app = TestApp::spawn();
+    let project = app.create_project("busy");
+    let acknowledged = Mutex::new(Vec::<String>::new());
+    let stop = AtomicBool::new(false);
+    let dest = app.dir.path().join("backup.db");
+
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let body = github_payload("main", &["change things"], 1_767_261_600 + i as i64);
+                let reply = app.github_push(&project, &format!("load-{i}"), &body);
+                assert_eq!(reply.status, 201, "{}", reply.body);
+                let ids = reply.body["pushes"].as_array().unwrap().clone();
+                acknowledged
+                    .lock()
+                    .unwrap()
+                    .extend(ids.iter().map(|v| v.as_str().unwrap().to_owned()));
+            }
+        });
+
+        wait_for("pushes to flow", Duration::from_secs(30), &mut || {
+            (acknowledged.lock().unwrap().len() >= 30).then_some(())
+        });
+        let before_backup = acknowledged.lock().unwrap().clone();
+        backup(&app.db_path, &dest, false).expect("backup");
+        let after_backup = acknowledged.lock().unwrap().len();
+        // Writes must go on while and after the copy is taken, or this tested nothing.
+        wait_for(
+            "more pushes after the backup",
+            Duration::from_secs(30),
+            &mut || (acknowledged.lock().unwrap().len() > after_backup + 5).then_some(()),
+        );
+        stop.store(true, Ordering::SeqCst);
+
+        let copy = rusqlite::Connection::open(&dest).unwrap();
+        let check: String = copy
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        for id in &before_backup {
+            assert_eq!(
+                count(
+                    &copy,
+                    "SELECT count(*) FROM pushes WHERE public_id = ?1",
+                    id
+                ),
+                1,
+                "push {id} acknowledged before the backup is missing from it"
+            );
+        }
+        let journal: String = copy
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            journal, "delete",
+            "a backup should be one self-contained file"
+        );
+    });
+    Db::open(&dest).expect("the backup opens as a database");
+}
+
+#[test]
+fn a_backup_never_replaces_an_existing_file_unless_forced() {
+    let app = TestApp::spawn();
+    app.create_project("kept");
+    let dest = app.dir.path().join("existing.db");
+    std::fs::write(&dest, b"precious").unwrap();
+
+    let refused = backup(&app.db_path, &dest, false);
+    assert!(matches!(refused, Err(BackupError::DestinationExists(_))));
+    assert_eq!(std::fs::read(&dest).unwrap(), b"precious");
+
+    backup(&app.db_path, &dest, true).expect("forced backup");
+    let copy = rusqlite::Connection::open(&dest).unwrap();
+    assert_eq!(
+        count(
+            &copy,
+            "SELECT count(*) FROM projects WHERE name = ?1",
+            "kept"
+        ),
+        1
+    );
+
+    let missing = app.dir.path().join("no-such.db");
+    let refused = backup(&missing, &app.dir.path().join("x.db"), false);
+    assert!(matches!(refused, Err(BackupError::NoSource(_))));
+    assert!(
+        !missing.exists(),
+        "backup must not create the source database"
+    );
+}
+
+#[test]
+fn the_backup_command_copies_the_database_given_with_db() {
+    let app = TestApp::spawn();
+    app.create_project("from-cli");
+    let dest = app.dir.path().join("cli-backup.db");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
+            .arg("--db")
+            .arg(&app.db_path)
+            .arg("backup")
+            .arg(&dest)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{first:?}");
+    let again = run(&[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert!(run(&["--force"]).status.success());
+    let copy = rusqlite::Connection::open(&dest).unwrap();
+    assert_eq!(
+        count(
+            &copy,
+            "SELECT count(*) FROM projects WHERE name = ?1",
+            "from-cli"
+        ),
+        1
+    );
+}
+
+/// Writes a project, a push and a commit the way the first release did: plain SQL against the
+/// version 1 schema.
+fn build_v1_database(path: &std::path::Path) {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    migrate_to(&mut conn, 1).unwrap();
+    conn.execute_batch(
+        "INSERT INTO projects (id, name, hook_id, webhook_secret, created_at)
+             VALUES (1, 'legacy', 'abcdefabcdefabcdefabcdefabcdef12', 's3cret', 1700000000000);
+         INSERT INTO pushes (id, public_id, project_id, provider, delivery_id, repository, git_ref,
+             ref_type, branch, before_sha, after_sha, created, deleted, forced, pusher,
+             commit_count, commits_truncated, compare_url, pushed_at, received_at, summary,
+             summary_status, summary_source, attempts, next_attempt_at, last_error, summarized_at)
+             VALUES (1, '6f1c1c0e-0000-4000-8000-000000000001', 1, 'github', 'old-1', 'acme/app',
+             'refs/heads/main', 'branch', 'main', NULL, NULL, 0, 0, 0, 'ada', 1, 0, NULL,
+             1700000000000, 1700000000000, '- Fix the flux capacitor', 'summarized', 'builtin',
+             0, NULL, NULL, 1700000000000);
+         INSERT INTO commits (push_id, position, sha, message, author, timestamp, url, added,
+             removed, modified)
+             VALUES (1, 0, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'Fix the flux capacitor',
+             'Ada', NULL, NULL, '[]', '[]', '[]');",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_database_from_the_first_release_migrates_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    build_v1_database(&path);
+
+    let db = Db::open(&path).expect("an old database opens");
+    let conn = db.conn().unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, LATEST_VERSION);
+    drop(conn);
+
+    let key = git_push_tracker::manage::Manager::new(db, String::new())
+        .create_key("legacy", "after-upgrade", Utc::now())
+        .unwrap();
+    let app = TestApp::spawn_with(|c| c.db_path = path.clone());
+    let page = app.get("/api/v1/pushes", Some(key.key.expose()));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.body["pagination"]["total"], 1);
+    let push = &page.body["pushes"][0];
+    assert_eq!(push["id"], "6f1c1c0e-0000-4000-8000-000000000001");
+    assert_eq!(push["summary"], "- Fix the flux capacitor");
+    let detail = app.get(
+        "/api/v1/pushes/6f1c1c0e-0000-4000-8000-000000000001",
+        Some(key.key.expose()),
+    );
+    assert_eq!(detail.body["commits"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_database_from_a_newer_release_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.db");
+    build_v1_database(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", LATEST_VERSION + 1)
+        .unwrap();
+    drop(conn);
+
+    match Db::open(&path) {
+        Err(DbError::NewerSchema { found, supported }) => {
+            assert_eq!((found, supported), (LATEST_VERSION + 1, LATEST_VERSION));
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, LATEST_VERSION + 1);
+}
+
+#[test]
+fn retention_deletes_exactly_the_pushes_received_before_the_cutoff_with_their_commits() {
+    let clock = Arc::new(ManualClock::new(Utc::now() - chrono::Duration::days(40)));
+    let app_clock: Arc<dyn Clock> = clock.clone();
+    let app = TestApp::spawn_with(|c| c.clock = app_clock);
+    let project = app.create_project("aging");
+    for i in 0..3 {
+        let body = github_payload("main", &["old one", "old two"], 1_700_000_000 + i);
+        assert_eq!(
+            app.github_push(&project, &format!("old-{i}"), &body).status,
+            201
+        );
+    }
+    clock.advance(chrono::Duration::days(40));
+    for i in 0..2 {
+        let body = github_payload("dev", &["new"], 1_700_000_000 + i);
+        assert_eq!(
+            app.github_push(&project, &format!("new-{i}"), &body).status,
+            201
+        );
+    }
+    assert_eq!(app.sql_count("SELECT count(*) FROM commits"), 3 * 2 + 2);
+
+    let db = Db::open(&app.db_path).unwrap();
+    let cutoff = clock.now() - chrono::Duration::days(30);
+    let mut conn = db.dedicated_connection().unwrap();
+    // Small batches: two, then the one left, then nothing.
+    assert_eq!(delete_batch(&mut conn, cutoff, 2).unwrap(), 2);
+    assert_eq!(run_retention_once(&db, cutoff, &|| true).unwrap(), 1);
+    assert_eq!(run_retention_once(&db, cutoff, &|| true).unwrap(), 0);
+
+    assert_eq!(app.sql_count("SELECT count(*) FROM pushes"), 2);
+    assert_eq!(
+        app.sql_count("SELECT count(*) FROM pushes WHERE branch = 'dev'"),
+        2
+    );
+    assert_eq!(app.sql_count("SELECT count(*) FROM commits"), 2);
+    let page = app.get("/api/v1/pushes", Some(&project.key));
+    assert_eq!(page.body["pagination"]["total"], 2, "{}", page.body);
+    let main = app.get("/api/v1/pushes?branch=main", Some(&project.key));
+    assert_eq!(main.body["pagination"]["total"], 0, "{}", main.body);
+}
+
+#[test]
+fn a_server_started_with_retention_days_prunes_old_pushes_in_the_background() {
+    let old_clock: Arc<dyn Clock> =
+        Arc::new(ManualClock::new(Utc::now() - chrono::Duration::days(10)));
+    let first = TestApp::spawn_with(|c| c.clock = old_clock);
+    let project = first.create_project("pruned");
+    for i in 0..3 {
+        let body = github_payload("main", &["old"], 1_700_000_000 + i);
+        assert_eq!(
+            first.github_push(&project, &format!("o-{i}"), &body).status,
+            201
+        );
+    }
+    let path = first.db_path.clone();
+    let _second = TestApp::spawn_with(|c| {
+        c.db_path = path.clone();
+        c.retention_days = Some(7);
+    });
+    first.wait_for("old pushes to be deleted", Duration::from_secs(30), || {
+        (first.sql_count("SELECT count(*) FROM pushes") == 0).then_some(())
+    });
+    assert_eq!(first.sql_count("SELECT count(*) FROM commits"), 0);
+}
+
+/// Parses Prometheus text exposition format strictly enough to catch malformed output:
+/// every sample belongs to a family declared with `# TYPE` before it. Returns sample -> value.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut samples = BTreeMap::new();
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.chars().enumerate().all(|(i, c)| {
+                c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(valid_name(name), "bad metric name {name:?}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "bad type {kind:?}"
+            );
+            assert!(
+                types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "TYPE twice: {name}"
+            );
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unknown comment line {line:?}");
+        let (series, value) = line.rsplit_once(' ').expect("sample and value");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let name = match series.split_once('{') {
+            Some((name, labels)) => {
+                let labels = labels.strip_suffix('}').expect("closing brace");
+                for pair in labels.split(',') {
+                    let (k, v) = pair.split_once('=').expect("label=value");
+                    assert!(valid_name(k), "bad label name in {line:?}");
+                    assert!(
+                        v.len() >= 2 && v.starts_with('"') && v.ends_with('"'),
+                        "unquoted label value in {line:?}"
+                    );
+                }
+                name
+            }
+            None => series,
+        };
+        assert!(valid_name(name), "bad metric name in {line:?}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| types.get(*f).map(String::as_str) == Some("histogram"))
+            })
+            .unwrap_or(name);
+        assert!(
+            types.contains_key(family),
+            "sample before its TYPE: {line:?}"
+        );
+        assert!(
+            samples.insert(series.to_owned(), value).is_none(),
+            "duplicate series {series}"
+        );
+    }
+    samples
+}
+
+fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
+    let reply = app.get("/metrics", Some(ADMIN_TOKEN));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        reply.header("content-type")
+    );
+    parse_prometheus(reply.body.as_str().expect("text body"))
+}
+
+fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, series: &str) -> f64 {
+    let get = |m: &BTreeMap<String, f64>| *m.get(series).unwrap_or_else(|| panic!("no {series}"));
+    get(after) - get(before)
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_count_webhooks_as_they_arrive() {
+    let app = TestApp::spawn_with(|c| c.admin_token = Some(Secret::new(ADMIN_TOKEN)));
+    let project = app.create_project("watched");
+    let before = scrape(&app);
+
+    let body = github_payload("main", &["one"], 1_700_000_000);
+    assert_eq!(app.github_push(&project, "m-1", &body).status, 201);
+    assert_eq!(app.github_push(&project, "m-1", &body).status, 200);
+    let forged = app.post(
+        &project.webhook_url,
+        &[
+            ("Content-Type", "application/json"),
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", "m-2"),
+            ("X-Hub-Signature-256", "sha256=00"),
+        ],
+        &body,
+    );
+    assert_eq!(forged.status, 401);
+    let unknown = app.post(
+        &format!("{}/webhooks/nosuchhook", app.base_url),
+        &[("X-Gitlab-Event", "Push Hook")],
+        b"{}",
+    );
+    assert_eq!(unknown.status, 404);
+
+    let after = scrape(&app);
+    let received = |outcome: &str, provider: &str| {
+        delta(
+            &before,
+            &after,
+            &format!(
+                "git_push_tracker_webhooks_received_total{{provider=\"{provider}\",outcome=\"{outcome}\"}}"
+            ),
+        )
+    };
+    assert_eq!(received("stored", "github"), 1.0);
+    assert_eq!(received("duplicate", "github"), 1.0);
+    assert_eq!(received("rejected", "github"), 1.0);
+    assert_eq!(received("rejected", "gitlab"), 1.0);
+    let rejected = |reason: &str| {
+        delta(
+            &before,
+            &after,
+            &format!("git_push_tracker_webhook_rejections_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(rejected("invalid_signature"), 1.0);
+    assert_eq!(rejected("unknown_webhook"), 1.0);
+    assert_eq!(after["git_push_tracker_pushes{status=\"summarized\"}"], 1.0);
+    assert_eq!(after["git_push_tracker_summary_queue_depth"], 0.0);
+    assert!(after["git_push_tracker_database_size_bytes"] > 0.0);
+    assert!(after.contains_key("git_push_tracker_summary_latency_seconds_bucket{le=\"+Inf\"}"));
+    assert!(after.contains_key("git_push_tracker_model_errors_total{kind=\"transient\"}"));
+}
+
+#[test]
+fn metrics_need_the_admin_token_unless_made_public() {
+    let guarded = TestApp::spawn_with(|c| c.admin_token = Some(Secret::new(ADMIN_TOKEN)));
+    for token in [
+        None,
+        Some("wrong-token"),
+        Some("admin-token-for-tests-012345678"),
+    ] {
+        let reply = guarded.get("/metrics", token);
+        assert_eq!(reply.status, 401, "{token:?}");
+        assert_eq!(reply.body["error"]["code"], "unauthorized");
+        assert!(!reply.body.to_string().contains(ADMIN_TOKEN));
+    }
+
+    let no_token_configured = TestApp::spawn();
+    assert_eq!(no_token_configured.get("/metrics", None).status, 401);
+
+    let public = TestApp::spawn_with(|c| c.metrics_public = true);
+    let reply = public.get("/metrics", None);
+    assert_eq!(reply.status, 200);
+    parse_prometheus(reply.body.as_str().unwrap());
+}
+
+#[test]
+fn version_prints_the_version_commit_and_target() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        line.starts_with(concat!("git-push-tracker ", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    assert!(line.contains("commit "), "{line}");
+    assert!(
+        line.contains("linux") || line.contains("darwin") || line.contains("windows"),
+        "{line}"
+    );
+}
+
+/// A summarizer that answers from a script, one answer per call.
+struct Scripted(Mutex<std::collections::VecDeque<Result<String, SummarizeError>>>);
+
+impl Summarizer for Scripted {
+    fn source(&self) -> &str {
+        "scripted-model"
+    }
+
+    fn summarize(&self, _input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
+        self.0
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| Ok("- fallback".into()))
+    }
+}
+
+fn metric(app: &TestApp, series: &str) -> f64 {
+    scrape(app).get(series).copied().unwrap_or(f64::NAN)
+}
+
+#[test]
+fn metrics_count_model_errors_by_kind_and_time_each_summary() {
+    let script = vec![
+        Err(SummarizeError::Transient {
+            reason: "503 from the model".into(),
+            retry_after: Some(Duration::ZERO),
+        }),
+        Err(SummarizeError::Postpone {
+            reason: "quota".into(),
+            retry_after: Duration::ZERO,
+        }),
+        Ok("- did the thing".into()),
+        Err(SummarizeError::Permanent {
+            reason: "model retired".into(),
+        }),
+    ];
+    let summarizer: Arc<dyn Summarizer> = Arc::new(Scripted(Mutex::new(script.into())));
+    let app = TestApp::spawn_with(|c| {
+        c.admin_token = Some(Secret::new(ADMIN_TOKEN));
+        c.summarizer = summarizer;
+    });
+    let project = app.create_project("modelled");
+    let body = github_payload("main", &["feat: one", "fix: two"], 1_700_000_000);
+    assert_eq!(app.github_push(&project, "w-1", &body).status, 201);
+    app.wait_for("the first summary", Duration::from_secs(30), || {
+        (metric(&app, "git_push_tracker_summary_latency_seconds_count") == 1.0).then_some(())
+    });
+    let errors = |kind: &str| {
+        metric(
+            &app,
+            &format!("git_push_tracker_model_errors_total{{kind=\"{kind}\"}}"),
+        )
+    };
+    assert_eq!(errors("transient"), 1.0);
+    assert_eq!(errors("postponed"), 1.0);
+    assert_eq!(errors("permanent"), 0.0);
+
+    assert_eq!(app.github_push(&project, "w-2", &body).status, 201);
+    app.wait_for("the permanent failure", Duration::from_secs(30), || {
+        (errors("permanent") == 1.0).then_some(())
+    });
+    assert_eq!(
+        metric(&app, "git_push_tracker_pushes{status=\"failed\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&app, "git_push_tracker_pushes{status=\"summarized\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&app, "git_push_tracker_summary_latency_seconds_count"),
+        1.0
+    );
+}
