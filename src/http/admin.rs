@@ -257,9 +257,15 @@ pub enum LoginResponse {
     /// Logged in: the session cookie is set (HttpOnly, SameSite=Strict, for 7 days).
     #[oai(status = 204)]
     LoggedIn,
+    /// The body is not `{"token": "..."}` JSON.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
     /// Not the admin token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// The body is not sent as `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// Too many failed logins from this address; retry after the given seconds.
     #[oai(status = 429)]
     TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),

@@ -96,23 +96,94 @@ pub async fn to_json(err: poem::Error) -> Response {
     json_error(status, code, message)
 }
 
-/// Adds the `Allow` header RFC 9110 requires on a 405, which poem's router leaves out. Every
-/// route takes one method: webhooks POST, everything else GET (HEAD is answered as GET).
-pub fn add_allow_header(path: &str, mut response: Response) -> Response {
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && !response.headers().contains_key(poem::http::header::ALLOW)
-    {
-        let allow = if path.starts_with("/webhooks/") {
-            "POST"
-        } else {
-            "GET, HEAD"
-        };
-        response.headers_mut().insert(
-            poem::http::header::ALLOW,
-            poem::http::HeaderValue::from_static(allow),
-        );
+/// Which methods each route takes, for the `Allow` header RFC 9110 requires on a 405 (poem's
+/// router leaves it out). Built from the OpenAPI document, so it cannot drift from the API.
+pub struct AllowTable(Vec<(Vec<Option<String>>, String)>);
+
+impl AllowTable {
+    /// `spec` is the served OpenAPI document; `extra` lists routes outside it, as
+    /// `(path template, methods)` with `{name}` segments matching anything.
+    pub fn new(spec: &str, extra: &[(&str, &str)]) -> Self {
+        let mut routes: Vec<(String, Vec<String>)> = Vec::new();
+        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(spec) {
+            for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+                let mut methods: Vec<String> = item
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(m, _)| m.to_ascii_uppercase())
+                    .collect();
+                if methods.iter().any(|m| m == "GET") {
+                    methods.push("HEAD".into());
+                }
+                routes.push((path.clone(), methods));
+            }
+        }
+        for (path, methods) in extra {
+            routes.push((
+                path.to_string(),
+                methods.split(", ").map(str::to_owned).collect(),
+            ));
+        }
+        AllowTable(
+            routes
+                .into_iter()
+                .map(|(path, methods)| {
+                    let segments = path
+                        .split('/')
+                        .map(|seg| (!seg.starts_with('{')).then(|| seg.to_owned()))
+                        .collect();
+                    (segments, methods.join(", "))
+                })
+                .collect(),
+        )
     }
-    response
+
+    fn methods_for(&self, path: &str) -> Option<&str> {
+        let parts: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .find(|(segments, _)| {
+                segments.len() == parts.len()
+                    && segments
+                        .iter()
+                        .zip(&parts)
+                        .all(|(seg, part)| seg.as_deref().is_none_or(|s| s == *part))
+            })
+            .map(|(_, methods)| methods.as_str())
+    }
+
+    /// Adds `Allow` to a 405 answer for `path`.
+    pub fn complete(&self, path: &str, mut response: Response) -> Response {
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED
+            && !response.headers().contains_key(poem::http::header::ALLOW)
+        {
+            if let Some(allow) = self
+                .methods_for(path)
+                .and_then(|m| poem::http::HeaderValue::from_str(m).ok())
+            {
+                response
+                    .headers_mut()
+                    .insert(poem::http::header::ALLOW, allow);
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allow_table_lists_each_routes_methods_from_the_spec_and_extras() {
+        let spec = r#"{"paths":{"/api/x/{id}":{"get":{},"delete":{}},"/api/y":{"post":{}}}}"#;
+        let table = AllowTable::new(spec, &[("/webhooks/{hook}", "POST")]);
+        assert_eq!(table.methods_for("/api/x/42"), Some("DELETE, GET, HEAD"));
+        assert_eq!(table.methods_for("/api/y"), Some("POST"));
+        assert_eq!(table.methods_for("/webhooks/abc"), Some("POST"));
+        assert_eq!(table.methods_for("/nope"), None);
+    }
 }
 
 impl From<crate::db::DbError> for poem::Error {

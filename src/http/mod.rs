@@ -72,6 +72,16 @@ pub fn api_service() -> OpenApiService<(api::PublicApi, admin::AdminApi), ()> {
 /// The whole route table.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = api_service();
+    let allow = Arc::new(error::AllowTable::new(
+        &api.spec(),
+        &[
+            ("/webhooks/{hook}", "POST"),
+            ("/healthz", "GET, HEAD"),
+            ("/metrics", "GET, HEAD"),
+            ("/openapi.json", "GET, HEAD"),
+            ("/", "GET, HEAD"),
+        ],
+    ));
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     Route::new()
@@ -90,10 +100,13 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/assets/*path", get(assets::asset))
         .nest_no_strip("/api", api.with(CookieJarManager::new()))
         .catch_all_error(error::to_json)
-        .around(|ep, req| async move {
-            let path = req.uri().path().to_owned();
-            let response = ep.call(req).await?.into_response();
-            Ok(error::add_allow_header(&path, response))
+        .around(move |ep, req| {
+            let allow = Arc::clone(&allow);
+            async move {
+                let path = req.uri().path().to_owned();
+                let response = ep.call(req).await?.into_response();
+                Ok(allow.complete(&path, response))
+            }
         })
         .with(
             SetHeader::new()
