@@ -171,6 +171,12 @@ impl AllowTable {
     }
 }
 
+impl From<crate::db::DbError> for poem::Error {
+    fn from(e: crate::db::DbError) -> Self {
+        poem::Error::from(InternalError::new(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,11 +189,5 @@ mod tests {
         assert_eq!(table.methods_for("/api/y"), Some("POST"));
         assert_eq!(table.methods_for("/webhooks/abc"), Some("POST"));
         assert_eq!(table.methods_for("/nope"), None);
-    }
-}
-
-impl From<crate::db::DbError> for poem::Error {
-    fn from(e: crate::db::DbError) -> Self {
-        poem::Error::from(InternalError::new(e))
     }
 }
