@@ -157,15 +157,13 @@ impl AllowTable {
     pub fn complete(&self, path: &str, mut response: Response) -> Response {
         if response.status() == StatusCode::METHOD_NOT_ALLOWED
             && !response.headers().contains_key(poem::http::header::ALLOW)
-        {
-            if let Some(allow) = self
+            && let Some(allow) = self
                 .methods_for(path)
                 .and_then(|m| poem::http::HeaderValue::from_str(m).ok())
-            {
-                response
-                    .headers_mut()
-                    .insert(poem::http::header::ALLOW, allow);
-            }
+        {
+            response
+                .headers_mut()
+                .insert(poem::http::header::ALLOW, allow);
         }
         response
     }
