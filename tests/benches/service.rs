@@ -7,7 +7,6 @@
 //! sustained-ingest run of the footprint section (default 60).
 
 #[path = "../support/app.rs"]
-#[allow(dead_code)]
 mod app_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -75,10 +74,10 @@ impl RawClient {
             if line == "\r\n" || line.is_empty() {
                 break;
             }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
             }
         }
         let mut body = vec![0; length];
@@ -301,10 +300,10 @@ fn ingest(dir: &Path) {
 
 fn populate(db_path: &Path) -> (String, String) {
     let keys = db_path.with_extension("keys");
-    if let Ok(text) = std::fs::read_to_string(&keys) {
-        if let Some((big, small)) = text.trim().split_once(' ') {
-            return (big.to_owned(), small.to_owned());
-        }
+    if let Ok(text) = std::fs::read_to_string(&keys)
+        && let Some((big, small)) = text.trim().split_once(' ')
+    {
+        return (big.to_owned(), small.to_owned());
     }
     let _ = std::fs::remove_file(db_path);
     let (_, _, big_key) = project(db_path, "big");
@@ -553,10 +552,10 @@ impl ChildServer {
             .unwrap();
         let agent = app_support::agent();
         loop {
-            if let Ok(r) = agent.get(format!("http://{addr}/healthz")).call() {
-                if r.status() == 200 {
-                    break;
-                }
+            if let Ok(r) = agent.get(format!("http://{addr}/healthz")).call()
+                && r.status() == 200
+            {
+                break;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
