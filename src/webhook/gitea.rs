@@ -4,9 +4,8 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Delivery, MAX_FIELD_LEN, MAX_MESSAGE_LEN, WebhookError, cap, checked_ref, checked_repository,
-    commit_sha, count, delivery_id, file_list, from_json, is_zero_sha, parse_timestamp,
-    person_name, split_ref, url,
+    Delivery, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha, count,
+    delivery_id, from_json, is_zero_sha, person_name, split_ref, url,
 };
 use crate::domain::{NewCommit, NewPush, Provider};
 
@@ -17,7 +16,7 @@ struct Push {
     before: Option<String>,
     after: Option<String>,
     compare_url: Option<String>,
-    commits: Option<Vec<Commit>>,
+    commits: Option<Vec<PayloadCommit>>,
     total_commits: Option<u64>,
     pusher: Option<User>,
     sender: Option<User>,
@@ -33,24 +32,6 @@ struct User {
 #[derive(Deserialize)]
 struct Repository {
     full_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Commit {
-    id: String,
-    message: Option<String>,
-    timestamp: Option<String>,
-    url: Option<String>,
-    author: Option<Author>,
-    added: Option<Vec<String>>,
-    removed: Option<Vec<String>>,
-    modified: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct Author {
-    name: Option<String>,
-    username: Option<String>,
 }
 
 pub(super) fn parse(
@@ -105,7 +86,7 @@ fn into_push(
             .commits
             .unwrap_or_default()
             .into_iter()
-            .map(into_commit)
+            .map(PayloadCommit::into_new_commit)
             .collect();
         commits.reverse();
         // total_commits arrived in Gitea 1.14; older servers list every commit they count.
@@ -145,21 +126,4 @@ fn user_names(user: Option<&User>) -> [Option<&str>; 2] {
         user.and_then(|u| u.login.as_deref()),
         user.and_then(|u| u.username.as_deref()),
     ]
-}
-
-fn into_commit(c: Commit) -> NewCommit {
-    let author = c.author.as_ref();
-    NewCommit {
-        sha: cap(&c.id, MAX_FIELD_LEN),
-        message: cap(c.message.as_deref().unwrap_or_default(), MAX_MESSAGE_LEN),
-        author: person_name(&[
-            author.and_then(|a| a.username.as_deref()),
-            author.and_then(|a| a.name.as_deref()),
-        ]),
-        timestamp: parse_timestamp(c.timestamp.as_deref()),
-        url: url(c.url.as_deref()),
-        added: file_list(c.added),
-        removed: file_list(c.removed),
-        modified: file_list(c.modified),
-    }
 }

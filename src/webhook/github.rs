@@ -5,9 +5,8 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Delivery, MAX_FIELD_LEN, MAX_MESSAGE_LEN, WebhookError, cap, checked_ref, checked_repository,
-    commit_sha, count, delivery_id, file_list, from_json, is_zero_sha, parse_timestamp,
-    person_name, split_ref, url,
+    Delivery, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha, count,
+    delivery_id, from_json, is_zero_sha, person_name, split_ref, url,
 };
 use crate::domain::{NewCommit, NewPush, Provider};
 
@@ -21,7 +20,7 @@ struct Push {
     deleted: Option<bool>,
     forced: Option<bool>,
     compare: Option<String>,
-    commits: Option<Vec<Commit>>,
+    commits: Option<Vec<PayloadCommit>>,
     pusher: Option<Pusher>,
     sender: Option<Sender>,
     repository: Repository,
@@ -42,24 +41,6 @@ struct Repository {
     full_name: Option<String>,
     /// A unix timestamp in push payloads but an ISO string in other events, so read loosely.
     pushed_at: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct Commit {
-    id: String,
-    message: Option<String>,
-    timestamp: Option<String>,
-    url: Option<String>,
-    author: Option<Author>,
-    added: Option<Vec<String>>,
-    removed: Option<Vec<String>>,
-    modified: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct Author {
-    name: Option<String>,
-    username: Option<String>,
 }
 
 pub(super) fn parse(
@@ -102,7 +83,7 @@ fn into_push(p: Push, delivery_id: Option<String>) -> Result<NewPush, WebhookErr
         p.commits
             .unwrap_or_default()
             .into_iter()
-            .map(into_commit)
+            .map(PayloadCommit::into_new_commit)
             .collect()
     };
     let pushed_at = p
@@ -133,21 +114,4 @@ fn into_push(p: Push, delivery_id: Option<String>) -> Result<NewPush, WebhookErr
         pushed_at,
         commits,
     })
-}
-
-fn into_commit(c: Commit) -> NewCommit {
-    let author = c.author.as_ref();
-    NewCommit {
-        sha: cap(&c.id, MAX_FIELD_LEN),
-        message: cap(c.message.as_deref().unwrap_or_default(), MAX_MESSAGE_LEN),
-        author: person_name(&[
-            author.and_then(|a| a.username.as_deref()),
-            author.and_then(|a| a.name.as_deref()),
-        ]),
-        timestamp: parse_timestamp(c.timestamp.as_deref()),
-        url: url(c.url.as_deref()),
-        added: file_list(c.added),
-        removed: file_list(c.removed),
-        modified: file_list(c.modified),
-    }
 }

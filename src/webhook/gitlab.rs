@@ -4,9 +4,8 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Delivery, MAX_FIELD_LEN, MAX_MESSAGE_LEN, WebhookError, cap, checked_ref, checked_repository,
-    commit_sha, delivery_id, file_list, from_json, is_zero_sha, parse_timestamp, person_name,
-    split_ref, url,
+    Delivery, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha,
+    delivery_id, from_json, is_zero_sha, person_name, split_ref,
 };
 use crate::domain::{NewCommit, NewPush, Provider};
 
@@ -27,7 +26,7 @@ struct Push {
     user_username: Option<String>,
     project: Option<Project>,
     repository: Option<Repository>,
-    commits: Option<Vec<Commit>>,
+    commits: Option<Vec<PayloadCommit>>,
     total_commits_count: Option<u64>,
 }
 
@@ -38,23 +37,6 @@ struct Project {
 
 #[derive(Deserialize)]
 struct Repository {
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Commit {
-    id: String,
-    message: Option<String>,
-    timestamp: Option<String>,
-    url: Option<String>,
-    author: Option<Author>,
-    added: Option<Vec<String>>,
-    removed: Option<Vec<String>>,
-    modified: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct Author {
     name: Option<String>,
 }
 
@@ -111,7 +93,7 @@ fn into_push(p: Push, delivery_id: Option<String>) -> Result<NewPush, WebhookErr
             .commits
             .unwrap_or_default()
             .into_iter()
-            .map(into_commit)
+            .map(PayloadCommit::into_new_commit)
             .collect();
         // GitLab lists at most 20 commits; total_commits_count is the real number.
         let total = p
@@ -139,17 +121,4 @@ fn into_push(p: Push, delivery_id: Option<String>) -> Result<NewPush, WebhookErr
         pushed_at: None,
         commits,
     })
-}
-
-fn into_commit(c: Commit) -> NewCommit {
-    NewCommit {
-        sha: cap(&c.id, MAX_FIELD_LEN),
-        message: cap(c.message.as_deref().unwrap_or_default(), MAX_MESSAGE_LEN),
-        author: person_name(&[c.author.as_ref().and_then(|a| a.name.as_deref())]),
-        timestamp: parse_timestamp(c.timestamp.as_deref()),
-        url: url(c.url.as_deref()),
-        added: file_list(c.added),
-        removed: file_list(c.removed),
-        modified: file_list(c.modified),
-    }
 }

@@ -19,7 +19,7 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::domain::{NewPush, Provider, RefKind};
+use crate::domain::{NewCommit, NewPush, Provider, RefKind};
 
 /// What a verified delivery asks us to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,3 +321,42 @@ fn count(n: usize) -> u32 {
 
 #[cfg(test)]
 mod tests;
+
+/// The commit shape GitHub, GitLab and Gitea/Forgejo share in push payloads.
+#[derive(Deserialize)]
+struct PayloadCommit {
+    id: String,
+    message: Option<String>,
+    timestamp: Option<String>,
+    url: Option<String>,
+    author: Option<PayloadAuthor>,
+    added: Option<Vec<String>>,
+    removed: Option<Vec<String>>,
+    modified: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct PayloadAuthor {
+    name: Option<String>,
+    /// GitHub and Gitea name the account; GitLab sends none, so its authors go by name.
+    username: Option<String>,
+}
+
+impl PayloadCommit {
+    fn into_new_commit(self) -> NewCommit {
+        let author = self.author.as_ref();
+        NewCommit {
+            sha: cap(&self.id, MAX_FIELD_LEN),
+            message: cap(self.message.as_deref().unwrap_or_default(), MAX_MESSAGE_LEN),
+            author: person_name(&[
+                author.and_then(|a| a.username.as_deref()),
+                author.and_then(|a| a.name.as_deref()),
+            ]),
+            timestamp: parse_timestamp(self.timestamp.as_deref()),
+            url: url(self.url.as_deref()),
+            added: file_list(self.added),
+            removed: file_list(self.removed),
+            modified: file_list(self.modified),
+        }
+    }
+}
