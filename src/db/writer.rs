@@ -3,9 +3,10 @@
 //! Handlers hand over parsed pushes and wait for the reply; the reply comes only after the
 //! transaction holding them has committed, so a 2xx still means "stored". Batching turns many
 //! small commits into a few larger ones, and a single writer means no lock contention between
-//! webhook requests. The thread also keeps the WAL file bounded.
+//! webhook requests. A second thread keeps the WAL file bounded, so the writer never stops
+//! to copy pages into the database file.
 
-use std::path::PathBuf;
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,10 +20,12 @@ use super::{Db, DbError};
 const MAX_BATCH: usize = 256;
 /// Deliveries waiting for the writer before handlers wait to hand theirs over.
 const QUEUE_CAPACITY: usize = 4096;
-/// A WAL file larger than this is checkpointed and truncated.
-const WAL_TRUNCATE_THRESHOLD: u64 = 16 * 1024 * 1024;
-/// How often the WAL size is looked at.
-const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// A WAL file larger than this is copied into the database (without blocking the writer).
+const WAL_CHECKPOINT_THRESHOLD: u64 = 4 * 1024 * 1024;
+/// A WAL file larger than this is checkpointed and truncated, waiting briefly for readers.
+const WAL_TRUNCATE_THRESHOLD: u64 = 32 * 1024 * 1024;
+/// How often the WAL size is looked at when no commit prompts it.
+const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 type Reply = oneshot::Sender<Result<Vec<Inserted>, DbError>>;
 
@@ -46,11 +49,13 @@ impl IngestWriter {
         after_commit: impl Fn() + Send + 'static,
     ) -> Result<(IngestWriter, JoinHandle<()>), DbError> {
         let conn = db.dedicated_connection()?;
-        let wal_path = PathBuf::from(format!("{}-wal", db.path().display()));
+        // Checkpoints are the checkpointer thread's job, not something a commit waits for.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = Checkpointer::spawn(db)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let handle = std::thread::Builder::new()
             .name("ingest-writer".into())
-            .spawn(move || run(conn, rx, wal_path, after_commit))
+            .spawn(move || run(conn, rx, checkpointer, after_commit))
             .map_err(|_| DbError::WriterGone)?;
         Ok((IngestWriter { jobs: tx }, handle))
     }
@@ -77,10 +82,9 @@ impl IngestWriter {
 fn run(
     mut conn: Connection,
     mut jobs: mpsc::Receiver<Job>,
-    wal_path: PathBuf,
+    checkpointer: Checkpointer,
     after_commit: impl Fn(),
 ) {
-    let mut last_wal_check = Instant::now();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
@@ -92,11 +96,9 @@ fn run(
         }
         commit_batch(&mut conn, &mut batch);
         after_commit();
-        if last_wal_check.elapsed() >= WAL_CHECK_INTERVAL {
-            last_wal_check = Instant::now();
-            bound_wal(&conn, &wal_path);
-        }
+        checkpointer.nudge();
     }
+    checkpointer.finish();
 }
 
 /// Commits every job of the batch in one transaction; each job in its own savepoint so one
@@ -136,19 +138,70 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
     }
 }
 
-/// Readers that overlap every passive checkpoint can make the WAL grow without end; once it
-/// passes the threshold, wait briefly for readers and truncate it.
+/// The thread that moves WAL pages into the database file and keeps the WAL bounded.
+struct Checkpointer {
+    nudges: SyncSender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn spawn(db: &Db) -> Result<Checkpointer, DbError> {
+        let conn = db.dedicated_connection()?;
+        let wal_path = db.wal_path();
+        let (nudges, wakeups) = sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("wal-checkpointer".into())
+            .spawn(move || {
+                let mut last = Instant::now();
+                loop {
+                    let ended = matches!(
+                        wakeups.recv_timeout(WAL_CHECK_INTERVAL),
+                        Err(RecvTimeoutError::Disconnected)
+                    );
+                    // Commits nudge after every batch; looking at the file that often is waste.
+                    if ended || last.elapsed() >= WAL_CHECK_INTERVAL / 5 {
+                        last = Instant::now();
+                        bound_wal(&conn, &wal_path);
+                    }
+                    if ended {
+                        return;
+                    }
+                }
+            })
+            .map_err(|_| DbError::WriterGone)?;
+        Ok(Checkpointer { nudges, thread })
+    }
+
+    fn nudge(&self) {
+        let _ = self.nudges.try_send(());
+    }
+
+    /// Runs a last checkpoint and waits for the thread.
+    fn finish(self) {
+        drop(self.nudges);
+        let _ = self.thread.join();
+    }
+}
+
+/// A passive checkpoint copies what it can without blocking anyone. Readers that overlap every
+/// passive checkpoint can still make the WAL grow without end; past the truncate threshold,
+/// wait briefly for them and truncate it.
 fn bound_wal(conn: &Connection, wal_path: &std::path::Path) {
     let size = std::fs::metadata(wal_path).map(|m| m.len()).unwrap_or(0);
-    if size < WAL_TRUNCATE_THRESHOLD {
+    if size < WAL_CHECKPOINT_THRESHOLD {
         return;
     }
-    let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+    let mode = if size >= WAL_TRUNCATE_THRESHOLD {
+        "TRUNCATE"
+    } else {
+        "PASSIVE"
+    };
+    let result = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
         r.get::<_, i64>(0)
     });
     match result {
-        Ok(0) => tracing::debug!(bytes = size, "WAL truncated"),
-        Ok(_) => tracing::debug!(bytes = size, "WAL checkpoint busy; will retry"),
+        Ok(0) => tracing::debug!(bytes = size, mode, "WAL checkpointed"),
+        Ok(_) => tracing::debug!(bytes = size, mode, "WAL checkpoint busy; will retry"),
         Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
     }
 }
