@@ -36,17 +36,6 @@ impl Inserted {
 /// Inserts a push and its commits. Call inside a transaction so the pair is all or nothing.
 pub fn insert(conn: &Connection, project_id: i64, p: &PreparedPush) -> Result<Inserted, DbError> {
     let push = &p.push;
-    if let Some(delivery_id) = &push.delivery_id {
-        let existing: Option<String> = conn
-            .prepare_cached(
-                "SELECT public_id FROM pushes WHERE project_id = ?1 AND delivery_id = ?2",
-            )?
-            .query_row(params![project_id, delivery_id], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = existing {
-            return Ok(Inserted::Duplicate(id));
-        }
-    }
     let received = to_millis(p.received_at);
     let pushed = push.pushed_at.map(to_millis).unwrap_or(received);
     conn.prepare_cached(
@@ -55,7 +44,8 @@ pub fn insert(conn: &Connection, project_id: i64, p: &PreparedPush) -> Result<In
             commit_count, commits_truncated, compare_url, pushed_at, received_at, summary,
             summary_status, summary_source, next_attempt_at, summarized_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+         ON CONFLICT (project_id, delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING",
     )
     .map_err(map_fk)?
     .execute(params![
@@ -85,6 +75,15 @@ pub fn insert(conn: &Connection, project_id: i64, p: &PreparedPush) -> Result<In
         (p.status != SummaryStatus::Pending).then_some(received),
     ])
     .map_err(map_fk)?;
+    // A redelivery hits the unique delivery index and inserts nothing: answer with the stored id.
+    if conn.changes() == 0 {
+        let existing: String = conn
+            .prepare_cached(
+                "SELECT public_id FROM pushes WHERE project_id = ?1 AND delivery_id = ?2",
+            )?
+            .query_row(params![project_id, push.delivery_id], |r| r.get(0))?;
+        return Ok(Inserted::Duplicate(existing));
+    }
     let push_id = conn.last_insert_rowid();
     let mut stmt = conn.prepare_cached(
         "INSERT INTO commits (push_id, position, sha, message, author, timestamp, url, added, removed, modified)
