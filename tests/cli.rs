@@ -1,0 +1,171 @@
+//! The command line as a user runs it: JSON output shapes, exit codes, one-line errors, and
+//! sharing the database file with a running server.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::app::{TestApp, github_payload, github_signature};
+
+fn cli(db: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("PUSH_TRACKER_PUBLIC_URL")
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "exactly one JSON document on stdout: {text}"
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn project_and_key_creation_print_one_json_object_each_with_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let project = json(&cli(
+        &db,
+        &[
+            "project",
+            "create",
+            "my-app",
+            "--json",
+            "--public-url",
+            "https://push.example.com/",
+        ],
+    ));
+    let keys: Vec<&str> = project
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["name", "webhookSecret", "webhookUrl"]);
+    assert_eq!(project["name"], "my-app");
+    let url = project["webhookUrl"].as_str().unwrap();
+    let hook = url
+        .strip_prefix("https://push.example.com/webhooks/")
+        .expect(url);
+    assert!(hook.len() >= 32 && hook.chars().all(|c| c.is_ascii_alphanumeric()));
+
+    let key = json(&cli(
+        &db,
+        &["key", "create", "my-app", "--label", "slack-bot", "--json"],
+    ));
+    assert_eq!(key["project"], "my-app");
+    assert_eq!(key["label"], "slack-bot");
+    let key = key["key"].as_str().unwrap();
+    assert!(key.starts_with("gpt_") && key.len() >= 36);
+
+    let list = json(&cli(&db, &["key", "list", "my-app", "--json"]));
+    assert_eq!(list[0]["label"], "slack-bot");
+    assert!(
+        !list.to_string().contains(key),
+        "a listed key never shows the key itself"
+    );
+    let projects = json(&cli(&db, &["project", "list", "--json"]));
+    assert_eq!(projects[0]["name"], "my-app");
+    assert_eq!(projects[0]["pushes"], 0);
+}
+
+#[test]
+fn a_missing_project_is_a_one_line_error_with_exit_code_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    for args in [
+        &["key", "create", "nope"][..],
+        &["project", "delete", "nope"],
+        &["project", "rotate-secret", "nope"],
+        &["key", "list", "nope"],
+    ] {
+        let out = cli(&db, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+        assert!(errors[0].contains("no project named \"nope\""), "{stderr}");
+    }
+    let out = cli(&db, &["project", "create", "Bad Name"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid project name"));
+}
+
+#[test]
+fn wrong_usage_gets_clap_help_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&dir.path().join("cli.db"), &["project", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage:"));
+}
+
+#[test]
+fn the_openapi_command_prints_the_committed_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&dir.path().join("cli.db"), &["openapi"]);
+    assert!(out.status.success());
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let committed: Value = serde_json::from_slice(
+        &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(printed, committed);
+}
+
+#[test]
+fn the_cli_shares_the_database_with_a_running_server_rotating_a_secret_and_revoking_a_key() {
+    let app = TestApp::spawn();
+    let project = app.create_project("shared");
+    let body = github_payload("main", &["feat: x"], 1_776_160_800);
+    assert_eq!(
+        app.github_push(&project, "before-rotate", &body).status,
+        201
+    );
+
+    let rotated = json(&cli(
+        &app.db_path,
+        &["project", "rotate-secret", "shared", "--json"],
+    ));
+    let new_secret = rotated["webhookSecret"].as_str().unwrap();
+    assert_ne!(new_secret, project.secret);
+    let old = app.github_push(&project, "old-secret", &body);
+    assert_eq!(old.status, 401, "the old secret is refused at once");
+    let signature = github_signature(new_secret, &body);
+    let new = app.post(
+        &project.webhook_url,
+        &[
+            ("Content-Type", "application/json"),
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", "new-secret"),
+            ("X-Hub-Signature-256", &signature),
+        ],
+        &body,
+    );
+    assert_eq!(new.status, 201);
+
+    let prefix = &project.key[..12];
+    let out = cli(&app.db_path, &["key", "revoke", "shared", prefix]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(app.get("/api/v1/pushes", Some(&project.key)).status, 401);
+
+    let out = cli(&app.db_path, &["project", "delete", "shared"]);
+    assert!(out.status.success());
+    assert_eq!(app.github_push(&project, "after-delete", &body).status, 404);
+}
