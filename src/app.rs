@@ -135,6 +135,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         public_url: public_url.clone(),
         body_limit: config.body_limit,
         summarize_at_ingest,
+        hooks: Default::default(),
         login_limiter: crate::auth::LoginLimiter::default(),
         metrics,
         metrics_public: config.metrics_public,

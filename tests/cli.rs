@@ -143,6 +143,17 @@ fn the_cli_shares_the_database_with_a_running_server_rotating_a_secret_and_revok
     assert_ne!(new_secret, project.secret);
     let old = app.github_push(&project, "old-secret", &body);
     assert_eq!(old.status, 401, "the old secret is refused at once");
+    let old_signature = github_signature(&project.secret, &body);
+    let ping = app.post(
+        &project.webhook_url,
+        &[
+            ("Content-Type", "application/json"),
+            ("X-GitHub-Event", "ping"),
+            ("X-Hub-Signature-256", &old_signature),
+        ],
+        &body,
+    );
+    assert_eq!(ping.status, 401, "a ping with the old secret is refused too");
     let signature = github_signature(new_secret, &body);
     let new = app.post(
         &project.webhook_url,

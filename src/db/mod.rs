@@ -51,6 +51,8 @@ pub enum DbError {
     },
     #[error("the database writer has stopped")]
     WriterGone,
+    #[error("the webhook secret changed since the delivery was verified")]
+    StaleSecret,
 }
 
 /// The shared handle to the database file.

@@ -82,6 +82,18 @@ pub fn find_by_hook_id(conn: &Connection, hook_id: &str) -> Result<HookTarget, D
         .ok_or(DbError::NotFound)
 }
 
+/// Whether `secret` is still the project's webhook secret; `NotFound` when the project is gone.
+pub fn secret_is_current(
+    conn: &Connection,
+    project_id: i64,
+    secret: &Secret,
+) -> Result<bool, DbError> {
+    conn.prepare_cached("SELECT webhook_secret = ?2 FROM projects WHERE id = ?1")?
+        .query_row(params![project_id, secret.expose()], |r| r.get(0))
+        .optional()?
+        .ok_or(DbError::NotFound)
+}
+
 /// Deletes a project with its keys, pushes and commits.
 pub fn delete(conn: &Connection, name: &ProjectName) -> Result<(), DbError> {
     match conn.execute("DELETE FROM projects WHERE name = ?1", [name.as_str()])? {

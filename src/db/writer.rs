@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::projects::secret_is_current;
 use super::pushes::{Inserted, PreparedPush, insert};
 use super::{Db, DbError};
+use crate::secret::Secret;
 
 /// Most deliveries committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -31,6 +33,8 @@ type Reply = oneshot::Sender<Result<Vec<Inserted>, DbError>>;
 
 struct Job {
     project_id: i64,
+    /// The secret the delivery was verified with; checked again inside the transaction.
+    verified_with: Secret,
     pushes: Vec<PreparedPush>,
     reply: Reply,
 }
@@ -61,15 +65,19 @@ impl IngestWriter {
     }
 
     /// Stores the pushes of one delivery atomically; returns once they are committed.
+    /// Refuses with `StaleSecret` (or `NotFound`) when `verified_with` is no longer the
+    /// project's secret, so a delivery checked against a cached secret is never stored wrongly.
     pub async fn write(
         &self,
         project_id: i64,
+        verified_with: Secret,
         pushes: Vec<PreparedPush>,
     ) -> Result<Vec<Inserted>, DbError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
                 project_id,
+                verified_with,
                 pushes,
                 reply,
             })
@@ -101,41 +109,55 @@ fn run(
     checkpointer.finish();
 }
 
-/// Commits every job of the batch in one transaction; each job in its own savepoint so one
-/// bad delivery does not sink the others. Replies go out only after the commit.
+/// Commits every job of the batch in one transaction and replies to each after the commit.
+/// Expected refusals (a rotated secret, a deleted project) are found before a job writes
+/// anything, so they need no savepoint; anything unexpected rolls back the whole batch, which
+/// is then stored one delivery per transaction so one bad delivery cannot sink the others.
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
-    let mut results: Vec<Result<Vec<Inserted>, DbError>> = Vec::with_capacity(batch.len());
-    let committed = (|| -> Result<(), rusqlite::Error> {
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for job in batch.iter() {
-            let mut sp = tx.savepoint()?;
-            let outcome: Result<Vec<Inserted>, DbError> = job
-                .pushes
-                .iter()
-                .map(|p| insert(&sp, job.project_id, p))
-                .collect();
-            if outcome.is_ok() {
-                sp.commit()?;
-            } else {
-                sp.rollback()?;
-            }
-            results.push(outcome);
+    let results = match store_batch(conn, batch) {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), jobs = batch.len(), "ingest batch failed; storing its deliveries one by one");
+            batch.iter().map(|job| store_alone(conn, job)).collect()
         }
-        tx.commit()
-    })();
-    if let Err(e) = committed {
-        tracing::error!(error = %e, jobs = batch.len(), "ingest transaction failed");
-        results.clear();
-    }
-    for (i, job) in batch.drain(..).enumerate() {
-        let result = if results.is_empty() {
-            Err(DbError::WriterGone)
-        } else {
-            std::mem::replace(&mut results[i], Ok(Vec::new()))
-        };
+    };
+    for (job, result) in batch.drain(..).zip(results) {
         // The handler may have gone (client hung up); the push is stored either way.
         let _ = job.reply.send(result);
     }
+}
+
+type JobResult = Result<Vec<Inserted>, DbError>;
+
+fn store_batch(conn: &mut Connection, batch: &[Job]) -> Result<Vec<JobResult>, DbError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        match store(&tx, job) {
+            Err(e @ (DbError::StaleSecret | DbError::NotFound)) => results.push(Err(e)),
+            Err(e) => return Err(e),
+            Ok(inserted) => results.push(Ok(inserted)),
+        }
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+fn store_alone(conn: &mut Connection, job: &Job) -> JobResult {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let inserted = store(&tx, job)?;
+    tx.commit()?;
+    Ok(inserted)
+}
+
+fn store(conn: &Connection, job: &Job) -> JobResult {
+    if !secret_is_current(conn, job.project_id, &job.verified_with)? {
+        return Err(DbError::StaleSecret);
+    }
+    job.pushes
+        .iter()
+        .map(|p| insert(conn, job.project_id, p))
+        .collect()
 }
 
 /// The thread that moves WAL pages into the database file and keeps the WAL bounded.

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod error;
+pub mod hook_cache;
 pub mod metrics;
 pub mod webhooks;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub manager: Manager,
     pub public_url: String,
     pub body_limit: usize,
+    /// Webhook targets already read, so a delivery needs no database read of its own.
+    pub hooks: hook_cache::HookCache,
     /// True when the builtin summarizer is the configured one: pushes are done at ingest.
     pub summarize_at_ingest: bool,
     /// Failed admin logins per client, to slow down guessing.

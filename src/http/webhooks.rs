@@ -2,18 +2,20 @@
 
 use std::sync::Arc;
 
-use poem::http::StatusCode;
+use bytes::Bytes;
+use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Json, Path};
 use poem::{Body, IntoResponse, Request, Response, handler};
 
 use super::AppState;
 use super::error::{InternalError, json_error};
+use crate::db::projects::HookTarget;
 use crate::db::pushes::{Inserted, PreparedPush};
 use crate::db::{DbError, projects};
 use crate::domain::SummaryStatus;
 use crate::metrics::WebhookOutcome;
 use crate::summarize::{SummaryInput, builtin_summary};
-use crate::webhook::{Delivery, parse_delivery};
+use crate::webhook::{Delivery, WebhookError, parse_delivery};
 
 /// Bodies larger than this are parsed off the async threads.
 const INLINE_PARSE_LIMIT: usize = 256 * 1024;
@@ -41,20 +43,15 @@ pub async fn receive(
         refuse("unknown_webhook");
         return Ok(unknown_hook());
     }
-    let target = match state
-        .blocking(
-            move |conn| match projects::find_by_hook_id(conn, &hook_id) {
-                Err(DbError::NotFound) => Ok(None),
-                other => other.map(Some),
-            },
-        )
-        .await?
-    {
-        Some(target) => target,
-        None => {
-            refuse("unknown_webhook");
-            return Ok(unknown_hook());
-        }
+    let (mut target, mut fresh) = match state.hooks.get(&hook_id) {
+        Some(target) => (target, false),
+        None => match lookup(state, &hook_id).await? {
+            Some(target) => (target, true),
+            None => {
+                refuse("unknown_webhook");
+                return Ok(unknown_hook());
+            }
+        },
     };
 
     let body = match body.into_bytes_limit(state.body_limit).await {
@@ -81,105 +78,169 @@ pub async fn receive(
     };
 
     let headers = req.headers().clone();
-    let secret = target.secret.clone();
-    let parsed = if body.len() <= INLINE_PARSE_LIMIT {
-        parse_delivery(&headers, &body, secret.expose())
-    } else {
-        tokio::task::spawn_blocking(move || parse_delivery(&headers, &body, secret.expose()))
-            .await
-            .map_err(InternalError::new)?
-    };
-    let delivery = match parsed {
-        Ok(delivery) => delivery,
-        Err(e) => {
-            tracing::info!(project = %target.project, code = e.code(), "webhook refused");
-            refuse(e.code());
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            return Ok(json_error(status, e.code(), e.to_string()));
-        }
-    };
-
-    match delivery {
-        Delivery::Ping { provider } => {
-            metrics.webhook(Some(provider), WebhookOutcome::Ping);
-            Ok(Json(serde_json::json!({
-            "ok": true,
-            "message": format!("pong: {provider} webhook for project {} is set up", target.project),
-        }))
-        .into_response())
-        }
-        Delivery::Ignored { provider, event } => {
-            metrics.webhook(Some(provider), WebhookOutcome::Ignored);
-            let event: String = event.chars().take(64).collect();
-            Ok(Json(serde_json::json!({
-                "ok": true,
-                "message": format!("{provider} event {event:?} ignored: only push events are tracked"),
-            }))
-            .with_status(StatusCode::ACCEPTED)
-            .into_response())
-        }
-        Delivery::Pushes { provider, pushes } => {
-            let received_at = state.clock.now();
-            let prepared: Vec<PreparedPush> = pushes
-                .into_iter()
-                .map(|push| {
-                    let input = SummaryInput::from_new(&push);
-                    let done = state.summarize_at_ingest || !input.needs_model();
-                    PreparedPush {
-                        // Time-ordered ids append to the id index instead of landing on random
-                        // pages of it, which keeps inserts cheap at millions of pushes.
-                        public_id: uuid::Uuid::now_v7().to_string(),
-                        summary: builtin_summary(&input),
-                        status: if done {
-                            SummaryStatus::Summarized
-                        } else {
-                            SummaryStatus::Pending
-                        },
-                        source: "builtin".to_owned(),
-                        received_at,
-                        push,
-                    }
-                })
-                .collect();
-            let inserted = match state.writer.write(target.project_id, prepared).await {
-                Ok(inserted) => inserted,
-                Err(DbError::NotFound) => {
+    loop {
+        let verified = verify(&headers, &body, &target).await?;
+        // A cached secret may have been rotated by another process. Pushes are re-checked by
+        // the writer inside the commit; a refusal or a non-push answer is re-checked here.
+        let recheck = match &verified {
+            Ok(Delivery::Pushes { .. }) => false,
+            Ok(_) => true,
+            Err(e) => e.status() == 401,
+        };
+        if recheck && !fresh {
+            match refresh(state, &hook_id).await? {
+                Some(latest) => (target, fresh) = (latest, true),
+                None => {
                     refuse("unknown_webhook");
                     return Ok(unknown_hook());
                 }
-                Err(e) => return Err(InternalError::new(e).into()),
-            };
-            let stored = inserted
-                .iter()
-                .filter(|i| matches!(i, Inserted::New(_)))
-                .count();
-            let duplicates = inserted.len() - stored;
-            metrics.webhook(
-                Some(provider),
-                match (stored, duplicates) {
-                    (0, 0) => WebhookOutcome::Ignored,
-                    (0, _) => WebhookOutcome::Duplicate,
-                    _ => WebhookOutcome::Stored,
-                },
-            );
-            tracing::info!(project = %target.project, %provider, stored, duplicates, "webhook accepted");
-            let message = match (stored, duplicates) {
-                (0, 0) => "the delivery held no ref changes".to_owned(),
-                (0, _) => "already received: this delivery was stored before".to_owned(),
-                (n, _) => format!("stored {n} push{}", if n == 1 { "" } else { "es" }),
-            };
-            Ok(Json(serde_json::json!({
-                "ok": true,
-                "message": message,
-                "pushes": inserted.iter().map(Inserted::public_id).collect::<Vec<_>>(),
-                "duplicates": duplicates,
-            }))
-            .with_status(if stored > 0 {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            })
-            .into_response())
+            }
+            continue;
         }
+        let delivery = match verified {
+            Ok(delivery) => delivery,
+            Err(e) => {
+                tracing::info!(project = %target.project, code = e.code(), "webhook refused");
+                refuse(e.code());
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                return Ok(json_error(status, e.code(), e.to_string()));
+            }
+        };
+        return match delivery {
+            Delivery::Ping { provider } => {
+                metrics.webhook(Some(provider), WebhookOutcome::Ping);
+                Ok(Json(serde_json::json!({
+                    "ok": true,
+                    "message": format!("pong: {provider} webhook for project {} is set up", target.project),
+                }))
+                .into_response())
+            }
+            Delivery::Ignored { provider, event } => {
+                metrics.webhook(Some(provider), WebhookOutcome::Ignored);
+                let event: String = event.chars().take(64).collect();
+                Ok(Json(serde_json::json!({
+                    "ok": true,
+                    "message": format!("{provider} event {event:?} ignored: only push events are tracked"),
+                }))
+                .with_status(StatusCode::ACCEPTED)
+                .into_response())
+            }
+            Delivery::Pushes { provider, pushes } => {
+                let received_at = state.clock.now();
+                let prepared: Vec<PreparedPush> = pushes
+                    .into_iter()
+                    .map(|push| {
+                        let input = SummaryInput::from_new(&push);
+                        let done = state.summarize_at_ingest || !input.needs_model();
+                        PreparedPush {
+                            // Time-ordered ids append to the id index instead of landing on random
+                            // pages of it, which keeps inserts cheap at millions of pushes.
+                            public_id: uuid::Uuid::now_v7().to_string(),
+                            summary: builtin_summary(&input),
+                            status: if done {
+                                SummaryStatus::Summarized
+                            } else {
+                                SummaryStatus::Pending
+                            },
+                            source: "builtin".to_owned(),
+                            received_at,
+                            push,
+                        }
+                    })
+                    .collect();
+                let written = state
+                    .writer
+                    .write(target.project_id, target.secret.clone(), prepared)
+                    .await;
+                let inserted = match written {
+                    Ok(inserted) => inserted,
+                    // The project was deleted or its secret rotated since it was cached.
+                    Err(DbError::NotFound | DbError::StaleSecret) if !fresh => {
+                        match refresh(state, &hook_id).await? {
+                            Some(latest) => (target, fresh) = (latest, true),
+                            None => {
+                                refuse("unknown_webhook");
+                                return Ok(unknown_hook());
+                            }
+                        }
+                        continue;
+                    }
+                    Err(DbError::NotFound | DbError::StaleSecret) => {
+                        refuse("unknown_webhook");
+                        return Ok(unknown_hook());
+                    }
+                    Err(e) => return Err(InternalError::new(e).into()),
+                };
+                let stored = inserted
+                    .iter()
+                    .filter(|i| matches!(i, Inserted::New(_)))
+                    .count();
+                let duplicates = inserted.len() - stored;
+                metrics.webhook(
+                    Some(provider),
+                    match (stored, duplicates) {
+                        (0, 0) => WebhookOutcome::Ignored,
+                        (0, _) => WebhookOutcome::Duplicate,
+                        _ => WebhookOutcome::Stored,
+                    },
+                );
+                tracing::info!(project = %target.project, %provider, stored, duplicates, "webhook accepted");
+                let message = match (stored, duplicates) {
+                    (0, 0) => "the delivery held no ref changes".to_owned(),
+                    (0, _) => "already received: this delivery was stored before".to_owned(),
+                    (n, _) => format!("stored {n} push{}", if n == 1 { "" } else { "es" }),
+                };
+                Ok(Json(serde_json::json!({
+                    "ok": true,
+                    "message": message,
+                    "pushes": inserted.iter().map(Inserted::public_id).collect::<Vec<_>>(),
+                    "duplicates": duplicates,
+                }))
+                .with_status(if stored > 0 {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                })
+                .into_response())
+            }
+        };
     }
+}
+
+/// The project behind a hook id, straight from the database; cached for the next delivery.
+async fn lookup(state: &AppState, hook_id: &str) -> poem::Result<Option<HookTarget>> {
+    let id = hook_id.to_owned();
+    let found = state
+        .blocking(move |conn| match projects::find_by_hook_id(conn, &id) {
+            Err(DbError::NotFound) => Ok(None),
+            other => other.map(Some),
+        })
+        .await?;
+    if let Some(target) = &found {
+        state.hooks.insert(hook_id, target.clone());
+    }
+    Ok(found)
+}
+
+/// Drops the cached target and reads it again.
+async fn refresh(state: &AppState, hook_id: &str) -> poem::Result<Option<HookTarget>> {
+    state.hooks.forget(hook_id);
+    lookup(state, hook_id).await
+}
+
+/// Checks the signature and parses; large bodies off the async threads.
+async fn verify(
+    headers: &HeaderMap,
+    body: &Bytes,
+    target: &HookTarget,
+) -> poem::Result<Result<Delivery, WebhookError>> {
+    if body.len() <= INLINE_PARSE_LIMIT {
+        return Ok(parse_delivery(headers, body, target.secret.expose()));
+    }
+    let (headers, body, secret) = (headers.clone(), body.clone(), target.secret.clone());
+    Ok(
+        tokio::task::spawn_blocking(move || parse_delivery(&headers, &body, secret.expose()))
+            .await
+            .map_err(InternalError::new)?,
+    )
 }
