@@ -153,7 +153,10 @@ fn the_cli_shares_the_database_with_a_running_server_rotating_a_secret_and_revok
         ],
         &body,
     );
-    assert_eq!(ping.status, 401, "a ping with the old secret is refused too");
+    assert_eq!(
+        ping.status, 401,
+        "a ping with the old secret is refused too"
+    );
     let signature = github_signature(new_secret, &body);
     let new = app.post(
         &project.webhook_url,

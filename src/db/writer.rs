@@ -22,12 +22,14 @@ use crate::secret::Secret;
 const MAX_BATCH: usize = 256;
 /// Deliveries waiting for the writer before handlers wait to hand theirs over.
 const QUEUE_CAPACITY: usize = 4096;
-/// A WAL file larger than this is copied into the database (without blocking the writer).
-const WAL_CHECKPOINT_THRESHOLD: u64 = 4 * 1024 * 1024;
-/// A WAL file larger than this is checkpointed and truncated, waiting briefly for readers.
-const WAL_TRUNCATE_THRESHOLD: u64 = 32 * 1024 * 1024;
-/// How often the WAL size is looked at when no commit prompts it.
-const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// A WAL file larger than this is copied into the database by the checkpointer thread.
+const WAL_COPY_THRESHOLD: u64 = 4 * 1024 * 1024;
+/// A WAL file larger than this is truncated by the writer between two batches. Only a
+/// checkpoint that runs while no write is under way can finish and let the WAL start over;
+/// one that runs beside a busy writer never catches up, and the file grows without end.
+const WAL_TRUNCATE_THRESHOLD: u64 = 24 * 1024 * 1024;
+/// How often the WAL size is looked at.
+const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 type Reply = oneshot::Sender<Result<Vec<Inserted>, DbError>>;
 
@@ -56,10 +58,11 @@ impl IngestWriter {
         // Checkpoints are the checkpointer thread's job, not something a commit waits for.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpointer = Checkpointer::spawn(db)?;
+        let wal_path = db.wal_path();
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let handle = std::thread::Builder::new()
             .name("ingest-writer".into())
-            .spawn(move || run(conn, rx, checkpointer, after_commit))
+            .spawn(move || run(conn, rx, checkpointer, &wal_path, after_commit))
             .map_err(|_| DbError::WriterGone)?;
         Ok((IngestWriter { jobs: tx }, handle))
     }
@@ -91,9 +94,12 @@ fn run(
     mut conn: Connection,
     mut jobs: mpsc::Receiver<Job>,
     checkpointer: Checkpointer,
+    wal_path: &std::path::Path,
     after_commit: impl Fn(),
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut last_wal_check = Instant::now();
+    let mut truncate_due = false;
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -105,6 +111,13 @@ fn run(
         commit_batch(&mut conn, &mut batch);
         after_commit();
         checkpointer.nudge();
+        // Once due, retried after every batch: a checkpoint already running elsewhere makes
+        // this one answer busy at once instead of waiting.
+        if truncate_due || last_wal_check.elapsed() >= WAL_CHECK_INTERVAL {
+            last_wal_check = Instant::now();
+            truncate_due =
+                wal_size(wal_path) >= WAL_TRUNCATE_THRESHOLD && !checkpoint(&conn, "TRUNCATE");
+        }
     }
     checkpointer.finish();
 }
@@ -181,9 +194,16 @@ impl Checkpointer {
                         Err(RecvTimeoutError::Disconnected)
                     );
                     // Commits nudge after every batch; looking at the file that often is waste.
-                    if ended || last.elapsed() >= WAL_CHECK_INTERVAL / 5 {
+                    // A passive checkpoint copies pages without blocking the writer, which then
+                    // has little left to copy when it truncates.
+                    if ended || last.elapsed() >= WAL_CHECK_INTERVAL {
                         last = Instant::now();
-                        bound_wal(&conn, &wal_path);
+                        // Past the truncate threshold the writer's checkpoint must not find
+                        // this one running, or it answers busy.
+                        let size = wal_size(&wal_path);
+                        if (WAL_COPY_THRESHOLD..WAL_TRUNCATE_THRESHOLD).contains(&size) {
+                            checkpoint(&conn, "PASSIVE");
+                        }
                     }
                     if ended {
                         return;
@@ -205,25 +225,21 @@ impl Checkpointer {
     }
 }
 
-/// A passive checkpoint copies what it can without blocking anyone. Readers that overlap every
-/// passive checkpoint can still make the WAL grow without end; past the truncate threshold,
-/// wait briefly for them and truncate it.
-fn bound_wal(conn: &Connection, wal_path: &std::path::Path) {
-    let size = std::fs::metadata(wal_path).map(|m| m.len()).unwrap_or(0);
-    if size < WAL_CHECKPOINT_THRESHOLD {
-        return;
-    }
-    let mode = if size >= WAL_TRUNCATE_THRESHOLD {
-        "TRUNCATE"
-    } else {
-        "PASSIVE"
-    };
+fn wal_size(wal_path: &std::path::Path) -> u64 {
+    std::fs::metadata(wal_path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Runs `PRAGMA wal_checkpoint(mode)`; false when it was busy and should be tried again.
+fn checkpoint(conn: &Connection, mode: &str) -> bool {
     let result = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
         r.get::<_, i64>(0)
     });
     match result {
-        Ok(0) => tracing::debug!(bytes = size, mode, "WAL checkpointed"),
-        Ok(_) => tracing::debug!(bytes = size, mode, "WAL checkpoint busy; will retry"),
-        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, mode, "WAL checkpoint failed");
+            false
+        }
     }
 }
