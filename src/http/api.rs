@@ -8,9 +8,12 @@ use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
+use rusqlite::Connection;
+use serde::Serialize;
 
 use super::AppState;
 use super::error::ErrorBody;
+use super::fast_json::FastJson;
 use crate::db::keys::KeyOwner;
 use crate::db::pushes::PushFilter;
 use crate::db::{DbError, keys, pushes};
@@ -32,8 +35,9 @@ pub enum ApiTags {
 pub struct ProjectKey(Bearer);
 
 /// A push as listed.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct PushItem {
     /// The push's id (a UUID).
     pub id: String,
@@ -51,6 +55,7 @@ pub struct PushItem {
     pub ref_type: String,
     /// The full git ref, such as `refs/heads/main`.
     #[oai(rename = "ref")]
+    #[serde(rename = "ref")]
     pub git_ref: String,
     pub repository: String,
     /// `github`, `gitlab`, `gitea`, `forgejo` or `bitbucket`.
@@ -71,10 +76,12 @@ pub struct PushItem {
 }
 
 /// A push with its commits.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct PushDetail {
     #[oai(flatten)]
+    #[serde(flatten)]
     pub push: PushItem,
     #[oai(nullable)]
     pub before: Option<String>,
@@ -89,8 +96,9 @@ pub struct PushDetail {
     pub commits: Vec<CommitItem>,
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct CommitItem {
     pub sha: String,
     pub message: String,
@@ -104,7 +112,7 @@ pub struct CommitItem {
     pub modified: Vec<String>,
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct Pagination {
     /// The page size used (after clamping to 100).
     pub limit: u32,
@@ -113,7 +121,7 @@ pub struct Pagination {
     pub total: u64,
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct PushPage {
     /// The project the key belongs to.
     pub project: String,
@@ -126,7 +134,7 @@ pub struct PushPage {
 pub enum ListPushesResponse {
     /// A page of the project's pushes.
     #[oai(status = 200)]
-    Ok(Json<PushPage>),
+    Ok(FastJson<PushPage>),
     /// A query parameter is invalid; the message names it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -139,7 +147,7 @@ pub enum ListPushesResponse {
 pub enum GetPushResponse {
     /// The push with its commits.
     #[oai(status = 200)]
-    Ok(Json<Box<PushDetail>>),
+    Ok(FastJson<Box<PushDetail>>),
     /// The key is missing, unknown or revoked.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
@@ -244,6 +252,24 @@ async fn owner(state: &AppState, key: &ProjectKey) -> poem::Result<Option<KeyOwn
         .await
 }
 
+/// Runs `work` for the project behind a presented key, or answers None for an unknown or
+/// revoked key. The key check and the work share one blocking hop and one pooled connection:
+/// a second hop cost about as much as the page query itself.
+async fn as_owner<T, F>(state: &AppState, key: &ProjectKey, work: F) -> poem::Result<Option<T>>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection, KeyOwner) -> Result<T, DbError> + Send + 'static,
+{
+    let hash = hash_key(&key.0.token);
+    let now = state.clock.now();
+    state
+        .blocking(move |conn| match keys::authenticate(conn, &hash, now)? {
+            Some(owner) => work(conn, owner).map(Some),
+            None => Ok(None),
+        })
+        .await
+}
+
 #[OpenApi(tag = "ApiTags::Pushes")]
 impl PublicApi {
     /// List a project's pushes, newest first.
@@ -288,28 +314,29 @@ impl PublicApi {
                 }
             },
         };
-        let Some(owner) = owner(&state, &key).await? else {
-            return Ok(ListPushesResponse::Unauthorized(unauthorized()));
-        };
         let filter = PushFilter {
             branch: branch.0,
             since,
         };
-        let project = owner.project.to_string();
-        let (rows, total) = state
-            .blocking(move |conn| {
-                pushes::list(conn, owner.project_id, &project, &filter, limit, offset)
+        let page = as_owner(&state, &key, move |conn, owner| {
+            let project = owner.project.to_string();
+            let (rows, total) =
+                pushes::list(conn, owner.project_id, &project, &filter, limit, offset)?;
+            Ok(PushPage {
+                pushes: rows.into_iter().map(PushItem::from).collect(),
+                project,
+                pagination: Pagination {
+                    limit,
+                    offset,
+                    total,
+                },
             })
-            .await?;
-        Ok(ListPushesResponse::Ok(Json(PushPage {
-            project: owner.project.to_string(),
-            pushes: rows.into_iter().map(PushItem::from).collect(),
-            pagination: Pagination {
-                limit,
-                offset,
-                total,
-            },
-        })))
+        })
+        .await?;
+        Ok(match page {
+            Some(page) => ListPushesResponse::Ok(FastJson(page)),
+            None => ListPushesResponse::Unauthorized(unauthorized()),
+        })
     }
 
     /// One push of the key's project, with its commits and the last summary error.
@@ -335,7 +362,7 @@ impl PublicApi {
             .await?;
         Ok(match found {
             Some((push, commits)) => {
-                GetPushResponse::Ok(Json(Box::new(PushDetail::new(push, commits))))
+                GetPushResponse::Ok(FastJson(Box::new(PushDetail::new(push, commits))))
             }
             None => GetPushResponse::NotFound(Json(ErrorBody::new(
                 "not_found",

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod error;
+pub mod fast_json;
 pub mod hook_cache;
 pub mod metrics;
 pub mod webhooks;
