@@ -182,6 +182,9 @@ struct Checkpointer {
 impl Checkpointer {
     fn spawn(db: &Db) -> Result<Checkpointer, DbError> {
         let conn = db.dedicated_connection()?;
+        // A truncating checkpoint holds the write lock while it waits for readers: give up
+        // soon and try again later rather than keep webhooks waiting.
+        conn.busy_timeout(Duration::from_millis(200))?;
         let wal_path = db.wal_path();
         let (nudges, wakeups) = sync_channel(1);
         let thread = std::thread::Builder::new()
@@ -189,19 +192,20 @@ impl Checkpointer {
             .spawn(move || {
                 let mut last = Instant::now();
                 loop {
-                    let ended = matches!(
-                        wakeups.recv_timeout(WAL_CHECK_INTERVAL),
-                        Err(RecvTimeoutError::Disconnected)
-                    );
-                    // Commits nudge after every batch; looking at the file that often is waste.
-                    // A passive checkpoint copies pages without blocking the writer, which then
-                    // has little left to copy when it truncates.
-                    if ended || last.elapsed() >= WAL_CHECK_INTERVAL {
+                    let wakeup = wakeups.recv_timeout(WAL_CHECK_INTERVAL);
+                    let ended = matches!(wakeup, Err(RecvTimeoutError::Disconnected));
+                    let idle = matches!(wakeup, Err(RecvTimeoutError::Timeout));
+                    if ended || idle || last.elapsed() >= WAL_CHECK_INTERVAL {
                         last = Instant::now();
-                        // Past the truncate threshold the writer's checkpoint must not find
-                        // this one running, or it answers busy.
                         let size = wal_size(&wal_path);
-                        if (WAL_COPY_THRESHOLD..WAL_TRUNCATE_THRESHOLD).contains(&size) {
+                        if (ended || idle) && size > 0 {
+                            // No commit for a while: nothing competes, so give the space back.
+                            checkpoint(&conn, "TRUNCATE");
+                        } else if (WAL_COPY_THRESHOLD..WAL_TRUNCATE_THRESHOLD).contains(&size) {
+                            // A passive checkpoint copies pages without blocking the writer,
+                            // which then has little left to copy when it truncates. Past the
+                            // truncate threshold it stays out of the writer's way, or the
+                            // writer's checkpoint would find it running and answer busy.
                             checkpoint(&conn, "PASSIVE");
                         }
                     }

@@ -234,8 +234,17 @@ impl Drop for Server {
     }
 }
 
+/// A fixed admin token keeps the first-start banner out of the figures.
+const ADMIN_TOKEN: &str = "gpa_BenchAdminToken0123456789abcdefghijklm";
+
+fn config(db: &Path, summarizer: Arc<dyn git_push_tracker::summarize::Summarizer>) -> AppConfig {
+    let mut config = AppConfig::new(db, summarizer);
+    config.admin_token = Some(git_push_tracker::secret::Secret::new(ADMIN_TOKEN));
+    config
+}
+
 fn builtin_config(db: &Path) -> AppConfig {
-    AppConfig::new(db, Arc::new(BuiltinSummarizer))
+    config(db, Arc::new(BuiltinSummarizer))
 }
 
 fn project(db: &Path, name: &str) -> (String, String, String) {
@@ -446,7 +455,7 @@ fn latency(dir: &Path) {
         format!("http://{model_addr}/v1"),
         "instant",
     ));
-    let server = Server::start(AppConfig::new(&db, Arc::new(summarizer)));
+    let server = Server::start(config(&db, Arc::new(summarizer)));
     let body =
         app_support::github_payload("main", &["feat: one thing", "fix: another"], 1_776_160_800);
     let sig = app_support::github_signature(&secret, &body);
@@ -546,6 +555,7 @@ impl ChildServer {
                 &addr.to_string(),
             ])
             .env("PUSH_TRACKER_LOG", "warn")
+            .env("PUSH_TRACKER_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
