@@ -2,10 +2,14 @@
 //! serves the summaries through a project-scoped REST API and an embedded dashboard.
 #![forbid(unsafe_code)]
 
+pub mod app; // wires db, writer, worker and routes; runs until shutdown
 pub mod auth; // the owner's admin token, sessions and login limit
+pub mod cli; // the command line: flags, env vars, subcommands
 pub mod clock; // injected time
+pub mod config; // validation of flag and environment values
 pub mod db; // all SQL: pool, migrations, projects, keys, pushes, queue, ingest writer
 pub mod domain; // projects, keys, pushes, commits: types without I/O
+pub mod http; // routes: webhooks, public and admin API, dashboard, docs, health, metrics
 pub mod manage; // owner operations shared by the CLI and the admin API
 pub mod metrics; // counters and the Prometheus text of /metrics
 pub mod retention; // the thread that deletes pushes older than --retention-days
@@ -40,7 +44,3 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     line
 }
-pub mod app; // wires db, writer, worker and routes; runs until shutdown
-pub mod cli; // the command line: flags, env vars, subcommands
-pub mod config;
-pub mod http; // routes: webhooks, public API, docs, health // validation of flag and environment values

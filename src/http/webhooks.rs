@@ -12,8 +12,8 @@ use super::error::{InternalError, json_error};
 use crate::db::projects::HookTarget;
 use crate::db::pushes::{Inserted, PreparedPush};
 use crate::db::{DbError, projects};
-use crate::domain::SummaryStatus;
-use crate::metrics::WebhookOutcome;
+use crate::domain::{NewPush, Provider, SummaryStatus};
+use crate::metrics::{Metrics, WebhookOutcome};
 use crate::summarize::{SummaryInput, builtin_summary};
 use crate::webhook::{Delivery, WebhookError, parse_delivery};
 
@@ -126,28 +126,7 @@ pub async fn receive(
                 .into_response())
             }
             Delivery::Pushes { provider, pushes } => {
-                let received_at = state.clock.now();
-                let prepared: Vec<PreparedPush> = pushes
-                    .into_iter()
-                    .map(|push| {
-                        let input = SummaryInput::from_new(&push);
-                        let done = state.summarize_at_ingest || !input.needs_model();
-                        PreparedPush {
-                            // Time-ordered ids append to the id index instead of landing on random
-                            // pages of it, which keeps inserts cheap at millions of pushes.
-                            public_id: uuid::Uuid::now_v7().to_string(),
-                            summary: builtin_summary(&input),
-                            status: if done {
-                                SummaryStatus::Summarized
-                            } else {
-                                SummaryStatus::Pending
-                            },
-                            source: "builtin".to_owned(),
-                            received_at,
-                            push,
-                        }
-                    })
-                    .collect();
+                let prepared = prepare(state, pushes);
                 let written = state
                     .writer
                     .write(target.project_id, target.secret.clone(), prepared)
@@ -171,40 +150,74 @@ pub async fn receive(
                     }
                     Err(e) => return Err(InternalError::new(e).into()),
                 };
-                let stored = inserted
-                    .iter()
-                    .filter(|i| matches!(i, Inserted::New(_)))
-                    .count();
-                let duplicates = inserted.len() - stored;
-                metrics.webhook(
-                    Some(provider),
-                    match (stored, duplicates) {
-                        (0, 0) => WebhookOutcome::Ignored,
-                        (0, _) => WebhookOutcome::Duplicate,
-                        _ => WebhookOutcome::Stored,
-                    },
-                );
-                tracing::info!(project = %target.project, %provider, stored, duplicates, "webhook accepted");
-                let message = match (stored, duplicates) {
-                    (0, 0) => "the delivery held no ref changes".to_owned(),
-                    (0, _) => "already received: this delivery was stored before".to_owned(),
-                    (n, _) => format!("stored {n} push{}", if n == 1 { "" } else { "es" }),
-                };
-                Ok(Json(serde_json::json!({
-                    "ok": true,
-                    "message": message,
-                    "pushes": inserted.iter().map(Inserted::public_id).collect::<Vec<_>>(),
-                    "duplicates": duplicates,
-                }))
-                .with_status(if stored > 0 {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                })
-                .into_response())
+                tracing::info!(project = %target.project, %provider, pushes = inserted.len(), "webhook accepted");
+                Ok(accepted(metrics, provider, &inserted))
             }
         };
     }
+}
+
+/// Decides each push's id, first summary and status before it goes to the writer.
+fn prepare(state: &AppState, pushes: Vec<NewPush>) -> Vec<PreparedPush> {
+    let received_at = state.clock.now();
+    pushes
+        .into_iter()
+        .map(|push| {
+            let input = SummaryInput::from_new(&push);
+            // Deletions and pushes without commits need no model, nor does the builtin one.
+            let done = state.summarize_at_ingest || !input.needs_model();
+            PreparedPush {
+                // Time-ordered ids append to the id index instead of landing on random
+                // pages of it, which keeps inserts cheap at millions of pushes.
+                public_id: uuid::Uuid::now_v7().to_string(),
+                summary: builtin_summary(&input),
+                status: if done {
+                    SummaryStatus::Summarized
+                } else {
+                    SummaryStatus::Pending
+                },
+                source: "builtin".to_owned(),
+                received_at,
+                push,
+            }
+        })
+        .collect()
+}
+
+/// The answer to a committed delivery: 201 when something new was stored, 200 for a repeat.
+fn accepted(metrics: &Metrics, provider: Provider, inserted: &[Inserted]) -> Response {
+    let stored = inserted
+        .iter()
+        .filter(|i| matches!(i, Inserted::New(_)))
+        .count();
+    let duplicates = inserted.len() - stored;
+    let (outcome, message) = match (stored, duplicates) {
+        (0, 0) => (
+            WebhookOutcome::Ignored,
+            "the delivery held no ref changes".to_owned(),
+        ),
+        (0, _) => (
+            WebhookOutcome::Duplicate,
+            "already received: this delivery was stored before".to_owned(),
+        ),
+        (n, _) => (
+            WebhookOutcome::Stored,
+            format!("stored {n} push{}", if n == 1 { "" } else { "es" }),
+        ),
+    };
+    metrics.webhook(Some(provider), outcome);
+    Json(serde_json::json!({
+        "ok": true,
+        "message": message,
+        "pushes": inserted.iter().map(Inserted::public_id).collect::<Vec<_>>(),
+        "duplicates": duplicates,
+    }))
+    .with_status(if stored > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    })
+    .into_response()
 }
 
 /// The project behind a hook id, straight from the database; cached for the next delivery.
