@@ -114,6 +114,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         None
     };
     let nudger = worker.as_ref().map(WorkerHandle::nudger);
+    let worker_nudger = nudger.clone();
     let (writer, writer_thread) = IngestWriter::spawn(&db, move || {
         if let Some(nudger) = &nudger {
             nudger.nudge();
@@ -136,6 +137,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         body_limit: config.body_limit,
         summarize_at_ingest,
         hooks: Default::default(),
+        worker: worker_nudger,
         login_limiter: crate::auth::LoginLimiter::default(),
         metrics,
         metrics_public: config.metrics_public,

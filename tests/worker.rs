@@ -472,3 +472,42 @@ fn resummarize_from_the_command_line_requeues_a_failed_push() {
     );
     assert_eq!(s.detail(&id)["summary"], "- Second time lucky");
 }
+
+#[test]
+fn resummarize_from_the_admin_api_wakes_the_worker_at_once() {
+    let details = serde_json::json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]);
+    let fake = FakeLlm::start(vec![
+        Scripted::json(400, gemini_error(400, "INVALID_ARGUMENT", details)),
+        Scripted::json(200, gemini_text("- Fixed and summarized")),
+    ]);
+    let summarizer = gemini(&fake, Duration::from_secs(5));
+    let app = TestApp::spawn_with(move |c| c.summarizer = summarizer);
+    let project = app.create_project("requeue");
+    let reply = app.github_push(
+        &project,
+        "rq-1",
+        &github_payload("main", &["feat: x"], 1_776_160_800),
+    );
+    let id = reply.body["pushes"][0].as_str().unwrap().to_owned();
+    let detail = |app: &TestApp| {
+        app.get(&format!("/api/v1/pushes/{id}"), Some(&project.key))
+            .body
+    };
+    app.wait_for("the failure", Duration::from_secs(5), || {
+        (detail(&app)["summaryStatus"] == "failed").then_some(())
+    });
+
+    let auth = format!("Bearer {}", support::app::ADMIN_TOKEN);
+    let queued = app.post(
+        &format!("{}/api/admin/pushes/{id}/resummarize", app.base_url),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(queued.status, 200, "{}", queued.body);
+    // The worker polls every 10 s; only the nudge makes this fast.
+    let done = app.wait_for("the new summary", Duration::from_secs(5), || {
+        let d = detail(&app);
+        (d["summaryStatus"] == "summarized").then_some(d)
+    });
+    assert_eq!(done["summary"], "- Fixed and summarized");
+}

@@ -669,6 +669,9 @@ impl AdminApi {
         let now = state.clock.now();
         let push = id.0.clone();
         let queued = manage(&state, move |m| m.resummarize(&id.0, None, now)).await?;
+        if let (Ok(()), Some(worker)) = (&queued, &state.worker) {
+            worker.nudge();
+        }
         Ok(answer(queued, |()| {
             Found::Ok(Json(Queued {
                 id: push,

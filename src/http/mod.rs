@@ -31,6 +31,8 @@ pub struct AppState {
     pub manager: Manager,
     pub public_url: String,
     pub body_limit: usize,
+    /// Wakes the summary worker (None when the caller runs the worker's steps itself).
+    pub worker: Option<crate::worker::Nudger>,
     /// Webhook targets already read, so a delivery needs no database read of its own.
     pub hooks: hook_cache::HookCache,
     /// True when the builtin summarizer is the configured one: pushes are done at ingest.
