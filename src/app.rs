@@ -145,7 +145,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
 
     listener.set_nonblocking(true).map_err(AppError::Listener)?;
     let acceptor = TcpAcceptor::from_std(listener).map_err(AppError::Listener)?;
-    tracing::info!(%address, %public_url, db = %config.db_path.display(), "serving; API docs at {public_url}/docs");
+    tracing::info!(%address, %public_url, db = %config.db_path.display(), "serving: dashboard at {public_url}/, API docs at {public_url}/docs");
 
     let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
