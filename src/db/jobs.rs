@@ -31,6 +31,16 @@ pub fn claim_next(
     conn: &mut Connection,
     now: DateTime<Utc>,
 ) -> Result<Option<ClaimedPush>, DbError> {
+    // Most wake-ups find nothing due (every ingest batch wakes the worker): answer those with a
+    // plain read, so an idle queue never takes the write lock the ingest writer needs.
+    let due: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM pushes WHERE summary_status = 'pending' AND next_attempt_at <= ?1)",
+        )?
+        .query_row([to_millis(now)], |r| r.get(0))?;
+    if !due {
+        return Ok(None);
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let sql = format!(
         "SELECT p.id, pr.name, {PUSH_COLUMNS} FROM pushes p JOIN projects pr ON pr.id = p.project_id
