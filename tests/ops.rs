@@ -157,20 +157,25 @@ fn build_v1_database(path: &std::path::Path) {
     let mut conn = rusqlite::Connection::open(path).unwrap();
     migrate_to(&mut conn, 1).unwrap();
     conn.execute_batch(
-        "INSERT INTO projects (id, name, hook_id, webhook_secret, created_at)
+        r#"INSERT INTO projects (id, name, hook_id, webhook_secret, created_at)
              VALUES (1, 'legacy', 'abcdefabcdefabcdefabcdefabcdef12', 's3cret', 1700000000000);
          INSERT INTO pushes (id, public_id, project_id, provider, delivery_id, repository, git_ref,
              ref_type, branch, before_sha, after_sha, created, deleted, forced, pusher,
              commit_count, commits_truncated, compare_url, pushed_at, received_at, summary,
              summary_status, summary_source, attempts, next_attempt_at, last_error, summarized_at)
              VALUES (1, '6f1c1c0e-0000-4000-8000-000000000001', 1, 'github', 'old-1', 'acme/app',
-             'refs/heads/main', 'branch', 'main', NULL, NULL, 0, 0, 0, 'ada', 1, 0, NULL,
+             'refs/heads/main', 'branch', 'main', NULL, NULL, 0, 0, 0, 'ada', 2, 0, NULL,
              1700000000000, 1700000000000, '- Fix the flux capacitor', 'summarized', 'builtin',
              0, NULL, NULL, 1700000000000);
          INSERT INTO commits (push_id, position, sha, message, author, timestamp, url, added,
              removed, modified)
+             VALUES (1, 1, 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 'Say "why" in the docs',
+             'Grace', 1700000000000, 'https://example.com/c/b', '["docs/why.md"]', '[]',
+             '["README.md","src/lib.rs"]');
+         INSERT INTO commits (push_id, position, sha, message, author, timestamp, url, added,
+             removed, modified)
              VALUES (1, 0, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'Fix the flux capacitor',
-             'Ada', NULL, NULL, '[]', '[]', '[]');",
+             'Ada', NULL, NULL, '[]', '["old.c"]', '[]');"#,
     )
     .unwrap();
 }
@@ -203,7 +208,58 @@ fn a_database_from_the_first_release_migrates_and_keeps_its_data() {
         "/api/v1/pushes/6f1c1c0e-0000-4000-8000-000000000001",
         Some(key.key.expose()),
     );
-    assert_eq!(detail.body["commits"].as_array().unwrap().len(), 1);
+    let commits: Vec<_> = detail.body["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["sha"].as_str().unwrap().chars().next().unwrap(),
+                c["message"].as_str().unwrap().to_owned(),
+                c["author"].as_str().unwrap().to_owned(),
+                c["timestamp"].clone(),
+                c["url"].clone(),
+                c["added"].clone(),
+                c["removed"].clone(),
+                c["modified"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        commits,
+        [
+            (
+                'a',
+                "Fix the flux capacitor".to_owned(),
+                "Ada".to_owned(),
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                serde_json::json!([]),
+                serde_json::json!(["old.c"]),
+                serde_json::json!([]),
+            ),
+            (
+                'b',
+                "Say \"why\" in the docs".to_owned(),
+                "Grace".to_owned(),
+                serde_json::json!("2023-11-14T22:13:20.000Z"),
+                serde_json::json!("https://example.com/c/b"),
+                serde_json::json!(["docs/why.md"]),
+                serde_json::json!([]),
+                serde_json::json!(["README.md", "src/lib.rs"]),
+            ),
+        ],
+        "both commits survive the upgrade, in their order, with every field"
+    );
+    assert_eq!(
+        count(
+            &rusqlite::Connection::open(&path).unwrap(),
+            "SELECT count(*) FROM commits WHERE push_id = ?1",
+            "1"
+        ),
+        2,
+        "the commits view still answers the old queries"
+    );
 }
 
 #[test]

@@ -53,6 +53,8 @@ pub enum DbError {
     WriterGone,
     #[error("the webhook secret changed since the delivery was verified")]
     StaleSecret,
+    #[error("a push's stored commits could not be read")]
+    CorruptCommits(#[source] serde_json::Error),
 }
 
 /// The shared handle to the database file.

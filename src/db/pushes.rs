@@ -1,20 +1,98 @@
 //! SQL for pushes and their commits: insert (inside the writer's transaction), list, get one.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{DbError, from_millis, to_millis};
 use crate::domain::{NewCommit, NewPush, Provider, Push, RefKind, SummaryStatus};
 
-/// A push with everything decided at ingest: its id, first summary and status.
+/// A push with everything decided at ingest: its id, first summary and status, and its commits
+/// already encoded as the document stored beside it, so the single writer thread only binds
+/// values.
 #[derive(Debug, Clone)]
 pub struct PreparedPush {
     pub public_id: String,
     pub push: NewPush,
     pub summary: String,
     pub status: SummaryStatus,
-    pub source: String,
     pub received_at: DateTime<Utc>,
+    commits_document: String,
+}
+
+impl PreparedPush {
+    pub fn new(
+        public_id: String,
+        push: NewPush,
+        summary: String,
+        status: SummaryStatus,
+        received_at: DateTime<Utc>,
+    ) -> PreparedPush {
+        PreparedPush {
+            commits_document: encode_commits(&push.commits),
+            public_id,
+            push,
+            summary,
+            status,
+            received_at,
+        }
+    }
+}
+
+/// One commit in a push's stored document (`push_commits.commits`, a JSON array).
+#[derive(Serialize, Deserialize)]
+struct StoredCommit<'a> {
+    #[serde(borrow)]
+    sha: Cow<'a, str>,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(borrow)]
+    author: Cow<'a, str>,
+    /// Unix milliseconds, like every stored time.
+    timestamp: Option<i64>,
+    #[serde(borrow)]
+    url: Option<Cow<'a, str>>,
+    added: Cow<'a, [String]>,
+    removed: Cow<'a, [String]>,
+    modified: Cow<'a, [String]>,
+}
+
+fn encode_commits(commits: &[NewCommit]) -> String {
+    let stored: Vec<StoredCommit<'_>> = commits
+        .iter()
+        .map(|c| StoredCommit {
+            sha: Cow::Borrowed(&c.sha),
+            message: Cow::Borrowed(&c.message),
+            author: Cow::Borrowed(&c.author),
+            timestamp: c.timestamp.map(to_millis),
+            url: c.url.as_deref().map(Cow::Borrowed),
+            added: Cow::Borrowed(&c.added),
+            removed: Cow::Borrowed(&c.removed),
+            modified: Cow::Borrowed(&c.modified),
+        })
+        .collect();
+    // Strings and lists of strings always serialize.
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn decode_commits(document: &str) -> Result<Vec<NewCommit>, DbError> {
+    let stored: Vec<StoredCommit<'_>> = serde_json::from_str(document)
+        .map_err(DbError::CorruptCommits)?;
+    Ok(stored
+        .into_iter()
+        .map(|c| NewCommit {
+            sha: c.sha.into_owned(),
+            message: c.message.into_owned(),
+            author: c.author.into_owned(),
+            timestamp: c.timestamp.map(from_millis),
+            url: c.url.map(Cow::into_owned),
+            added: c.added.into_owned(),
+            removed: c.removed.into_owned(),
+            modified: c.modified.into_owned(),
+        })
+        .collect())
 }
 
 /// What inserting one push did.
@@ -70,7 +148,7 @@ pub fn insert(conn: &Connection, project_id: i64, p: &PreparedPush) -> Result<In
         received,
         p.summary,
         p.status.as_str(),
-        p.source,
+        "builtin",
         (p.status == SummaryStatus::Pending).then_some(received),
         (p.status != SummaryStatus::Pending).then_some(received),
     ])
@@ -84,24 +162,9 @@ pub fn insert(conn: &Connection, project_id: i64, p: &PreparedPush) -> Result<In
             .query_row(params![project_id, push.delivery_id], |r| r.get(0))?;
         return Ok(Inserted::Duplicate(existing));
     }
-    let push_id = conn.last_insert_rowid();
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO commits (push_id, position, sha, message, author, timestamp, url, added, removed, modified)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    for (position, c) in push.commits.iter().enumerate() {
-        stmt.execute(params![
-            push_id,
-            position as i64,
-            c.sha,
-            c.message,
-            c.author,
-            c.timestamp.map(to_millis),
-            c.url,
-            json_list(&c.added),
-            json_list(&c.removed),
-            json_list(&c.modified),
-        ])?;
+    if !p.push.commits.is_empty() {
+        conn.prepare_cached("INSERT INTO push_commits (push_id, commits) VALUES (?1, ?2)")?
+            .execute(params![conn.last_insert_rowid(), p.commits_document])?;
     }
     Ok(Inserted::New(p.public_id.clone()))
 }
@@ -116,14 +179,6 @@ fn map_fk(e: rusqlite::Error) -> DbError {
         }
         _ => e.into(),
     }
-}
-
-fn json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
-}
-
-fn parse_list(raw: &str) -> Vec<String> {
-    serde_json::from_str(raw).unwrap_or_default()
 }
 
 /// Which pushes a list request wants.
@@ -251,21 +306,9 @@ pub fn get(
 
 /// The commits of a push, in the order the provider listed them.
 pub fn commits(conn: &Connection, push_row_id: i64) -> Result<Vec<NewCommit>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT sha, message, author, timestamp, url, added, removed, modified FROM commits
-         WHERE push_id = ?1 ORDER BY position",
-    )?;
-    let rows = stmt.query_map([push_row_id], |r| {
-        Ok(NewCommit {
-            sha: r.get(0)?,
-            message: r.get(1)?,
-            author: r.get(2)?,
-            timestamp: r.get::<_, Option<i64>>(3)?.map(from_millis),
-            url: r.get(4)?,
-            added: parse_list(&r.get::<_, String>(5)?),
-            removed: parse_list(&r.get::<_, String>(6)?),
-            modified: parse_list(&r.get::<_, String>(7)?),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let document: Option<String> = conn
+        .prepare_cached("SELECT commits FROM push_commits WHERE push_id = ?1")?
+        .query_row([push_row_id], |r| r.get(0))
+        .optional()?;
+    document.map_or(Ok(Vec::new()), |d| decode_commits(&d))
 }

@@ -166,20 +166,16 @@ fn prepare(state: &AppState, pushes: Vec<NewPush>) -> Vec<PreparedPush> {
             let input = SummaryInput::from_new(&push);
             // Deletions and pushes without commits need no model, nor does the builtin one.
             let done = state.summarize_at_ingest || !input.needs_model();
-            PreparedPush {
-                // Time-ordered ids append to the id index instead of landing on random
-                // pages of it, which keeps inserts cheap at millions of pushes.
-                public_id: uuid::Uuid::now_v7().to_string(),
-                summary: builtin_summary(&input),
-                status: if done {
-                    SummaryStatus::Summarized
-                } else {
-                    SummaryStatus::Pending
-                },
-                source: "builtin".to_owned(),
-                received_at,
-                push,
-            }
+            let status = if done {
+                SummaryStatus::Summarized
+            } else {
+                SummaryStatus::Pending
+            };
+            // Time-ordered ids append to the id index instead of landing on random pages of
+            // it, which keeps inserts cheap at millions of pushes.
+            let public_id = uuid::Uuid::now_v7().to_string();
+            let summary = builtin_summary(&input);
+            PreparedPush::new(public_id, push, summary, status, received_at)
         })
         .collect()
 }

@@ -354,14 +354,13 @@ fn populate(db_path: &Path) -> (String, String) {
                         modified: vec!["src/lib.rs".into()],
                     }],
                 };
-                let prepared = PreparedPush {
-                    public_id: uuid::Uuid::new_v4().to_string(),
-                    summary: format!("- Feature: Change number {i}"),
-                    status: SummaryStatus::Summarized,
-                    source: "builtin".into(),
-                    received_at: at,
+                let prepared = PreparedPush::new(
+                    uuid::Uuid::new_v4().to_string(),
                     push,
-                };
+                    format!("- Feature: Change number {i}"),
+                    SummaryStatus::Summarized,
+                    at,
+                );
                 insert(&tx, project_id, &prepared).unwrap();
             }
             tx.commit().unwrap();
