@@ -1,12 +1,16 @@
 //! The `git-push-tracker` binary: parse the command line, set up logging, run, map errors to exit codes.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use git_push_tracker::cli::{Cli, LogFormat};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-#[cfg(target_env = "musl")]
+// One allocator on every target: glibc's malloc serialises the ingest writer's frees of memory
+// the async threads allocated (arena locks), and musl's is slow.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -29,15 +33,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// The log filter when `PUSH_TRACKER_LOG` is unset.
+const DEFAULT_LOG_FILTER: &str = "info,poem=warn";
+
 /// Logs go to stderr, so `--json` output on stdout stays one clean document.
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("PUSH_TRACKER_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,poem=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = std::env::var("PUSH_TRACKER_LOG")
+        .ok()
+        .and_then(|value| match value.parse::<Targets>() {
+            Ok(filter) => Some(filter),
+            Err(e) => {
+                eprintln!(
+                    "warning: PUSH_TRACKER_LOG={value:?} is not a log filter ({e}); using {DEFAULT_LOG_FILTER:?}"
+                );
+                None
+            }
+        })
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.parse().expect("the default filter parses"));
+    // Colours only for a person at a terminal, not for journald or a log file.
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(logs).init(),
+        LogFormat::Json => registry.with(logs.json()).init(),
     }
 }

@@ -26,6 +26,10 @@ use git_push_tracker::manage::Manager;
 use git_push_tracker::summarize::{BuiltinSummarizer, OpenAiConfig, OpenAiSummarizer};
 use poem::{EndpointExt, Route, handler, post};
 
+// What the shipped binary uses (src/main.rs), so the in-process server is measured as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CONNECTIONS: usize = 64;
 
 fn secs(var: &str, default: u64) -> Duration {
