@@ -617,3 +617,24 @@ fn metrics_count_model_errors_by_kind_and_time_each_summary() {
         1.0
     );
 }
+
+#[test]
+fn once_webhooks_stop_arriving_the_wal_is_copied_into_the_database_and_emptied() {
+    let app = TestApp::spawn();
+    let project = app.create_project("quiet-after");
+    let message = "feat: a change worth a long description ".repeat(20);
+    for n in 0..30 {
+        let body = github_payload("main", &[&message, &message], 1_776_160_800 + n);
+        let reply = app.github_push(&project, &format!("wal-{n}"), &body);
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let wal = app.db_path.with_extension("db-wal");
+    app.wait_for("an empty WAL file", Duration::from_secs(10), || {
+        (std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) == 0).then_some(())
+    });
+    assert_eq!(
+        app.sql_count("SELECT count(*) FROM pushes WHERE project_id = (SELECT id FROM projects WHERE name = 'quiet-after')"),
+        30,
+        "every push is in the database file itself"
+    );
+}

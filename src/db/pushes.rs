@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
 
 use super::{DbError, from_millis, to_millis};
 use crate::domain::{NewCommit, NewPush, Provider, Push, RefKind, SummaryStatus};
@@ -78,8 +78,8 @@ fn encode_commits(commits: &[NewCommit]) -> String {
 }
 
 fn decode_commits(document: &str) -> Result<Vec<NewCommit>, DbError> {
-    let stored: Vec<StoredCommit<'_>> = serde_json::from_str(document)
-        .map_err(DbError::CorruptCommits)?;
+    let stored: Vec<StoredCommit<'_>> =
+        serde_json::from_str(document).map_err(DbError::CorruptCommits)?;
     Ok(stored
         .into_iter()
         .map(|c| NewCommit {

@@ -6,30 +6,51 @@
 //! webhook requests. A second thread keeps the WAL file bounded, so the writer never stops
 //! to copy pages into the database file.
 
-use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::projects::secret_is_current;
 use super::pushes::{Inserted, PreparedPush, insert};
 use super::{Db, DbError};
+use crate::domain::SummaryStatus;
 use crate::secret::Secret;
 
 /// Most deliveries committed in one transaction.
 const MAX_BATCH: usize = 256;
-/// Deliveries waiting for the writer before handlers wait to hand theirs over.
-const QUEUE_CAPACITY: usize = 4096;
-/// A WAL file larger than this is copied into the database by the checkpointer thread.
+/// Longest a batch is held open for deliveries that are still being verified. Every commit
+/// rewrites the pages its pushes share (index leaves, counters), so under load a batch of 40
+/// costs far less per delivery than eight batches of 5; with nothing on its way the writer
+/// commits at once.
+const GATHER_WINDOW: Duration = Duration::from_millis(2);
+/// A WAL holding more than this is copied into the database by the checkpointer thread.
 const WAL_COPY_THRESHOLD: u64 = 4 * 1024 * 1024;
-/// A WAL file larger than this is truncated by the writer between two batches. Only a
-/// checkpoint that runs while no write is under way can finish and let the WAL start over;
-/// one that runs beside a busy writer never catches up, and the file grows without end.
-const WAL_TRUNCATE_THRESHOLD: u64 = 24 * 1024 * 1024;
-/// How often the WAL size is looked at.
+/// A WAL holding more than this is checkpointed by the writer itself between two batches, so
+/// the next batch starts the log over from its first frame. Only a checkpoint that runs while
+/// no write is under way can catch up; one beside a busy writer never does, and the log grows
+/// without end. The file is then written over in place rather than truncated: a WAL that
+/// shrinks and regrows makes every frame land on a freshly allocated, zeroed page.
+const WAL_RESTART_THRESHOLD: u64 = 24 * 1024 * 1024;
+/// How often the checkpointer looks at the WAL.
 const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// Bytes in the WAL after the last commit on this thread, as SQLite's WAL hook reports them.
+    static WAL_BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The writer connection's WAL hook; it runs on the writer thread, inside each commit.
+fn record_wal_size(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    // A frame is a page plus its 24-byte header; pages are 4 KiB unless an old file says else,
+    // and the thresholds need no more precision than that.
+    WAL_BYTES.set(u64::try_from(frames).unwrap_or(0) * (4096 + 24));
+    Ok(())
+}
 
 type Reply = oneshot::Sender<Result<Vec<Inserted>, DbError>>;
 
@@ -44,27 +65,56 @@ struct Job {
 /// The handle webhook handlers use to store pushes.
 #[derive(Clone)]
 pub struct IngestWriter {
-    jobs: mpsc::Sender<Job>,
+    // Unbounded: every queued job is a request waiting for its reply, so the queue is bounded by
+    // the requests in flight, and handing over never blocks an async thread.
+    jobs: Sender<Job>,
+    incoming: Arc<AtomicUsize>,
+}
+
+/// A delivery announced to the writer while it is being verified; see [`IngestWriter::incoming`].
+pub struct Incoming(Arc<AtomicUsize>);
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl IngestWriter {
-    /// Starts the writer thread. `after_commit` runs after every committed batch (it wakes the
-    /// summary worker). The thread ends once every handle is dropped and the queue is drained.
+    /// Starts the writer thread. `after_commit` runs after every batch that queued a push for
+    /// the summary worker (it wakes the worker). The thread ends once every handle is dropped
+    /// and the queue is drained.
     pub fn spawn(
         db: &Db,
         after_commit: impl Fn() + Send + 'static,
     ) -> Result<(IngestWriter, JoinHandle<()>), DbError> {
         let conn = db.dedicated_connection()?;
         // Checkpoints are the checkpointer thread's job, not something a commit waits for.
+        // (This pragma sets the WAL hook too, so it comes before ours.)
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.wal_hook(Some(record_wal_size));
         let checkpointer = Checkpointer::spawn(db)?;
-        let wal_path = db.wal_path();
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (tx, rx) = channel();
+        let incoming = Arc::new(AtomicUsize::new(0));
+        let writer = Writer {
+            conn,
+            jobs: rx,
+            incoming: Arc::clone(&incoming),
+            checkpointer,
+        };
         let handle = std::thread::Builder::new()
             .name("ingest-writer".into())
-            .spawn(move || run(conn, rx, checkpointer, &wal_path, after_commit))
+            .spawn(move || writer.run(after_commit))
             .map_err(|_| DbError::WriterGone)?;
-        Ok((IngestWriter { jobs: tx }, handle))
+        Ok((IngestWriter { jobs: tx, incoming }, handle))
+    }
+
+    /// Announces a delivery that will probably be written soon, so a batch being gathered waits
+    /// for it. Take it before verifying; it counts until it is passed to [`IngestWriter::write`]
+    /// or dropped.
+    pub fn incoming(&self) -> Incoming {
+        self.incoming.fetch_add(1, Ordering::Relaxed);
+        Incoming(Arc::clone(&self.incoming))
     }
 
     /// Stores the pushes of one delivery atomically; returns once they are committed.
@@ -72,61 +122,85 @@ impl IngestWriter {
     /// project's secret, so a delivery checked against a cached secret is never stored wrongly.
     pub async fn write(
         &self,
+        announced: Incoming,
         project_id: i64,
         verified_with: Secret,
         pushes: Vec<PreparedPush>,
     ) -> Result<Vec<Inserted>, DbError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                project_id,
-                verified_with,
-                pushes,
-                reply,
-            })
-            .await
-            .map_err(|_| DbError::WriterGone)?;
+        let job = Job {
+            project_id,
+            verified_with,
+            pushes,
+            reply,
+        };
+        self.jobs.send(job).map_err(|_| DbError::WriterGone)?;
+        drop(announced);
         answer.await.map_err(|_| DbError::WriterGone)?
     }
 }
 
-fn run(
-    mut conn: Connection,
-    mut jobs: mpsc::Receiver<Job>,
+struct Writer {
+    conn: Connection,
+    jobs: Receiver<Job>,
+    incoming: Arc<AtomicUsize>,
     checkpointer: Checkpointer,
-    wal_path: &std::path::Path,
-    after_commit: impl Fn(),
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut last_wal_check = Instant::now();
-    let mut truncate_due = false;
-    while let Some(first) = jobs.blocking_recv() {
+}
+
+impl Writer {
+    fn run(mut self, after_commit: impl Fn()) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while self.gather(&mut batch) {
+            if commit_batch(&mut self.conn, &mut batch) {
+                after_commit();
+            }
+            let wal_bytes = WAL_BYTES.get();
+            self.checkpointer.committed(wal_bytes);
+            // Until it succeeds, tried again after every batch: a checkpoint that meets the
+            // checkpointer's answers busy at once instead of waiting, and readers still on old
+            // frames keep those from being copied.
+            if wal_bytes >= WAL_RESTART_THRESHOLD && checkpoint(&self.conn, "PASSIVE") {
+                // The next commit starts the log over, and the hook reports the new size.
+                WAL_BYTES.set(0);
+            }
+        }
+        self.checkpointer.finish();
+    }
+
+    /// Waits for a job, then takes every job already queued and those announced as on their
+    /// way, for up to [`GATHER_WINDOW`]. False once every handle is gone and the queue is empty.
+    fn gather(&self, batch: &mut Vec<Job>) -> bool {
+        let Ok(first) = self.jobs.recv() else {
+            return false;
+        };
         batch.push(first);
+        let deadline = Instant::now() + GATHER_WINDOW;
         while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
+            if let Ok(job) = self.jobs.try_recv() {
+                batch.push(job);
+                continue;
+            }
+            if self.incoming.load(Ordering::Relaxed) == 0 {
+                break;
+            }
+            match self
+                .jobs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, &mut batch);
-        after_commit();
-        checkpointer.nudge();
-        // Once due, retried after every batch: a checkpoint already running elsewhere makes
-        // this one answer busy at once instead of waiting.
-        if truncate_due || last_wal_check.elapsed() >= WAL_CHECK_INTERVAL {
-            last_wal_check = Instant::now();
-            truncate_due =
-                wal_size(wal_path) >= WAL_TRUNCATE_THRESHOLD && !checkpoint(&conn, "TRUNCATE");
-        }
+        true
     }
-    checkpointer.finish();
 }
 
 /// Commits every job of the batch in one transaction and replies to each after the commit.
 /// Expected refusals (a rotated secret, a deleted project) are found before a job writes
 /// anything, so they need no savepoint; anything unexpected rolls back the whole batch, which
 /// is then stored one delivery per transaction so one bad delivery cannot sink the others.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
+/// True when a push was queued for the summary worker.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> bool {
     let results = match store_batch(conn, batch) {
         Ok(results) => results,
         Err(e) => {
@@ -134,10 +208,18 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
             batch.iter().map(|job| store_alone(conn, job)).collect()
         }
     };
+    let mut queued = false;
     for (job, result) in batch.drain(..).zip(results) {
+        queued |= result.as_ref().is_ok_and(|inserted| {
+            inserted
+                .iter()
+                .zip(&job.pushes)
+                .any(|(i, p)| matches!(i, Inserted::New(_)) && p.status == SummaryStatus::Pending)
+        });
         // The handler may have gone (client hung up); the push is stored either way.
         let _ = job.reply.send(result);
     }
+    queued
 }
 
 type JobResult = Result<Vec<Inserted>, DbError>;
@@ -173,9 +255,14 @@ fn store(conn: &Connection, job: &Job) -> JobResult {
         .collect()
 }
 
-/// The thread that moves WAL pages into the database file and keeps the WAL bounded.
+/// The thread that moves WAL pages into the database file and gives the space back when idle.
 struct Checkpointer {
-    nudges: SyncSender<()>,
+    /// Batches committed so far; the checkpointer looks at it to tell a busy writer from an idle
+    /// one without being woken by every commit.
+    commits: Arc<AtomicU64>,
+    /// Bytes in the WAL after the last commit.
+    wal_bytes: Arc<AtomicU64>,
+    stop: SyncSender<()>,
     thread: JoinHandle<()>,
 }
 
@@ -186,28 +273,35 @@ impl Checkpointer {
         // soon and try again later rather than keep webhooks waiting.
         conn.busy_timeout(Duration::from_millis(200))?;
         let wal_path = db.wal_path();
-        let (nudges, wakeups) = sync_channel(1);
+        let commits = Arc::new(AtomicU64::new(0));
+        let wal_bytes = Arc::new(AtomicU64::new(0));
+        let (seen_commits, seen_bytes) = (Arc::clone(&commits), Arc::clone(&wal_bytes));
+        let (stop, stopped) = sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("wal-checkpointer".into())
             .spawn(move || {
-                let mut last = Instant::now();
+                let mut last_seen = 0;
                 loop {
-                    let wakeup = wakeups.recv_timeout(WAL_CHECK_INTERVAL);
-                    let ended = matches!(wakeup, Err(RecvTimeoutError::Disconnected));
-                    let idle = matches!(wakeup, Err(RecvTimeoutError::Timeout));
-                    if ended || idle || last.elapsed() >= WAL_CHECK_INTERVAL {
-                        last = Instant::now();
-                        let size = wal_size(&wal_path);
-                        if (ended || idle) && size > 0 {
-                            // No commit for a while: nothing competes, so give the space back.
+                    let ended = !matches!(
+                        stopped.recv_timeout(WAL_CHECK_INTERVAL),
+                        Err(RecvTimeoutError::Timeout)
+                    );
+                    let now_seen = seen_commits.load(Ordering::Relaxed);
+                    let idle = now_seen == last_seen;
+                    last_seen = now_seen;
+                    if ended || idle {
+                        // No commit for a while: nothing competes, so give the space back.
+                        if wal_size(&wal_path) > 0 {
                             checkpoint(&conn, "TRUNCATE");
-                        } else if (WAL_COPY_THRESHOLD..WAL_TRUNCATE_THRESHOLD).contains(&size) {
-                            // A passive checkpoint copies pages without blocking the writer,
-                            // which then has little left to copy when it truncates. Past the
-                            // truncate threshold it stays out of the writer's way, or the
-                            // writer's checkpoint would find it running and answer busy.
-                            checkpoint(&conn, "PASSIVE");
                         }
+                    } else if (WAL_COPY_THRESHOLD..WAL_RESTART_THRESHOLD)
+                        .contains(&seen_bytes.load(Ordering::Relaxed))
+                    {
+                        // A passive checkpoint copies pages without blocking the writer, which
+                        // then has little left to copy when it checkpoints. Past the restart
+                        // threshold it stays out of the writer's way, or the writer's
+                        // checkpoint would find it running and answer busy.
+                        checkpoint(&conn, "PASSIVE");
                     }
                     if ended {
                         return;
@@ -215,16 +309,22 @@ impl Checkpointer {
                 }
             })
             .map_err(|_| DbError::WriterGone)?;
-        Ok(Checkpointer { nudges, thread })
+        Ok(Checkpointer {
+            commits,
+            wal_bytes,
+            stop,
+            thread,
+        })
     }
 
-    fn nudge(&self) {
-        let _ = self.nudges.try_send(());
+    fn committed(&self, wal_bytes: u64) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.wal_bytes.store(wal_bytes, Ordering::Relaxed);
     }
 
     /// Runs a last checkpoint and waits for the thread.
     fn finish(self) {
-        drop(self.nudges);
+        drop(self.stop);
         let _ = self.thread.join();
     }
 }
@@ -233,14 +333,18 @@ fn wal_size(wal_path: &std::path::Path) -> u64 {
     std::fs::metadata(wal_path).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Runs `PRAGMA wal_checkpoint(mode)`; false when it was busy and should be tried again.
+/// Runs `PRAGMA wal_checkpoint(mode)`; true when every frame of the log was copied, false when
+/// it was busy or readers kept frames from being copied, and it should be tried again.
 fn checkpoint(conn: &Connection, mode: &str) -> bool {
     let result = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-        r.get::<_, i64>(0)
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
     });
     match result {
-        Ok(0) => true,
-        Ok(_) => false,
+        Ok((busy, log, copied)) => busy == 0 && copied == log,
         Err(e) => {
             tracing::warn!(error = %e, mode, "WAL checkpoint failed");
             false

@@ -79,6 +79,8 @@ pub async fn receive(
 
     let headers = req.headers().clone();
     loop {
+        // Most deliveries end up at the writer: announcing this one lets a batch wait for it.
+        let announced = state.writer.incoming();
         let verified = verify(&headers, &body, &target).await?;
         // A cached secret may have been rotated by another process. Pushes are re-checked by
         // the writer inside the commit; a refusal or a non-push answer is re-checked here.
@@ -129,7 +131,12 @@ pub async fn receive(
                 let prepared = prepare(state, pushes);
                 let written = state
                     .writer
-                    .write(target.project_id, target.secret.clone(), prepared)
+                    .write(
+                        announced,
+                        target.project_id,
+                        target.secret.clone(),
+                        prepared,
+                    )
                     .await;
                 let inserted = match written {
                     Ok(inserted) => inserted,
