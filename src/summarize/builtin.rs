@@ -41,7 +41,9 @@ impl BuiltinSummarizer {
         }
 
         let mut seen = HashSet::new();
+        // Only the bullets that can be shown are written out; the rest are only counted.
         let mut bullets = Vec::new();
+        let mut distinct = 0usize;
         let mut merges = 0usize;
         for commit in input.commits {
             let subject = subject_of(&commit.message);
@@ -52,19 +54,23 @@ impl BuiltinSummarizer {
             let Some(line) = describe_subject(subject, &commit.message) else {
                 continue;
             };
-            if seen.insert(line.key.to_lowercase()) {
-                bullets.push(line.text);
+            if seen.insert(line.key().to_lowercase()) {
+                distinct += 1;
+                if bullets.len() < MAX_BULLETS {
+                    bullets.push(line.text());
+                }
             }
         }
-        if bullets.is_empty() {
+        if distinct == 0 {
             // Every commit was a merge (or had no subject): still say something true.
+            distinct = 1;
             bullets.push(if merges > 0 {
                 format!("Merged {} into {what}", commits(merges))
             } else {
                 format!("Pushed {} to {what}", commits(input.commits.len()))
             });
         }
-        render(bullets, unlisted)
+        render(bullets, distinct, unlisted)
     }
 }
 
@@ -86,15 +92,16 @@ fn commits(n: usize) -> String {
     }
 }
 
-/// Keeps at most [`MAX_BULLETS`] lines, the last one counting what was left out.
-fn render(bullets: Vec<String>, unlisted: usize) -> String {
+/// Keeps at most [`MAX_BULLETS`] lines, the last one counting what was left out. `bullets` holds
+/// the first of `distinct` bullets, at least as many as can be shown.
+fn render(bullets: Vec<String>, distinct: usize, unlisted: usize) -> String {
     let tail_needed = unlisted > 0;
     let room = MAX_BULLETS - usize::from(tail_needed);
-    let (shown, hidden) = if bullets.len() <= room {
-        (bullets.len(), 0)
+    let (shown, hidden) = if distinct <= room {
+        (distinct, 0)
     } else {
         let shown = MAX_BULLETS - 1;
-        (shown, bullets.len() - shown)
+        (shown, distinct - shown)
     };
     let mut lines: Vec<String> = bullets
         .into_iter()
@@ -115,45 +122,76 @@ fn render(bullets: Vec<String>, unlisted: usize) -> String {
 }
 
 fn is_merge(subject: &str) -> bool {
-    let lower = subject.to_lowercase();
-    MERGE_PREFIXES.iter().any(|p| lower.starts_with(p))
+    MERGE_PREFIXES.iter().any(|prefix| {
+        subject
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    })
 }
 
-struct Line {
+/// A commit subject worth a bullet; its text is only written out if it is shown.
+enum Line<'a> {
+    Plain(&'a str),
+    Conventional {
+        label: &'static str,
+        scope: Option<&'a str>,
+        description: &'a str,
+        breaking: bool,
+    },
+}
+
+impl Line<'_> {
     /// What duplicates are judged by: the description without its conventional prefix.
-    key: String,
-    text: String,
+    fn key(&self) -> &str {
+        match self {
+            Line::Plain(subject) => subject,
+            Line::Conventional { description, .. } => description,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Line::Plain(subject) => clipped(subject),
+            Line::Conventional {
+                label,
+                scope,
+                description,
+                breaking,
+            } => {
+                let mut text = (*label).to_owned();
+                if let Some(scope) = scope {
+                    text.push_str(" (");
+                    text.push_str(scope);
+                    text.push(')');
+                }
+                text.push_str(": ");
+                text.push_str(&clipped(description));
+                if *breaking {
+                    text.push_str(" (breaking)");
+                }
+                text
+            }
+        }
+    }
 }
 
-fn describe_subject(subject: &str, message: &str) -> Option<Line> {
+fn describe_subject<'a>(subject: &'a str, message: &str) -> Option<Line<'a>> {
     let subject = subject.trim();
     if subject.is_empty() {
         return None;
     }
     let Some(cc) = parse_conventional(subject) else {
-        let text = capitalize(&clip(subject));
-        return Some(Line {
-            key: subject.to_owned(),
-            text,
-        });
+        return Some(Line::Plain(subject));
     };
     let description = cc.description.trim();
     if description.is_empty() {
         return None;
     }
-    let breaking = cc.breaking || message.contains("BREAKING CHANGE:");
-    let mut text = cc.label.to_owned();
-    if let Some(scope) = cc.scope.filter(|s| !s.is_empty()) {
-        text.push_str(&format!(" ({scope})"));
-    }
-    text.push_str(": ");
-    text.push_str(&capitalize(&clip(description)));
-    if breaking {
-        text.push_str(" (breaking)");
-    }
-    Some(Line {
-        key: description.to_owned(),
-        text,
+    Some(Line::Conventional {
+        label: cc.label,
+        scope: cc.scope.filter(|s| !s.is_empty()),
+        description,
+        breaking: cc.breaking || message.contains("BREAKING CHANGE:"),
     })
 }
 
@@ -212,22 +250,38 @@ fn parse_conventional(subject: &str) -> Option<Conventional<'_>> {
     })
 }
 
-fn clip(s: &str) -> String {
-    if s.chars().count() <= MAX_SUBJECT_CHARS {
-        return s.to_owned();
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(MAX_SUBJECT_CHARS) {
+        None => s,
+        Some(_) => {
+            let cut = s
+                .char_indices()
+                .nth(MAX_SUBJECT_CHARS - 1)
+                .map_or(s.len(), |(at, _)| at);
+            s[..cut].trim_end()
+        }
     }
-    let mut out: String = s.chars().take(MAX_SUBJECT_CHARS - 1).collect();
-    out.truncate(out.trim_end().len());
-    out.push('…');
+}
+
+/// `clip`, with the ellipsis that says something was cut.
+fn clipped(s: &str) -> String {
+    let kept = clip(s);
+    let mut out = capitalize(kept);
+    if kept.len() < s.len() {
+        out.push('…');
+    }
     out
 }
 
 fn capitalize(s: &str) -> String {
     let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
+    let mut out = String::with_capacity(s.len() + 4);
+    out.extend(first.to_uppercase());
+    out.push_str(chars.as_str());
+    out
 }
 
 #[cfg(test)]
@@ -416,6 +470,21 @@ mod tests {
         let s = summarize(&[&long]);
         assert!(s.chars().count() < 140, "{s}");
         assert!(s.ends_with('…'));
+    }
+
+    #[test]
+    fn a_subject_is_cut_at_a_character_boundary_to_120_characters_with_the_ellipsis() {
+        let exactly = "é".repeat(MAX_SUBJECT_CHARS);
+        assert_eq!(summarize(&[&exactly]), format!("- É{}", "é".repeat(119)));
+        // 118 characters, a space that is trimmed before the ellipsis, then more.
+        let longer = format!("{} {}", "ü".repeat(118), "ß".repeat(40));
+        assert_eq!(summarize(&[&longer]), format!("- Ü{}…", "ü".repeat(117)));
+    }
+
+    #[test]
+    fn merge_subjects_are_recognised_in_any_case_and_nothing_else_is() {
+        let s = summarize(&["MERGE BRANCH 'x'", "Merged the two parsers", "feat: a"]);
+        assert_eq!(s, "- Merged the two parsers\n- Feature: A");
     }
 
     #[test]
