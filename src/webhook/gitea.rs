@@ -10,13 +10,14 @@ use super::{
 use crate::domain::{NewCommit, NewPush, Provider};
 
 #[derive(Deserialize)]
-struct Push {
+struct Push<'a> {
     #[serde(rename = "ref")]
     git_ref: String,
     before: Option<String>,
     after: Option<String>,
     compare_url: Option<String>,
-    commits: Option<Vec<PayloadCommit>>,
+    #[serde(borrow)]
+    commits: Option<Vec<PayloadCommit<'a>>>,
     total_commits: Option<u64>,
     pusher: Option<User>,
     sender: Option<User>,

@@ -11,7 +11,7 @@ use super::{
 use crate::domain::{NewCommit, NewPush, Provider};
 
 #[derive(Deserialize)]
-struct Push {
+struct Push<'a> {
     #[serde(rename = "ref")]
     git_ref: String,
     before: Option<String>,
@@ -20,7 +20,8 @@ struct Push {
     deleted: Option<bool>,
     forced: Option<bool>,
     compare: Option<String>,
-    commits: Option<Vec<PayloadCommit>>,
+    #[serde(borrow)]
+    commits: Option<Vec<PayloadCommit<'a>>>,
     pusher: Option<Pusher>,
     sender: Option<Sender>,
     repository: Repository,
@@ -66,7 +67,7 @@ pub(super) fn parse(
     }
 }
 
-fn into_push(p: Push, delivery_id: Option<String>) -> Result<NewPush, WebhookError> {
+fn into_push(p: Push<'_>, delivery_id: Option<String>) -> Result<NewPush, WebhookError> {
     let git_ref = checked_ref(&p.git_ref)?;
     let (ref_kind, ref_name) = split_ref(&git_ref);
     let repository = checked_repository(p.repository.full_name.as_deref())?;

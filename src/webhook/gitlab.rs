@@ -17,7 +17,7 @@ struct Kind {
 }
 
 #[derive(Deserialize)]
-struct Push {
+struct Push<'a> {
     #[serde(rename = "ref")]
     git_ref: String,
     before: Option<String>,
@@ -26,7 +26,8 @@ struct Push {
     user_username: Option<String>,
     project: Option<Project>,
     repository: Option<Repository>,
-    commits: Option<Vec<PayloadCommit>>,
+    #[serde(borrow)]
+    commits: Option<Vec<PayloadCommit<'a>>>,
     total_commits_count: Option<u64>,
 }
 
@@ -74,7 +75,7 @@ pub(super) fn parse(
     })
 }
 
-fn into_push(p: Push, delivery_id: Option<String>) -> Result<NewPush, WebhookError> {
+fn into_push(p: Push<'_>, delivery_id: Option<String>) -> Result<NewPush, WebhookError> {
     let git_ref = checked_ref(&p.git_ref)?;
     let (ref_kind, ref_name) = split_ref(&git_ref);
     let repository = checked_repository(

@@ -17,7 +17,6 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use poem::http::HeaderMap;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::domain::{NewCommit, NewPush, Provider, RefKind};
 
@@ -195,7 +194,7 @@ fn body_kind(provider: Provider, raw: &[u8]) -> Result<BodyKind, WebhookError> {
 
 /// Deserializes a payload, turning serde's error into a short message that never quotes much of
 /// the input.
-fn from_json<T: DeserializeOwned>(json: &str) -> Result<T, WebhookError> {
+fn from_json<'a, T: Deserialize<'a>>(json: &'a str) -> Result<T, WebhookError> {
     serde_json::from_str(json).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => {
@@ -229,14 +228,31 @@ fn delivery_id(headers: &HeaderMap, names: &[&str]) -> Option<String> {
 
 /// Truncates `s` to at most `max` bytes without splitting a character.
 fn cap(s: &str, max: usize) -> String {
+    s[..cap_len(s, max)].to_owned()
+}
+
+/// [`cap`] for a string parsed from the payload: borrowed from the body unless it held escapes,
+/// and an owned one is kept rather than copied.
+fn cap_parsed(s: Text<'_>, max: usize) -> String {
+    match s.0 {
+        Cow::Borrowed(s) => cap(s, max),
+        Cow::Owned(mut s) => {
+            s.truncate(cap_len(&s, max));
+            s
+        }
+    }
+}
+
+/// The length of `s` cut to at most `max` bytes on a character boundary.
+fn cap_len(s: &str, max: usize) -> usize {
     if s.len() <= max {
-        return s.to_owned();
+        return s.len();
     }
     let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_owned()
+    end
 }
 
 /// The first of `candidates` that is present and not blank. Providers send `""` for unknown
@@ -279,12 +295,12 @@ fn parse_timestamp(raw: Option<&str>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn file_list(files: Option<Vec<String>>) -> Vec<String> {
+fn file_list(files: Option<Vec<Text<'_>>>) -> Vec<String> {
     files
         .unwrap_or_default()
-        .iter()
+        .into_iter()
         .take(MAX_FILES_PER_LIST)
-        .map(|f| cap(f, MAX_PATH_LEN))
+        .map(|f| cap_parsed(f, MAX_PATH_LEN))
         .collect()
 }
 
@@ -322,32 +338,57 @@ fn count(n: usize) -> u32 {
 #[cfg(test)]
 mod tests;
 
-/// The commit shape GitHub, GitLab and Gitea/Forgejo share in push payloads.
+/// A string from the payload, borrowed from the body unless it held escapes. serde borrows a
+/// `Cow` only when it is a field's whole type, so options and lists of text need this wrapper.
+#[derive(Deserialize, Default)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The commit shape GitHub, GitLab and Gitea/Forgejo share in push payloads. Its strings borrow
+/// from the body where they can: a push carries dozens of them.
 #[derive(Deserialize)]
-struct PayloadCommit {
-    id: String,
-    message: Option<String>,
-    timestamp: Option<String>,
-    url: Option<String>,
-    author: Option<PayloadAuthor>,
-    added: Option<Vec<String>>,
-    removed: Option<Vec<String>>,
-    modified: Option<Vec<String>>,
+struct PayloadCommit<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow)]
+    message: Option<Text<'a>>,
+    #[serde(borrow)]
+    timestamp: Option<Text<'a>>,
+    #[serde(borrow)]
+    url: Option<Text<'a>>,
+    #[serde(borrow)]
+    author: Option<PayloadAuthor<'a>>,
+    #[serde(borrow)]
+    added: Option<Vec<Text<'a>>>,
+    #[serde(borrow)]
+    removed: Option<Vec<Text<'a>>>,
+    #[serde(borrow)]
+    modified: Option<Vec<Text<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct PayloadAuthor {
-    name: Option<String>,
+struct PayloadAuthor<'a> {
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
     /// GitHub and Gitea name the account; GitLab sends none, so its authors go by name.
-    username: Option<String>,
+    #[serde(borrow)]
+    username: Option<Text<'a>>,
 }
 
-impl PayloadCommit {
+impl PayloadCommit<'_> {
     fn into_new_commit(self) -> NewCommit {
         let author = self.author.as_ref();
         NewCommit {
             sha: cap(&self.id, MAX_FIELD_LEN),
-            message: cap(self.message.as_deref().unwrap_or_default(), MAX_MESSAGE_LEN),
+            message: cap_parsed(self.message.unwrap_or_default(), MAX_MESSAGE_LEN),
             author: person_name(&[
                 author.and_then(|a| a.username.as_deref()),
                 author.and_then(|a| a.name.as_deref()),

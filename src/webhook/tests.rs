@@ -604,3 +604,30 @@ fn delivery_ids_are_trimmed_and_capped() {
         Some("k")
     );
 }
+
+#[test]
+fn commit_strings_borrow_from_the_body_unless_escaped_and_are_capped_either_way() {
+    use std::borrow::Cow;
+    let message = format!("{}\\n{}", "é".repeat(40_000), "tail");
+    let json = format!(
+        r#"{{"id":"abc","message":"{message}","added":["a.rs"],"author":{{"username":"ada"}}}}"#
+    );
+    let commit: super::PayloadCommit = serde_json::from_str(&json).unwrap();
+    assert!(matches!(commit.id.0, Cow::Borrowed("abc")));
+    assert!(matches!(
+        commit.added.as_ref().unwrap()[0].0,
+        Cow::Borrowed("a.rs")
+    ));
+    assert!(matches!(commit.message.as_ref().unwrap().0, Cow::Owned(_)));
+    let commit = commit.into_new_commit();
+    assert_eq!(
+        commit.message.len(),
+        super::MAX_MESSAGE_LEN,
+        "cut on a character boundary"
+    );
+    assert!(commit.message.chars().all(|c| c == 'é'));
+    assert_eq!(
+        (commit.author.as_str(), commit.added),
+        ("ada", vec!["a.rs".to_owned()])
+    );
+}
