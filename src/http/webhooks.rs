@@ -77,11 +77,11 @@ pub async fn receive(
         }
     };
 
-    let headers = req.headers().clone();
+    let headers = req.headers();
     loop {
         // Most deliveries end up at the writer: announcing this one lets a batch wait for it.
         let announced = state.writer.incoming();
-        let verified = verify(&headers, &body, &target).await?;
+        let verified = verify(headers, &body, &target).await?;
         // A cached secret may have been rotated by another process. Pushes are re-checked by
         // the writer inside the commit; a refusal or a non-push answer is re-checked here.
         let recheck = match &verified {
