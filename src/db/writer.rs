@@ -57,7 +57,9 @@ fn record_wal_size(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlit
     Ok(())
 }
 
-type Reply = oneshot::Sender<Result<Vec<Inserted>, DbError>>;
+/// The outcome, and the pushes handed back: the thread that made them frees them, so the
+/// writer never waits on the allocator's locks for another thread's memory.
+type Reply = oneshot::Sender<(JobResult, Vec<PreparedPush>)>;
 
 struct Job {
     project_id: i64,
@@ -141,7 +143,8 @@ impl IngestWriter {
         };
         self.jobs.send(job).map_err(|_| DbError::WriterGone)?;
         drop(announced);
-        answer.await.map_err(|_| DbError::WriterGone)?
+        let (result, _handed_back) = answer.await.map_err(|_| DbError::WriterGone)?;
+        result
     }
 }
 
@@ -222,7 +225,7 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> bool {
                 .any(|(i, p)| matches!(i, Inserted::New(_)) && p.status == SummaryStatus::Pending)
         });
         // The handler may have gone (client hung up); the push is stored either way.
-        let _ = job.reply.send(result);
+        let _ = job.reply.send((result, job.pushes));
     }
     queued
 }

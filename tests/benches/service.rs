@@ -636,7 +636,15 @@ fn footprint(dir: &Path, data: &Path) {
     sampling.store(false, Ordering::Relaxed);
     sampler.join().unwrap();
     let peak = rss_kb(pid, "VmHWM:") as f64 / 1024.0;
-    let wal_after = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    // Under load the WAL file is written over in place; once webhooks stop, the service copies
+    // it into the database and empties it. Wait for that, with a deadline.
+    let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let stopped = Instant::now();
+    while wal_size() > 0 && stopped.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let wal_after = wal_size() as f64 / 1e6;
+    report("wal_emptied_after_ms", stopped.elapsed().as_secs_f64() * 1e3);
     let db_size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!("# sustained ingest: {rps:.0} webhooks/s; database {db_size:.0} MB");
     report("peak_rss_mb", peak);
