@@ -111,9 +111,10 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     "#,
     // 3: a push's commits as one JSON document beside it instead of one row each. Commits are
-    // only ever read whole, and one row per push instead of a dozen rows and index entries
-    // roughly halves the ingest writer's work. The `commits` view keeps the old shape for
-    // anyone who queries the file with `sqlite3`.
+    // only ever read whole, and the ingest writer then adds one row per push instead of one row
+    // and one index entry per commit. The `commits` view keeps the old shape for
+    // anyone who queries the file with `sqlite3` (json_extract rather than `->>`, so a CLI older
+    // than SQLite 3.38, like Ubuntu 22.04's, can still read the schema).
     r#"
     CREATE TABLE push_commits (
         push_id  INTEGER PRIMARY KEY REFERENCES pushes(id) ON DELETE CASCADE,
@@ -127,11 +128,15 @@ const MIGRATIONS: &[&str] = &[
         FROM commits GROUP BY push_id;
     DROP TABLE commits;
     CREATE VIEW commits AS
-        SELECT pc.push_id AS push_id, c.key AS position, c.value ->> 'sha' AS sha,
-            c.value ->> 'message' AS message, c.value ->> 'author' AS author,
-            c.value ->> 'timestamp' AS timestamp, c.value ->> 'url' AS url,
-            c.value -> 'added' AS added, c.value -> 'removed' AS removed,
-            c.value -> 'modified' AS modified
+        SELECT pc.push_id AS push_id, c.key AS position,
+            json_extract(c.value, '$.sha') AS sha,
+            json_extract(c.value, '$.message') AS message,
+            json_extract(c.value, '$.author') AS author,
+            json_extract(c.value, '$.timestamp') AS timestamp,
+            json_extract(c.value, '$.url') AS url,
+            json_extract(c.value, '$.added') AS added,
+            json_extract(c.value, '$.removed') AS removed,
+            json_extract(c.value, '$.modified') AS modified
         FROM push_commits pc, json_each(pc.commits) c;
     "#,
 ];
