@@ -644,7 +644,10 @@ fn footprint(dir: &Path, data: &Path) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let wal_after = wal_size() as f64 / 1e6;
-    report("wal_emptied_after_ms", stopped.elapsed().as_secs_f64() * 1e3);
+    report(
+        "wal_emptied_after_ms",
+        stopped.elapsed().as_secs_f64() * 1e3,
+    );
     let db_size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!("# sustained ingest: {rps:.0} webhooks/s; database {db_size:.0} MB");
     report("peak_rss_mb", peak);
