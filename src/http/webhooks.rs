@@ -78,7 +78,17 @@ pub async fn receive(
     };
 
     let headers = req.headers();
+    // At most two tries: a second one, with the target read again, when a cached one may be
+    // out of date (the re-read one is fresh, so it is never retried).
+    let mut retry = false;
     loop {
+        if retry {
+            let Some(latest) = refresh(state, &hook_id).await? else {
+                refuse("unknown_webhook");
+                return Ok(unknown_hook());
+            };
+            (target, fresh) = (latest, true);
+        }
         // Most deliveries end up at the writer: announcing this one lets a batch wait for it.
         let announced = state.writer.incoming();
         let verified = verify(headers, &body, &target).await?;
@@ -90,13 +100,7 @@ pub async fn receive(
             Err(e) => e.status() == 401,
         };
         if recheck && !fresh {
-            match refresh(state, &hook_id).await? {
-                Some(latest) => (target, fresh) = (latest, true),
-                None => {
-                    refuse("unknown_webhook");
-                    return Ok(unknown_hook());
-                }
-            }
+            retry = true;
             continue;
         }
         let delivery = match verified {
@@ -142,13 +146,7 @@ pub async fn receive(
                     Ok(inserted) => inserted,
                     // The project was deleted or its secret rotated since it was cached.
                     Err(DbError::NotFound | DbError::StaleSecret) if !fresh => {
-                        match refresh(state, &hook_id).await? {
-                            Some(latest) => (target, fresh) = (latest, true),
-                            None => {
-                                refuse("unknown_webhook");
-                                return Ok(unknown_hook());
-                            }
-                        }
+                        retry = true;
                         continue;
                     }
                     Err(DbError::NotFound | DbError::StaleSecret) => {
