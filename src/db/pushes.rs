@@ -1,6 +1,7 @@
 //! SQL for pushes and their commits: insert (inside the writer's transaction), list, get one.
 
 use std::borrow::Cow;
+use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -59,22 +60,101 @@ struct StoredCommit<'a> {
     modified: Cow<'a, [String]>,
 }
 
+/// Encodes commits as their stored document, the JSON `serde_json` would write for
+/// `[StoredCommit]` (a test holds the two to the same bytes). Written out by hand because commit
+/// text almost never needs escaping: checking a whole string before copying it is several times
+/// faster than serde_json's byte-by-byte escaping, which was a tenth of the webhook handler's
+/// time on commit-heavy pushes.
 fn encode_commits(commits: &[NewCommit]) -> String {
-    let stored: Vec<StoredCommit<'_>> = commits
+    let text: usize = commits
         .iter()
-        .map(|c| StoredCommit {
-            sha: Cow::Borrowed(&c.sha),
-            message: Cow::Borrowed(&c.message),
-            author: Cow::Borrowed(&c.author),
-            timestamp: c.timestamp.map(to_millis),
-            url: c.url.as_deref().map(Cow::Borrowed),
-            added: Cow::Borrowed(&c.added),
-            removed: Cow::Borrowed(&c.removed),
-            modified: Cow::Borrowed(&c.modified),
+        .map(|c| {
+            let files = [&c.added, &c.removed, &c.modified]
+                .into_iter()
+                .flatten()
+                .map(|f| f.len() + 3)
+                .sum::<usize>();
+            c.sha.len()
+                + c.message.len()
+                + c.author.len()
+                + c.url.as_ref().map_or(0, String::len)
+                + files
         })
-        .collect();
-    // Strings and lists of strings always serialize.
-    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".to_owned())
+        .sum();
+    // Room for the keys and punctuation too, so the string is allocated once.
+    let mut out = String::with_capacity(text + commits.len() * 120 + 2);
+    out.push('[');
+    for (i, c) in commits.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"sha\":");
+        push_json_string(&mut out, &c.sha);
+        out.push_str(",\"message\":");
+        push_json_string(&mut out, &c.message);
+        out.push_str(",\"author\":");
+        push_json_string(&mut out, &c.author);
+        out.push_str(",\"timestamp\":");
+        match c.timestamp {
+            Some(t) => {
+                let _ = write!(out, "{}", to_millis(t));
+            }
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"url\":");
+        match &c.url {
+            Some(url) => push_json_string(&mut out, url),
+            None => out.push_str("null"),
+        }
+        for (key, files) in [
+            ("added", &c.added),
+            ("removed", &c.removed),
+            ("modified", &c.modified),
+        ] {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":[");
+            for (j, file) in files.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                push_json_string(&mut out, file);
+            }
+            out.push(']');
+        }
+        out.push('}');
+    }
+    out.push(']');
+    out
+}
+
+/// Appends `s` as a JSON string, escaped the way serde_json escapes it.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    // A fold without an early exit, so the check runs over many bytes per instruction.
+    let plain = s.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
+        out.push_str(s);
+    } else {
+        for ch in s.chars() {
+            match ch {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if c < ' ' => {
+                    let _ = write!(out, "\\u{:04x}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('"');
 }
 
 fn decode_commits(document: &str) -> Result<Vec<NewCommit>, DbError> {
@@ -311,4 +391,65 @@ pub fn commits(conn: &Connection, push_row_id: i64) -> Result<Vec<NewCommit>, Db
         .query_row([push_row_id], |r| r.get(0))
         .optional()?;
     document.map_or(Ok(Vec::new()), |d| decode_commits(&d))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text with the characters JSON must escape mixed into arbitrary Unicode.
+    fn text() -> impl Strategy<Value = String> {
+        let tricky = prop::sample::select(vec![
+            '"', '\\', '\n', '\r', '\t', '\u{0}', '\u{8}', '\u{c}', '\u{1f}', '\u{7f}', 'é', '💥',
+        ]);
+        prop::collection::vec(prop_oneof![any::<char>(), tricky], 0..24).prop_map(String::from_iter)
+    }
+
+    fn commit() -> impl Strategy<Value = NewCommit> {
+        let files = || prop::collection::vec(text(), 0..3);
+        (
+            (text(), text(), text()),
+            prop::option::of(-62_000_000_000_000i64..250_000_000_000_000),
+            prop::option::of(text()),
+            (files(), files(), files()),
+        )
+            .prop_map(
+                |((sha, message, author), millis, url, (added, removed, modified))| NewCommit {
+                    sha,
+                    message,
+                    author,
+                    timestamp: millis.map(from_millis),
+                    url,
+                    added,
+                    removed,
+                    modified,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn the_commits_document_is_what_serde_json_writes_and_reads_back_the_same(
+            commits in prop::collection::vec(commit(), 0..4)
+        ) {
+            let document = encode_commits(&commits);
+            let stored: Vec<StoredCommit<'_>> = commits
+                .iter()
+                .map(|c| StoredCommit {
+                    sha: Cow::Borrowed(&c.sha),
+                    message: Cow::Borrowed(&c.message),
+                    author: Cow::Borrowed(&c.author),
+                    timestamp: c.timestamp.map(to_millis),
+                    url: c.url.as_deref().map(Cow::Borrowed),
+                    added: Cow::Borrowed(&c.added),
+                    removed: Cow::Borrowed(&c.removed),
+                    modified: Cow::Borrowed(&c.modified),
+                })
+                .collect();
+            prop_assert_eq!(&document, &serde_json::to_string(&stored).unwrap());
+            prop_assert_eq!(decode_commits(&document).unwrap(), commits);
+        }
+    }
 }
