@@ -516,3 +516,94 @@ fn the_server_stops_cleanly_when_asked() {
     );
     app.stop().expect("clean stop");
 }
+
+/// Sends a GitHub push with `Transfer-Encoding: chunked` (no Content-Length), one write per
+/// chunk of `chunk` bytes; answers the status and the JSON body.
+fn chunked_github_push(
+    app: &TestApp,
+    project: &TestProject,
+    delivery: &str,
+    body: &[u8],
+    chunk: usize,
+) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = app.base_url.trim_start_matches("http://");
+    let path = &project.webhook_url[project.webhook_url.find("/webhooks/").unwrap()..];
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         X-GitHub-Event: push\r\nX-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: {}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n",
+        github_signature(&project.secret, body)
+    );
+    // The server may answer 413 and close before the rest is written; the answer still comes.
+    let _ = stream.write_all(head.as_bytes());
+    for piece in body.chunks(chunk) {
+        let mut framed = format!("{:x}\r\n", piece.len()).into_bytes();
+        framed.extend_from_slice(piece);
+        framed.extend_from_slice(b"\r\n");
+        if stream.write_all(&framed).is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let json = text
+        .find('{')
+        .and_then(|at| serde_json::from_str(text[at..].trim_end_matches(|c| c != '}')).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+#[test]
+fn a_delivery_sent_in_many_chunks_is_verified_and_stored_byte_for_byte() {
+    let app = TestApp::spawn_with(|c| c.body_limit = 64 * 1024);
+    let project = app.create_project("chunks");
+    // Longer than one read of the server's buffer, so the body arrives in several pieces.
+    let messages: Vec<String> = (0..60)
+        .map(|i| format!("feat: change number {i} — ünïcode split across chunk edges"))
+        .collect();
+    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+    let body = github_payload("main", &refs, 1_700_000_000);
+    assert!(body.len() > 16 * 1024, "{} bytes", body.len());
+
+    let (status, reply) = chunked_github_push(&app, &project, "chunked-1", &body, 1000);
+    assert_eq!(status, 201, "{reply}");
+    let id = reply["pushes"][0].as_str().unwrap();
+    let push = app.get(&format!("/api/v1/pushes/{id}"), Some(&project.key));
+    let stored: Vec<&str> = push.body["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored, refs);
+}
+
+#[test]
+fn a_chunked_delivery_over_the_body_limit_is_refused_and_nothing_is_stored() {
+    let app = TestApp::spawn_with(|c| c.body_limit = 64 * 1024);
+    let project = app.create_project("chunks");
+    let messages: Vec<String> = (0..400)
+        .map(|i| format!("feat: change {i:0>200}"))
+        .collect();
+    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+    let body = github_payload("main", &refs, 1_700_000_000);
+    assert!(body.len() > 64 * 1024);
+
+    let (status, reply) = chunked_github_push(&app, &project, "chunked-2", &body, 4096);
+    assert_eq!(status, 413, "{reply}");
+    assert_eq!(reply["error"]["code"], "payload_too_large");
+    assert_eq!(stored_rows(&app), (0, 0));
+    // The server still serves.
+    let small = github_payload("main", &["fix: small"], 1_700_000_000);
+    assert_eq!(app.github_push(&project, "after", &small).status, 201);
+}

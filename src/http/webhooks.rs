@@ -2,10 +2,15 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use std::pin::pin;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use poem::http::header::CONTENT_LENGTH;
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Json, Path};
 use poem::{Body, IntoResponse, Request, Response, handler};
+use serde::Serialize;
 
 use super::AppState;
 use super::error::{InternalError, json_error};
@@ -19,6 +24,8 @@ use crate::webhook::{Delivery, WebhookError, parse_delivery};
 
 /// Bodies larger than this are parsed off the async threads.
 const INLINE_PARSE_LIMIT: usize = 256 * 1024;
+/// The most set aside for a body from its Content-Length before it arrives.
+const BODY_RESERVE_LIMIT: usize = 256 * 1024;
 
 fn unknown_hook() -> Response {
     json_error(
@@ -54,9 +61,13 @@ pub async fn receive(
         },
     };
 
-    let body = match body.into_bytes_limit(state.body_limit).await {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let body = match read_body(body, declared, state.body_limit).await {
         Ok(bytes) => bytes,
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+        Err(BodyError::TooLarge) => {
             refuse("payload_too_large");
             return Ok(json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -67,7 +78,7 @@ pub async fn receive(
                 ),
             ));
         }
-        Err(_) => {
+        Err(BodyError::Unreadable) => {
             refuse("unreadable_body");
             return Ok(json_error(
                 StatusCode::BAD_REQUEST,
@@ -185,6 +196,16 @@ fn prepare(state: &AppState, pushes: Vec<NewPush>) -> Vec<PreparedPush> {
         .collect()
 }
 
+/// The body of a committed delivery's answer.
+#[derive(Serialize)]
+struct Accepted<'a> {
+    ok: bool,
+    message: String,
+    /// The stored pushes' ids, in the order of the delivery's ref changes.
+    pushes: Vec<&'a str>,
+    duplicates: usize,
+}
+
 /// The answer to a committed delivery: 201 when something new was stored, 200 for a repeat.
 fn accepted(metrics: &Metrics, provider: Provider, inserted: &[Inserted]) -> Response {
     let stored = inserted
@@ -207,12 +228,12 @@ fn accepted(metrics: &Metrics, provider: Provider, inserted: &[Inserted]) -> Res
         ),
     };
     metrics.webhook(Some(provider), outcome);
-    Json(serde_json::json!({
-        "ok": true,
-        "message": message,
-        "pushes": inserted.iter().map(Inserted::public_id).collect::<Vec<_>>(),
-        "duplicates": duplicates,
-    }))
+    Json(Accepted {
+        ok: true,
+        message,
+        pushes: inserted.iter().map(Inserted::public_id).collect(),
+        duplicates,
+    })
     .with_status(if stored > 0 {
         StatusCode::CREATED
     } else {
@@ -240,6 +261,42 @@ async fn lookup(state: &AppState, hook_id: &str) -> poem::Result<Option<HookTarg
 async fn refresh(state: &AppState, hook_id: &str) -> poem::Result<Option<HookTarget>> {
     state.hooks.forget(hook_id);
     lookup(state, hook_id).await
+}
+
+enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+/// Reads a body of at most `limit` bytes. Unlike poem's `into_bytes_limit`, which copies
+/// through a 4 KiB buffer into one that keeps growing, it keeps a body that arrives in one piece
+/// as it is and sizes the buffer from Content-Length otherwise, and it refuses a body declared
+/// too large before reading any of it.
+async fn read_body(body: Body, declared: Option<usize>, limit: usize) -> Result<Bytes, BodyError> {
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut chunks = pin!(body.into_bytes_stream());
+    let (mut first, mut joined, mut read) = (None::<Bytes>, BytesMut::new(), 0usize);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
+        read += chunk.len();
+        if read > limit {
+            return Err(BodyError::TooLarge);
+        }
+        if let Some(first) = first.take() {
+            // Sized from Content-Length, within reason: a header alone must not make the
+            // server set aside much memory.
+            joined.reserve(declared.unwrap_or(0).min(BODY_RESERVE_LIMIT));
+            joined.extend_from_slice(&first);
+        }
+        if joined.is_empty() {
+            first = Some(chunk);
+        } else {
+            joined.extend_from_slice(&chunk);
+        }
+    }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
 /// Checks the signature and parses; large bodies off the async threads.
