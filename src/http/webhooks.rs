@@ -1,8 +1,7 @@
 //! `POST /webhooks/{hookId}`: verify a delivery with its project's secret and store its pushes.
 
-use std::sync::Arc;
-
 use std::pin::pin;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
