@@ -183,3 +183,25 @@ fn the_cli_shares_the_database_with_a_running_server_rotating_a_secret_and_revok
     assert!(out.status.success());
     assert_eq!(app.github_push(&project, "after-delete", &body).status, 404);
 }
+
+#[test]
+fn an_old_database_is_upgraded_with_a_log_line_saying_so_and_a_new_one_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.db");
+    let mut conn = rusqlite::Connection::open(&old).unwrap();
+    git_push_tracker::db::migrate::migrate_to(&mut conn, 1).unwrap();
+    drop(conn);
+    let upgraded = cli(&old, &["project", "list"]);
+    assert!(upgraded.status.success());
+    let log = String::from_utf8_lossy(&upgraded.stderr);
+    assert!(
+        log.contains("upgrading the database schema") && log.contains("from=1"),
+        "{log}"
+    );
+    assert!(log.contains("database migrated"), "{log}");
+
+    let fresh = cli(&dir.path().join("new.db"), &["project", "list"]);
+    assert!(fresh.status.success());
+    let log = String::from_utf8_lossy(&fresh.stderr);
+    assert!(!log.contains("upgrading"), "{log}");
+}
