@@ -103,7 +103,7 @@ fn real_push_payload() -> Vec<u8> {
 
 /// A synthetic push of about 10 KB that is nearly all commits: 12 of them, each with a
 /// 400-character message and file lists, and a stripped-down repository object. It stores about
-/// 8 KB per push where a real delivery of that size stores about 1.5 KB, so it stresses the
+/// 8.8 KB per push where a real delivery of that size stores about 1 KB, so it stresses the
 /// database writer, and the footprint section uses it for the WAL and memory bounds.
 fn commit_heavy_payload() -> Vec<u8> {
     let messages: Vec<String> = (0..12)
