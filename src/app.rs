@@ -17,7 +17,7 @@ use crate::http::{AppState, routes};
 use crate::manage::Manager;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
-use crate::summarize::Summarizer;
+use crate::summarize::{BuiltinSummarizer, Summarizer};
 use crate::worker::{Worker, WorkerHandle, WorkerSettings};
 
 /// Default upper bound for a webhook body; GitHub caps payloads at 25 MB.
@@ -98,7 +98,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
     if let Some(token) = crate::auth::ensure_admin_token(&db, config.admin_token.as_ref(), now)? {
         print_admin_banner(&token, &public_url);
     }
-    let summarize_at_ingest = config.summarizer.source() == "builtin";
+    let summarize_at_ingest = config.summarizer.source() == BuiltinSummarizer::SOURCE;
     let metrics = Arc::new(Metrics::new());
 
     let worker = if config.run_worker {

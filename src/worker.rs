@@ -14,7 +14,9 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::db::{Db, DbError, jobs};
 use crate::metrics::{Metrics, ModelErrorKind};
-use crate::summarize::{SummarizeError, Summarizer, SummaryInput, builtin_summary};
+use crate::summarize::{
+    BuiltinSummarizer, SummarizeError, Summarizer, SummaryInput, builtin_summary,
+};
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
@@ -124,7 +126,7 @@ impl Worker {
                 &conn,
                 claimed.row_id,
                 &builtin_summary(&input),
-                "builtin",
+                BuiltinSummarizer::SOURCE,
                 self.clock.now(),
             )?;
             self.observe_latency(&claimed.push, self.clock.now());

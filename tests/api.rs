@@ -563,6 +563,12 @@ fn chunked_github_push(
     (status, json)
 }
 
+/// A GitHub push whose commits carry `messages`.
+fn push_with_messages(messages: &[String]) -> Vec<u8> {
+    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+    github_payload("main", &refs, 1_700_000_000)
+}
+
 #[test]
 fn a_delivery_sent_in_many_chunks_is_verified_and_stored_byte_for_byte() {
     let app = TestApp::spawn_with(|c| c.body_limit = 64 * 1024);
@@ -571,8 +577,7 @@ fn a_delivery_sent_in_many_chunks_is_verified_and_stored_byte_for_byte() {
     let messages: Vec<String> = (0..60)
         .map(|i| format!("feat: change number {i} — ünïcode split across chunk edges"))
         .collect();
-    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-    let body = github_payload("main", &refs, 1_700_000_000);
+    let body = push_with_messages(&messages);
     assert!(body.len() > 16 * 1024, "{} bytes", body.len());
 
     let (status, reply) = chunked_github_push(&app, &project, "chunked-1", &body, 1000);
@@ -585,7 +590,7 @@ fn a_delivery_sent_in_many_chunks_is_verified_and_stored_byte_for_byte() {
         .iter()
         .map(|c| c["message"].as_str().unwrap())
         .collect();
-    assert_eq!(stored, refs);
+    assert_eq!(stored, messages);
 }
 
 #[test]
@@ -595,8 +600,7 @@ fn a_chunked_delivery_over_the_body_limit_is_refused_and_nothing_is_stored() {
     let messages: Vec<String> = (0..400)
         .map(|i| format!("feat: change {i:0>200}"))
         .collect();
-    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-    let body = github_payload("main", &refs, 1_700_000_000);
+    let body = push_with_messages(&messages);
     assert!(body.len() > 64 * 1024);
 
     let (status, reply) = chunked_github_push(&app, &project, "chunked-2", &body, 4096);

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{DbError, from_millis, to_millis};
 use crate::domain::{NewCommit, NewPush, Provider, Push, RefKind, SummaryStatus};
+use crate::summarize::BuiltinSummarizer;
 
 /// A push with everything decided at ingest: its id, first summary and status, and its commits
 /// already encoded as the document stored beside it, so the single writer thread only binds
@@ -228,7 +229,7 @@ pub fn insert(conn: &Connection, project_id: i64, p: &PreparedPush) -> Result<In
         received,
         p.summary,
         p.status.as_str(),
-        "builtin",
+        BuiltinSummarizer::SOURCE,
         (p.status == SummaryStatus::Pending).then_some(received),
         (p.status != SummaryStatus::Pending).then_some(received),
     ])
