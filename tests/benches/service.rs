@@ -146,29 +146,40 @@ fn get_request(path: &str, key: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Runs `connections` clients for `duration`; returns successful requests per second.
+/// What one load run achieved: requests answered with the expected status, and over how long.
+struct Throughput {
+    answered: u64,
+    elapsed: Duration,
+}
+
+impl Throughput {
+    fn per_second(&self) -> f64 {
+        self.answered as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs `connections` clients for `duration`, each request made by `make`; every answer must
+/// have the status `expected`, or the run stops with a panic.
 fn load(
     addr: SocketAddr,
     connections: usize,
     duration: Duration,
+    expected: u16,
     make: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync>,
-) -> f64 {
-    let ok = Arc::new(AtomicU64::new(0));
+) -> Throughput {
+    let answered = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let threads: Vec<_> = (0..connections)
         .map(|c| {
-            let (ok, stop, make) = (ok.clone(), stop.clone(), make.clone());
+            let (answered, stop, make) = (answered.clone(), stop.clone(), make.clone());
             std::thread::spawn(move || {
                 let mut client = RawClient::connect(addr);
                 let mut n = c as u64;
                 while !stop.load(Ordering::Relaxed) {
                     let status = client.send(&make(n));
-                    assert!(
-                        (200..300).contains(&status) || status == 404,
-                        "status {status}"
-                    );
-                    ok.fetch_add(1, Ordering::Relaxed);
+                    assert_eq!(status, expected, "unexpected status");
+                    answered.fetch_add(1, Ordering::Relaxed);
                     n += connections as u64;
                 }
             })
@@ -179,7 +190,10 @@ fn load(
     for t in threads {
         t.join().unwrap();
     }
-    ok.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    Throughput {
+        answered: answered.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    }
 }
 
 /// Median and 95th percentile of request latencies on one connection.
@@ -292,37 +306,49 @@ fn ingest(dir: &Path) {
         (Arc::new(body), sig)
     };
     let (real, heavy) = (signed(real_push_payload()), signed(commit_heavy_payload()));
-    let run = |target: &str, (body, sig): &(Arc<Vec<u8>>, String)| {
+    let run = |target: &str, expected: u16, (body, sig): &(Arc<Vec<u8>>, String)| {
         let (target, body, sig) = (target.to_owned(), body.clone(), sig.clone());
         load(
             server.addr,
             CONNECTIONS,
             duration,
+            expected,
             Arc::new(move |_| webhook_request(&target, &sig, &body)),
         )
     };
-    let (mut sink_rps, mut real_rps, mut heavy_rps) = (0.0, 0.0, 0.0);
+    let (mut sink_runs, mut real_runs, mut heavy_runs) = (Vec::new(), Vec::new(), Vec::new());
     // Alternate, so a burst of noise from a neighbour hits every side alike. The sink gets the
-    // real delivery; it only reads the body, whatever is in it.
+    // real delivery; it only reads the body, whatever is in it. Every delivery id is new, so
+    // every webhook must answer 201 Created: stored and committed.
     for _ in 0..2 {
-        sink_rps += run("/bench/sink", &real);
-        real_rps += run(&path, &real);
-        heavy_rps += run(&path, &heavy);
+        sink_runs.push(run("/bench/sink", 202, &real));
+        real_runs.push(run(&path, 201, &real));
+        heavy_runs.push(run(&path, 201, &heavy));
     }
     drop(server);
     let stored: i64 = rusqlite::Connection::open(&db)
         .unwrap()
         .query_row("SELECT count(*) FROM pushes", [], |r| r.get(0))
         .unwrap();
-    println!(
-        "# ingest: {:.0} real deliveries/s and {:.0} commit-heavy ones/s stored ({stored} in all), sink {:.0} requests/s",
-        real_rps / 2.0,
-        heavy_rps / 2.0,
-        sink_rps / 2.0
+    let stored = u64::try_from(stored).unwrap();
+    let created: u64 = real_runs
+        .iter()
+        .chain(&heavy_runs)
+        .map(|t| t.answered)
+        .sum();
+    assert_eq!(
+        stored, created,
+        "every 201 is a stored push, and nothing else is"
     );
-    report("ingest_webhooks_per_s", real_rps / 2.0);
-    report("ingest_commit_heavy_webhooks_per_s", heavy_rps / 2.0);
-    report("sink_requests_per_s", sink_rps / 2.0);
+    let mean = |runs: &[Throughput]| runs.iter().map(Throughput::per_second).sum::<f64>() / 2.0;
+    let (sink_rps, real_rps, heavy_rps) = (mean(&sink_runs), mean(&real_runs), mean(&heavy_runs));
+    println!(
+        "# ingest: {real_rps:.0} real deliveries/s and {heavy_rps:.0} commit-heavy ones/s stored \
+         ({stored} in all, each answered 201), sink {sink_rps:.0} requests/s"
+    );
+    report("ingest_webhooks_per_s", real_rps);
+    report("ingest_commit_heavy_webhooks_per_s", heavy_rps);
+    report("sink_requests_per_s", sink_rps);
     report("ingest_vs_sink", real_rps / sink_rps);
     report("ingest_commit_heavy_vs_sink", heavy_rps / sink_rps);
 }
@@ -421,8 +447,8 @@ fn read(data: &Path) {
     };
     let (mut base_rps, mut read_rps) = (0.0, 0.0);
     for _ in 0..2 {
-        base_rps += load(server.addr, 16, duration, cheapest.clone());
-        read_rps += load(server.addr, 16, duration, pages.clone());
+        base_rps += load(server.addr, 16, duration, 404, cheapest.clone()).per_second();
+        read_rps += load(server.addr, 16, duration, 200, pages.clone()).per_second();
     }
     let (p50_big, p95_big) = latencies(server.addr, 400, |_| get_request("/api/v1/pushes", &big));
     let (p50_small, _) = latencies(server.addr, 400, |_| get_request("/api/v1/pushes", &small));
@@ -652,8 +678,10 @@ fn footprint(dir: &Path, data: &Path) {
         server.addr,
         CONNECTIONS,
         secs("BENCH_WAL_SECS", 60),
+        201,
         Arc::new(move |_| webhook_request(&path, &sig, &body)),
-    );
+    )
+    .per_second();
     sampling.store(false, Ordering::Relaxed);
     sampler.join().unwrap();
     let peak = rss_kb(pid, "VmHWM:") as f64 / 1024.0;
