@@ -174,23 +174,27 @@
     }
   }
 
-  async function loadProjects() {
+  /** Rebuilds every project card; `projects` is the list when the caller has it already. */
+  async function loadProjects(projects) {
     const status = $('projects-status');
     const list = $('projects');
-    status.className = 'status';
-    status.textContent = 'Loading...';
-    show(status, true);
-    let projects;
-    try {
-      projects = await api('GET', '/projects');
-    } catch (e) {
-      status.className = 'status error';
-      status.textContent = 'Could not load projects: ' + e.message;
-      return;
+    if (!Array.isArray(projects)) {
+      status.className = 'status';
+      status.textContent = 'Loading...';
+      show(status, true);
+      try {
+        projects = await api('GET', '/projects');
+      } catch (e) {
+        status.className = 'status error';
+        status.textContent = 'Could not load projects: ' + e.message;
+        return;
+      }
     }
     list.replaceChildren(...projects.map(projectCard));
     if (projects.length === 0) {
+      status.className = 'status';
       status.textContent = 'No projects yet. Create one above to get a webhook URL.';
+      show(status, true);
     } else {
       show(status, false);
     }
@@ -223,22 +227,71 @@
         ),
       ),
       el('p', { class: 'webhook' }, 'Webhook URL: ', el('code', { class: 'webhook-url', text: p.webhookUrl })),
-      el(
-        'p',
-        { class: 'counts' },
-        el('span', { class: 'count', text: p.pushes + ' pushes' }),
-        el('span', { class: 'count pending' + (p.pending > 0 ? ' warn' : ''), text: p.pending + ' pending' }),
-        el('span', { class: 'count failed' + (p.failed > 0 ? ' bad' : ''), text: p.failed + ' failed' }),
-      ),
+      countsLine(p),
       el('h4', { text: 'API keys' }),
       keyForm,
       keys,
       el('h4', { text: 'Recent pushes' }),
       feed,
     );
+    card.dataset.counts = countsKey(p);
     loadKeys(p.name, keys);
     loadPushes(p.name, feed);
     return card;
+  }
+
+  function countsLine(p) {
+    return el(
+      'p',
+      { class: 'counts' },
+      el('span', { class: 'count', text: p.pushes + ' pushes' }),
+      el('span', { class: 'count pending' + (p.pending > 0 ? ' warn' : ''), text: p.pending + ' pending' }),
+      el('span', { class: 'count failed' + (p.failed > 0 ? ' bad' : ''), text: p.failed + ' failed' }),
+    );
+  }
+
+  /** Changes whenever a push arrives or a summary is finished, failed or retried. */
+  function countsKey(p) {
+    return [p.pushes, p.pending, p.failed].join('/');
+  }
+
+  // ---- live updates ----
+
+  // How often an open, visible dashboard looks for new pushes and finished summaries.
+  const LIVE_INTERVAL_MS = 5000;
+  let liveBusy = false;
+
+  /**
+   * Brings counts and push feeds up to date in place, so a half-typed project name or key label
+   * is never wiped. Cards are rebuilt only when projects were added or deleted elsewhere (the
+   * CLI, another tab), and then only while no key form is open.
+   */
+  async function refreshLive() {
+    if (liveBusy || document.hidden || $('app').hidden || $('reveal').hasAttribute('open')) return;
+    liveBusy = true;
+    try {
+      const projects = await api('GET', '/projects');
+      const cards = new Map(
+        Array.from(document.querySelectorAll('#projects article.project'), (c) => [c.dataset.project, c]),
+      );
+      const sameProjects = projects.length === cards.size && projects.every((p) => cards.has(p.name));
+      if (!sameProjects) {
+        const typing = Array.from(document.querySelectorAll('#projects .key-form')).some((f) => !f.hidden);
+        if (!typing) await loadProjects(projects);
+        return;
+      }
+      for (const p of projects) {
+        const card = cards.get(p.name);
+        if (card.dataset.counts === countsKey(p)) continue;
+        card.dataset.counts = countsKey(p);
+        card.querySelector('.counts').replaceWith(countsLine(p));
+        await loadPushes(p.name, card.querySelector('.feed'), true);
+      }
+    } catch (e) {
+      // Quietly: the next tick tries again, and a lost session already shows the login form.
+    } finally {
+      liveBusy = false;
+    }
   }
 
   async function rotateSecret(name) {
@@ -324,13 +377,14 @@
 
   // ---- pushes ----
 
-  async function loadPushes(name, box) {
-    placeholder(box, 'Loading...');
+  /** Shows the newest pushes; `quiet` (live updates) keeps what is shown until the new list is in. */
+  async function loadPushes(name, box, quiet) {
+    if (!quiet) placeholder(box, 'Loading...');
     let page;
     try {
       page = await api('GET', '/projects/' + encodeURIComponent(name) + '/pushes?limit=20');
     } catch (e) {
-      placeholder(box, 'Could not load pushes: ' + e.message, 'error');
+      if (!quiet) placeholder(box, 'Could not load pushes: ' + e.message, 'error');
       return;
     }
     if (page.pushes.length === 0) {
@@ -400,7 +454,9 @@
     $('login-form').addEventListener('submit', login);
     $('logout').addEventListener('click', logout);
     $('new-project').addEventListener('submit', createProject);
-    $('refresh').addEventListener('click', loadProjects);
+    $('refresh').addEventListener('click', () => loadProjects());
+    setInterval(refreshLive, LIVE_INTERVAL_MS);
+    document.addEventListener('visibilitychange', refreshLive);
     $('reveal-value').addEventListener('click', selectValue);
     $('reveal-copy').addEventListener('click', copyValue);
     $('reveal-close').addEventListener('click', closeReveal);

@@ -175,7 +175,8 @@ async fn read_reveal(client: &Client) -> String {
 }
 
 #[test]
-fn the_owner_logs_in_creates_a_project_and_a_key_and_sees_pushes_rendered_as_text() {
+fn the_owner_logs_in_creates_a_project_and_a_key_and_sees_pushes_arrive_on_their_own_rendered_as_text()
+ {
     if !browser_available() {
         return;
     }
@@ -247,7 +248,7 @@ async fn drive(client: Client, app: Arc<TestApp>) {
     let api = app.get("/api/v1/pushes", Some(&project.key));
     assert_eq!(api.body["pagination"]["total"], 2, "{}", api.body);
 
-    click(client, "#refresh").await;
+    // No click: an open dashboard picks up new pushes by itself.
     let feed = poll("both pushes in the feed", || async {
         let items = client
             .find_all(Locator::Css(&format!("{card} .push")))
@@ -309,4 +310,28 @@ async fn drive(client: Client, app: Arc<TestApp>) {
     assert_eq!(overflow, 0, "the page is wider than a phone screen");
     let shot = client.screenshot().await.unwrap();
     std::fs::write(dir.join("dashboard-phone.png"), shot).unwrap();
+
+    // A live update while the owner is typing a key label leaves the label alone.
+    click(client, &format!("{card} .add-key")).await;
+    type_into(client, &format!("{card} .key-label"), "half-typed").await;
+    let third = github_payload("main", &["Fix the logout redirect"], 1_700_000_200);
+    assert_eq!(app.github_push(&project, "b-3", &third).status, 201);
+    poll("the third push and its count", || async {
+        let counts = visible_text(client, &format!("{card} .counts")).await?;
+        let feed = visible_text(client, &format!("{card} .push-list")).await?;
+        (counts.contains("3 pushes") && feed.contains("Fix the logout redirect")).then_some(())
+    })
+    .await;
+    let label = client
+        .find(Locator::Css(&format!("{card} .key-label")))
+        .await
+        .unwrap();
+    assert_eq!(
+        label.prop("value").await.unwrap().as_deref(),
+        Some("half-typed")
+    );
+    assert!(
+        label.is_displayed().await.unwrap(),
+        "the key form stays open"
+    );
 }
