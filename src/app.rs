@@ -13,6 +13,7 @@ use poem::{Endpoint, EndpointExt, Server};
 use crate::clock::Clock;
 use crate::db::writer::IngestWriter;
 use crate::db::{Db, DbError};
+use crate::http::client::TrustedProxies;
 use crate::http::{AppState, routes};
 use crate::manage::Manager;
 use crate::metrics::Metrics;
@@ -40,6 +41,8 @@ pub struct AppConfig {
     pub retention_days: Option<u32>,
     /// Serve `/metrics` without the admin token (for a scraper on a private network).
     pub metrics_public: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client; none by default.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AppConfig {
@@ -55,6 +58,7 @@ impl AppConfig {
             run_worker: true,
             retention_days: None,
             metrics_public: false,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -139,6 +143,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         hooks: Default::default(),
         worker: worker_nudger,
         login_limiter: crate::auth::LoginLimiter::default(),
+        trusted_proxies: config.trusted_proxies,
         metrics,
         metrics_public: config.metrics_public,
     });

@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::app::{self, AppConfig};
 use crate::clock::SystemClock;
 use crate::db::Db;
+use crate::http::client::{IpNet, TrustedProxies};
 use crate::manage::Manager;
 use crate::secret::Secret;
 use crate::summarize::{
@@ -132,6 +133,17 @@ pub struct ServeArgs {
     /// Serve /metrics without the admin token, for a scraper on a private network.
     #[arg(long, env = "PUSH_TRACKER_METRICS_PUBLIC")]
     pub metrics_public: bool,
+
+    /// A reverse proxy (address or network, like 127.0.0.1 or 172.16.0.0/12) whose
+    /// X-Forwarded-For header names the real client, so failed logins are counted per visitor
+    /// instead of all together. Repeat it, or separate several with commas. Default: none, and
+    /// the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "PUSH_TRACKER_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpNet>,
 
     #[command(flatten)]
     pub summarizer: SummarizerArgs,
@@ -307,6 +319,7 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
         run_worker: true,
         retention_days: args.retention_days,
         metrics_public: args.metrics_public,
+        trusted_proxies: TrustedProxies::new(args.trusted_proxies),
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())

@@ -2,6 +2,7 @@
 
 mod support;
 
+use git_push_tracker::http::client::TrustedProxies;
 use serde_json::{Value, json};
 use support::app::{ADMIN_TOKEN, Reply, TestApp, github_payload, reply};
 
@@ -417,6 +418,53 @@ fn failed_logins_are_rate_limited_per_client() {
         Some(json!({"token": ADMIN_TOKEN})),
     );
     assert_eq!(right.status, 429);
+}
+
+/// Five wrong logins with `X-Forwarded-For: client`, then answers the sixth one's status.
+fn sixth_login_status(app: &TestApp, guesser: &str, then_from: &str) -> u16 {
+    let wrong = Some(json!({"token": "gpa_guess"}));
+    for _ in 0..5 {
+        let headers = [("X-Forwarded-For", guesser)];
+        let r = call_with(
+            app,
+            "POST",
+            "/api/admin/login",
+            Auth::None,
+            wrong.clone(),
+            &headers,
+        );
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    let headers = [("X-Forwarded-For", then_from)];
+    call_with(app, "POST", "/api/admin/login", Auth::None, wrong, &headers).status
+}
+
+#[test]
+fn behind_a_trusted_proxy_failed_logins_are_counted_per_forwarded_client() {
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = TrustedProxies::new(vec!["127.0.0.1".parse().unwrap()]);
+    });
+    // Another visitor behind the same proxy is not locked out by the guesser...
+    assert_eq!(sixth_login_status(&app, "203.0.113.9", "198.51.100.7"), 401);
+    // ...the guesser is, even when it prepends a forged address of its own.
+    let forged = "198.51.100.7, 203.0.113.9";
+    let headers = [("X-Forwarded-For", forged)];
+    let wrong = Some(json!({"token": "gpa_guess"}));
+    let r = call_with(
+        &app,
+        "POST",
+        "/api/admin/login",
+        Auth::None,
+        wrong,
+        &headers,
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+}
+
+#[test]
+fn without_a_trusted_proxy_a_forwarded_address_cannot_dodge_the_login_limit() {
+    let app = TestApp::spawn();
+    assert_eq!(sixth_login_status(&app, "203.0.113.9", "198.51.100.7"), 429);
 }
 
 #[test]

@@ -113,6 +113,29 @@ fn wrong_usage_gets_clap_help_and_exit_code_2() {
 }
 
 #[test]
+fn a_trusted_proxy_that_is_not_an_address_is_refused_before_the_server_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let out = cli(
+        &db,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--trusted-proxy",
+            "10.0.0.0/8,proxy.lan",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"proxy.lan\" is not an IP address or a network like 10.0.0.0/8"),
+        "{stderr}"
+    );
+    assert!(!db.exists(), "nothing was created");
+}
+
+#[test]
 fn the_openapi_command_prints_the_committed_document() {
     let dir = tempfile::tempdir().unwrap();
     let out = cli(&dir.path().join("cli.db"), &["openapi"]);

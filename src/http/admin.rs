@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use poem::Request;
 use poem::http::Method;
+use poem::web::Data;
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
-use poem::web::{Data, RemoteAddr};
 use poem_openapi::auth::{ApiKey, Bearer};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -416,13 +416,20 @@ impl AdminApi {
     async fn login(
         &self,
         state: Data<&Arc<AppState>>,
-        remote: &RemoteAddr,
+        req: &Request,
         cookies: &CookieJar,
         body: Json<LoginRequest>,
     ) -> poem::Result<LoginResponse> {
-        let client = remote
+        let peer = req
+            .remote_addr()
             .as_socket_addr()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let forwarded_for = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let client = state.trusted_proxies.client(peer, forwarded_for);
         if let Err(wait) = state.login_limiter.check(client, Instant::now()) {
             return Ok(LoginResponse::TooManyAttempts(
                 Json(ErrorBody::new(

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod api;
 pub mod assets;
+pub mod client;
 pub mod error;
 pub mod fast_json;
 pub mod hook_cache;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub summarize_at_ingest: bool,
     /// Failed admin logins per client, to slow down guessing.
     pub login_limiter: crate::auth::LoginLimiter,
+    /// Whose `X-Forwarded-For` names the client, for the login limiter.
+    pub trusted_proxies: client::TrustedProxies,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `/metrics` answers without the admin token.
     pub metrics_public: bool,

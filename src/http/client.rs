@@ -1,0 +1,210 @@
+//! Which address a request came from, seen through the reverse proxies the owner trusts.
+//!
+//! Behind Caddy or nginx every connection comes from the proxy, so the failed-login brake would
+//! count every visitor as one. `X-Forwarded-For` names the real client, but anyone can send that
+//! header: it is read only when the connection itself comes from a trusted proxy, and then from
+//! the right, where the proxies append, skipping the hops that are trusted proxies themselves.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// One address, or a network in CIDR notation (`10.0.0.0/8`, `fd00::/8`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4 peers of a dual-stack socket arrive as `::ffff:a.b.c.d`; compare them as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0:?} is not an IP address or a network like 10.0.0.0/8")]
+pub struct InvalidIpNet(String);
+
+impl FromStr for IpNet {
+    type Err = InvalidIpNet;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || InvalidIpNet(s.chars().take(100).collect());
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s.trim(), None),
+        };
+        let addr = canonical(addr.parse::<IpAddr>().map_err(|_| invalid())?);
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(invalid)?,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl fmt::Debug for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The reverse proxies whose `X-Forwarded-For` is believed. Empty by default: then the
+/// connection's own address is the client.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    pub fn new(nets: Vec<IpNet>) -> Self {
+        TrustedProxies(nets)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(ip))
+    }
+
+    /// The client behind `peer`, the address the connection came from. `forwarded_for` holds
+    /// every `X-Forwarded-For` header of the request, in order.
+    pub fn client<'a>(&self, peer: IpAddr, forwarded_for: impl Iterator<Item = &'a str>) -> IpAddr {
+        let peer = canonical(peer);
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = forwarded_for.flat_map(|h| h.split(',')).collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            // A hop that is not an address was not written by a proxy we trust: stop at the
+            // last one that was.
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
+            client = canonical(ip);
+            if !self.trusts(client) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn proxies(nets: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn networks_parse_from_addresses_and_cidr_and_refuse_anything_else() {
+        assert_eq!(
+            "127.0.0.1".parse::<IpNet>().unwrap().to_string(),
+            "127.0.0.1/32"
+        );
+        assert_eq!(
+            "10.0.0.0/8".parse::<IpNet>().unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!("fd00::/8".parse::<IpNet>().unwrap().to_string(), "fd00::/8");
+        assert_eq!(
+            "0.0.0.0/0".parse::<IpNet>().unwrap().to_string(),
+            "0.0.0.0/0"
+        );
+        for bad in [
+            "",
+            "localhost",
+            "10.0.0.0/33",
+            "fd00::/129",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+        ] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_network_contains_its_addresses_and_mapped_ipv4_peers() {
+        let net: IpNet = "172.16.0.0/12".parse().unwrap();
+        assert!(net.contains(ip("172.31.255.1")));
+        assert!(net.contains(ip("::ffff:172.20.0.1")));
+        assert!(!net.contains(ip("172.32.0.1")));
+        assert!(!net.contains(ip("fd00::1")));
+        let everything: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(everything.contains(ip("203.0.113.9")));
+    }
+
+    #[test]
+    fn without_trusted_proxies_the_header_is_ignored() {
+        let none = TrustedProxies::default();
+        let client = none.client(ip("127.0.0.1"), ["203.0.113.9"].into_iter());
+        assert_eq!(client, ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_trusted_proxy_names_the_client_and_a_forged_left_part_is_ignored() {
+        let trusted = proxies(&["127.0.0.1", "10.0.0.0/8"]);
+        // The client forged "1.2.3.4"; the first proxy appended the real address, a second
+        // proxy inside the network appended the first one's.
+        let headers = ["1.2.3.4, 203.0.113.9", "10.0.0.5"];
+        let client = trusted.client(ip("127.0.0.1"), headers.into_iter());
+        assert_eq!(client, ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        let client = trusted.client(ip("198.51.100.7"), ["203.0.113.9"].into_iter());
+        assert_eq!(client, ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn a_trusted_proxy_without_the_header_or_with_garbage_is_the_client_itself() {
+        let trusted = proxies(&["127.0.0.1"]);
+        assert_eq!(
+            trusted.client(ip("127.0.0.1"), [].into_iter()),
+            ip("127.0.0.1")
+        );
+        let client = trusted.client(ip("127.0.0.1"), ["<script>"].into_iter());
+        assert_eq!(client, ip("127.0.0.1"));
+        let client = trusted.client(ip("127.0.0.1"), ["203.0.113.9, unknown"].into_iter());
+        assert_eq!(client, ip("127.0.0.1"));
+    }
+}
