@@ -611,3 +611,66 @@ fn a_chunked_delivery_over_the_body_limit_is_refused_and_nothing_is_stored() {
     let small = github_payload("main", &["fix: small"], 1_700_000_000);
     assert_eq!(app.github_push(&project, "after", &small).status, 201);
 }
+
+/// Reads one response from `stream`: its head, lower-cased, and its body (by Content-Length).
+fn read_response(stream: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+#[test]
+fn an_answer_sent_before_the_request_body_arrived_tells_the_client_the_connection_closes() {
+    use std::io::Write;
+    let app = TestApp::spawn();
+    let addr = app.base_url.trim_start_matches("http://");
+    for (request, status) in [
+        // Refused for its missing credentials before the body is read.
+        ("POST /api/admin/projects", "401"),
+        // A route that takes no body at all, called by a client that sends an empty chunked one.
+        ("POST /api/admin/logout", "204"),
+        ("PUT /api/v1/pushes", "405"),
+        ("POST /webhooks/no-such-hook", "404"),
+    ] {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let head = format!(
+            "{request} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             X-Requested-With: git-push-tracker\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        // The body follows only once the answer is in, as it may over a slow link.
+        let (answer, _) = read_response(&mut stream).expect("an answer");
+        assert!(
+            answer.starts_with(&format!("http/1.1 {status}")),
+            "{request}: {answer}"
+        );
+        let _ = stream.write_all(b"b\r\n{\"name\":1}\r\n0\r\n\r\n");
+        if answer.contains("\r\nconnection: close\r\n") {
+            continue;
+        }
+        // Kept open: then it must serve the next request.
+        let _ =
+            stream.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes());
+        let next = read_response(&mut stream);
+        assert!(
+            next.as_ref()
+                .is_some_and(|(h, _)| h.starts_with("http/1.1 200")),
+            "{request}: the connection was kept open after {answer:?} but closed before the next request"
+        );
+    }
+}

@@ -8,6 +8,7 @@ pub mod error;
 pub mod fast_json;
 pub mod hook_cache;
 pub mod metrics;
+pub mod unread_body;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -117,6 +118,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
                 Ok(allow.complete(&path, response))
             }
         })
+        .around(unread_body::close_if_unread)
         .with(
             SetHeader::new()
                 .overriding("X-Content-Type-Options", "nosniff")
