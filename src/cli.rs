@@ -140,6 +140,7 @@ pub struct ServeArgs {
     /// the header is ignored.
     #[arg(
         long = "trusted-proxy",
+        value_name = "NET",
         env = "PUSH_TRACKER_TRUSTED_PROXIES",
         value_delimiter = ','
     )]
