@@ -282,8 +282,9 @@
       }
       for (const p of projects) {
         const card = cards.get(p.name);
-        if (card.dataset.counts === countsKey(p)) continue;
-        card.dataset.counts = countsKey(p);
+        const counts = countsKey(p);
+        if (card.dataset.counts === counts) continue;
+        card.dataset.counts = counts;
         card.querySelector('.counts').replaceWith(countsLine(p));
         await loadPushes(p.name, card.querySelector('.feed'), true);
       }

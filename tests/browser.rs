@@ -175,8 +175,7 @@ async fn read_reveal(client: &Client) -> String {
 }
 
 #[test]
-fn the_owner_logs_in_creates_a_project_and_a_key_and_sees_pushes_arrive_on_their_own_rendered_as_text()
- {
+fn the_owner_creates_a_project_and_a_key_and_watches_pushes_arrive_rendered_as_text() {
     if !browser_available() {
         return;
     }

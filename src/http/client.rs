@@ -99,14 +99,17 @@ impl TrustedProxies {
 
     /// The client behind `peer`, the address the connection came from. `forwarded_for` holds
     /// every `X-Forwarded-For` header of the request, in order.
-    pub fn client<'a>(&self, peer: IpAddr, forwarded_for: impl Iterator<Item = &'a str>) -> IpAddr {
+    pub fn client<'a>(
+        &self,
+        peer: IpAddr,
+        forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
+    ) -> IpAddr {
         let peer = canonical(peer);
         if !self.trusts(peer) {
             return peer;
         }
-        let hops: Vec<&str> = forwarded_for.flat_map(|h| h.split(',')).collect();
         let mut client = peer;
-        for hop in hops.iter().rev() {
+        for hop in forwarded_for.flat_map(|h| h.split(',')).rev() {
             // A hop that is not an address was not written by a proxy we trust: stop at the
             // last one that was.
             let Ok(ip) = hop.trim().parse::<IpAddr>() else {
