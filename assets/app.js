@@ -442,6 +442,9 @@
       return;
     }
     for (const span of document.querySelectorAll('.public-url')) span.textContent = info.publicUrl;
+    for (const span of document.querySelectorAll('.summarizer')) {
+      span.textContent = info.summarizer === 'builtin' ? 'the builtin offline summarizer' : 'the model ' + info.summarizer;
+    }
     show($('boot'), false);
     show($('login'), false);
     show($('app'), true);

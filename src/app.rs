@@ -12,13 +12,14 @@ use poem::{Endpoint, EndpointExt, Server};
 
 use crate::clock::Clock;
 use crate::db::writer::IngestWriter;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Store};
 use crate::http::client::TrustedProxies;
 use crate::http::{AppState, routes};
+use crate::ingest::Ingest;
 use crate::manage::Manager;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
-use crate::summarize::{BuiltinSummarizer, Summarizer};
+use crate::summarize::Summarizer;
 use crate::worker::{Worker, WorkerHandle, WorkerSettings};
 
 /// Default upper bound for a webhook body; GitHub caps payloads at 25 MB.
@@ -98,16 +99,17 @@ pub async fn run_extended<E: Endpoint + 'static>(
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
     let db = Db::open(&config.db_path)?;
+    let store: Arc<dyn Store> = Arc::new(db.clone());
     let now = config.clock.now();
-    if let Some(token) = crate::auth::ensure_admin_token(&db, config.admin_token.as_ref(), now)? {
+    if let Some(token) = crate::auth::ensure_admin_token(&*store, config.admin_token.as_ref(), now)?
+    {
         print_admin_banner(&token, &public_url);
     }
-    let summarize_at_ingest = config.summarizer.source() == BuiltinSummarizer::SOURCE;
     let metrics = Arc::new(Metrics::new());
 
     let worker = if config.run_worker {
         let worker = Worker::new(
-            db.clone(),
+            Arc::clone(&store),
             Arc::clone(&config.summarizer),
             Arc::clone(&config.clock),
             config.worker.clone(),
@@ -126,21 +128,26 @@ pub async fn run_extended<E: Endpoint + 'static>(
     })?;
     let retention = match config.retention_days {
         Some(days) => Some(
-            crate::retention::spawn(db.clone(), Arc::clone(&config.clock), days)
+            crate::retention::spawn(Arc::clone(&store), Arc::clone(&config.clock), days)
                 .map_err(AppError::Thread)?,
         ),
         None => None,
     };
 
-    let state = Arc::new(AppState {
-        manager: Manager::new(db.clone(), public_url.clone()),
-        db,
+    let ingest = Ingest::new(
+        Arc::clone(&store),
         writer,
+        Arc::clone(&config.clock),
+        config.summarizer.is_offline(),
+    );
+    let state = Arc::new(AppState {
+        manager: Manager::new(Arc::clone(&store), public_url.clone()),
+        store,
+        ingest,
         clock: config.clock,
         public_url: public_url.clone(),
+        summarizer: config.summarizer.source().to_owned(),
         body_limit: config.body_limit,
-        summarize_at_ingest,
-        hooks: Default::default(),
         worker: worker_nudger,
         login_limiter: crate::auth::LoginLimiter::default(),
         trusted_proxies: config.trusted_proxies,

@@ -7,10 +7,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 use subtle::ConstantTimeEq;
 
-use crate::db::{Db, DbError, admin};
+use crate::db::{DbError, Store};
 use crate::secret::Secret;
 use crate::tokens::{generate_admin_token, generate_session_id, hash_key};
 
@@ -20,54 +19,52 @@ pub const SESSION_TTL: chrono::Duration = chrono::Duration::days(7);
 /// Makes sure an admin token exists at startup. A configured token replaces the stored one;
 /// with neither, a new token is generated and returned so the caller can show it once.
 pub fn ensure_admin_token(
-    db: &Db,
+    store: &dyn Store,
     configured: Option<&Secret>,
     now: DateTime<Utc>,
 ) -> Result<Option<Secret>, DbError> {
-    let mut conn = db.conn()?;
     if let Some(token) = configured {
-        admin::set_token_hash(&mut conn, &hash_key(token.expose()), now)?;
+        store.set_admin_token_hash(&hash_key(token.expose()), now)?;
         return Ok(None);
     }
-    if admin::token_hash(&conn)?.is_some() {
+    if store.admin_token_hash()?.is_some() {
         return Ok(None);
     }
     let token = generate_admin_token();
-    admin::set_token_hash(&mut conn, &hash_key(token.expose()), now)?;
+    store.set_admin_token_hash(&hash_key(token.expose()), now)?;
     Ok(Some(token))
 }
 
 /// Replaces the admin token with a new one and ends every session; the new token is returned
 /// to be shown once.
-pub fn reset_admin_token(db: &Db, now: DateTime<Utc>) -> Result<Secret, DbError> {
-    let mut conn = db.conn()?;
+pub fn reset_admin_token(store: &dyn Store, now: DateTime<Utc>) -> Result<Secret, DbError> {
     let token = generate_admin_token();
-    admin::set_token_hash(&mut conn, &hash_key(token.expose()), now)?;
-    admin::delete_all_sessions(&conn)?;
+    store.set_admin_token_hash(&hash_key(token.expose()), now)?;
+    store.delete_all_sessions()?;
     Ok(token)
 }
 
 /// True when `presented` is the admin token.
-pub fn is_admin_token(conn: &Connection, presented: &str) -> Result<bool, DbError> {
-    let Some(stored) = admin::token_hash(conn)? else {
+pub fn is_admin_token(store: &dyn Store, presented: &str) -> Result<bool, DbError> {
+    let Some(stored) = store.admin_token_hash()? else {
         return Ok(false);
     };
     Ok(bool::from(stored.ct_eq(&hash_key(presented))))
 }
 
 /// Starts a session and returns its id, the cookie value.
-pub fn start_session(conn: &Connection, now: DateTime<Utc>) -> Result<Secret, DbError> {
+pub fn start_session(store: &dyn Store, now: DateTime<Utc>) -> Result<Secret, DbError> {
     let id = generate_session_id();
-    admin::create_session(conn, &hash_key(id.expose()), now, now + SESSION_TTL)?;
+    store.create_session(&hash_key(id.expose()), now, now + SESSION_TTL)?;
     Ok(id)
 }
 
-pub fn session_is_live(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
-    admin::session_is_live(conn, &hash_key(id), now)
+pub fn session_is_live(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
+    store.session_is_live(&hash_key(id), now)
 }
 
-pub fn end_session(conn: &Connection, id: &str) -> Result<(), DbError> {
-    admin::delete_session(conn, &hash_key(id))
+pub fn end_session(store: &dyn Store, id: &str) -> Result<(), DbError> {
+    store.delete_session(&hash_key(id))
 }
 
 /// Counts failed logins per client address in a sliding window; in memory, so a restart
@@ -142,24 +139,24 @@ mod tests {
     #[test]
     fn a_configured_token_replaces_the_stored_one_and_ends_sessions() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let db = crate::db::Db::open(&dir.path().join("t.db")).unwrap();
         let now = Utc::now();
         let generated = ensure_admin_token(&db, None, now).unwrap().unwrap();
         assert!(ensure_admin_token(&db, None, now).unwrap().is_none());
-        let conn = db.conn().unwrap();
-        assert!(is_admin_token(&conn, generated.expose()).unwrap());
-        let session = start_session(&conn, now).unwrap();
-        assert!(session_is_live(&conn, session.expose(), now).unwrap());
-        assert!(!session_is_live(&conn, session.expose(), now + SESSION_TTL).unwrap());
+        let store: &dyn crate::db::Store = &db;
+        assert!(is_admin_token(store, generated.expose()).unwrap());
+        let session = start_session(store, now).unwrap();
+        assert!(session_is_live(store, session.expose(), now).unwrap());
+        assert!(!session_is_live(store, session.expose(), now + SESSION_TTL).unwrap());
 
         let configured = Secret::new("gpa_configured");
         ensure_admin_token(&db, Some(&configured), now).unwrap();
-        assert!(!is_admin_token(&conn, generated.expose()).unwrap());
-        assert!(is_admin_token(&conn, "gpa_configured").unwrap());
-        assert!(!session_is_live(&conn, session.expose(), now).unwrap());
+        assert!(!is_admin_token(store, generated.expose()).unwrap());
+        assert!(is_admin_token(store, "gpa_configured").unwrap());
+        assert!(!session_is_live(store, session.expose(), now).unwrap());
 
         let reset = reset_admin_token(&db, now).unwrap();
-        assert!(is_admin_token(&conn, reset.expose()).unwrap());
-        assert!(!is_admin_token(&conn, "gpa_configured").unwrap());
+        assert!(is_admin_token(store, reset.expose()).unwrap());
+        assert!(!is_admin_token(store, "gpa_configured").unwrap());
     }
 }

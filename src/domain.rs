@@ -81,13 +81,6 @@ pub struct NewCommit {
     pub modified: Vec<String>,
 }
 
-impl NewCommit {
-    /// The first line of the message, trimmed.
-    pub fn subject(&self) -> &str {
-        subject_of(&self.message)
-    }
-}
-
 /// The first non-empty line of a commit message, trimmed.
 pub fn subject_of(message: &str) -> &str {
     message
@@ -132,20 +125,43 @@ impl NewPush {
     }
 }
 
-/// Where a push's summary stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a push's summary stands: `Pending` → `InProgress` (a worker holds it) → `Summarized`
+/// or `Failed`, and back to `Pending` for a retry or a re-summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SummaryStatus {
     Pending,
+    InProgress,
     Summarized,
     Failed,
 }
 
 impl SummaryStatus {
+    pub const ALL: [SummaryStatus; 4] = [
+        SummaryStatus::Pending,
+        SummaryStatus::InProgress,
+        SummaryStatus::Summarized,
+        SummaryStatus::Failed,
+    ];
+
+    /// The stored value, also the `status` label of the pushes metric.
     pub fn as_str(self) -> &'static str {
         match self {
             SummaryStatus::Pending => "pending",
+            SummaryStatus::InProgress => "in_progress",
             SummaryStatus::Summarized => "summarized",
             SummaryStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SummaryStatus> {
+        SummaryStatus::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// What API readers see: a push being summarized right now is still waiting for its summary.
+    pub fn public(self) -> SummaryStatus {
+        match self {
+            SummaryStatus::InProgress => SummaryStatus::Pending,
+            other => other,
         }
     }
 }

@@ -7,9 +7,11 @@ pub mod auth; // the owner's admin token, sessions and login limit
 pub mod cli; // the command line: flags, env vars, subcommands
 pub mod clock; // injected time
 pub mod config; // validation of flag and environment values
-pub mod db; // all SQL: pool, migrations, projects, keys, pushes, queue, ingest writer
+pub mod db; // the storage façade and all SQL: pool, migrations, projects, keys, pushes, queue, ingest writer
 pub mod domain; // projects, keys, pushes, commits: types without I/O
+pub mod error_code; // the catalog of error codes, their statuses and messages
 pub mod http; // routes: webhooks, public and admin API, dashboard, docs, health, metrics
+pub mod ingest; // the webhook pipeline without HTTP: hook lookup, verify, first summary, store
 pub mod manage; // owner operations shared by the CLI and the admin API
 pub mod metrics; // counters and the Prometheus text of /metrics
 pub mod retention; // the thread that deletes pushes older than --retention-days

@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::pushes::PushFilter;
-use crate::db::{Db, DbError, jobs, keys, projects, pushes};
+use std::sync::Arc;
+
+use crate::db::{DbError, ProjectScope, PushFilter, Store};
 use crate::domain::{ApiKeyInfo, InvalidProjectName, Project, ProjectName, Push, PushCounts};
+use crate::error_code::ErrorCode;
 use crate::secret::Secret;
 use crate::tokens;
 
@@ -25,6 +27,21 @@ pub enum ManageError {
     InvalidLabel(&'static str),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl ManageError {
+    /// The catalog entry this refusal is answered with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ManageError::InvalidName(_) => ErrorCode::InvalidName,
+            ManageError::InvalidLabel(_) => ErrorCode::InvalidLabel,
+            ManageError::ProjectExists(_) => ErrorCode::ProjectExists,
+            ManageError::NoSuchProject(_) => ErrorCode::ProjectNotFound,
+            ManageError::NoSuchKey { .. } => ErrorCode::KeyNotFound,
+            ManageError::NoSuchPush(_) => ErrorCode::PushNotFound,
+            ManageError::Db(_) => ErrorCode::InternalError,
+        }
+    }
 }
 
 /// A new project with its webhook secret, shown this once.
@@ -51,10 +68,10 @@ pub struct ProjectSummary {
     pub counts: PushCounts,
 }
 
-/// Owner operations bound to a database and the public base URL webhook URLs are built on.
+/// Owner operations bound to the store and the public base URL webhook URLs are built on.
 #[derive(Clone, Debug)]
 pub struct Manager {
-    db: Db,
+    store: Arc<dyn Store>,
     public_url: String,
 }
 
@@ -62,9 +79,9 @@ pub struct Manager {
 const MAX_LABEL_LEN: usize = 100;
 
 impl Manager {
-    pub fn new(db: Db, public_url: impl Into<String>) -> Self {
+    pub fn new(store: impl Into<Arc<dyn Store>>, public_url: impl Into<String>) -> Self {
         Manager {
-            db,
+            store: store.into(),
             public_url: public_url.into(),
         }
     }
@@ -75,10 +92,23 @@ impl Manager {
 
     fn project(&self, name: &str) -> Result<Project, ManageError> {
         let name = ProjectName::parse(name)?;
-        projects::find(&*self.db.conn()?, &name).map_err(|e| match e {
+        self.store.find_project(&name).map_err(|e| match e {
             DbError::NotFound => ManageError::NoSuchProject(name.to_string()),
             e => e.into(),
         })
+    }
+
+    fn scope(&self, name: &str) -> Result<ProjectScope, ManageError> {
+        let name = ProjectName::parse(name)?;
+        self.store.owner_scope(&name).map_err(|e| match e {
+            DbError::NotFound => ManageError::NoSuchProject(name.to_string()),
+            e => e.into(),
+        })
+    }
+
+    /// The store behind these operations, for the admin credential's own calls.
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
     }
 
     pub fn create_project(
@@ -89,7 +119,7 @@ impl Manager {
         let name = ProjectName::parse(name)?;
         let secret = tokens::generate_webhook_secret();
         let hook_id = tokens::generate_hook_id();
-        let created = projects::create(&*self.db.conn()?, &name, &hook_id, &secret, now);
+        let created = self.store.create_project(&name, &hook_id, &secret, now);
         match created {
             Ok(project) => Ok(CreatedProject {
                 webhook_url: self.webhook_url(&project.hook_id),
@@ -102,29 +132,28 @@ impl Manager {
     }
 
     pub fn list_projects(&self) -> Result<Vec<ProjectSummary>, ManageError> {
-        let conn = self.db.conn()?;
-        projects::list(&conn)?
+        Ok(self
+            .store
+            .list_projects()?
             .into_iter()
-            .map(|project| {
-                Ok(ProjectSummary {
-                    webhook_url: self.webhook_url(&project.hook_id),
-                    counts: projects::counts(&conn, project.id)?,
-                    project,
-                })
+            .map(|(project, counts)| ProjectSummary {
+                webhook_url: self.webhook_url(&project.hook_id),
+                counts,
+                project,
             })
-            .collect()
+            .collect())
     }
 
     pub fn delete_project(&self, name: &str) -> Result<(), ManageError> {
         let project = self.project(name)?;
-        projects::delete(&*self.db.conn()?, &project.name)?;
+        self.store.delete_project(&project.name)?;
         Ok(())
     }
 
     pub fn rotate_secret(&self, name: &str) -> Result<CreatedProject, ManageError> {
         let project = self.project(name)?;
         let secret = tokens::generate_webhook_secret();
-        let project = projects::rotate_secret(&*self.db.conn()?, &project.name, &secret)?;
+        let project = self.store.rotate_secret(&project.name, &secret)?;
         Ok(CreatedProject {
             webhook_url: self.webhook_url(&project.hook_id),
             name: project.name,
@@ -149,14 +178,9 @@ impl Manager {
         }
         let project = self.project(project)?;
         let key = tokens::generate_api_key();
-        let info = keys::create(
-            &*self.db.conn()?,
-            project.id,
-            &key.hash,
-            &key.prefix,
-            label,
-            now,
-        )?;
+        let info = self
+            .store
+            .create_key(&project, &key.hash, &key.prefix, label, now)?;
         Ok(CreatedKey {
             project: project.name,
             key: key.key,
@@ -166,7 +190,7 @@ impl Manager {
 
     pub fn list_keys(&self, project: &str) -> Result<Vec<ApiKeyInfo>, ManageError> {
         let project = self.project(project)?;
-        Ok(keys::list(&*self.db.conn()?, project.id)?)
+        Ok(self.store.list_keys(&project)?)
     }
 
     pub fn revoke_key(
@@ -176,13 +200,15 @@ impl Manager {
         now: DateTime<Utc>,
     ) -> Result<ApiKeyInfo, ManageError> {
         let project = self.project(project)?;
-        keys::revoke(&*self.db.conn()?, project.id, id_or_prefix, now).map_err(|e| match e {
-            DbError::NotFound => ManageError::NoSuchKey {
-                project: project.name.to_string(),
-                key: id_or_prefix.chars().take(64).collect(),
-            },
-            e => e.into(),
-        })
+        self.store
+            .revoke_key(&project, id_or_prefix, now)
+            .map_err(|e| match e {
+                DbError::NotFound => ManageError::NoSuchKey {
+                    project: project.name.to_string(),
+                    key: id_or_prefix.chars().take(64).collect(),
+                },
+                e => e.into(),
+            })
     }
 
     /// A page of a project's pushes, newest first, and how many it has in all.
@@ -192,13 +218,10 @@ impl Manager {
         limit: u32,
         offset: u64,
     ) -> Result<(Vec<Push>, u64), ManageError> {
-        let project = self.project(project)?;
-        let filter = PushFilter::default();
-        let conn = self.db.conn()?;
-        let name = project.name.as_str();
-        Ok(pushes::list(
-            &conn, project.id, name, &filter, limit, offset,
-        )?)
+        let scope = self.scope(project)?;
+        Ok(self
+            .store
+            .list_pushes(&scope, &PushFilter::default(), limit, offset)?)
     }
 
     /// Queues a push for summarizing again; `project` scopes it for the admin API.
@@ -208,8 +231,9 @@ impl Manager {
         project: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), ManageError> {
-        let project_id = project.map(|p| self.project(p)).transpose()?.map(|p| p.id);
-        jobs::requeue(&*self.db.conn()?, push_id, project_id, now).map_err(|e| match e {
+        let scope = project.map(|p| self.scope(p)).transpose()?;
+        let requeued = self.store.requeue(push_id, scope.as_ref(), now);
+        requeued.map_err(|e| match e {
             DbError::NotFound => ManageError::NoSuchPush(push_id.chars().take(64).collect()),
             e => e.into(),
         })

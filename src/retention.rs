@@ -6,8 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::db::Db;
-use crate::db::retention::run_retention_once;
+use crate::db::{Store, run_retention_once};
 
 /// How often old pushes are looked for after the first run at start.
 pub const INTERVAL: Duration = Duration::from_secs(3600);
@@ -19,18 +18,22 @@ pub struct RetentionHandle {
 }
 
 /// Starts the thread that keeps `days` days of pushes, measured by their arrival here.
-pub fn spawn(db: Db, clock: Arc<dyn Clock>, days: u32) -> std::io::Result<RetentionHandle> {
+pub fn spawn(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    days: u32,
+) -> std::io::Result<RetentionHandle> {
     let (stop, stopped) = channel();
     let thread = std::thread::Builder::new()
         .name("retention".into())
-        .spawn(move || run(&db, clock.as_ref(), days, &stopped))?;
+        .spawn(move || run(&*store, clock.as_ref(), days, &stopped))?;
     Ok(RetentionHandle {
         stop: Some(stop),
         thread: Some(thread),
     })
 }
 
-fn run(db: &Db, clock: &dyn Clock, days: u32, stopped: &Receiver<()>) {
+fn run(store: &dyn Store, clock: &dyn Clock, days: u32, stopped: &Receiver<()>) {
     loop {
         let cutoff = clock.now() - chrono::Duration::days(i64::from(days));
         let keep_going = || {
@@ -39,7 +42,7 @@ fn run(db: &Db, clock: &dyn Clock, days: u32, stopped: &Receiver<()>) {
                 Err(std::sync::mpsc::TryRecvError::Empty)
             )
         };
-        match run_retention_once(db, cutoff, &keep_going) {
+        match run_retention_once(store, cutoff, &keep_going) {
             Ok(0) => tracing::debug!(days, "retention: nothing to delete"),
             Ok(n) => tracing::info!(pushes = n, days, "retention: deleted old pushes"),
             Err(e) => tracing::error!(error = %crate::error_chain(&e), "retention run failed"),

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::db::{Db, DbError, jobs};
+use crate::db::{DbError, Store};
 use crate::metrics::{Metrics, ModelErrorKind};
 use crate::summarize::{
     BuiltinSummarizer, SummarizeError, Summarizer, SummaryInput, builtin_summary,
@@ -79,7 +79,7 @@ impl Nudger {
 }
 
 pub struct Worker {
-    db: Db,
+    store: Arc<dyn Store>,
     summarizer: Arc<dyn Summarizer>,
     clock: Arc<dyn Clock>,
     settings: WorkerSettings,
@@ -88,13 +88,13 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(
-        db: Db,
+        store: impl Into<Arc<dyn Store>>,
         summarizer: Arc<dyn Summarizer>,
         clock: Arc<dyn Clock>,
         settings: WorkerSettings,
     ) -> Self {
         Worker {
-            db,
+            store: store.into(),
             summarizer,
             clock,
             settings,
@@ -115,16 +115,16 @@ impl Worker {
 
     /// Summarizes the oldest due push, if any, and records the outcome.
     pub fn run_once(&self) -> Result<Outcome, DbError> {
-        let mut conn = self.db.conn()?;
-        let Some(claimed) = jobs::claim_next(&mut conn, self.clock.now())? else {
+        let store = &*self.store;
+        let Some(claimed) = store.claim_next(self.clock.now())? else {
             return Ok(Outcome::Idle);
         };
         let push_id = claimed.push.id.clone();
+        let _span = tracing::info_span!("summary", push = %push_id).entered();
         let input = SummaryInput::from_stored(&claimed.push, &claimed.commits);
         if !input.needs_model() {
-            jobs::complete(
-                &conn,
-                claimed.row_id,
+            store.complete(
+                &claimed,
                 &builtin_summary(&input),
                 BuiltinSummarizer::SOURCE,
                 self.clock.now(),
@@ -137,13 +137,7 @@ impl Worker {
         let now = self.clock.now();
         match result {
             Ok(summary) => {
-                jobs::complete(
-                    &conn,
-                    claimed.row_id,
-                    &summary,
-                    self.summarizer.source(),
-                    now,
-                )?;
+                store.complete(&claimed, &summary, self.summarizer.source(), now)?;
                 self.observe_latency(&claimed.push, now);
                 tracing::info!(push = %push_id, source = self.summarizer.source(), elapsed_ms = started.elapsed().as_millis() as u64, "push summarized");
                 Ok(Outcome::Summarized { push_id })
@@ -153,13 +147,13 @@ impl Worker {
                 retry_after,
             }) => {
                 let after = retry_after.min(self.settings.max_retry_delay);
-                jobs::postpone(&conn, claimed.row_id, &reason, now + after)?;
+                store.postpone(&claimed, &reason, now + after)?;
                 self.metrics.model_error(ModelErrorKind::Postponed);
                 tracing::warn!(push = %push_id, %reason, after_s = after.as_secs(), "summary postponed");
                 Ok(Outcome::Postponed { push_id, after })
             }
             Err(SummarizeError::Permanent { reason }) => {
-                jobs::fail(&conn, claimed.row_id, &reason)?;
+                store.fail(&claimed, &reason)?;
                 self.metrics.model_error(ModelErrorKind::Permanent);
                 tracing::warn!(push = %push_id, %reason, "summary failed; not retrying");
                 Ok(Outcome::Failed { push_id, reason })
@@ -172,14 +166,14 @@ impl Worker {
                 let attempts = claimed.push.attempts;
                 if attempts >= self.settings.max_attempts {
                     let reason = format!("gave up after {attempts} attempts: {reason}");
-                    jobs::fail(&conn, claimed.row_id, &reason)?;
+                    store.fail(&claimed, &reason)?;
                     tracing::warn!(push = %push_id, %reason, "summary failed");
                     return Ok(Outcome::Failed { push_id, reason });
                 }
                 let after = retry_after
                     .unwrap_or_else(|| self.backoff(attempts))
                     .min(self.settings.max_retry_delay);
-                jobs::retry_at(&conn, claimed.row_id, &reason, now + after)?;
+                store.retry_at(&claimed, &reason, now + after)?;
                 tracing::info!(push = %push_id, %reason, attempts, after_ms = after.as_millis() as u64, "summary attempt failed; will retry");
                 Ok(Outcome::WillRetry { push_id, after })
             }
@@ -208,12 +202,7 @@ impl Worker {
 
     /// How long to sleep: until the next retry is due, at most `interval`.
     fn sleep_time(&self) -> Duration {
-        let next_due = self
-            .db
-            .conn()
-            .and_then(|c| jobs::next_due(&c))
-            .ok()
-            .flatten();
+        let next_due = self.store.next_due().ok().flatten();
         match next_due {
             Some(due) => (due - self.clock.now())
                 .to_std()
@@ -252,10 +241,7 @@ impl Worker {
 
     /// Puts pushes whose step never finished (a killed process, a panic) back in the queue.
     fn requeue_abandoned(&self) {
-        let requeued = self
-            .db
-            .conn()
-            .and_then(|conn| jobs::requeue_abandoned(&conn, self.clock.now()));
+        let requeued = self.store.requeue_abandoned(self.clock.now());
         match requeued {
             Ok(0) => {}
             Ok(n) => tracing::info!(pushes = n, "re-queued pushes whose summary was interrupted"),

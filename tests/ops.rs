@@ -11,8 +11,7 @@ use chrono::Utc;
 use git_push_tracker::clock::{Clock, ManualClock};
 use git_push_tracker::db::backup::{BackupError, backup};
 use git_push_tracker::db::migrate::{LATEST_VERSION, migrate_to};
-use git_push_tracker::db::retention::{delete_batch, run_retention_once};
-use git_push_tracker::db::{Db, DbError};
+use git_push_tracker::db::{Db, DbError, Store, run_retention_once};
 use git_push_tracker::secret::Secret;
 use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
 use support::app::{TestApp, github_payload, wait_for};
@@ -187,7 +186,7 @@ fn a_database_from_the_first_release_migrates_and_keeps_its_data() {
     build_v1_database(&path);
 
     let db = Db::open(&path).expect("an old database opens");
-    let conn = db.conn().unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
@@ -310,9 +309,8 @@ fn retention_deletes_exactly_the_pushes_received_before_the_cutoff_with_their_co
 
     let db = Db::open(&app.db_path).unwrap();
     let cutoff = clock.now() - chrono::Duration::days(30);
-    let mut conn = db.dedicated_connection().unwrap();
     // Small batches: two, then the one left, then nothing.
-    assert_eq!(delete_batch(&mut conn, cutoff, 2).unwrap(), 2);
+    assert_eq!(db.delete_received_before(cutoff, 2).unwrap(), 2);
     assert_eq!(run_retention_once(&db, cutoff, &|| true).unwrap(), 1);
     assert_eq!(run_retention_once(&db, cutoff, &|| true).unwrap(), 0);
 

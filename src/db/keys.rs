@@ -3,19 +3,11 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{DbError, from_millis, to_millis};
+use super::{DbError, ProjectScope, from_millis, to_millis};
 use crate::domain::{ApiKeyInfo, ProjectName};
 
 /// `last_used_at` is written at most this often per key, so reads stay reads.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
-
-/// The project an authenticated key may read.
-#[derive(Debug, Clone)]
-pub struct KeyOwner {
-    pub key_id: i64,
-    pub project_id: i64,
-    pub project: ProjectName,
-}
 
 pub fn create(
     conn: &Connection,
@@ -87,7 +79,7 @@ pub fn authenticate(
     conn: &Connection,
     hash: &[u8; 32],
     now: DateTime<Utc>,
-) -> Result<Option<KeyOwner>, DbError> {
+) -> Result<Option<ProjectScope>, DbError> {
     let found = conn
         .prepare_cached(
             "SELECT k.id, k.project_id, p.name, k.last_used_at FROM api_keys k
@@ -98,12 +90,12 @@ pub fn authenticate(
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
+                r.get::<_, ProjectName>(2)?,
                 r.get::<_, Option<i64>>(3)?,
             ))
         })
         .optional()?;
-    let Some((key_id, project_id, name, last_used)) = found else {
+    let Some((key_id, project_id, project, last_used)) = found else {
         return Ok(None);
     };
     let now_ms = to_millis(now);
@@ -113,12 +105,5 @@ pub fn authenticate(
             params![key_id, now_ms],
         )?;
     }
-    let Ok(project) = ProjectName::parse(&name) else {
-        return Ok(None);
-    };
-    Ok(Some(KeyOwner {
-        key_id,
-        project_id,
-        project,
-    }))
+    Ok(Some(ProjectScope::new(project_id, project)))
 }

@@ -1,19 +1,28 @@
-//! The SQLite store: connection pool, per-connection settings, and every SQL statement the app runs.
+//! Storage: the [`Store`] façade every other module goes through, and its SQLite engine ([`Db`]):
+//! the connection pool, per-connection settings and every SQL statement the app runs.
 //!
-//! One file holds everything. WAL lets the API read while the ingest writer commits; the
-//! writer thread ([`writer`]) batches webhook inserts into few transactions and keeps the WAL
-//! file bounded with periodic checkpoints.
+//! Contact points: handlers, the CLI, the worker and retention call [`Store`]; webhook pushes
+//! arrive through the batching [`writer`]; [`migrate`] runs at open; [`backup`] copies a live
+//! file. WAL lets the API read while the ingest writer commits, and the writer keeps the WAL
+//! file bounded with periodic checkpoints. No module outside this one names `rusqlite`.
 
-pub mod admin;
+mod admin;
 pub mod backup;
-pub mod jobs;
-pub mod keys;
+mod keys;
 pub mod migrate;
-pub mod projects;
-pub mod pushes;
-pub mod retention;
-pub mod stats;
+mod projects;
+mod pushes;
+mod retention;
+mod stats;
+mod store;
+mod summary_queue;
+mod values;
 pub mod writer;
+
+pub use pushes::{Inserted, PreparedPush, PushFilter};
+pub use retention::{BATCH_SIZE as RETENTION_BATCH_SIZE, run_retention_once};
+pub use store::{HookTarget, ProjectScope, Store};
+pub use summary_queue::ClaimedPush;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +30,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
+
+use crate::domain::ProjectName;
 
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 pub type PooledConn = r2d2::PooledConnection<SqliteConnectionManager>;
@@ -40,7 +51,9 @@ pub enum DbError {
     )]
     NewerSchema { found: i64, supported: i64 },
     #[error("database error")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[source] rusqlite::Error),
+    #[error("a stored row holds a value this binary does not know")]
+    CorruptValue(#[source] values::UnknownStoredValue),
     #[error("could not get a database connection")]
     Pool(#[from] r2d2::Error),
     #[error("could not open the database at {path}")]
@@ -55,6 +68,22 @@ pub enum DbError {
     StaleSecret,
     #[error("a push's stored commits could not be read")]
     CorruptCommits(#[source] serde_json::Error),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(column, ty, cause) => {
+                match cause.downcast::<values::UnknownStoredValue>() {
+                    Ok(unknown) => DbError::CorruptValue(*unknown),
+                    Err(cause) => DbError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
+                        column, ty, cause,
+                    )),
+                }
+            }
+            e => DbError::Sqlite(e),
+        }
+    }
 }
 
 /// The shared handle to the database file.
@@ -87,17 +116,13 @@ impl Db {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// A pooled connection; blocking, so async callers go through `spawn_blocking`.
-    pub fn conn(&self) -> Result<PooledConn, DbError> {
+    fn conn(&self) -> Result<PooledConn, DbError> {
         Ok(self.pool.get()?)
     }
 
     /// A dedicated connection outside the pool, for long-lived threads (writer, backup).
-    pub fn dedicated_connection(&self) -> Result<Connection, DbError> {
+    fn dedicated_connection(&self) -> Result<Connection, DbError> {
         open_connection(&self.path)
     }
 
@@ -108,11 +133,24 @@ impl Db {
         PathBuf::from(name)
     }
 
-    /// Answers whether the database can be read; used by `/healthz`.
-    pub fn check(&self) -> Result<(), DbError> {
-        let conn = self.conn()?;
-        conn.query_row("SELECT count(*) FROM projects", [], |r| r.get::<_, i64>(0))?;
-        Ok(())
+    /// Stores already prepared pushes of one project in one transaction, outside the ingest
+    /// writer: a bulk import (the benchmark seeds its million-push database this way).
+    pub fn import_pushes(
+        &self,
+        project: &ProjectName,
+        pushes: &[PreparedPush],
+    ) -> Result<usize, DbError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let project = projects::find(&tx, project)?;
+        let mut stored = 0;
+        for push in pushes {
+            if matches!(pushes::insert(&tx, project.id, push)?, Inserted::New(_)) {
+                stored += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(stored)
     }
 }
 

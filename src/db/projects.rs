@@ -3,17 +3,9 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{DbError, from_millis, to_millis};
-use crate::domain::{Project, ProjectName, PushCounts};
+use super::{DbError, HookTarget, from_millis, to_millis};
+use crate::domain::{Project, ProjectName, PushCounts, SummaryStatus};
 use crate::secret::Secret;
-
-/// What the webhook endpoint needs to verify a delivery for a hook id.
-#[derive(Debug, Clone)]
-pub struct HookTarget {
-    pub project_id: i64,
-    pub project: ProjectName,
-    pub secret: Secret,
-}
 
 pub fn create(
     conn: &Connection,
@@ -43,11 +35,9 @@ pub fn create(
 }
 
 fn project_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
-    let name: String = row.get(1)?;
     Ok(Project {
         id: row.get(0)?,
-        // Names were validated on the way in; a hand-edited row still shows rather than failing.
-        name: ProjectName::parse(&name).unwrap_or_else(|_| ProjectName::parse("invalid").unwrap()),
+        name: row.get(1)?,
         hook_id: row.get(2)?,
         created_at: from_millis(row.get(3)?),
     })
@@ -70,11 +60,9 @@ pub fn find(conn: &Connection, name: &ProjectName) -> Result<Project, DbError> {
 pub fn find_by_hook_id(conn: &Connection, hook_id: &str) -> Result<HookTarget, DbError> {
     conn.prepare_cached("SELECT id, name, webhook_secret FROM projects WHERE hook_id = ?1")?
         .query_row([hook_id], |row| {
-            let name: String = row.get(1)?;
             Ok(HookTarget {
                 project_id: row.get(0)?,
-                project: ProjectName::parse(&name)
-                    .unwrap_or_else(|_| ProjectName::parse("invalid").unwrap()),
+                project: row.get(1)?,
                 secret: Secret::new(row.get::<_, String>(2)?),
             })
         })
@@ -125,19 +113,21 @@ pub fn counts(conn: &Connection, project_id: i64) -> Result<PushCounts, DbError>
         total: total.max(0) as u64,
         ..PushCounts::default()
     };
-    let mut stmt = conn.prepare_cached(
+    // The status is named in the text so that the partial index of unfinished pushes is used.
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT summary_status, count(*) FROM pushes
-         WHERE project_id = ?1 AND summary_status <> 'summarized' GROUP BY summary_status",
-    )?;
+         WHERE project_id = ?1 AND summary_status <> '{}' GROUP BY summary_status",
+        SummaryStatus::Summarized.as_str()
+    ))?;
     let rows = stmt.query_map([project_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        Ok((r.get::<_, SummaryStatus>(0)?, r.get::<_, i64>(1)?))
     })?;
     for row in rows {
         let (status, n) = row?;
-        match status.as_str() {
-            "pending" | "in_progress" => counts.pending += n as u64,
-            "failed" => counts.failed += n as u64,
-            _ => {}
+        match status {
+            SummaryStatus::Pending | SummaryStatus::InProgress => counts.pending += n as u64,
+            SummaryStatus::Failed => counts.failed += n as u64,
+            SummaryStatus::Summarized => {}
         }
     }
     Ok(counts)

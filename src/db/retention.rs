@@ -10,7 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::{Db, DbError, to_millis};
+use super::{DbError, Store, to_millis};
+use crate::domain::SummaryStatus;
 
 /// Pushes deleted per transaction.
 pub const BATCH_SIZE: usize = 500;
@@ -31,10 +32,13 @@ pub fn delete_batch(
     let ids = conn
         .prepare_cached(
             "SELECT id FROM pushes
-             WHERE received_at < ?1 AND summary_status <> 'in_progress'
+             WHERE received_at < ?1 AND summary_status <> ?3
              ORDER BY id LIMIT ?2",
         )?
-        .query_map(params![cutoff, limit as i64], |r| r.get::<_, i64>(0))?
+        .query_map(
+            params![cutoff, limit as i64, SummaryStatus::InProgress],
+            |r| r.get::<_, i64>(0),
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     if ids.is_empty() {
         return Ok(0);
@@ -44,10 +48,10 @@ pub fn delete_batch(
     {
         let mut delete = tx.prepare_cached(
             "DELETE FROM pushes
-             WHERE id = ?1 AND received_at < ?2 AND summary_status <> 'in_progress'",
+             WHERE id = ?1 AND received_at < ?2 AND summary_status <> ?3",
         )?;
         for id in &ids {
-            deleted += delete.execute(params![id, cutoff])?;
+            deleted += delete.execute(params![id, cutoff, SummaryStatus::InProgress])?;
         }
     }
     tx.commit()?;
@@ -57,14 +61,13 @@ pub fn delete_batch(
 /// Deletes every push received before `cutoff`, batch by batch; returns the total deleted.
 /// `keep_going` is asked between batches so a shutdown does not wait for a long purge.
 pub fn run_retention_once(
-    db: &Db,
+    store: &dyn Store,
     cutoff: DateTime<Utc>,
     keep_going: &dyn Fn() -> bool,
 ) -> Result<u64, DbError> {
-    let mut conn = db.conn()?;
     let mut total = 0u64;
     loop {
-        let deleted = delete_batch(&mut conn, cutoff, BATCH_SIZE)?;
+        let deleted = store.delete_received_before(cutoff, BATCH_SIZE)?;
         total += deleted as u64;
         if deleted < BATCH_SIZE || !keep_going() {
             return Ok(total);

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-use super::{DbError, jobs};
+use super::{DbError, summary_queue};
 use crate::metrics::DbStats;
 
 /// Reads what `/metrics` reports about the stored data. `wal_path` is the `-wal` file next to
@@ -21,7 +21,7 @@ pub fn read(conn: &Connection, wal_path: &std::path::Path) -> Result<DbStats, Db
     let wal = std::fs::metadata(wal_path).map(|m| m.len()).unwrap_or(0);
     Ok(DbStats {
         pushes_by_status,
-        queue_depth: jobs::queue_depth(conn)?,
+        queue_depth: summary_queue::queue_depth(conn)?,
         size_bytes: (pages.max(0) as u64) * (page_size.max(0) as u64) + wal,
     })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use poem::Request;
-use poem::http::Method;
+use poem::http::{Method, StatusCode};
 use poem::web::Data;
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem_openapi::auth::{ApiKey, Bearer};
@@ -20,6 +20,7 @@ use super::api::{Pagination, PushItem, iso};
 use super::error::{ErrorBody, InternalError};
 use crate::auth;
 use crate::domain::{ApiKeyInfo, Push};
+use crate::error_code::ErrorCode;
 use crate::manage::{CreatedProject, ManageError, Manager};
 
 /// The dashboard's session cookie.
@@ -68,7 +69,7 @@ fn state(req: &Request) -> poem::Result<&Arc<AppState>> {
 async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<()> {
     let state = state(req)?;
     let ok = state
-        .blocking(move |conn| auth::is_admin_token(conn, &bearer.token))
+        .with_store(move |store| auth::is_admin_token(store, &bearer.token))
         .await?;
     ok.then_some(())
         .ok_or_else(|| poem_openapi::error::AuthorizationError.into())
@@ -78,7 +79,7 @@ async fn check_session(req: &Request, cookie: ApiKey) -> poem::Result<()> {
     let state = state(req)?;
     let now = state.clock.now();
     let live = state
-        .blocking(move |conn| auth::session_is_live(conn, &cookie.key, now))
+        .with_store(move |store| auth::session_is_live(store, &cookie.key, now))
         .await?;
     if !live {
         return Err(poem_openapi::error::AuthorizationError.into());
@@ -87,7 +88,7 @@ async fn check_session(req: &Request, cookie: ApiKey) -> poem::Result<()> {
         return Err(poem::Error::from_string(
             "cross-site request refused: send `X-Requested-With: git-push-tracker` from this \
              server's own pages, or use `Authorization: Bearer <admin token>`",
-            poem::http::StatusCode::FORBIDDEN,
+            StatusCode::FORBIDDEN,
         ));
     }
     Ok(())
@@ -149,28 +150,12 @@ pub enum Refusal {
 
 impl From<ManageError> for Refusal {
     fn from(e: ManageError) -> Self {
-        let message = e.to_string();
-        match e {
-            ManageError::InvalidName(_) => {
-                Refusal::BadRequest(ErrorBody::new("invalid_name", message))
-            }
-            ManageError::InvalidLabel(_) => {
-                Refusal::BadRequest(ErrorBody::new("invalid_label", message))
-            }
-            ManageError::ProjectExists(_) => {
-                Refusal::Conflict(ErrorBody::new("project_exists", message))
-            }
-            ManageError::NoSuchProject(_) => {
-                Refusal::NotFound(ErrorBody::new("project_not_found", message))
-            }
-            ManageError::NoSuchKey { .. } => {
-                Refusal::NotFound(ErrorBody::new("key_not_found", message))
-            }
-            ManageError::NoSuchPush(_) => {
-                Refusal::NotFound(ErrorBody::new("push_not_found", message))
-            }
-            // `manage` answers storage failures with a 500 before they get here.
-            ManageError::Db(_) => Refusal::BadRequest(ErrorBody::new("internal_error", message)),
+        let code = e.code();
+        let body = ErrorBody::new(code, e.to_string());
+        match code.status() {
+            StatusCode::CONFLICT => Refusal::Conflict(body),
+            StatusCode::NOT_FOUND => Refusal::NotFound(body),
+            _ => Refusal::BadRequest(body),
         }
     }
 }
@@ -283,6 +268,8 @@ pub struct ServerInfo {
     /// The base URL webhook URLs and the docs are built on.
     pub public_url: String,
     pub version: String,
+    /// What writes the summaries: `builtin` or the configured model's name.
+    pub summarizer: String,
 }
 
 #[derive(Debug, Object)]
@@ -432,19 +419,16 @@ impl AdminApi {
         let client = state.trusted_proxies.client(peer, forwarded_for);
         if let Err(wait) = state.login_limiter.check(client, Instant::now()) {
             return Ok(LoginResponse::TooManyAttempts(
-                Json(ErrorBody::new(
-                    "too_many_attempts",
-                    "too many failed logins from this address; wait and try again",
-                )),
+                Json(ErrorBody::of(ErrorCode::TooManyAttempts)),
                 wait.as_secs().max(1),
             ));
         }
         let now = state.clock.now();
         let token = body.0.token;
         let session = state
-            .blocking(move |conn| {
-                if auth::is_admin_token(conn, &token)? {
-                    auth::start_session(conn, now).map(Some)
+            .with_store(move |store| {
+                if auth::is_admin_token(store, &token)? {
+                    auth::start_session(store, now).map(Some)
                 } else {
                     Ok(None)
                 }
@@ -453,7 +437,7 @@ impl AdminApi {
         let Some(session) = session else {
             state.login_limiter.record_failure(client, Instant::now());
             return Ok(LoginResponse::Unauthorized(Json(ErrorBody::new(
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "that is not the admin token; it was printed at the first start, or run \
                  `git-push-tracker admin reset-token`",
             ))));
@@ -472,7 +456,7 @@ impl AdminApi {
         if let Some(cookie) = cookies.get(SESSION_COOKIE) {
             let id = cookie.value_str().to_owned();
             state
-                .blocking(move |conn| auth::end_session(conn, &id))
+                .with_store(move |store| auth::end_session(store, &id))
                 .await?;
         }
         cookies.add(session_cookie(&state, "", true));
@@ -485,6 +469,7 @@ impl AdminApi {
         Found::Ok(Json(ServerInfo {
             public_url: state.public_url.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            summarizer: state.summarizer.clone(),
         }))
     }
 

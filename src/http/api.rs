@@ -8,16 +8,14 @@ use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
-use rusqlite::Connection;
 use serde::Serialize;
 
 use super::AppState;
 use super::error::ErrorBody;
 use super::fast_json::FastJson;
-use crate::db::keys::KeyOwner;
-use crate::db::pushes::PushFilter;
-use crate::db::{DbError, keys, pushes};
+use crate::db::{DbError, ProjectScope, PushFilter, Store};
 use crate::domain::{NewCommit, Push};
+use crate::error_code::ErrorCode;
 use crate::tokens::hash_key;
 
 const DEFAULT_LIMIT: i64 = 20;
@@ -162,13 +160,13 @@ pub struct PublicApi;
 
 fn unauthorized() -> Json<ErrorBody> {
     Json(ErrorBody::new(
-        "unauthorized",
+        ErrorCode::Unauthorized,
         "unknown or revoked API key: send `Authorization: Bearer gpt_...` with a key of this project",
     ))
 }
 
 fn bad_request(message: impl Into<String>) -> ListPushesResponse {
-    ListPushesResponse::BadRequest(Json(ErrorBody::new("invalid_parameter", message)))
+    ListPushesResponse::BadRequest(Json(ErrorBody::new(ErrorCode::InvalidParameter, message)))
 }
 
 pub(crate) fn iso(t: DateTime<Utc>) -> String {
@@ -208,7 +206,7 @@ impl From<Push> for PushItem {
             forced: p.forced,
             commits_truncated: p.commits_truncated,
             compare_url: p.compare_url,
-            summary_status: p.summary_status.as_str().to_owned(),
+            summary_status: p.summary_status.public().as_str().to_owned(),
             summary_source: p.summary_source,
             received_at: iso(p.received_at),
         }
@@ -243,28 +241,19 @@ impl PushDetail {
     }
 }
 
-/// The project behind a presented key, or None for an unknown or revoked key.
-async fn owner(state: &AppState, key: &ProjectKey) -> poem::Result<Option<KeyOwner>> {
-    let hash = hash_key(&key.0.token);
-    let now = state.clock.now();
-    state
-        .blocking(move |conn| keys::authenticate(conn, &hash, now))
-        .await
-}
-
-/// Runs `work` for the project behind a presented key, or answers None for an unknown or
-/// revoked key. The key check and the work share one blocking hop and one pooled connection:
-/// a second hop cost about as much as the page query itself.
-async fn as_owner<T, F>(state: &AppState, key: &ProjectKey, work: F) -> poem::Result<Option<T>>
+/// Runs `work` within the project of a presented key, or answers None for an unknown or revoked
+/// key. The key check and the work share one blocking hop: a second hop cost about as much as
+/// the page query itself.
+async fn in_scope<T, F>(state: &AppState, key: &ProjectKey, work: F) -> poem::Result<Option<T>>
 where
     T: Send + 'static,
-    F: FnOnce(&mut Connection, KeyOwner) -> Result<T, DbError> + Send + 'static,
+    F: FnOnce(&dyn Store, ProjectScope) -> Result<T, DbError> + Send + 'static,
 {
     let hash = hash_key(&key.0.token);
     let now = state.clock.now();
     state
-        .blocking(move |conn| match keys::authenticate(conn, &hash, now)? {
-            Some(owner) => work(conn, owner).map(Some),
+        .with_store(move |store| match store.authenticate_key(&hash, now)? {
+            Some(scope) => work(store, scope).map(Some),
             None => Ok(None),
         })
         .await
@@ -318,13 +307,11 @@ impl PublicApi {
             branch: branch.0,
             since,
         };
-        let page = as_owner(&state, &key, move |conn, owner| {
-            let project = owner.project.to_string();
-            let (rows, total) =
-                pushes::list(conn, owner.project_id, &project, &filter, limit, offset)?;
+        let page = in_scope(&state, &key, move |store, scope| {
+            let (rows, total) = store.list_pushes(&scope, &filter, limit, offset)?;
             Ok(PushPage {
                 pushes: rows.into_iter().map(PushItem::from).collect(),
-                project,
+                project: scope.project().to_string(),
                 pagination: Pagination {
                     limit,
                     offset,
@@ -348,24 +335,20 @@ impl PublicApi {
         /// The push's id.
         id: Path<String>,
     ) -> poem::Result<GetPushResponse> {
-        let Some(owner) = owner(&state, &key).await? else {
-            return Ok(GetPushResponse::Unauthorized(unauthorized()));
-        };
-        let project = owner.project.to_string();
-        let found = state
-            .blocking(
-                move |conn| match pushes::get(conn, owner.project_id, &project, &id.0) {
-                    Err(DbError::NotFound) => Ok(None),
-                    other => other.map(Some),
-                },
-            )
-            .await?;
+        let found = in_scope(&state, &key, move |store, scope| {
+            match store.get_push(&scope, &id.0) {
+                Err(DbError::NotFound) => Ok(None),
+                other => other.map(Some),
+            }
+        })
+        .await?;
         Ok(match found {
-            Some((push, commits)) => {
+            None => GetPushResponse::Unauthorized(unauthorized()),
+            Some(Some((push, commits))) => {
                 GetPushResponse::Ok(FastJson(Box::new(PushDetail::new(push, commits))))
             }
-            None => GetPushResponse::NotFound(Json(ErrorBody::new(
-                "not_found",
+            Some(None) => GetPushResponse::NotFound(Json(ErrorBody::new(
+                ErrorCode::NotFound,
                 "this project has no push with that id",
             ))),
         })

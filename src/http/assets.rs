@@ -1,12 +1,11 @@
 //! The dashboard's files (assets/), embedded at build time and served with a strict
 //! Content-Security-Policy.
 
-use poem::http::StatusCode;
 use poem::web::Path;
 use poem::{Response, handler};
 use rust_embed::RustEmbed;
 
-use super::error::json_error;
+use crate::error_code::ErrorCode;
 
 #[derive(RustEmbed)]
 #[folder = "assets/"]
@@ -34,7 +33,7 @@ fn serve(path: &str) -> Response {
             .split('/')
             .all(|segment| !segment.is_empty() && segment != "." && segment != "..");
     let Some(file) = clean.then(|| Assets::get(path)).flatten() else {
-        return json_error(StatusCode::NOT_FOUND, "not_found", "no such file");
+        return ErrorCode::NotFound.response("no such file");
     };
     Response::builder()
         .content_type(content_type(path))

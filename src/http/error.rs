@@ -4,6 +4,8 @@ use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use poem_openapi::Object;
 
+use crate::error_code::ErrorCode;
+
 /// `{"error":{"code","message"}}`
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
@@ -12,28 +14,37 @@ pub struct ErrorBody {
 
 #[derive(Debug, Clone, Object)]
 pub struct ErrorDetail {
-    /// A stable snake_case code to match on.
+    /// A stable snake_case code to match on (listed in the API description).
     pub code: String,
     /// What went wrong and what to do about it.
     pub message: String,
 }
 
 impl ErrorBody {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ErrorBody {
             error: ErrorDetail {
-                code: code.to_owned(),
+                code: code.as_str().to_owned(),
                 message: message.into(),
             },
         }
     }
+
+    /// The body with the catalog's default message.
+    pub fn of(code: ErrorCode) -> Self {
+        ErrorBody::new(code, code.default_message())
+    }
 }
 
-/// A JSON error response outside poem-openapi handlers.
-pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    poem::web::Json(serde_json::json!({"error": {"code": code, "message": message.into()}}))
-        .with_status(status)
+impl ErrorCode {
+    /// The JSON error answer with this code's status, outside poem-openapi handlers.
+    pub fn response(self, message: impl Into<String>) -> Response {
+        poem::web::Json(serde_json::json!({
+            "error": {"code": self.as_str(), "message": message.into()}
+        }))
+        .with_status(self.status())
         .into_response()
+    }
 }
 
 /// Something unexpected: the cause goes to the log, the client gets an opaque 500.
@@ -54,11 +65,7 @@ impl poem::error::ResponseError for InternalError {
 
     fn as_response(&self) -> Response {
         tracing::error!(error = %crate::error_chain(self), "request failed");
-        json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "something went wrong on the server; the log has the details",
-        )
+        ErrorCode::InternalError.response(ErrorCode::InternalError.default_message())
     }
 }
 
@@ -70,30 +77,25 @@ pub async fn to_json(err: poem::Error) -> Response {
     }
     let status = err.status();
     let (code, message) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "no such resource".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "this method is not allowed here".to_owned(),
-        ),
-        StatusCode::UNAUTHORIZED => (
-            "unauthorized",
-            "missing or invalid credentials: send `Authorization: Bearer <key>`".to_owned(),
-        ),
-        StatusCode::FORBIDDEN => ("forbidden", err.to_string()),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ("payload_too_large", "request body is too large".to_owned())
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, None),
+        StatusCode::METHOD_NOT_ALLOWED => (ErrorCode::MethodNotAllowed, None),
+        StatusCode::UNAUTHORIZED => (ErrorCode::Unauthorized, None),
+        StatusCode::FORBIDDEN => (ErrorCode::Forbidden, Some(err.to_string())),
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, None),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            (ErrorCode::UnsupportedContentType, Some(err.to_string()))
         }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_content_type", err.to_string()),
         s if s.is_server_error() => {
             tracing::error!(error = %err, "request failed");
-            (
-                "internal_error",
-                "something went wrong on the server; the log has the details".to_owned(),
-            )
+            (ErrorCode::InternalError, None)
         }
-        _ => ("bad_request", err.to_string()),
+        _ => (ErrorCode::BadRequest, Some(err.to_string())),
     };
-    json_error(status, code, message)
+    let message = message.unwrap_or_else(|| code.default_message().to_owned());
+    let mut response = code.response(message);
+    // The catalog's status for these codes matches, except where poem chose another 4xx or 5xx.
+    response.set_status(status);
+    response
 }
 
 /// Which methods each route takes, for the `Allow` header RFC 9110 requires on a 405 (poem's

@@ -5,7 +5,7 @@
 //! cost of the request. The spec side still comes from `T: Type`, so the OpenAPI document is the
 //! same as with `Json<T>`; `T`'s serde names must match its `Object` names.
 
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{HeaderValue, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::ApiResponse;
 use poem_openapi::payload::Payload;
@@ -13,7 +13,7 @@ use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSch
 use poem_openapi::types::Type;
 use serde::Serialize;
 
-use super::error::json_error;
+use crate::error_code::ErrorCode;
 
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
@@ -41,11 +41,8 @@ impl<T: Serialize + Send> IntoResponse for FastJson<T> {
             // response types have neither, but a bug must still answer in the JSON error shape.
             Err(e) => {
                 tracing::error!(error = %e, "response serialization failed");
-                json_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "something went wrong on the server; the log has the details",
-                )
+                let code = ErrorCode::InternalError;
+                code.response(code.default_message())
             }
         }
     }

@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{IntoResponse, Request, Response, handler};
 
 use super::AppState;
-use super::error::json_error;
-use crate::db::stats;
+use crate::error_code::ErrorCode;
 
 /// The one place that decides who may scrape: anyone with `--metrics-public`, otherwise only a
 /// request carrying the admin token as a bearer token (the same check as the admin API).
@@ -25,7 +23,7 @@ pub async fn authorized(state: &AppState, req: &Request) -> poem::Result<bool> {
     match presented {
         Some(token) => {
             state
-                .blocking(move |conn| crate::auth::is_admin_token(conn, &token))
+                .with_store(move |store| crate::auth::is_admin_token(store, &token))
                 .await
         }
         None => Ok(false),
@@ -35,14 +33,11 @@ pub async fn authorized(state: &AppState, req: &Request) -> poem::Result<bool> {
 #[handler]
 pub async fn metrics(req: &Request, Data(state): Data<&Arc<AppState>>) -> poem::Result<Response> {
     if !authorized(state, req).await? {
-        return Ok(json_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+        return Ok(ErrorCode::Unauthorized.response(
             "send `Authorization: Bearer <admin token>` (see `git-push-tracker admin reset-token`), or start the server with --metrics-public",
         ));
     }
-    let wal = state.db.wal_path();
-    let db_stats = state.blocking(move |conn| stats::read(conn, &wal)).await?;
+    let db_stats = state.with_store(|store| store.stats()).await?;
     Ok(state
         .metrics
         .render(&db_stats)

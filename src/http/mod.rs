@@ -1,13 +1,16 @@
-//! The route table: webhooks, the public API, docs, health, and the shared request state.
+//! The route table (webhooks, the public and admin API, docs, health, metrics), the middleware
+//! around it (error bodies, `Allow`, unread bodies, request spans, security headers), and the
+//! state handlers share.
 
 pub mod admin;
 pub mod api;
 pub mod assets;
+pub mod body;
 pub mod client;
 pub mod error;
 pub mod fast_json;
-pub mod hook_cache;
 pub mod metrics;
+pub mod trace;
 pub mod unread_body;
 pub mod webhooks;
 
@@ -17,28 +20,27 @@ use poem::middleware::{CookieJarManager, SetHeader};
 use poem::web::Json;
 use poem::{Endpoint, EndpointExt, IntoResponse, Route, get, post};
 use poem_openapi::OpenApiService;
-use rusqlite::Connection;
 
 use crate::clock::Clock;
-use crate::db::writer::IngestWriter;
-use crate::db::{Db, DbError};
+use crate::db::{DbError, Store};
+use crate::error_code::ErrorCode;
+use crate::ingest::Ingest;
 use crate::manage::Manager;
 use error::InternalError;
 
 /// What request handlers share.
 pub struct AppState {
-    pub db: Db,
-    pub writer: IngestWriter,
+    pub store: Arc<dyn Store>,
+    /// The webhook pipeline.
+    pub ingest: Ingest,
     pub clock: Arc<dyn Clock>,
     pub manager: Manager,
     pub public_url: String,
+    /// `builtin` or the configured model's name, as the dashboard shows it.
+    pub summarizer: String,
     pub body_limit: usize,
     /// Wakes the summary worker (None when the caller runs the worker's steps itself).
     pub worker: Option<crate::worker::Nudger>,
-    /// Webhook targets already read, so a delivery needs no database read of its own.
-    pub hooks: hook_cache::HookCache,
-    /// True when the builtin summarizer is the configured one: pushes are done at ingest.
-    pub summarize_at_ingest: bool,
     /// Failed admin logins per client, to slow down guessing.
     pub login_limiter: crate::auth::LoginLimiter,
     /// Whose `X-Forwarded-For` names the client, for the login limiter.
@@ -49,19 +51,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Runs blocking database work off the async threads.
-    pub async fn blocking<T, F>(&self, work: F) -> poem::Result<T>
+    /// Runs blocking storage work off the async threads; a storage failure is an opaque 500.
+    pub async fn with_store<T, F>(&self, work: F) -> poem::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, DbError> + Send + 'static,
     {
-        let db = self.db.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut conn = db.conn()?;
-            work(&mut conn)
-        })
-        .await
-        .map_err(InternalError::new)?;
+        let store = Arc::clone(&self.store);
+        let result = tokio::task::spawn_blocking(move || work(&*store))
+            .await
+            .map_err(InternalError::new)?;
         Ok(result?)
     }
 }
@@ -70,13 +69,33 @@ pub const SERVICE_TITLE: &str = "Git Push Tracker";
 
 /// The OpenAPI service; `git-push-tracker openapi` prints the same document `serve` serves.
 pub fn api_service() -> OpenApiService<(api::PublicApi, admin::AdminApi), ()> {
-    OpenApiService::new((api::PublicApi, admin::AdminApi), SERVICE_TITLE, env!("CARGO_PKG_VERSION"))
-        .description(
-            "Push summaries from your git hosts, one project per API key. \
-             Send `Authorization: Bearer gpt_...` with a key of the project you want to read. \
-             The admin API under `/api/admin` takes the owner's admin token or a dashboard session.",
-        )
-        .license(poem_openapi::LicenseObject::new("MIT"))
+    OpenApiService::new(
+        (api::PublicApi, admin::AdminApi),
+        SERVICE_TITLE,
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(api_description())
+    .license(poem_openapi::LicenseObject::new("MIT"))
+}
+
+/// The document's description, ending with the error catalog: every code an error body can
+/// carry, with its usual status.
+fn api_description() -> String {
+    let mut text = String::from(
+        "Push summaries from your git hosts, one project per API key. \
+         Send `Authorization: Bearer gpt_...` with a key of the project you want to read. \
+         The admin API under `/api/admin` takes the owner's admin token or a dashboard session.\n\n\
+         Every error is answered with `{\"error\": {\"code\", \"message\"}}`. The codes:\n",
+    );
+    for code in ErrorCode::ALL {
+        text.push_str(&format!(
+            "\n- `{}` ({}): {}",
+            code.as_str(),
+            code.status().as_u16(),
+            code.default_message()
+        ));
+    }
+    text
 }
 
 /// The whole route table.
@@ -119,6 +138,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             }
         })
         .around(unread_body::close_if_unread)
+        .around(trace::requests)
         .with(
             SetHeader::new()
                 .overriding("X-Content-Type-Options", "nosniff")
@@ -129,22 +149,15 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
 
 #[poem::handler]
 async fn healthz(poem::web::Data(state): poem::web::Data<&Arc<AppState>>) -> poem::Response {
-    let db = state.db.clone();
-    let ok = tokio::task::spawn_blocking(move || db.check()).await;
+    let store = Arc::clone(&state.store);
+    let ok = tokio::task::spawn_blocking(move || store.check()).await;
     match ok {
         Ok(Ok(())) => Json(serde_json::json!({"status": "ok"})).into_response(),
         Ok(Err(e)) => {
             tracing::error!(error = %crate::error_chain(&e), "health check failed");
-            error::json_error(
-                poem::http::StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                "the database cannot be read",
-            )
+            let code = ErrorCode::DatabaseUnavailable;
+            code.response(code.default_message())
         }
-        Err(_) => error::json_error(
-            poem::http::StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            "the database check did not finish",
-        ),
+        Err(_) => ErrorCode::DatabaseUnavailable.response("the database check did not finish"),
     }
 }

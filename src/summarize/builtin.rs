@@ -79,6 +79,10 @@ impl Summarizer for BuiltinSummarizer {
         Self::SOURCE
     }
 
+    fn is_offline(&self) -> bool {
+        true
+    }
+
     fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
         Ok(Self::summary(input))
     }

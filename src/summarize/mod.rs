@@ -95,6 +95,12 @@ pub trait Summarizer: Send + Sync {
     /// What the API shows as `summarySource`: `builtin` or the model's name.
     fn source(&self) -> &str;
 
+    /// True when summaries are made here, without a model: pushes are then summarized as they
+    /// are stored, and never queued for the worker.
+    fn is_offline(&self) -> bool {
+        false
+    }
+
     /// A summary of `- ` bullets, one per line.
     fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError>;
 }

@@ -19,6 +19,7 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use crate::domain::{NewCommit, NewPush, Provider, RefKind};
+use crate::error_code::ErrorCode;
 
 /// What a verified delivery asks us to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,23 +55,14 @@ pub enum WebhookError {
 }
 
 impl WebhookError {
-    /// The HTTP status this refusal is answered with.
-    pub fn status(&self) -> u16 {
+    /// The catalog entry this refusal is answered with (its code and status).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            WebhookError::UnknownProvider | WebhookError::MalformedPayload(_) => 400,
-            WebhookError::MissingSignature(_) | WebhookError::BadSignature => 401,
-            WebhookError::UnsupportedContentType(_) => 415,
-        }
-    }
-
-    /// The stable snake_case code of the JSON error body.
-    pub fn code(&self) -> &'static str {
-        match self {
-            WebhookError::UnknownProvider => "unknown_provider",
-            WebhookError::MissingSignature(_) => "missing_signature",
-            WebhookError::BadSignature => "invalid_signature",
-            WebhookError::UnsupportedContentType(_) => "unsupported_content_type",
-            WebhookError::MalformedPayload(_) => "malformed_payload",
+            WebhookError::UnknownProvider => ErrorCode::UnknownProvider,
+            WebhookError::MissingSignature(_) => ErrorCode::MissingSignature,
+            WebhookError::BadSignature => ErrorCode::InvalidSignature,
+            WebhookError::UnsupportedContentType(_) => ErrorCode::UnsupportedContentType,
+            WebhookError::MalformedPayload(_) => ErrorCode::MalformedPayload,
         }
     }
 }

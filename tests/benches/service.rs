@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use git_push_tracker::app::{self, AppConfig};
 use git_push_tracker::db::Db;
-use git_push_tracker::db::pushes::{PreparedPush, insert};
-use git_push_tracker::domain::{NewCommit, NewPush, Provider, RefKind, SummaryStatus};
+use git_push_tracker::db::PreparedPush;
+use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, Provider, RefKind, SummaryStatus};
 use git_push_tracker::manage::Manager;
 use git_push_tracker::summarize::{BuiltinSummarizer, OpenAiConfig, OpenAiSummarizer};
 use poem::{EndpointExt, Route, handler, post};
@@ -379,12 +379,12 @@ fn populate(db_path: &Path) -> (String, String) {
     let (_, _, big_key) = project(db_path, "big");
     let (_, _, small_key) = project(db_path, "small");
     let db = Db::open(db_path).unwrap();
-    let mut conn = db.dedicated_connection().unwrap();
     let start = Instant::now();
     let base = 1_700_000_000_000i64;
-    for (project_id, count) in [(1i64, 1_000_000usize), (2, 1_000)] {
+    for (project, count) in [("big", 1_000_000usize), ("small", 1_000)] {
+        let project = ProjectName::parse(project).unwrap();
         for chunk in 0..count.div_ceil(10_000) {
-            let tx = conn.transaction().unwrap();
+            let mut pushes = Vec::with_capacity(10_000);
             for i in chunk * 10_000..((chunk + 1) * 10_000).min(count) {
                 let branch = ["main", "develop", "feature/a", "release"][i % 4];
                 let at = chrono::DateTime::from_timestamp_millis(base + i as i64 * 60_000).unwrap();
@@ -422,12 +422,15 @@ fn populate(db_path: &Path) -> (String, String) {
                     SummaryStatus::Summarized,
                     at,
                 );
-                insert(&tx, project_id, &prepared).unwrap();
+                pushes.push(prepared);
             }
-            tx.commit().unwrap();
+            assert_eq!(db.import_pushes(&project, &pushes).unwrap(), pushes.len());
         }
     }
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")
+    drop(db);
+    rusqlite::Connection::open(db_path)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")
         .unwrap();
     println!(
         "# populated 1,001,000 pushes in {:.1}s",

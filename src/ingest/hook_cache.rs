@@ -1,12 +1,12 @@
 //! Webhook targets (project and secret) by hook id, kept in memory so that receiving a push
 //! needs no database read. Entries can go stale when another process rotates a secret or
 //! deletes a project: the ingest writer re-checks the secret inside the commit, and the webhook
-//! handler re-reads the database before refusing a delivery on a cached secret.
+//! pipeline ([`super::Ingest`]) re-reads the database before refusing a delivery on a cached secret.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use crate::db::projects::HookTarget;
+use crate::db::HookTarget;
 
 #[derive(Default)]
 pub struct HookCache(RwLock<HashMap<String, HookTarget>>);

@@ -5,7 +5,14 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::pushes::{PUSH_COLUMNS, commits, push_from_row};
 use super::{DbError, from_millis, to_millis};
+use crate::domain::SummaryStatus::{self, Failed, InProgress, Pending, Summarized};
 use crate::domain::{NewCommit, Push};
+
+/// A status as an SQL literal. The partial indexes on `summary_status` are used only when the
+/// query names the status in its text; a bound parameter would leave them out.
+fn lit(status: SummaryStatus) -> String {
+    format!("'{}'", status.as_str())
+}
 
 /// A push the worker has taken: `in_progress` until an outcome is recorded.
 #[derive(Debug, Clone)]
@@ -20,9 +27,13 @@ pub fn requeue_abandoned(conn: &Connection, now: DateTime<Utc>) -> Result<usize,
     Ok(conn.execute(
         // The first condition is implied by the second; it lets SQLite use the small partial
         // index of unfinished pushes instead of scanning every row at start-up.
-        "UPDATE pushes SET summary_status = 'pending', next_attempt_at = ?1
-         WHERE summary_status <> 'summarized' AND summary_status = 'in_progress'",
-        [to_millis(now)],
+        &format!(
+            "UPDATE pushes SET summary_status = ?1, next_attempt_at = ?2
+             WHERE summary_status <> {} AND summary_status = {}",
+            lit(Summarized),
+            lit(InProgress)
+        ),
+        params![Pending, to_millis(now)],
     )?)
 }
 
@@ -34,9 +45,10 @@ pub fn claim_next(
     // Most wake-ups find nothing due (every ingest batch wakes the worker): answer those with a
     // plain read, so an idle queue never takes the write lock the ingest writer needs.
     let due: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS(SELECT 1 FROM pushes WHERE summary_status = 'pending' AND next_attempt_at <= ?1)",
-        )?
+        .prepare_cached(&format!(
+            "SELECT EXISTS(SELECT 1 FROM pushes WHERE summary_status = {} AND next_attempt_at <= ?1)",
+            lit(Pending)
+        ))?
         .query_row([to_millis(now)], |r| r.get(0))?;
     if !due {
         return Ok(None);
@@ -44,8 +56,9 @@ pub fn claim_next(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let sql = format!(
         "SELECT p.id, pr.name, {PUSH_COLUMNS} FROM pushes p JOIN projects pr ON pr.id = p.project_id
-         WHERE p.summary_status = 'pending' AND p.next_attempt_at <= ?1
-         ORDER BY p.next_attempt_at LIMIT 1"
+         WHERE p.summary_status = {pending} AND p.next_attempt_at <= ?1
+         ORDER BY p.next_attempt_at LIMIT 1",
+        pending = lit(Pending)
     );
     let found = tx
         .prepare_cached(&sql)?
@@ -58,10 +71,11 @@ pub fn claim_next(
         return Ok(None);
     };
     tx.execute(
-        "UPDATE pushes SET summary_status = 'in_progress', attempts = attempts + 1 WHERE id = ?1",
-        [row_id],
+        "UPDATE pushes SET summary_status = ?2, attempts = attempts + 1 WHERE id = ?1",
+        params![row_id, InProgress],
     )?;
     push.attempts += 1;
+    push.summary_status = InProgress;
     let commits = commits(&tx, row_id)?;
     tx.commit()?;
     Ok(Some(ClaimedPush {
@@ -79,9 +93,9 @@ pub fn complete(
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE pushes SET summary_status = 'summarized', summary = ?2, summary_source = ?3,
+        "UPDATE pushes SET summary_status = ?5, summary = ?2, summary_source = ?3,
             last_error = NULL, next_attempt_at = NULL, summarized_at = ?4 WHERE id = ?1",
-        params![row_id, summary, source, to_millis(now)],
+        params![row_id, summary, source, to_millis(now), Summarized],
     )?;
     Ok(())
 }
@@ -94,8 +108,8 @@ pub fn retry_at(
     next_at: DateTime<Utc>,
 ) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE pushes SET summary_status = 'pending', last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
-        params![row_id, error, to_millis(next_at)],
+        "UPDATE pushes SET summary_status = ?4, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+        params![row_id, error, to_millis(next_at), Pending],
     )?;
     Ok(())
 }
@@ -108,9 +122,9 @@ pub fn postpone(
     next_at: DateTime<Utc>,
 ) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE pushes SET summary_status = 'pending', last_error = ?2, next_attempt_at = ?3,
+        "UPDATE pushes SET summary_status = ?4, last_error = ?2, next_attempt_at = ?3,
             attempts = MAX(attempts - 1, 0) WHERE id = ?1",
-        params![row_id, error, to_millis(next_at)],
+        params![row_id, error, to_millis(next_at), Pending],
     )?;
     Ok(())
 }
@@ -118,8 +132,8 @@ pub fn postpone(
 /// No more attempts: the push keeps its builtin summary and shows why.
 pub fn fail(conn: &Connection, row_id: i64, error: &str) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE pushes SET summary_status = 'failed', last_error = ?2, next_attempt_at = NULL WHERE id = ?1",
-        params![row_id, error],
+        "UPDATE pushes SET summary_status = ?3, last_error = ?2, next_attempt_at = NULL WHERE id = ?1",
+        params![row_id, error, Failed],
     )?;
     Ok(())
 }
@@ -127,7 +141,10 @@ pub fn fail(conn: &Connection, row_id: i64, error: &str) -> Result<(), DbError> 
 /// When the next pending push falls due, if any is waiting.
 pub fn next_due(conn: &Connection) -> Result<Option<DateTime<Utc>>, DbError> {
     let next: Option<i64> = conn
-        .prepare_cached("SELECT MIN(next_attempt_at) FROM pushes WHERE summary_status = 'pending'")?
+        .prepare_cached(&format!(
+            "SELECT MIN(next_attempt_at) FROM pushes WHERE summary_status = {}",
+            lit(Pending)
+        ))?
         .query_row([], |r| r.get(0))?;
     Ok(next.map(from_millis))
 }
@@ -135,7 +152,10 @@ pub fn next_due(conn: &Connection) -> Result<Option<DateTime<Utc>>, DbError> {
 /// Pushes waiting for the worker, across all projects.
 pub fn queue_depth(conn: &Connection) -> Result<u64, DbError> {
     let n: i64 = conn
-        .prepare_cached("SELECT count(*) FROM pushes WHERE summary_status = 'pending'")?
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM pushes WHERE summary_status = {}",
+            lit(Pending)
+        ))?
         .query_row([], |r| r.get(0))?;
     Ok(n as u64)
 }
@@ -148,10 +168,10 @@ pub fn requeue(
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     let changed = conn.execute(
-        "UPDATE pushes SET summary_status = 'pending', attempts = 0, last_error = NULL,
+        "UPDATE pushes SET summary_status = ?4, attempts = 0, last_error = NULL,
             next_attempt_at = ?2
-         WHERE public_id = ?1 AND (?3 IS NULL OR project_id = ?3) AND summary_status <> 'in_progress'",
-        params![public_id, to_millis(now), project_id],
+         WHERE public_id = ?1 AND (?3 IS NULL OR project_id = ?3) AND summary_status <> ?5",
+        params![public_id, to_millis(now), project_id, Pending, InProgress],
     )?;
     if changed == 0 {
         let exists: bool = conn

@@ -1,0 +1,363 @@
+//! The one door to the data: [`Store`] is what every handler, the CLI, the summary worker and
+//! retention call, and [`ProjectScope`] is the only way to read a project's pushes.
+//!
+//! Blocking and object-safe, so a second storage engine can stand behind `Arc<dyn Store>`;
+//! async callers reach it through `spawn_blocking`. The SQLite engine ([`Db`]) implements it
+//! over the per-table SQL modules beside this one. Webhook pushes are not written here but by
+//! the batching ingest writer ([`super::writer`]), which shares the same file.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::pushes::{self, PushFilter};
+use super::summary_queue::{self, ClaimedPush};
+use super::{Db, DbError, admin, keys, projects, retention, stats};
+use crate::domain::{ApiKeyInfo, NewCommit, Project, ProjectName, Push, PushCounts};
+use crate::metrics::DbStats;
+use crate::secret::Secret;
+
+/// The one project a caller may read. Handed out only by [`Store::authenticate_key`] (a
+/// project key's holder) and [`Store::owner_scope`] (the owner, by name); nothing else can
+/// make one, so a push list can never be asked for a project the caller was not given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectScope {
+    id: i64,
+    project: ProjectName,
+}
+
+impl ProjectScope {
+    pub(super) fn new(id: i64, project: ProjectName) -> ProjectScope {
+        ProjectScope { id, project }
+    }
+
+    pub(super) fn id(&self) -> i64 {
+        self.id
+    }
+
+    pub fn project(&self) -> &ProjectName {
+        &self.project
+    }
+}
+
+/// What the webhook receiver needs to verify a delivery for a hook id.
+#[derive(Debug, Clone)]
+pub struct HookTarget {
+    pub project_id: i64,
+    pub project: ProjectName,
+    pub secret: Secret,
+}
+
+/// Every read and write of stored data outside the ingest writer.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Answers whether the data can be read; `/healthz`.
+    fn check(&self) -> Result<(), DbError>;
+    /// What `/metrics` reports about the stored data.
+    fn stats(&self) -> Result<DbStats, DbError>;
+
+    // The owner's credential.
+    fn admin_token_hash(&self) -> Result<Option<[u8; 32]>, DbError>;
+    /// Stores `hash` as the admin token; a different token also ends every session.
+    fn set_admin_token_hash(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Result<(), DbError>;
+    fn create_session(
+        &self,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), DbError>;
+    fn session_is_live(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Result<bool, DbError>;
+    fn delete_session(&self, hash: &[u8; 32]) -> Result<(), DbError>;
+    fn delete_all_sessions(&self) -> Result<(), DbError>;
+
+    // Projects.
+    fn create_project(
+        &self,
+        name: &ProjectName,
+        hook_id: &str,
+        secret: &Secret,
+        now: DateTime<Utc>,
+    ) -> Result<Project, DbError>;
+    /// Every project, by name, with its push counts.
+    fn list_projects(&self) -> Result<Vec<(Project, PushCounts)>, DbError>;
+    fn find_project(&self, name: &ProjectName) -> Result<Project, DbError>;
+    fn delete_project(&self, name: &ProjectName) -> Result<(), DbError>;
+    fn rotate_secret(&self, name: &ProjectName, secret: &Secret) -> Result<Project, DbError>;
+    fn find_hook(&self, hook_id: &str) -> Result<HookTarget, DbError>;
+
+    // API keys.
+    fn create_key(
+        &self,
+        project: &Project,
+        hash: &[u8; 32],
+        prefix: &str,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyInfo, DbError>;
+    fn list_keys(&self, project: &Project) -> Result<Vec<ApiKeyInfo>, DbError>;
+    /// Revokes one key of a project, named by its id or its display prefix.
+    fn revoke_key(
+        &self,
+        project: &Project,
+        id_or_prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyInfo, DbError>;
+    /// The project of the live key with this hash (recording its use), or None.
+    fn authenticate_key(
+        &self,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<ProjectScope>, DbError>;
+    /// The owner's scope over one of their projects.
+    fn owner_scope(&self, name: &ProjectName) -> Result<ProjectScope, DbError>;
+
+    // Pushes, always within a scope.
+    /// One page of the scope's pushes, newest first, and how many match in all.
+    fn list_pushes(
+        &self,
+        scope: &ProjectScope,
+        filter: &PushFilter,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<Push>, u64), DbError>;
+    /// One push of the scope with its commits; another project's push is `NotFound`.
+    fn get_push(&self, scope: &ProjectScope, id: &str) -> Result<(Push, Vec<NewCommit>), DbError>;
+
+    // The summary queue.
+    /// Puts pushes a killed process left in progress back in the queue; run once at start.
+    fn requeue_abandoned(&self, now: DateTime<Utc>) -> Result<usize, DbError>;
+    /// Takes the oldest due pending push, counting the attempt.
+    fn claim_next(&self, now: DateTime<Utc>) -> Result<Option<ClaimedPush>, DbError>;
+    fn complete(
+        &self,
+        push: &ClaimedPush,
+        summary: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError>;
+    /// Back to the queue after a failed attempt, due again at `next_at`.
+    fn retry_at(
+        &self,
+        push: &ClaimedPush,
+        error: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), DbError>;
+    /// Back to the queue without spending the attempt (a daily quota ran out).
+    fn postpone(
+        &self,
+        push: &ClaimedPush,
+        error: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), DbError>;
+    /// No more attempts: the push keeps its builtin summary and shows why.
+    fn fail(&self, push: &ClaimedPush, error: &str) -> Result<(), DbError>;
+    /// When the next pending push falls due, if any is waiting.
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>, DbError>;
+    /// Queues a push for a fresh round of attempts, within `scope` when given.
+    fn requeue(
+        &self,
+        public_id: &str,
+        scope: Option<&ProjectScope>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError>;
+
+    // Retention.
+    /// Deletes up to `limit` pushes received before `cutoff`; returns how many went.
+    fn delete_received_before(&self, cutoff: DateTime<Utc>, limit: usize)
+    -> Result<usize, DbError>;
+}
+
+impl From<Db> for Arc<dyn Store> {
+    fn from(db: Db) -> Self {
+        Arc::new(db)
+    }
+}
+
+impl Store for Db {
+    fn check(&self) -> Result<(), DbError> {
+        let conn = self.conn()?;
+        conn.query_row("SELECT count(*) FROM projects", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<DbStats, DbError> {
+        stats::read(&*self.conn()?, &self.wal_path())
+    }
+
+    fn admin_token_hash(&self) -> Result<Option<[u8; 32]>, DbError> {
+        admin::token_hash(&*self.conn()?)
+    }
+
+    fn set_admin_token_hash(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Result<(), DbError> {
+        admin::set_token_hash(&mut *self.conn()?, hash, now)
+    }
+
+    fn create_session(
+        &self,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        admin::create_session(&*self.conn()?, hash, now, expires_at)
+    }
+
+    fn session_is_live(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Result<bool, DbError> {
+        admin::session_is_live(&*self.conn()?, hash, now)
+    }
+
+    fn delete_session(&self, hash: &[u8; 32]) -> Result<(), DbError> {
+        admin::delete_session(&*self.conn()?, hash)
+    }
+
+    fn delete_all_sessions(&self) -> Result<(), DbError> {
+        admin::delete_all_sessions(&*self.conn()?)
+    }
+
+    fn create_project(
+        &self,
+        name: &ProjectName,
+        hook_id: &str,
+        secret: &Secret,
+        now: DateTime<Utc>,
+    ) -> Result<Project, DbError> {
+        projects::create(&*self.conn()?, name, hook_id, secret, now)
+    }
+
+    fn list_projects(&self) -> Result<Vec<(Project, PushCounts)>, DbError> {
+        let conn = self.conn()?;
+        projects::list(&conn)?
+            .into_iter()
+            .map(|project| {
+                let counts = projects::counts(&conn, project.id)?;
+                Ok((project, counts))
+            })
+            .collect()
+    }
+
+    fn find_project(&self, name: &ProjectName) -> Result<Project, DbError> {
+        projects::find(&*self.conn()?, name)
+    }
+
+    fn delete_project(&self, name: &ProjectName) -> Result<(), DbError> {
+        projects::delete(&*self.conn()?, name)
+    }
+
+    fn rotate_secret(&self, name: &ProjectName, secret: &Secret) -> Result<Project, DbError> {
+        projects::rotate_secret(&*self.conn()?, name, secret)
+    }
+
+    fn find_hook(&self, hook_id: &str) -> Result<HookTarget, DbError> {
+        projects::find_by_hook_id(&*self.conn()?, hook_id)
+    }
+
+    fn create_key(
+        &self,
+        project: &Project,
+        hash: &[u8; 32],
+        prefix: &str,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyInfo, DbError> {
+        keys::create(&*self.conn()?, project.id, hash, prefix, label, now)
+    }
+
+    fn list_keys(&self, project: &Project) -> Result<Vec<ApiKeyInfo>, DbError> {
+        keys::list(&*self.conn()?, project.id)
+    }
+
+    fn revoke_key(
+        &self,
+        project: &Project,
+        id_or_prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyInfo, DbError> {
+        keys::revoke(&*self.conn()?, project.id, id_or_prefix, now)
+    }
+
+    fn authenticate_key(
+        &self,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<ProjectScope>, DbError> {
+        keys::authenticate(&*self.conn()?, hash, now)
+    }
+
+    fn owner_scope(&self, name: &ProjectName) -> Result<ProjectScope, DbError> {
+        let project = projects::find(&*self.conn()?, name)?;
+        Ok(ProjectScope::new(project.id, project.name))
+    }
+
+    fn list_pushes(
+        &self,
+        scope: &ProjectScope,
+        filter: &PushFilter,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<Push>, u64), DbError> {
+        pushes::list(&*self.conn()?, scope, filter, limit, offset)
+    }
+
+    fn get_push(&self, scope: &ProjectScope, id: &str) -> Result<(Push, Vec<NewCommit>), DbError> {
+        pushes::get(&*self.conn()?, scope, id)
+    }
+
+    fn requeue_abandoned(&self, now: DateTime<Utc>) -> Result<usize, DbError> {
+        summary_queue::requeue_abandoned(&*self.conn()?, now)
+    }
+
+    fn claim_next(&self, now: DateTime<Utc>) -> Result<Option<ClaimedPush>, DbError> {
+        summary_queue::claim_next(&mut *self.conn()?, now)
+    }
+
+    fn complete(
+        &self,
+        push: &ClaimedPush,
+        summary: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        summary_queue::complete(&*self.conn()?, push.row_id, summary, source, now)
+    }
+
+    fn retry_at(
+        &self,
+        push: &ClaimedPush,
+        error: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        summary_queue::retry_at(&*self.conn()?, push.row_id, error, next_at)
+    }
+
+    fn postpone(
+        &self,
+        push: &ClaimedPush,
+        error: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        summary_queue::postpone(&*self.conn()?, push.row_id, error, next_at)
+    }
+
+    fn fail(&self, push: &ClaimedPush, error: &str) -> Result<(), DbError> {
+        summary_queue::fail(&*self.conn()?, push.row_id, error)
+    }
+
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>, DbError> {
+        summary_queue::next_due(&*self.conn()?)
+    }
+
+    fn requeue(
+        &self,
+        public_id: &str,
+        scope: Option<&ProjectScope>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        summary_queue::requeue(&*self.conn()?, public_id, scope.map(ProjectScope::id), now)
+    }
+
+    fn delete_received_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, DbError> {
+        retention::delete_batch(&mut *self.conn()?, cutoff, limit)
+    }
+}
