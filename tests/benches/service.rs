@@ -6,7 +6,7 @@
 //! `BENCH_SECS` sets the length of each throughput run (default 5), `BENCH_WAL_SECS` the
 //! sustained-ingest run of the footprint section (default 60).
 
-#[path = "../support/app.rs"]
+#[path = "../it/support/app.rs"]
 mod app_support;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,10 +1,8 @@
 //! The admin API and the dashboard over real HTTP: who may call it, CSRF, login limits, headers.
 
-mod support;
-
+use crate::support::app::{ADMIN_TOKEN, Reply, TestApp, github_payload, reply};
 use git_push_tracker::http::client::TrustedProxies;
 use serde_json::{Value, json};
-use support::app::{ADMIN_TOKEN, Reply, TestApp, github_payload, reply};
 
 /// How a request proves who sends it.
 #[derive(Clone, Copy)]

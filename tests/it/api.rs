@@ -1,9 +1,9 @@
 //! End to end over real HTTP: webhooks from every provider in, the public API out.
 
-mod support;
-
+use crate::support::app::{
+    TestApp, TestProject, fixture, github_payload, github_signature, hmac_hex,
+};
 use serde_json::Value;
-use support::app::{TestApp, TestProject, fixture, github_payload, github_signature, hmac_hex};
 
 fn pushes(app: &TestApp, project: &TestProject, query: &str) -> Value {
     let reply = app.get(&format!("/api/v1/pushes{query}"), Some(&project.key));

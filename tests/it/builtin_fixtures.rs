@@ -1,11 +1,9 @@
 //! The builtin summarizer over every real payload in tests/fixtures: exact summaries.
 
-mod support;
-
+use crate::support::app::{fixture, github_signature, hmac_hex};
 use git_push_tracker::summarize::{SummaryInput, builtin_summary};
 use git_push_tracker::webhook::{Delivery, parse_delivery};
 use poem::http::{HeaderMap, HeaderName, HeaderValue};
-use support::app::{fixture, github_signature, hmac_hex};
 
 const SECRET: &str = "fixture-secret";
 

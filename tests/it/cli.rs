@@ -1,12 +1,10 @@
 //! The command line as a user runs it: JSON output shapes, exit codes, one-line errors, and
 //! sharing the database file with a running server.
 
-mod support;
-
 use std::process::{Command, Output};
 
+use crate::support::app::{TestApp, github_payload, github_signature};
 use serde_json::Value;
-use support::app::{TestApp, github_payload, github_signature};
 
 fn cli(db: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))

@@ -1,8 +1,6 @@
 //! Crash safety: the real binary is SIGKILLed ten times under webhook load and restarted on the
 //! same database; every delivery that was answered 2xx must still be stored, with its commits.
 
-mod support;
-
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,8 +10,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::Duration;
 
+use crate::support::app::{agent, github_payload, github_signature, wait_for};
 use rusqlite::{Connection, OpenFlags};
-use support::app::{agent, github_payload, github_signature, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_git-push-tracker");
 const KILLS: usize = 10;

@@ -2,14 +2,12 @@
 //! absurd query parameters, path traversal, oversized headers) is refused with JSON 4xx errors and
 //! stores nothing; SQL and HTML inside valid signed payloads are stored and served verbatim.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::support::app::{TestApp, TestProject, github_payload, github_signature, hmac_hex};
 use serde_json::{Value, json};
-use support::app::{TestApp, TestProject, github_payload, github_signature, hmac_hex};
 
 /// One response read off a raw connection.
 struct RawReply {

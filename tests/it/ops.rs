@@ -1,12 +1,11 @@
 //! Running it for years: online backup, schema upgrades, retention, /metrics, --version.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::app::{TestApp, github_payload, wait_for};
 use chrono::Utc;
 use git_push_tracker::clock::{Clock, ManualClock};
 use git_push_tracker::db::backup::{BackupError, backup};
@@ -15,7 +14,6 @@ use git_push_tracker::db::retention::{delete_batch, run_retention_once};
 use git_push_tracker::db::{Db, DbError};
 use git_push_tracker::secret::Secret;
 use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
-use support::app::{TestApp, github_payload, wait_for};
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 

@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests; each test file uses only some of them.
+//! Helpers shared by the integration tests; each area uses only some of them.
 #![allow(dead_code)]
 
 pub mod app;
