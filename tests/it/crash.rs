@@ -4,37 +4,21 @@
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::Duration;
 
-use crate::support::app::{agent, github_payload, github_signature, wait_for};
+use crate::support::app::{agent, github_payload, wait_for};
+use crate::support::cli;
+use crate::support::provider::{Provider, signed_headers};
 use rusqlite::{Connection, OpenFlags};
 
-const BIN: &str = env!("CARGO_BIN_EXE_git-push-tracker");
 const KILLS: usize = 10;
 const CLIENTS: usize = 3;
 /// Acknowledged deliveries to see in each life of the server before killing it.
 const ACKS_PER_LIFE: usize = 40;
-
-/// Runs a CLI subcommand on `db` and returns its JSON output.
-fn cli_json(db: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("PUSH_TRACKER_DB")
-        .output()
-        .expect("run the CLI");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("CLI prints JSON")
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -71,16 +55,11 @@ fn start_server(db: &Path, log: &Path) -> (Server, String) {
         .append(true)
         .open(log)
         .unwrap();
-    let child = Command::new(BIN)
+    let child = cli::command()
         .arg("--db")
         .arg(db)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("PUSH_TRACKER_SUMMARIZER", "builtin")
-        .env_remove("PUSH_TRACKER_DB")
-        .env_remove("PUSH_TRACKER_LISTEN")
-        .env_remove("PUSH_TRACKER_PUBLIC_URL")
-        .env_remove("GEMINI_API_KEY")
-        .env_remove("OPENAI_API_KEY")
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
@@ -173,13 +152,11 @@ fn client(
         let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
         let body = github_payload(&format!("branch-{}", i % 5), &messages, 1_760_000_000);
         let url = format!("{}{hook_path}", base.read().unwrap());
-        let sent = http
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .header("X-GitHub-Event", "push")
-            .header("X-GitHub-Delivery", &delivery)
-            .header("X-Hub-Signature-256", &github_signature(&secret, &body))
-            .send(&body[..]);
+        let mut request = http.post(&url);
+        for (name, value) in signed_headers(Provider::GitHub, &secret, "push", &delivery, &body) {
+            request = request.header(name, value);
+        }
+        let sent = request.send(&body[..]);
         match sent {
             Ok(resp) if resp.status().is_success() => {
                 acked.lock().unwrap().insert(delivery);
@@ -201,8 +178,8 @@ fn every_acknowledged_push_survives_ten_sigkills_under_load() {
     let db: PathBuf = dir.path().join("crash.db");
     let log = dir.path().join("serve.log");
 
-    let project = cli_json(&db, &["project", "create", "crash", "--json"]);
-    let key = cli_json(&db, &["key", "create", "crash", "--json"]);
+    let project = cli::run_json(&db, &["project", "create", "crash", "--json"]);
+    let key = cli::run_json(&db, &["key", "create", "crash", "--json"]);
     assert!(key["key"].as_str().unwrap().starts_with("gpt_"));
     let webhook_url = project["webhookUrl"].as_str().unwrap();
     let hook_path = webhook_url[webhook_url.find("/webhooks/").unwrap()..].to_owned();

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::support::app::{TestApp, TestProject, github_payload};
+use crate::support::cli;
 use crate::support::fake_llm::{FakeLlm, Scripted};
 use chrono::Utc;
 use git_push_tracker::clock::ManualClock;
@@ -445,16 +446,7 @@ fn resummarize_from_the_command_line_requeues_a_failed_push() {
     let s = stepped(&fake);
     let id = s.push("c-1", &["feat: x"]);
     assert!(matches!(s.step(), Outcome::Failed { .. }));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
-        .args([
-            "--db",
-            s.app.db_path.to_str().unwrap(),
-            "push",
-            "resummarize",
-            &id,
-        ])
-        .output()
-        .unwrap();
+    let out = cli::run(&s.app.db_path, &["push", "resummarize", &id]);
     assert!(
         out.status.success(),
         "{}",

@@ -2,4 +2,6 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod cli;
 pub mod fake_llm;
+pub mod provider;
