@@ -2,7 +2,6 @@
 //! same database; every delivery that was answered 2xx must still be stored, with its commits.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,14 +18,6 @@ const KILLS: usize = 10;
 const CLIENTS: usize = 3;
 /// Acknowledged deliveries to see in each life of the server before killing it.
 const ACKS_PER_LIFE: usize = 40;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The `serve` child process; killed when dropped so a failing test leaves nothing behind.
 struct Server(Child);
@@ -46,26 +37,47 @@ impl Drop for Server {
     }
 }
 
-/// Starts `serve` on a fresh port and waits until /healthz answers 200.
+/// Starts `serve` on a port of its own choosing and waits until /healthz answers 200. The port
+/// is read from the server's "serving" log line: a port picked here and freed for the child could
+/// be taken by any other test of this process in between.
 fn start_server(db: &Path, log: &Path) -> (Server, String) {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
+    let earlier_lives = log_file.metadata().unwrap().len() as usize;
     let child = cli::command()
         .arg("--db")
         .arg(db)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env("PUSH_TRACKER_SUMMARIZER", "builtin")
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
         .spawn()
         .expect("start serve");
-    let child = Server(child);
+    let mut child = Server(child);
+    let address = wait_for(
+        "the restarted server to say where it listens",
+        Duration::from_secs(30),
+        &mut || {
+            let log = std::fs::read(log).unwrap();
+            let this_life = String::from_utf8_lossy(&log[earlier_lives..]);
+            if let Some(status) = child.0.try_wait().unwrap() {
+                panic!("serve exited with {status}: {this_life}");
+            }
+            this_life
+                .lines()
+                .filter(|line| line.contains("serving:"))
+                .find_map(|line| {
+                    line.split_whitespace()
+                        .find_map(|f| f.strip_prefix("address="))
+                })
+                .map(str::to_owned)
+        },
+    );
+    let base = format!("http://{address}");
     let health = agent();
     let url = format!("{base}/healthz");
     wait_for(
