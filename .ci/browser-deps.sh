@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs headless Chromium and chromedriver for tests/browser.rs when they are missing.
+# Installs headless Chromium and chromedriver for tests/it/browser.rs when they are missing.
 set -euo pipefail
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
   exit 0

@@ -6,8 +6,10 @@
 //! `BENCH_SECS` sets the length of each throughput run (default 5), `BENCH_WAL_SECS` the
 //! sustained-ingest run of the footprint section (default 60).
 
-#[path = "../support/app.rs"]
+#[path = "../it/support/app.rs"]
 mod app_support;
+#[path = "../it/support/provider.rs"]
+mod provider;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -310,7 +312,7 @@ fn ingest(dir: &Path) {
     let server = Server::start(builtin_config(&db));
     let duration = secs("BENCH_SECS", 5);
     let signed = |body: Vec<u8>| {
-        let sig = app_support::github_signature(&secret, &body);
+        let sig = provider::github_signature(&secret, &body);
         (Arc::new(body), sig)
     };
     let (real, heavy) = (signed(real_push_payload()), signed(commit_heavy_payload()));
@@ -518,7 +520,7 @@ fn latency(dir: &Path) {
     let server = Server::start(config(&db, Arc::new(summarizer)));
     let body =
         app_support::github_payload("main", &["feat: one thing", "fix: another"], 1_776_160_800);
-    let sig = app_support::github_signature(&secret, &body);
+    let sig = provider::github_signature(&secret, &body);
     let agent = app_support::agent();
     let base = format!("http://{}", server.addr);
     let (mut to_summary, mut round_trips) = (Vec::new(), Vec::new());
@@ -669,7 +671,7 @@ fn footprint(dir: &Path, data: &Path) {
 
     // The heaviest payload for the bounds: it writes the most per delivery.
     let body = Arc::new(commit_heavy_payload());
-    let sig = app_support::github_signature(&secret, &body);
+    let sig = provider::github_signature(&secret, &body);
     let wal = PathBuf::from(format!("{}-wal", db.display()));
     let wal_peak = Arc::new(Mutex::new(0u64));
     let sampling = Arc::new(AtomicBool::new(true));

@@ -11,10 +11,10 @@ use git_push_tracker::app::{self, AppConfig};
 use git_push_tracker::db::Db;
 use git_push_tracker::manage::{CreatedProject, Manager};
 use git_push_tracker::summarize::Summarizer;
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 use tempfile::TempDir;
+
+use super::provider::{Provider, signed_headers};
 
 /// The admin token every test app starts with.
 pub const ADMIN_TOKEN: &str = "gpa_TestAdminToken0123456789abcdefghijklmn";
@@ -167,19 +167,31 @@ impl TestApp {
         reply(req.send(body).expect("POST"))
     }
 
+    /// [`TestApp::post`] with owned headers, such as [`signed_headers`] gives.
+    pub fn deliver(&self, url: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        self.post(url, &headers, body)
+    }
+
+    /// Sends `event` to the project's webhook as `provider` does, signed with the project's secret.
+    pub fn signed_delivery(
+        &self,
+        project: &TestProject,
+        provider: Provider,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+    ) -> Reply {
+        let headers = signed_headers(provider, &project.secret, event, delivery, body);
+        self.deliver(&project.webhook_url, &headers, body)
+    }
+
     /// Sends a GitHub push signed with the project's secret.
     pub fn github_push(&self, project: &TestProject, delivery: &str, body: &[u8]) -> Reply {
-        let signature = github_signature(&project.secret, body);
-        self.post(
-            &project.webhook_url,
-            &[
-                ("Content-Type", "application/json"),
-                ("X-GitHub-Event", "push"),
-                ("X-GitHub-Delivery", delivery),
-                ("X-Hub-Signature-256", &signature),
-            ],
-            body,
-        )
+        self.signed_delivery(project, Provider::GitHub, "push", delivery, body)
     }
 
     /// A read-only look at the database file, for asserting what was stored.
@@ -237,16 +249,6 @@ pub fn wait_for<T>(what: &str, deadline: Duration, check: &mut dyn FnMut() -> Op
         assert!(Instant::now() < end, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", hmac_hex(secret, body))
 }
 
 /// A GitHub push payload to `branch` with `commits` commits, pushed at `pushed_at` (Unix seconds).

@@ -1,11 +1,9 @@
 //! The README's client examples (curl, Node's fetch, Python's requests) run against a live
 //! server and print the summaries.
 
-mod support;
-
 use std::process::Command;
 
-use support::app::{TestApp, github_payload};
+use crate::support::app::{TestApp, github_payload};
 
 /// Runs an example; None when its interpreter is missing here (a failure under CI=true).
 fn run_example(program: &str, args: &[&str], app: &TestApp, key: &str) -> Option<String> {

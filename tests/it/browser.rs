@@ -1,17 +1,15 @@
 //! The dashboard in real headless Chromium through chromedriver: log in, create a project and a
 //! key, receive a signed push, and show hostile commit text as text.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
-use support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -66,8 +64,8 @@ fn start_driver() -> Driver {
         url,
         _profile: tempfile::tempdir().unwrap(),
     };
-    let agent = support::app::agent();
-    support::app::wait_for("chromedriver to listen", DEADLINE, &mut || {
+    let agent = crate::support::app::agent();
+    crate::support::app::wait_for("chromedriver to listen", DEADLINE, &mut || {
         let ok = agent
             .get(format!("{}/status", driver.url))
             .call()

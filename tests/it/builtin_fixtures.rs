@@ -1,48 +1,30 @@
 //! The builtin summarizer over every real payload in tests/fixtures: exact summaries.
 
-mod support;
-
+use crate::support::app::fixture;
+use crate::support::provider::{Provider, signed_headers};
 use git_push_tracker::summarize::{SummaryInput, builtin_summary};
 use git_push_tracker::webhook::{Delivery, parse_delivery};
 use poem::http::{HeaderMap, HeaderName, HeaderValue};
-use support::app::{fixture, github_signature, hmac_hex};
 
 const SECRET: &str = "fixture-secret";
 
 /// Signs a fixture the way its provider would and returns the summaries of its pushes.
 fn summaries(path: &str) -> Vec<String> {
     let body = fixture(path);
+    let (provider, event) = match path.split('/').next().unwrap() {
+        "github" => (Provider::GitHub, "push"),
+        "gitlab" if path.contains("tag_push") => (Provider::GitLab, "Tag Push Hook"),
+        "gitlab" => (Provider::GitLab, "Push Hook"),
+        "gitea" => (Provider::Gitea, "push"),
+        "bitbucket" => (Provider::Bitbucket, "repo:push"),
+        other => panic!("unknown provider folder {other}"),
+    };
     let mut headers = HeaderMap::new();
-    let mut set = |name: &str, value: String| {
+    for (name, value) in signed_headers(provider, SECRET, event, path, &body) {
         headers.insert(
             HeaderName::from_bytes(name.as_bytes()).unwrap(),
             HeaderValue::from_str(&value).unwrap(),
         );
-    };
-    set("content-type", "application/json".into());
-    match path.split('/').next().unwrap() {
-        "github" => {
-            set("x-github-event", "push".into());
-            set("x-hub-signature-256", github_signature(SECRET, &body));
-        }
-        "gitlab" => {
-            let event = if path.contains("tag_push") {
-                "Tag Push Hook"
-            } else {
-                "Push Hook"
-            };
-            set("x-gitlab-event", event.into());
-            set("x-gitlab-token", SECRET.into());
-        }
-        "gitea" => {
-            set("x-gitea-event", "push".into());
-            set("x-gitea-signature", hmac_hex(SECRET, &body));
-        }
-        "bitbucket" => {
-            set("x-event-key", "repo:push".into());
-            set("x-hub-signature", github_signature(SECRET, &body));
-        }
-        other => panic!("unknown provider folder {other}"),
     }
     match parse_delivery(&headers, &body, SECRET).unwrap_or_else(|e| panic!("{path}: {e}")) {
         Delivery::Pushes { pushes, .. } => pushes

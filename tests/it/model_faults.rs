@@ -2,18 +2,16 @@
 //! malformed answers, refusals) while pushes stream in; every push still ends up summarized, or
 //! failed with a reason, and none is left pending.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::app::{TestApp, github_payload};
+use crate::support::fake_llm::{FakeLlm, Scripted};
 use git_push_tracker::summarize::{self, SummarizerKind, SummarizerSettings};
 use git_push_tracker::worker::WorkerSettings;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::app::{TestApp, github_payload};
-use support::fake_llm::{FakeLlm, Scripted};
 
 const MODEL: &str = "fake-model";
 const CLIENTS: usize = 3;

@@ -1,43 +1,16 @@
 //! The command line as a user runs it: JSON output shapes, exit codes, one-line errors, and
 //! sharing the database file with a running server.
 
-mod support;
-
-use std::process::{Command, Output};
-
+use crate::support::app::{TestApp, github_payload};
+use crate::support::cli;
+use crate::support::provider::{Provider, signed_headers};
 use serde_json::Value;
-use support::app::{TestApp, github_payload, github_signature};
-
-fn cli(db: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("PUSH_TRACKER_PUBLIC_URL")
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout.clone()).unwrap();
-    assert_eq!(
-        text.trim().lines().count(),
-        1,
-        "exactly one JSON document on stdout: {text}"
-    );
-    serde_json::from_str(&text).unwrap()
-}
 
 #[test]
 fn project_and_key_creation_print_one_json_object_each_with_the_documented_fields() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cli.db");
-    let project = json(&cli(
+    let project = cli::run_json(
         &db,
         &[
             "project",
@@ -47,7 +20,7 @@ fn project_and_key_creation_print_one_json_object_each_with_the_documented_field
             "--public-url",
             "https://push.example.com/",
         ],
-    ));
+    );
     let keys: Vec<&str> = project
         .as_object()
         .unwrap()
@@ -62,22 +35,22 @@ fn project_and_key_creation_print_one_json_object_each_with_the_documented_field
         .expect(url);
     assert!(hook.len() >= 32 && hook.chars().all(|c| c.is_ascii_alphanumeric()));
 
-    let key = json(&cli(
+    let key = cli::run_json(
         &db,
         &["key", "create", "my-app", "--label", "slack-bot", "--json"],
-    ));
+    );
     assert_eq!(key["project"], "my-app");
     assert_eq!(key["label"], "slack-bot");
     let key = key["key"].as_str().unwrap();
     assert!(key.starts_with("gpt_") && key.len() >= 36);
 
-    let list = json(&cli(&db, &["key", "list", "my-app", "--json"]));
+    let list = cli::run_json(&db, &["key", "list", "my-app", "--json"]);
     assert_eq!(list[0]["label"], "slack-bot");
     assert!(
         !list.to_string().contains(key),
         "a listed key never shows the key itself"
     );
-    let projects = json(&cli(&db, &["project", "list", "--json"]));
+    let projects = cli::run_json(&db, &["project", "list", "--json"]);
     assert_eq!(projects[0]["name"], "my-app");
     assert_eq!(projects[0]["pushes"], 0);
 }
@@ -92,14 +65,14 @@ fn a_missing_project_is_a_one_line_error_with_exit_code_1() {
         &["project", "rotate-secret", "nope"],
         &["key", "list", "nope"],
     ] {
-        let out = cli(&db, args);
+        let out = cli::run(&db, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
         assert!(errors[0].contains("no project named \"nope\""), "{stderr}");
     }
-    let out = cli(&db, &["project", "create", "Bad Name"]);
+    let out = cli::run(&db, &["project", "create", "Bad Name"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid project name"));
 }
@@ -107,7 +80,7 @@ fn a_missing_project_is_a_one_line_error_with_exit_code_1() {
 #[test]
 fn wrong_usage_gets_clap_help_and_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cli(&dir.path().join("cli.db"), &["project", "frobnicate"]);
+    let out = cli::run(&dir.path().join("cli.db"), &["project", "frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage:"));
 }
@@ -116,7 +89,7 @@ fn wrong_usage_gets_clap_help_and_exit_code_2() {
 fn a_trusted_proxy_that_is_not_an_address_is_refused_before_the_server_starts() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cli.db");
-    let out = cli(
+    let out = cli::run(
         &db,
         &[
             "serve",
@@ -138,7 +111,7 @@ fn a_trusted_proxy_that_is_not_an_address_is_refused_before_the_server_starts() 
 #[test]
 fn the_openapi_command_prints_the_committed_document() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cli(&dir.path().join("cli.db"), &["openapi"]);
+    let out = cli::run(&dir.path().join("cli.db"), &["openapi"]);
     assert!(out.status.success());
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     let committed: Value = serde_json::from_slice(
@@ -158,43 +131,25 @@ fn the_cli_shares_the_database_with_a_running_server_rotating_a_secret_and_revok
         201
     );
 
-    let rotated = json(&cli(
+    let rotated = cli::run_json(
         &app.db_path,
         &["project", "rotate-secret", "shared", "--json"],
-    ));
+    );
     let new_secret = rotated["webhookSecret"].as_str().unwrap();
     assert_ne!(new_secret, project.secret);
     let old = app.github_push(&project, "old-secret", &body);
     assert_eq!(old.status, 401, "the old secret is refused at once");
-    let old_signature = github_signature(&project.secret, &body);
-    let ping = app.post(
-        &project.webhook_url,
-        &[
-            ("Content-Type", "application/json"),
-            ("X-GitHub-Event", "ping"),
-            ("X-Hub-Signature-256", &old_signature),
-        ],
-        &body,
-    );
+    let ping = app.signed_delivery(&project, Provider::GitHub, "ping", "old-secret-ping", &body);
     assert_eq!(
         ping.status, 401,
         "a ping with the old secret is refused too"
     );
-    let signature = github_signature(new_secret, &body);
-    let new = app.post(
-        &project.webhook_url,
-        &[
-            ("Content-Type", "application/json"),
-            ("X-GitHub-Event", "push"),
-            ("X-GitHub-Delivery", "new-secret"),
-            ("X-Hub-Signature-256", &signature),
-        ],
-        &body,
-    );
+    let signed = signed_headers(Provider::GitHub, new_secret, "push", "new-secret", &body);
+    let new = app.deliver(&project.webhook_url, &signed, &body);
     assert_eq!(new.status, 201);
 
     let prefix = &project.key[..12];
-    let out = cli(&app.db_path, &["key", "revoke", "shared", prefix]);
+    let out = cli::run(&app.db_path, &["key", "revoke", "shared", prefix]);
     assert!(
         out.status.success(),
         "{}",
@@ -202,7 +157,7 @@ fn the_cli_shares_the_database_with_a_running_server_rotating_a_secret_and_revok
     );
     assert_eq!(app.get("/api/v1/pushes", Some(&project.key)).status, 401);
 
-    let out = cli(&app.db_path, &["project", "delete", "shared"]);
+    let out = cli::run(&app.db_path, &["project", "delete", "shared"]);
     assert!(out.status.success());
     assert_eq!(app.github_push(&project, "after-delete", &body).status, 404);
 }
@@ -214,7 +169,7 @@ fn an_old_database_is_upgraded_with_a_log_line_saying_so_and_a_new_one_quietly()
     let mut conn = rusqlite::Connection::open(&old).unwrap();
     git_push_tracker::db::migrate::migrate_to(&mut conn, 1).unwrap();
     drop(conn);
-    let upgraded = cli(&old, &["project", "list"]);
+    let upgraded = cli::run(&old, &["project", "list"]);
     assert!(upgraded.status.success());
     let log = String::from_utf8_lossy(&upgraded.stderr);
     assert!(
@@ -223,7 +178,7 @@ fn an_old_database_is_upgraded_with_a_log_line_saying_so_and_a_new_one_quietly()
     );
     assert!(log.contains("database migrated"), "{log}");
 
-    let fresh = cli(&dir.path().join("new.db"), &["project", "list"]);
+    let fresh = cli::run(&dir.path().join("new.db"), &["project", "list"]);
     assert!(fresh.status.success());
     let log = String::from_utf8_lossy(&fresh.stderr);
     assert!(!log.contains("upgrading"), "{log}");

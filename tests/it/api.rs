@@ -1,9 +1,8 @@
 //! End to end over real HTTP: webhooks from every provider in, the public API out.
 
-mod support;
-
+use crate::support::app::{TestApp, TestProject, fixture, github_payload};
+use crate::support::provider::{Provider, github_signature, signed_headers};
 use serde_json::Value;
-use support::app::{TestApp, TestProject, fixture, github_payload, github_signature, hmac_hex};
 
 fn pushes(app: &TestApp, project: &TestProject, query: &str) -> Value {
     let reply = app.get(&format!("/api/v1/pushes{query}"), Some(&project.key));
@@ -58,56 +57,23 @@ fn gitlab_gitea_forgejo_and_bitbucket_deliveries_are_verified_and_stored() {
     let project = app.create_project("multi");
 
     let gitlab = fixture("gitlab/push.gitlab-docs.json");
-    let reply = app.post(
-        &project.webhook_url,
-        &[
-            ("Content-Type", "application/json"),
-            ("X-Gitlab-Event", "Push Hook"),
-            ("X-Gitlab-Token", &project.secret),
-            ("X-Gitlab-Event-UUID", "gl-1"),
-        ],
-        &gitlab,
-    );
+    let reply = app.signed_delivery(&project, Provider::GitLab, "Push Hook", "gl-1", &gitlab);
     assert_eq!(reply.status, 201, "gitlab: {}", reply.body);
 
     let gitea = fixture("gitea/push.woodpecker-gitea-HookPushMulti.json");
-    let reply = app.post(
-        &project.webhook_url,
-        &[
-            ("Content-Type", "application/json"),
-            ("X-Gitea-Event", "push"),
-            ("X-Gitea-Delivery", "gt-1"),
-            ("X-Gitea-Signature", &hmac_hex(&project.secret, &gitea)),
-        ],
-        &gitea,
-    );
+    let reply = app.signed_delivery(&project, Provider::Gitea, "push", "gt-1", &gitea);
     assert_eq!(reply.status, 201, "gitea: {}", reply.body);
 
     let forgejo = fixture("gitea/push.go-scm-push.json");
-    let reply = app.post(
-        &project.webhook_url,
-        &[
-            ("Content-Type", "application/json"),
-            ("X-Forgejo-Event", "push"),
-            ("X-Forgejo-Delivery", "fj-1"),
-            ("X-Forgejo-Signature", &hmac_hex(&project.secret, &forgejo)),
-        ],
-        &forgejo,
-    );
+    let reply = app.signed_delivery(&project, Provider::Forgejo, "push", "fj-1", &forgejo);
     assert_eq!(reply.status, 201, "forgejo: {}", reply.body);
 
     let bitbucket = fixture("bitbucket/repo-push.woodpecker-HookPush.json");
-    let reply = app.post(
-        &project.webhook_url,
-        &[
-            ("Content-Type", "application/json"),
-            ("X-Event-Key", "repo:push"),
-            ("X-Request-UUID", "bb-1"),
-            (
-                "X-Hub-Signature",
-                &github_signature(&project.secret, &bitbucket),
-            ),
-        ],
+    let reply = app.signed_delivery(
+        &project,
+        Provider::Bitbucket,
+        "repo:push",
+        "bb-1",
         &bitbucket,
     );
     assert_eq!(reply.status, 201, "bitbucket: {}", reply.body);
@@ -152,21 +118,10 @@ fn a_github_ping_answers_200_and_other_events_are_ignored_with_202() {
     let app = TestApp::spawn();
     let project = app.create_project("events");
     let ping = fixture("github/ping.payload.json");
-    let sig = github_signature(&project.secret, &ping);
-    let headers = |event: &'static str| {
-        [
-            ("Content-Type", "application/json"),
-            ("X-GitHub-Event", event),
-            ("X-GitHub-Delivery", "p-1"),
-            ("X-Hub-Signature-256", sig.as_str()),
-        ]
-    };
-    assert_eq!(
-        app.post(&project.webhook_url, &headers("ping"), &ping)
-            .status,
-        200
-    );
-    let issues = app.post(&project.webhook_url, &headers("issues"), &ping);
+    let deliver =
+        |event: &str| app.signed_delivery(&project, Provider::GitHub, event, "p-1", &ping);
+    assert_eq!(deliver("ping").status, 200);
+    let issues = deliver("issues");
     assert_eq!(issues.status, 202);
     assert!(issues.body["message"].as_str().unwrap().contains("ignored"));
     assert_eq!(stored_rows(&app), (0, 0));
@@ -179,19 +134,19 @@ fn form_encoded_github_deliveries_are_accepted() {
     let json = github_payload("main", &["fix: form"], 1_700_000_000);
     let body =
         serde_urlencoded::to_string([("payload", String::from_utf8(json).unwrap())]).unwrap();
-    let reply = app.post(
-        &project.webhook_url,
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("X-GitHub-Event", "push"),
-            ("X-GitHub-Delivery", "form-1"),
-            (
-                "X-Hub-Signature-256",
-                &github_signature(&project.secret, body.as_bytes()),
-            ),
-        ],
+    let mut headers = signed_headers(
+        Provider::GitHub,
+        &project.secret,
+        "push",
+        "form-1",
         body.as_bytes(),
     );
+    for (name, value) in &mut headers {
+        if name == "Content-Type" {
+            *value = "application/x-www-form-urlencoded".into();
+        }
+    }
+    let reply = app.deliver(&project.webhook_url, &headers, body.as_bytes());
     assert_eq!(reply.status, 201, "{}", reply.body);
 }
 
@@ -380,6 +335,10 @@ fn each_bad_delivery_gets_its_status_and_json_error_and_stores_nothing() {
     let no_ref = br#"{"repository":{"full_name":"a/b"}}"#.to_vec();
     let no_ref_sig = github_signature(&project.secret, &no_ref);
     let unknown_hook = format!("{}/webhooks/doesnotexist", app.base_url);
+    let (event, signature) = (
+        Provider::GitHub.event_header(),
+        Provider::GitHub.signature_header(),
+    );
 
     /// name, URL, headers, body, expected status
     type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a [u8], u16);
@@ -387,54 +346,42 @@ fn each_bad_delivery_gets_its_status_and_json_error_and_stores_nothing() {
         (
             "unknown hook",
             unknown_hook,
-            vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &sig)],
+            vec![(event, "push"), (signature, &sig)],
             &good,
             404,
         ),
         (
             "missing signature",
             project.webhook_url.clone(),
-            vec![("X-GitHub-Event", "push")],
+            vec![(event, "push")],
             &good,
             401,
         ),
         (
             "wrong signature",
             project.webhook_url.clone(),
-            vec![
-                ("X-GitHub-Event", "push"),
-                ("X-Hub-Signature-256", "sha256=00"),
-            ],
+            vec![(event, "push"), (signature, "sha256=00")],
             &good,
             401,
         ),
         (
             "too large",
             project.webhook_url.clone(),
-            vec![
-                ("X-GitHub-Event", "push"),
-                ("X-Hub-Signature-256", &big_sig),
-            ],
+            vec![(event, "push"), (signature, &big_sig)],
             &big,
             413,
         ),
         (
             "malformed json",
             project.webhook_url.clone(),
-            vec![
-                ("X-GitHub-Event", "push"),
-                ("X-Hub-Signature-256", &malformed_sig),
-            ],
+            vec![(event, "push"), (signature, &malformed_sig)],
             &malformed,
             400,
         ),
         (
             "missing ref",
             project.webhook_url.clone(),
-            vec![
-                ("X-GitHub-Event", "push"),
-                ("X-Hub-Signature-256", &no_ref_sig),
-            ],
+            vec![(event, "push"), (signature, &no_ref_sig)],
             &no_ref,
             400,
         ),
@@ -442,8 +389,8 @@ fn each_bad_delivery_gets_its_status_and_json_error_and_stores_nothing() {
             "unsupported content type",
             project.webhook_url.clone(),
             vec![
-                ("X-GitHub-Event", "push"),
-                ("X-Hub-Signature-256", &sig),
+                (event, "push"),
+                (signature, &sig),
                 ("Content-Type", "text/plain"),
             ],
             &good,
@@ -452,7 +399,7 @@ fn each_bad_delivery_gets_its_status_and_json_error_and_stores_nothing() {
         (
             "unknown provider",
             project.webhook_url.clone(),
-            vec![("X-Hub-Signature-256", &sig)],
+            vec![(signature, &sig)],
             &good,
             400,
         ),
@@ -531,12 +478,11 @@ fn chunked_github_push(
     let path = &project.webhook_url[project.webhook_url.find("/webhooks/").unwrap()..];
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream.set_nodelay(true).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         X-GitHub-Event: push\r\nX-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: {}\r\n\
-         Transfer-Encoding: chunked\r\n\r\n",
-        github_signature(&project.secret, body)
-    );
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in signed_headers(Provider::GitHub, &project.secret, "push", delivery, body) {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("Transfer-Encoding: chunked\r\n\r\n");
     // The server may answer 413 and close before the rest is written; the answer still comes.
     let _ = stream.write_all(head.as_bytes());
     for piece in body.chunks(chunk) {

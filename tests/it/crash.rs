@@ -1,50 +1,23 @@
 //! Crash safety: the real binary is SIGKILLed ten times under webhook load and restarted on the
 //! same database; every delivery that was answered 2xx must still be stored, with its commits.
 
-mod support;
-
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::Duration;
 
+use crate::support::app::{agent, github_payload, wait_for};
+use crate::support::cli;
+use crate::support::provider::{Provider, signed_headers};
 use rusqlite::{Connection, OpenFlags};
-use support::app::{agent, github_payload, github_signature, wait_for};
 
-const BIN: &str = env!("CARGO_BIN_EXE_git-push-tracker");
 const KILLS: usize = 10;
 const CLIENTS: usize = 3;
 /// Acknowledged deliveries to see in each life of the server before killing it.
 const ACKS_PER_LIFE: usize = 40;
-
-/// Runs a CLI subcommand on `db` and returns its JSON output.
-fn cli_json(db: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("PUSH_TRACKER_DB")
-        .output()
-        .expect("run the CLI");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("CLI prints JSON")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The `serve` child process; killed when dropped so a failing test leaves nothing behind.
 struct Server(Child);
@@ -64,31 +37,47 @@ impl Drop for Server {
     }
 }
 
-/// Starts `serve` on a fresh port and waits until /healthz answers 200.
+/// Starts `serve` on a port of its own choosing and waits until /healthz answers 200. The port
+/// is read from the server's "serving" log line: a port picked here and freed for the child could
+/// be taken by any other test of this process in between.
 fn start_server(db: &Path, log: &Path) -> (Server, String) {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    let child = Command::new(BIN)
+    let earlier_lives = log_file.metadata().unwrap().len() as usize;
+    let child = cli::command()
         .arg("--db")
         .arg(db)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env("PUSH_TRACKER_SUMMARIZER", "builtin")
-        .env_remove("PUSH_TRACKER_DB")
-        .env_remove("PUSH_TRACKER_LISTEN")
-        .env_remove("PUSH_TRACKER_PUBLIC_URL")
-        .env_remove("GEMINI_API_KEY")
-        .env_remove("OPENAI_API_KEY")
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
         .spawn()
         .expect("start serve");
-    let child = Server(child);
+    let mut child = Server(child);
+    let address = wait_for(
+        "the restarted server to say where it listens",
+        Duration::from_secs(30),
+        &mut || {
+            let log = std::fs::read(log).unwrap();
+            let this_life = String::from_utf8_lossy(&log[earlier_lives..]);
+            if let Some(status) = child.0.try_wait().unwrap() {
+                panic!("serve exited with {status}: {this_life}");
+            }
+            this_life
+                .lines()
+                .filter(|line| line.contains("serving:"))
+                .find_map(|line| {
+                    line.split_whitespace()
+                        .find_map(|f| f.strip_prefix("address="))
+                })
+                .map(str::to_owned)
+        },
+    );
+    let base = format!("http://{address}");
     let health = agent();
     let url = format!("{base}/healthz");
     wait_for(
@@ -175,13 +164,11 @@ fn client(
         let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
         let body = github_payload(&format!("branch-{}", i % 5), &messages, 1_760_000_000);
         let url = format!("{}{hook_path}", base.read().unwrap());
-        let sent = http
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .header("X-GitHub-Event", "push")
-            .header("X-GitHub-Delivery", &delivery)
-            .header("X-Hub-Signature-256", &github_signature(&secret, &body))
-            .send(&body[..]);
+        let mut request = http.post(&url);
+        for (name, value) in signed_headers(Provider::GitHub, &secret, "push", &delivery, &body) {
+            request = request.header(name, value);
+        }
+        let sent = request.send(&body[..]);
         match sent {
             Ok(resp) if resp.status().is_success() => {
                 acked.lock().unwrap().insert(delivery);
@@ -203,8 +190,8 @@ fn every_acknowledged_push_survives_ten_sigkills_under_load() {
     let db: PathBuf = dir.path().join("crash.db");
     let log = dir.path().join("serve.log");
 
-    let project = cli_json(&db, &["project", "create", "crash", "--json"]);
-    let key = cli_json(&db, &["key", "create", "crash", "--json"]);
+    let project = cli::run_json(&db, &["project", "create", "crash", "--json"]);
+    let key = cli::run_json(&db, &["key", "create", "crash", "--json"]);
     assert!(key["key"].as_str().unwrap().starts_with("gpt_"));
     let webhook_url = project["webhookUrl"].as_str().unwrap();
     let hook_path = webhook_url[webhook_url.find("/webhooks/").unwrap()..].to_owned();

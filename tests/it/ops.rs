@@ -1,12 +1,13 @@
 //! Running it for years: online backup, schema upgrades, retention, /metrics, --version.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::app::{TestApp, github_payload, wait_for};
+use crate::support::cli;
+use crate::support::provider::Provider;
 use chrono::Utc;
 use git_push_tracker::clock::{Clock, ManualClock};
 use git_push_tracker::db::backup::{BackupError, backup};
@@ -14,7 +15,6 @@ use git_push_tracker::db::migrate::{LATEST_VERSION, migrate_to};
 use git_push_tracker::db::{Db, DbError, Store, run_retention_once};
 use git_push_tracker::secret::Secret;
 use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
-use support::app::{TestApp, github_payload, wait_for};
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
@@ -123,16 +123,8 @@ fn the_backup_command_copies_the_database_given_with_db() {
     let app = TestApp::spawn();
     app.create_project("from-cli");
     let dest = app.dir.path().join("cli-backup.db");
-    let run = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
-            .arg("--db")
-            .arg(&app.db_path)
-            .arg("backup")
-            .arg(&dest)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let dest_arg = dest.to_str().unwrap();
+    let run = |extra: &[&str]| cli::run(&app.db_path, &[&["backup", dest_arg][..], extra].concat());
     let first = run(&[]);
     assert!(first.status.success(), "{first:?}");
     let again = run(&[]);
@@ -454,16 +446,16 @@ fn metrics_parse_as_prometheus_text_and_count_webhooks_as_they_arrive() {
         &project.webhook_url,
         &[
             ("Content-Type", "application/json"),
-            ("X-GitHub-Event", "push"),
-            ("X-GitHub-Delivery", "m-2"),
-            ("X-Hub-Signature-256", "sha256=00"),
+            (Provider::GitHub.event_header(), "push"),
+            (Provider::GitHub.delivery_header(), "m-2"),
+            (Provider::GitHub.signature_header(), "sha256=00"),
         ],
         &body,
     );
     assert_eq!(forged.status, 401);
     let unknown = app.post(
         &format!("{}/webhooks/nosuchhook", app.base_url),
-        &[("X-Gitlab-Event", "Push Hook")],
+        &[(Provider::GitLab.event_header(), "Push Hook")],
         b"{}",
     );
     assert_eq!(unknown.status, 404);
@@ -523,10 +515,7 @@ fn metrics_need_the_admin_token_unless_made_public() {
 
 #[test]
 fn version_prints_the_version_commit_and_target() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
-        .arg("--version")
-        .output()
-        .unwrap();
+    let out = cli::command().arg("--version").output().unwrap();
     assert!(out.status.success());
     let line = String::from_utf8(out.stdout).unwrap();
     assert!(

@@ -1,17 +1,15 @@
 //! The Gemini and OpenAI-compatible summarizers against a scripted fake server: what they send and
 //! how they sort each kind of answer into a summary, a retry, a postponement or a failure.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fake_llm::{FakeLlm, Scripted};
 use git_push_tracker::domain::{NewCommit, RefKind};
 use git_push_tracker::secret::Secret;
 use git_push_tracker::summarize::{
     GeminiConfig, GeminiSummarizer, OpenAiConfig, OpenAiSummarizer, SummarizeError, Summarizer,
     SummaryInput,
 };
-use support::fake_llm::{FakeLlm, Scripted};
 
 const KEY: &str = "AIzaSyFAKE-test-key-0123456789";
 const MODEL: &str = "gemini-test-model";

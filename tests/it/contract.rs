@@ -4,12 +4,10 @@
 //! Needs the `schemathesis` CLI (`.ci/python-deps.sh` installs it). Without it the test is
 //! skipped with a note, except when `CI=true`, where a missing tool is a failure.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::app::{TestApp, github_payload};
+use crate::support::app::{TestApp, github_payload};
 
 /// The whole schemathesis run must finish within this.
 const RUN_LIMIT: Duration = Duration::from_secs(150);

@@ -2,14 +2,13 @@
 //! absurd query parameters, path traversal, oversized headers) is refused with JSON 4xx errors and
 //! stores nothing; SQL and HTML inside valid signed payloads are stored and served verbatim.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::support::app::{TestApp, TestProject, github_payload};
+use crate::support::provider::{Provider, github_signature, hmac_hex, signed_headers};
 use serde_json::{Value, json};
-use support::app::{TestApp, TestProject, github_payload, github_signature, hmac_hex};
 
 /// One response read off a raw connection.
 struct RawReply {
@@ -177,63 +176,38 @@ fn hook_path(project: &TestProject) -> String {
     url[url.find("/webhooks/").unwrap()..].to_owned()
 }
 
-/// A GitHub push with the given signature header (None: no header).
-fn github(path: &str, body: &[u8], signature: Option<&str>) -> RawRequest {
-    let mut req = RawRequest::new("POST", path)
-        .header("Content-Type", "application/json")
-        .header("X-GitHub-Event", "push")
-        .header("X-GitHub-Delivery", "hostile")
-        .body(body.to_vec());
-    if let Some(sig) = signature {
-        req = req.header("X-Hub-Signature-256", sig);
+/// A push as `provider` sends it, but without its signature header: add one with
+/// [`RawRequest::signature`].
+fn unsigned(provider: Provider, event: &str, path: &str, body: &[u8]) -> RawRequest {
+    let mut req = RawRequest::new("POST", path).body(body.to_vec());
+    for (name, value) in signed_headers(provider, "", event, "hostile", body) {
+        if name != provider.signature_header() {
+            req = req.header(&name, value);
+        }
     }
     req
+}
+
+/// A GitHub push with the given signature header (None: no header).
+fn github(path: &str, body: &[u8], signature: Option<&str>) -> RawRequest {
+    unsigned(Provider::GitHub, "push", path, body).signature(Provider::GitHub, signature)
 }
 
 fn signed_github(path: &str, secret: &str, body: &[u8]) -> RawRequest {
     github(path, body, Some(&github_signature(secret, body)))
 }
 
-fn gitea(
-    path: &str,
-    event_header: &str,
-    sig_header: &str,
-    body: &[u8],
-    sig: Option<&str>,
-) -> RawRequest {
-    let mut req = RawRequest::new("POST", path)
-        .header("Content-Type", "application/json")
-        .header(event_header, "push")
-        .header("X-Gitea-Delivery", "hostile")
-        .body(body.to_vec());
-    if let Some(sig) = sig {
-        req = req.header(sig_header, sig);
-    }
-    req
+/// A Gitea or Forgejo push.
+fn gitea(path: &str, provider: Provider, body: &[u8], sig: Option<&str>) -> RawRequest {
+    unsigned(provider, "push", path, body).signature(provider, sig)
 }
 
 fn gitlab(path: &str, body: &[u8], token: Option<&str>) -> RawRequest {
-    let mut req = RawRequest::new("POST", path)
-        .header("Content-Type", "application/json")
-        .header("X-Gitlab-Event", "Push Hook")
-        .header("X-Gitlab-Event-UUID", "hostile")
-        .body(body.to_vec());
-    if let Some(token) = token {
-        req = req.header("X-Gitlab-Token", token);
-    }
-    req
+    unsigned(Provider::GitLab, "Push Hook", path, body).signature(Provider::GitLab, token)
 }
 
 fn bitbucket(path: &str, body: &[u8], sig: Option<&str>) -> RawRequest {
-    let mut req = RawRequest::new("POST", path)
-        .header("Content-Type", "application/json")
-        .header("X-Event-Key", "repo:push")
-        .header("X-Request-UUID", "hostile")
-        .body(body.to_vec());
-    if let Some(sig) = sig {
-        req = req.header("X-Hub-Signature", sig);
-    }
-    req
+    unsigned(Provider::Bitbucket, "repo:push", path, body).signature(Provider::Bitbucket, sig)
 }
 
 fn api(path: &str, key: Option<&str>) -> RawRequest {
@@ -292,10 +266,8 @@ fn corpus(project: &TestProject) -> Vec<Case> {
 
     let hex_good = hmac_hex(secret, &body);
     let hex_wrong = hmac_hex("not the secret", &body);
-    for (event, sig_header) in [
-        ("X-Gitea-Event", "X-Gitea-Signature"),
-        ("X-Forgejo-Event", "X-Forgejo-Signature"),
-    ] {
+    for provider in [Provider::Gitea, Provider::Forgejo] {
+        let event = provider.event_header();
         for (what, sig) in [
             ("missing", None),
             ("empty", Some("")),
@@ -305,7 +277,7 @@ fn corpus(project: &TestProject) -> Vec<Case> {
         ] {
             cases.push(case(
                 format!("{event} signature: {what}"),
-                gitea(&path, event, sig_header, &body, sig),
+                gitea(&path, provider, &body, sig),
                 Status(401),
             ));
         }
@@ -368,13 +340,7 @@ fn corpus(project: &TestProject) -> Vec<Case> {
         let part = &body[..cut];
         cases.push(case(
             format!("gitea: truncated at byte {cut}"),
-            gitea(
-                &path,
-                "X-Gitea-Event",
-                "X-Gitea-Signature",
-                part,
-                Some(&hmac_hex(secret, part)),
-            ),
+            gitea(&path, Provider::Gitea, part, Some(&hmac_hex(secret, part))),
             Status(400),
         ));
         cases.push(case(
@@ -478,7 +444,7 @@ fn corpus(project: &TestProject) -> Vec<Case> {
         "no event header",
         RawRequest::new("POST", &path)
             .header("Content-Type", "application/json")
-            .header("X-Hub-Signature-256", &good_sig)
+            .header(Provider::GitHub.signature_header(), &good_sig)
             .body(body.clone()),
         Status(400),
     ));
@@ -624,6 +590,14 @@ impl RawRequest {
     fn method(mut self, method: &'static str) -> Self {
         self.method = method;
         self
+    }
+
+    /// `provider`'s signature header with `value` as it is; None: no header.
+    fn signature(self, provider: Provider, value: Option<&str>) -> Self {
+        match value {
+            Some(value) => self.header(provider.signature_header(), value),
+            None => self,
+        }
     }
 }
 

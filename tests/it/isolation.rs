@@ -1,11 +1,9 @@
 //! Project isolation as a property: for random projects, keys (some revoked) and pushes, a live
 //! key only ever sees its own project's data, and a revoked key gets 401 everywhere.
 
-mod support;
-
+use crate::support::app::{TestApp, TestProject, github_payload};
 use chrono::Utc;
 use proptest::prelude::*;
-use support::app::{TestApp, TestProject, github_payload};
 
 /// One project of a generated case: which of its keys are revoked, and its pushes as
 /// (branch number, commit count, day offset).

@@ -30,10 +30,8 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         "git-push-tracker-backup.timer",
     ];
     for name in units {
-        let unit = example(&format!("systemd/{name}")).replace(
-            "/usr/local/bin/git-push-tracker",
-            env!("CARGO_BIN_EXE_git-push-tracker"),
-        );
+        let unit = example(&format!("systemd/{name}"))
+            .replace("/usr/local/bin/git-push-tracker", crate::support::cli::BIN);
         std::fs::write(dir.path().join(name), unit).unwrap();
     }
     let out = Command::new("systemd-analyze")

@@ -1,10 +1,9 @@
 //! The admin API and the dashboard over real HTTP: who may call it, CSRF, login limits, headers.
 
-mod support;
-
+use crate::support::app::{ADMIN_TOKEN, Reply, TestApp, github_payload, reply};
+use crate::support::cli;
 use git_push_tracker::http::client::TrustedProxies;
 use serde_json::{Value, json};
-use support::app::{ADMIN_TOKEN, Reply, TestApp, github_payload, reply};
 
 /// How a request proves who sends it.
 #[derive(Clone, Copy)]
@@ -551,12 +550,7 @@ fn asset_paths_that_climb_out_or_do_not_exist_are_json_404s() {
 fn admin_reset_token_prints_a_new_token_that_replaces_the_old_one_and_ends_sessions() {
     let app = TestApp::spawn();
     let session = log_in(&app);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
-        .arg("--db")
-        .arg(&app.db_path)
-        .args(["admin", "reset-token"])
-        .output()
-        .expect("run the binary");
+    let out = cli::run(&app.db_path, &["admin", "reset-token"]);
     assert!(
         out.status.success(),
         "{}",

@@ -1,12 +1,13 @@
 //! The summary worker against a scripted fake Gemini: each outcome as the API shows it, the
 //! retry schedule on a manual clock, and the real thread woken by pushes.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::app::{TestApp, TestProject, github_payload};
+use crate::support::cli;
+use crate::support::fake_llm::{FakeLlm, Scripted};
 use chrono::Utc;
 use git_push_tracker::clock::ManualClock;
 use git_push_tracker::db::Db;
@@ -15,8 +16,6 @@ use git_push_tracker::summarize::{
 };
 use git_push_tracker::worker::{Outcome, Worker, WorkerSettings};
 use serde_json::Value;
-use support::app::{TestApp, TestProject, github_payload};
-use support::fake_llm::{FakeLlm, Scripted};
 
 const KEY: &str = "AIzaTEST-secret-key-123";
 const MODEL: &str = "gemini-flash-latest";
@@ -330,7 +329,7 @@ fn a_prompt_injection_in_a_commit_message_cannot_change_the_summary_format() {
 fn a_deletion_gets_a_builtin_one_liner_and_no_model_call() {
     let fake = FakeLlm::start(vec![]);
     let s = stepped(&fake);
-    let body = support::app::fixture("github/push.go-scm-push_branch_delete.json");
+    let body = crate::support::app::fixture("github/push.go-scm-push_branch_delete.json");
     let reply = s.app.github_push(&s.project, "del-1", &body);
     let id = reply.body["pushes"][0].as_str().unwrap().to_owned();
     let detail = s.detail(&id);
@@ -447,16 +446,7 @@ fn resummarize_from_the_command_line_requeues_a_failed_push() {
     let s = stepped(&fake);
     let id = s.push("c-1", &["feat: x"]);
     assert!(matches!(s.step(), Outcome::Failed { .. }));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_git-push-tracker"))
-        .args([
-            "--db",
-            s.app.db_path.to_str().unwrap(),
-            "push",
-            "resummarize",
-            &id,
-        ])
-        .output()
-        .unwrap();
+    let out = cli::run(&s.app.db_path, &["push", "resummarize", &id]);
     assert!(
         out.status.success(),
         "{}",
@@ -497,7 +487,7 @@ fn resummarize_from_the_admin_api_wakes_the_worker_at_once() {
         (detail(&app)["summaryStatus"] == "failed").then_some(())
     });
 
-    let auth = format!("Bearer {}", support::app::ADMIN_TOKEN);
+    let auth = format!("Bearer {}", crate::support::app::ADMIN_TOKEN);
     let queued = app.post(
         &format!("{}/api/admin/pushes/{id}/resummarize", app.base_url),
         &[("Authorization", &auth)],

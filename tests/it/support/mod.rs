@@ -1,0 +1,7 @@
+//! Helpers shared by the integration tests; each area uses only some of them.
+#![allow(dead_code)]
+
+pub mod app;
+pub mod cli;
+pub mod fake_llm;
+pub mod provider;
