@@ -74,6 +74,8 @@ pub enum AppError {
     Serve(#[source] std::io::Error),
     #[error("could not start a background thread")]
     Thread(#[source] std::io::Error),
+    #[error(transparent)]
+    InUse(#[from] crate::single_server::LockError),
 }
 
 /// Serves on `listener` until `shutdown` resolves, then stops the worker and the writer cleanly.
@@ -98,6 +100,8 @@ pub async fn run_extended<E: Endpoint + 'static>(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
+    // Before anything touches the file: a second server must not re-queue this one's work.
+    let _one_server = crate::single_server::claim(&config.db_path)?;
     let db = Db::open(&config.db_path)?;
     let store: Arc<dyn Store> = Arc::new(db.clone());
     let now = config.clock.now();

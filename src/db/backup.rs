@@ -5,8 +5,8 @@
 //! in WAL mode that never blocks the writer, and a write during the copy cannot restart it (an
 //! incremental backup restarts on every write and may never finish under load). The copy goes to
 //! a temporary file next to the destination, is switched to rollback-journal mode so it is one
-//! self-contained file, synced, and only then renamed into place: a crash leaves either no backup
-//! or a complete one.
+//! self-contained file, synced, and only then renamed into place (and the folder synced): a crash
+//! leaves either no backup or a complete one.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,10 +47,20 @@ pub fn backup(source: &Path, destination: &Path, force: bool) -> Result<(), Back
     }
     let temp = temp_path(destination);
     let result = copy_to(source, &temp).and_then(|()| {
-        std::fs::rename(&temp, destination).map_err(|source| BackupError::Io {
+        let io = |source| BackupError::Io {
             path: destination.to_owned(),
             source,
-        })
+        };
+        std::fs::rename(&temp, destination).map_err(io)?;
+        // The rename is an entry in the folder: synced too, so a backup that was reported done
+        // is still there under its name after a power cut.
+        let folder = match destination.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(folder)
+            .and_then(|f| f.sync_all())
+            .map_err(io)
     });
     if result.is_err() {
         for leftover in [temp.clone(), suffixed(&temp, "-journal")] {

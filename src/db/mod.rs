@@ -176,6 +176,14 @@ fn configure(conn: &mut Connection) -> Result<(), rusqlite::Error> {
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
+    // NORMAL: in WAL mode a commit is written to the log but not synced; it reaches the disk at
+    // the next sync of the log (the ingest writer's next commit, which runs with FULL, or a
+    // checkpoint, which the server runs within a fraction of a second of any write), and a
+    // power cut before that undoes it, never half of it. What these connections write is either
+    // answered to nobody (the summary worker's outcomes: a lost one leaves the push pending or
+    // in progress, and it is summarized again; retention's deletes: redone at its next run), or
+    // rare owner operations from the CLI and dashboard. The webhook writes whose 2xx promises
+    // durability go through the ingest writer only, which sets FULL on its own connection.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;

@@ -1,14 +1,15 @@
 //! The ingest writer: one thread that commits many webhook pushes per transaction.
 //!
 //! Handlers hand over parsed pushes and wait for the reply; the reply comes only after the
-//! transaction holding them has committed, so a 2xx still means "stored". Batching turns many
+//! transaction holding them has committed and the log holding it is synced to disk, so a 2xx
+//! means "stored", even across a power cut. Batching turns many
 //! small commits into a few larger ones, and a single writer means no lock contention between
 //! webhook requests. A second thread copies WAL pages into the database file while the writer
 //! keeps committing, so the writer only stops, briefly, when the log is due to start over.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,11 +35,9 @@ const WAL_COPY_THRESHOLD: u64 = 4 * 1024 * 1024;
 /// the next batch starts the log over from its first frame. Only a checkpoint that runs while
 /// no write is under way can catch up; one beside a busy writer never does, and the log grows
 /// without end. The file is then written over in place rather than truncated: a WAL that
-/// shrinks and regrows makes every frame land on a freshly allocated, zeroed page. The log
-/// keeps growing past this while a restart waits for a passive copy of the checkpointer's to
-/// finish (its sync of the database file can take 100 ms or more), so the peak is this plus
-/// whatever arrives meanwhile: 32 MB peaked at 44–61 MB in 60 s of commit-heavy ingest, too close
-/// to the 64 MB goal; 24 MB peaks at about 40 MB, with no measurable loss of throughput.
+/// shrinks and regrows makes every frame land on a freshly allocated, zeroed page. The writer
+/// waits for a passive copy of the checkpointer's that is under way rather than commit beside
+/// it (see [`Checkpointer::restart_log`]), so the log stops growing at this plus one batch.
 const WAL_RESTART_THRESHOLD: u64 = 24 * 1024 * 1024;
 /// How often the checkpointer looks at the WAL, and how long without a commit counts as idle.
 const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
@@ -97,6 +96,10 @@ impl IngestWriter {
         after_commit: impl Fn() + Send + 'static,
     ) -> Result<(IngestWriter, JoinHandle<()>), DbError> {
         let conn = db.dedicated_connection()?;
+        // A 2xx promises the push survives a power cut, so every commit here syncs the WAL
+        // before it returns, and only then are the handlers answered: one fsync per batch,
+        // not per delivery. (The other connections keep NORMAL; see `configure`.)
+        conn.pragma_update(None, "synchronous", "FULL")?;
         // Checkpoints are the checkpointer thread's job, not something a commit waits for.
         // (This pragma sets the WAL hook too, so it comes before ours.)
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -165,10 +168,9 @@ impl Writer {
             }
             let wal_bytes = WAL_BYTES.get();
             self.checkpointer.committed(wal_bytes);
-            // Until it succeeds, tried again after every batch: a checkpoint that meets the
-            // checkpointer's answers busy at once instead of waiting, and readers still on old
-            // frames keep those from being copied.
-            if wal_bytes >= WAL_RESTART_THRESHOLD && checkpoint(&self.conn, "PASSIVE") {
+            // Until it succeeds, tried again after every batch: readers still on old frames
+            // keep those from being copied.
+            if wal_bytes >= WAL_RESTART_THRESHOLD && self.checkpointer.restart_log(&self.conn) {
                 // The next commit starts the log over, and the hook reports the new size.
                 WAL_BYTES.set(0);
             }
@@ -271,6 +273,13 @@ struct Checkpointer {
     commits: Arc<AtomicU64>,
     /// Bytes in the WAL after the last commit.
     wal_bytes: Arc<AtomicU64>,
+    /// Held by whichever thread is checkpointing. SQLite answers a checkpoint that meets another
+    /// one busy at once, without a busy handler to wait with, so without this the writer went
+    /// on committing while the checkpointer's copy (and its sync of the database file) ran, and
+    /// retried after each batch: the log grew by every batch committed meanwhile, by however
+    /// long the copy took. With durable acks each batch also syncs the log, beside the copy's
+    /// sync of the database file, so copies take longer (one full bench peaked at 65 MB).
+    copying: Arc<Mutex<()>>,
     stop: SyncSender<()>,
     thread: JoinHandle<()>,
 }
@@ -285,6 +294,8 @@ impl Checkpointer {
         let commits = Arc::new(AtomicU64::new(0));
         let wal_bytes = Arc::new(AtomicU64::new(0));
         let (seen_commits, seen_bytes) = (Arc::clone(&commits), Arc::clone(&wal_bytes));
+        let copying = Arc::new(Mutex::new(()));
+        let my_turn = Arc::clone(&copying);
         let (stop, stopped) = sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("wal-checkpointer".into())
@@ -307,6 +318,7 @@ impl Checkpointer {
                     if ended || last_commit.elapsed() >= WAL_CHECK_INTERVAL {
                         // No commit for a while: nothing competes, so give the space back.
                         if wal_size(&wal_path) > 0 {
+                            let _turn = my_turn.lock().unwrap_or_else(PoisonError::into_inner);
                             checkpoint(&conn, "TRUNCATE");
                         }
                     } else if (WAL_COPY_THRESHOLD..WAL_RESTART_THRESHOLD)
@@ -315,8 +327,8 @@ impl Checkpointer {
                         // A passive checkpoint copies pages without blocking the writer. Run
                         // back to back, they leave the writer only the last few megabytes to
                         // copy when it checkpoints. Past the restart threshold it stays out of
-                        // the writer's way, or the writer's checkpoint would find it running
-                        // and answer busy.
+                        // the writer's way, so the writer waits for at most one copy.
+                        let _turn = my_turn.lock().unwrap_or_else(PoisonError::into_inner);
                         checkpoint(&conn, "PASSIVE");
                         copying = true;
                     }
@@ -329,6 +341,7 @@ impl Checkpointer {
         Ok(Checkpointer {
             commits,
             wal_bytes,
+            copying,
             stop,
             thread,
         })
@@ -337,6 +350,14 @@ impl Checkpointer {
     fn committed(&self, wal_bytes: u64) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.wal_bytes.store(wal_bytes, Ordering::Relaxed);
+    }
+
+    /// The writer's checkpoint between two batches, on its own connection: waits for a copy of
+    /// the checkpointer's that is under way (it has done most of the work by then), then copies
+    /// the rest, so the next commit starts the log over. True when every frame was copied.
+    fn restart_log(&self, conn: &Connection) -> bool {
+        let _turn = self.copying.lock().unwrap_or_else(PoisonError::into_inner);
+        checkpoint(conn, "PASSIVE")
     }
 
     /// Runs a last checkpoint and waits for the thread.

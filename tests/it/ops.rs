@@ -331,15 +331,14 @@ fn a_server_started_with_retention_days_prunes_old_pushes_in_the_background() {
             201
         );
     }
+    // One server per database file: the pushes are ten days old when the next one starts.
     let path = first.db_path.clone();
-    let _second = TestApp::spawn_with(|c| {
-        c.db_path = path.clone();
-        c.retention_days = Some(7);
+    let _files = first.stop_keeping_files();
+    let second = TestApp::spawn_on(&path, |c| c.retention_days = Some(7));
+    second.wait_for("old pushes to be deleted", Duration::from_secs(30), || {
+        (second.sql_count("SELECT count(*) FROM pushes") == 0).then_some(())
     });
-    first.wait_for("old pushes to be deleted", Duration::from_secs(30), || {
-        (first.sql_count("SELECT count(*) FROM pushes") == 0).then_some(())
-    });
-    assert_eq!(first.sql_count("SELECT count(*) FROM commits"), 0);
+    assert_eq!(second.sql_count("SELECT count(*) FROM commits"), 0);
 }
 
 /// Parses Prometheus text exposition format strictly enough to catch malformed output:
