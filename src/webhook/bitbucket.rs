@@ -4,9 +4,9 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Delivery, MAX_DELIVERY_ID_LEN, MAX_FIELD_LEN, MAX_MESSAGE_LEN, WebhookError, cap,
+    Delivery, Listed, MAX_DELIVERY_ID_LEN, MAX_FIELD_LEN, MAX_MESSAGE_LEN, WebhookError, cap,
     checked_repository, commit_sha, count, delivery_id, from_json, parse_timestamp, person_name,
-    url,
+    url, within_document_budget,
 };
 use crate::domain::{NewCommit, NewPush, Provider, RefKind};
 
@@ -42,7 +42,7 @@ struct Change {
     closed: Option<bool>,
     forced: Option<bool>,
     truncated: Option<bool>,
-    commits: Option<Vec<Commit>>,
+    commits: Option<Listed<Commit, true>>,
     links: Option<Links>,
 }
 
@@ -172,14 +172,11 @@ fn into_push(
         (Vec::new(), 0)
     } else {
         // Bitbucket lists commits newest first; store them oldest first like the other providers.
-        let mut commits: Vec<NewCommit> = c
-            .commits
-            .unwrap_or_default()
-            .into_iter()
-            .map(into_commit)
-            .collect();
+        let listed = c.commits.unwrap_or_default();
+        let mut commits: Vec<NewCommit> = listed.kept.into_iter().map(into_commit).collect();
         commits.reverse();
-        let listed = count(commits.len());
+        let commits = within_document_budget(commits);
+        let listed = count(listed.total);
         // Bitbucket lists at most 5 commits and gives no total, only `truncated`. The true count
         // is unknown, so one more than listed is the honest lower bound: it keeps
         // `NewPush::commits_truncated` true without inventing a number.

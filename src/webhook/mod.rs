@@ -13,9 +13,12 @@ mod gitlab;
 mod verify;
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use poem::http::HeaderMap;
+use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::domain::{NewCommit, NewPush, Provider, RefKind};
@@ -133,6 +136,21 @@ const MAX_FIELD_LEN: usize = 1024;
 const MAX_PATH_LEN: usize = 4096;
 /// GitHub itself lists at most 3000 changed files per commit; more is not a real push.
 const MAX_FILES_PER_LIST: usize = 3000;
+/// At most this many commits are stored per push: GitHub's own limit for one push payload, so a
+/// real delivery is never cut, while a hand-made one of a million tiny commits cannot make every
+/// read of the push cost hundreds of megabytes. The newest are kept; `commit_count` stays true.
+pub const MAX_STORED_COMMITS: usize = 2048;
+/// The most a push's stored commits document may take, as its JSON is written. 2,048 real
+/// commits (a message, an author and a few changed files each) take about 1-2 MB; 4 MiB leaves
+/// room for verbose ones while one read of the detail stays a few MB however the payload was
+/// padded (long messages, thousands of long file paths per commit). Past it the oldest commits
+/// are dropped, as for the count cap.
+pub const MAX_COMMITS_DOCUMENT: usize = 4 * 1024 * 1024;
+/// The largest commit count believed. The longest public histories (Linux, Chromium) hold under
+/// two million commits, so even a whole mirror pushed as one new branch stays below it; a larger
+/// `total_commits` can only be made up, and is clamped to this rather than refused, because the
+/// rest of the push is real.
+pub const MAX_COMMIT_COUNT: u32 = 10_000_000;
 /// How much of a parser error is echoed back, so a reply never mirrors a large part of the body.
 const MAX_ERROR_DETAIL_LEN: usize = 120;
 
@@ -330,9 +348,116 @@ fn url(raw: Option<&str>) -> Option<String> {
     first_present([raw]).map(|u| cap(u, MAX_FIELD_LEN))
 }
 
-/// A commit count from the payload, saturated because the domain stores `u32`.
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+/// A commit count from the payload, clamped to [`MAX_COMMIT_COUNT`].
+fn count(n: u64) -> u32 {
+    u32::try_from(n)
+        .unwrap_or(u32::MAX)
+        .min(MAX_COMMIT_COUNT)
+}
+
+/// A payload's commit list as it is parsed: every entry is read (so a malformed one is still
+/// refused) but only the [`MAX_STORED_COMMITS`] newest are kept, so a payload of a million
+/// commits never holds a million parsed ones in memory. `NEWEST_FIRST` is the provider's order:
+/// GitHub and GitLab list oldest first, Gitea and Bitbucket newest first.
+struct Listed<T, const NEWEST_FIRST: bool> {
+    /// The newest commits, in the payload's order.
+    kept: Vec<T>,
+    /// How many the payload listed.
+    total: u64,
+}
+
+impl<T, const NEWEST_FIRST: bool> Default for Listed<T, NEWEST_FIRST> {
+    fn default() -> Self {
+        Listed {
+            kept: Vec::new(),
+            total: 0,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const NEWEST_FIRST: bool> Deserialize<'de>
+    for Listed<T, NEWEST_FIRST>
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<T, const NEWEST_FIRST: bool>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>, const NEWEST_FIRST: bool> Visitor<'de>
+            for Entries<T, NEWEST_FIRST>
+        {
+            type Value = Listed<T, NEWEST_FIRST>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of commits")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut kept = VecDeque::new();
+                let mut total = 0u64;
+                while let Some(commit) = seq.next_element::<T>()? {
+                    total += 1;
+                    if NEWEST_FIRST {
+                        if kept.len() < MAX_STORED_COMMITS {
+                            kept.push_back(commit);
+                        }
+                    } else {
+                        if kept.len() == MAX_STORED_COMMITS {
+                            kept.pop_front();
+                        }
+                        kept.push_back(commit);
+                    }
+                }
+                Ok(Listed {
+                    kept: kept.into(),
+                    total,
+                })
+            }
+        }
+
+        deserializer.deserialize_seq(Entries(PhantomData))
+    }
+}
+
+/// The commits to store, oldest first: the newest that fit in [`MAX_COMMITS_DOCUMENT`].
+fn within_document_budget(mut commits: Vec<NewCommit>) -> Vec<NewCommit> {
+    let mut used = 2; // the document's brackets
+    let mut first_kept = commits.len();
+    for (i, commit) in commits.iter().enumerate().rev() {
+        used += encoded_len(commit) + 1;
+        if used > MAX_COMMITS_DOCUMENT {
+            break;
+        }
+        first_kept = i;
+    }
+    commits.split_off(first_kept)
+}
+
+/// An upper bound of the length of `commit` in the stored document.
+fn encoded_len(commit: &NewCommit) -> usize {
+    // The keys, punctuation and a timestamp; what the strings add comes on top.
+    const FIXED: usize = 120;
+    let files: usize = [&commit.added, &commit.removed, &commit.modified]
+        .into_iter()
+        .flatten()
+        .map(|f| json_string_len(f) + 1)
+        .sum();
+    FIXED
+        + json_string_len(&commit.sha)
+        + json_string_len(&commit.message)
+        + json_string_len(&commit.author)
+        + commit.url.as_deref().map_or(0, json_string_len)
+        + files
+}
+
+/// An upper bound of `s`'s length as a JSON string: quotes, and escapes counted at their longest.
+fn json_string_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 #[cfg(test)]

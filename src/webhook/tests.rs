@@ -631,3 +631,110 @@ fn commit_strings_borrow_from_the_body_unless_escaped_and_are_capped_either_way(
         ("ada", vec!["a.rs".to_owned()])
     );
 }
+
+/// A signed GitHub push of `commits`, each `{"id": ..., "message": ...}` as given.
+fn github_push_of(commits: Vec<serde_json::Value>) -> NewPush {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": "1".repeat(40),
+        "after": "2".repeat(40),
+        "repository": {"full_name": "a/b"},
+        "commits": commits,
+    }))
+    .expect("json");
+    let headers = signed_headers(Provider::GitHub, "push", &body);
+    only_push(parse_delivery(&headers, &body, SECRET).expect("push"))
+}
+
+fn tiny_commits(n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| serde_json::json!({"id": format!("{i:040}"), "message": format!("c{i}")}))
+        .collect()
+}
+
+#[test]
+fn a_push_of_more_than_2048_commits_stores_the_newest_2048_and_the_true_count() {
+    let p = github_push_of(tiny_commits(3_000));
+    assert_eq!(p.commit_count, 3_000);
+    assert_eq!(p.commits.len(), MAX_STORED_COMMITS);
+    assert!(p.commits_truncated());
+    assert_eq!(p.commits[0].message, "c952", "the oldest are dropped");
+    assert_eq!(p.commits.last().map(|c| c.message.as_str()), Some("c2999"));
+}
+
+#[test]
+fn a_gitea_push_of_more_than_2048_commits_keeps_the_newest_which_it_lists_first() {
+    let commits: Vec<_> = tiny_commits(2_500).into_iter().rev().collect();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": "1".repeat(40),
+        "after": "2".repeat(40),
+        "repository": {"full_name": "a/b"},
+        "commits": commits,
+        "total_commits": 2_500,
+    }))
+    .expect("json");
+    let headers = signed_headers(Provider::Gitea, "push", &body);
+    let p = only_push(parse_delivery(&headers, &body, SECRET).expect("push"));
+    assert_eq!((p.commit_count, p.commits.len()), (2_500, MAX_STORED_COMMITS));
+    assert_eq!(p.commits[0].message, "c452");
+    assert_eq!(p.commits.last().map(|c| c.message.as_str()), Some("c2499"));
+}
+
+#[test]
+fn the_stored_commits_stay_within_the_document_budget_by_dropping_the_oldest() {
+    // 100 commits of 60 KB messages plus long file lists: about 10 MB as sent.
+    let commits: Vec<_> = (0..100)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("{i:040}"),
+                "message": format!("{i} {}", "m".repeat(60_000)),
+                "added": vec!["p".repeat(2_000); 20],
+            })
+        })
+        .collect();
+    let p = github_push_of(commits);
+    assert_eq!(p.commit_count, 100);
+    assert!(p.commits_truncated() && !p.commits.is_empty());
+    assert!(p.commits.last().unwrap().message.starts_with("99 "));
+    let document = serde_json::to_string(
+        &p.commits
+            .iter()
+            .map(|c| {
+                serde_json::json!({"sha": c.sha, "message": c.message, "author": c.author,
+                    "timestamp": null, "url": c.url, "added": c.added, "removed": c.removed,
+                    "modified": c.modified})
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert!(
+        document.len() <= MAX_COMMITS_DOCUMENT,
+        "{} bytes",
+        document.len()
+    );
+    assert!(document.len() > MAX_COMMITS_DOCUMENT / 2, "not cut far more than needed");
+}
+
+#[test]
+fn an_absurd_total_commit_count_is_clamped() {
+    for (provider, event, field) in [
+        (Provider::GitLab, "Push Hook", "total_commits_count"),
+        (Provider::Gitea, "push", "total_commits"),
+    ] {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "ref": "refs/heads/main",
+            "before": "1".repeat(40),
+            "after": "2".repeat(40),
+            "project": {"path_with_namespace": "a/b"},
+            "repository": {"full_name": "a/b", "name": "b"},
+            "commits": tiny_commits(1),
+            field: u64::MAX,
+        }))
+        .expect("json");
+        let headers = signed_headers(provider, event, &body);
+        let p = only_push(parse_delivery(&headers, &body, SECRET).expect("push"));
+        assert_eq!(p.commit_count, MAX_COMMIT_COUNT, "{provider}");
+        assert!(p.commits_truncated());
+    }
+}
