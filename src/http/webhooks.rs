@@ -177,6 +177,7 @@ fn prepare(state: &AppState, pushes: Vec<NewPush>) -> Vec<PreparedPush> {
     let received_at = state.clock.now();
     pushes
         .into_iter()
+        .map(|push| push.dated(received_at))
         .map(|push| {
             let input = SummaryInput::from_new(&push);
             // Deletions and pushes without commits need no model, nor does the builtin one.

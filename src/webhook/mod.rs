@@ -344,8 +344,19 @@ fn person_name(candidates: &[Option<&str>]) -> String {
     )
 }
 
+/// A link from the payload, kept only when it is an `http` or `https` URL with a host: API
+/// consumers and dashboards render these as links, where a `javascript:` or `data:` one would
+/// run in their page. Anything else is dropped (shown as no link).
 fn url(raw: Option<&str>) -> Option<String> {
-    first_present([raw]).map(|u| cap(u, MAX_FIELD_LEN))
+    let url = first_present([raw])?;
+    let rest = ["https://", "http://"].into_iter().find_map(|scheme| {
+        url.get(..scheme.len())
+            .filter(|prefix| prefix.eq_ignore_ascii_case(scheme))
+            .map(|_| &url[scheme.len()..])
+    })?;
+    let has_host = !rest.is_empty() && !rest.starts_with(['/', '?', '#']);
+    let clean = !url.chars().any(|c| c.is_control() || c.is_whitespace());
+    (has_host && clean).then(|| cap(url, MAX_FIELD_LEN))
 }
 
 /// A commit count from the payload, clamped to [`MAX_COMMIT_COUNT`].

@@ -738,3 +738,54 @@ fn an_absurd_total_commit_count_is_clamped() {
         assert!(p.commits_truncated());
     }
 }
+
+#[test]
+fn only_http_and_https_links_are_kept() {
+    for kept in [
+        "https://github.com/a/b/compare/1...2",
+        "http://gitea.local:3000/a/b/commit/1",
+        "HTTPS://GitHub.com/a/b",
+    ] {
+        assert_eq!(url(Some(kept)).as_deref(), Some(kept), "{kept}");
+    }
+    for dropped in [
+        "javascript:alert(document.cookie)",
+        "JavaScript://github.com/%0aalert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox",
+        "//evil.example/x",
+        "https://",
+        "https:///path",
+        "http:/evil.example",
+        "ftp://host/file",
+        "https://host/a b",
+        "https://host/\u{0}x",
+        " javascript:alert(1)",
+    ] {
+        assert_eq!(url(Some(dropped)), None, "{dropped:?}");
+    }
+}
+
+#[test]
+fn a_javascript_compare_or_commit_url_is_dropped_from_the_push() {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": "1".repeat(40),
+        "after": "2".repeat(40),
+        "compare": "javascript:alert(1)",
+        "repository": {"full_name": "a/b"},
+        "commits": [
+            {"id": "2".repeat(40), "message": "m", "url": "javascript:fetch('//evil')"},
+            {"id": "3".repeat(40), "message": "m", "url": "https://github.com/a/b/commit/3"},
+        ],
+    }))
+    .expect("json");
+    let headers = signed_headers(Provider::GitHub, "push", &body);
+    let p = only_push(parse_delivery(&headers, &body, SECRET).expect("push"));
+    assert_eq!(p.compare_url, None);
+    assert_eq!(p.commits[0].url, None);
+    assert_eq!(
+        p.commits[1].url.as_deref(),
+        Some("https://github.com/a/b/commit/3")
+    );
+}
