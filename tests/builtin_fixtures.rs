@@ -44,7 +44,9 @@ fn summaries(path: &str) -> Vec<String> {
         }
         other => panic!("unknown provider folder {other}"),
     }
-    match parse_delivery(&headers, &body, SECRET).unwrap_or_else(|e| panic!("{path}: {e}")) {
+    match parse_delivery(&headers, &body, SECRET, chrono::DateTime::UNIX_EPOCH)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    {
         Delivery::Pushes { pushes, .. } => pushes
             .iter()
             .map(|p| builtin_summary(&SummaryInput::from_new(p)))

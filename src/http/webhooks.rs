@@ -101,7 +101,7 @@ pub async fn receive(
         }
         // Most deliveries end up at the writer: announcing this one lets a batch wait for it.
         let announced = state.writer.incoming();
-        let verified = verify(headers, &body, &target).await?;
+        let verified = verify(headers, &body, &target, state.clock.now()).await?;
         // A cached secret may have been rotated by another process. Pushes are re-checked by
         // the writer inside the commit; a refusal or a non-push answer is re-checked here.
         let recheck = match &verified {
@@ -304,13 +304,14 @@ async fn verify(
     headers: &HeaderMap,
     body: &Bytes,
     target: &HookTarget,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> poem::Result<Result<Delivery, WebhookError>> {
     if body.len() <= INLINE_PARSE_LIMIT {
-        return Ok(parse_delivery(headers, body, target.secret.expose()));
+        return Ok(parse_delivery(headers, body, target.secret.expose(), now));
     }
     let (headers, body, secret) = (headers.clone(), body.clone(), target.secret.clone());
     Ok(
-        tokio::task::spawn_blocking(move || parse_delivery(&headers, &body, secret.expose()))
+        tokio::task::spawn_blocking(move || parse_delivery(&headers, &body, secret.expose(), now))
             .await
             .map_err(InternalError::new)?,
     )

@@ -18,8 +18,8 @@ use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use poem::http::HeaderMap;
-use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
 
 use crate::domain::{NewCommit, NewPush, Provider, RefKind};
 
@@ -50,6 +50,10 @@ pub enum WebhookError {
         "signature does not match: check that the webhook secret in your git host matches this project's secret"
     )]
     BadSignature,
+    #[error(
+        "webhook-timestamp is more than 5 minutes away from this server's time: a replayed delivery, or a clock out of sync on the git host or this server (check NTP)"
+    )]
+    StaleTimestamp,
     #[error("unsupported content type {0:?}: configure the webhook to send application/json")]
     UnsupportedContentType(String),
     #[error("malformed payload: {0}")]
@@ -61,7 +65,9 @@ impl WebhookError {
     pub fn status(&self) -> u16 {
         match self {
             WebhookError::UnknownProvider | WebhookError::MalformedPayload(_) => 400,
-            WebhookError::MissingSignature(_) | WebhookError::BadSignature => 401,
+            WebhookError::MissingSignature(_)
+            | WebhookError::BadSignature
+            | WebhookError::StaleTimestamp => 401,
             WebhookError::UnsupportedContentType(_) => 415,
         }
     }
@@ -72,20 +78,23 @@ impl WebhookError {
             WebhookError::UnknownProvider => "unknown_provider",
             WebhookError::MissingSignature(_) => "missing_signature",
             WebhookError::BadSignature => "invalid_signature",
+            WebhookError::StaleTimestamp => "stale_timestamp",
             WebhookError::UnsupportedContentType(_) => "unsupported_content_type",
             WebhookError::MalformedPayload(_) => "malformed_payload",
         }
     }
 }
 
-/// Verifies and parses one delivery with the project's webhook secret.
+/// Verifies and parses one delivery with the project's webhook secret. `now` is the time it
+/// was received, which signed timestamps are checked against.
 pub fn parse_delivery(
     headers: &HeaderMap,
     body: &[u8],
     secret: &str,
+    now: DateTime<Utc>,
 ) -> Result<Delivery, WebhookError> {
     let (provider, event) = detect_provider(headers)?;
-    verify::signature(provider, headers, body, secret)?;
+    verify::signature(provider, headers, body, secret, now)?;
     let json = json_text(provider, headers, body)?;
     match provider {
         Provider::GitHub => github::parse(&event, headers, &json),
@@ -361,9 +370,7 @@ fn url(raw: Option<&str>) -> Option<String> {
 
 /// A commit count from the payload, clamped to [`MAX_COMMIT_COUNT`].
 fn count(n: u64) -> u32 {
-    u32::try_from(n)
-        .unwrap_or(u32::MAX)
-        .min(MAX_COMMIT_COUNT)
+    u32::try_from(n).unwrap_or(u32::MAX).min(MAX_COMMIT_COUNT)
 }
 
 /// A payload's commit list as it is parsed: every entry is read (so a malformed one is still
@@ -392,9 +399,7 @@ impl<'de, T: Deserialize<'de>, const NEWEST_FIRST: bool> Deserialize<'de>
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Entries<T, const NEWEST_FIRST: bool>(PhantomData<T>);
 
-        impl<'de, T: Deserialize<'de>, const NEWEST_FIRST: bool> Visitor<'de>
-            for Entries<T, NEWEST_FIRST>
-        {
+        impl<'de, T: Deserialize<'de>, const NEWEST_FIRST: bool> Visitor<'de> for Entries<T, NEWEST_FIRST> {
             type Value = Listed<T, NEWEST_FIRST>;
 
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -9,6 +9,11 @@ use crate::domain::RefKind::{Branch, Tag};
 
 const SECRET: &str = "test-secret";
 
+/// The fixed time these deliveries are received at.
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000, 0).expect("a time")
+}
+
 fn fixture(path: &str) -> Vec<u8> {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
@@ -171,7 +176,7 @@ fn table() -> Vec<(&'static str, Provider, &'static str, Option<Expected>)> {
 fn parse_fixture(file: &str, provider: Provider, event: &str) -> Delivery {
     let body = fixture(file);
     let headers = signed_headers(provider, event, &body);
-    parse_delivery(&headers, &body, SECRET).unwrap_or_else(|e| panic!("{file}: {e}"))
+    parse_delivery(&headers, &body, SECRET, now()).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 fn only_push(delivery: Delivery) -> NewPush {
@@ -339,7 +344,7 @@ fn gitea_headers_alone_are_detected_as_gitea_not_github() {
             );
         }
     }
-    let p = only_push(parse_delivery(&headers, &body, SECRET).expect("gitea push"));
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("gitea push"));
     assert_eq!(p.provider, Provider::Gitea);
     assert_eq!(
         p.delivery_id.as_deref(),
@@ -362,7 +367,7 @@ fn a_bitbucket_push_with_several_changes_gives_one_push_per_change_with_its_own_
     changes.as_array_mut().expect("array").push(second);
     let body = serde_json::to_vec(&value).expect("json");
     let headers = signed_headers(Provider::Bitbucket, "repo:push", &body);
-    let Ok(Delivery::Pushes { pushes, .. }) = parse_delivery(&headers, &body, SECRET) else {
+    let Ok(Delivery::Pushes { pushes, .. }) = parse_delivery(&headers, &body, SECRET, now()) else {
         panic!("expected pushes");
     };
     let ids: Vec<_> = pushes.iter().map(|p| p.delivery_id.as_deref()).collect();
@@ -383,7 +388,7 @@ fn unhandled_events_are_ignored_after_verification() {
     ] {
         let headers = signed_headers(provider, event, b"{}");
         assert_eq!(
-            parse_delivery(&headers, b"{}", SECRET),
+            parse_delivery(&headers, b"{}", SECRET, now()),
             Ok(Delivery::Ignored {
                 provider,
                 event: event.to_owned()
@@ -392,7 +397,7 @@ fn unhandled_events_are_ignored_after_verification() {
     }
     let headers = signed_headers(Provider::Bitbucket, "diagnostics:ping", b"{}");
     assert_eq!(
-        parse_delivery(&headers, b"{}", SECRET),
+        parse_delivery(&headers, b"{}", SECRET, now()),
         Ok(Delivery::Ping {
             provider: Provider::Bitbucket
         })
@@ -404,13 +409,13 @@ fn a_gitlab_system_hook_push_is_a_push_and_other_system_hooks_are_ignored() {
     let body = fixture("gitlab/push.go-scm-push.json");
     let headers = signed_headers(Provider::GitLab, "System Hook", &body);
     assert_eq!(
-        only_push(parse_delivery(&headers, &body, SECRET).expect("push")).ref_name,
+        only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push")).ref_name,
         "master"
     );
     let body = br#"{"object_kind":"merge_request"}"#;
     let headers = signed_headers(Provider::GitLab, "System Hook", body);
     assert!(matches!(
-        parse_delivery(&headers, body, SECRET),
+        parse_delivery(&headers, body, SECRET, now()),
         Ok(Delivery::Ignored { .. })
     ));
 }
@@ -426,11 +431,12 @@ fn a_form_encoded_github_push_parses_like_json() {
         poem::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-www-form-urlencoded"),
     );
-    let from_form = parse_delivery(&headers, form.as_bytes(), SECRET).expect("form push");
+    let from_form = parse_delivery(&headers, form.as_bytes(), SECRET, now()).expect("form push");
     let from_json = parse_delivery(
         &signed_headers(Provider::GitHub, "push", &json),
         &json,
         SECRET,
+        now(),
     )
     .expect("json push");
     assert_eq!(from_form, from_json);
@@ -441,12 +447,12 @@ fn a_missing_content_type_is_read_as_json_and_a_charset_is_allowed() {
     let body = fixture("github/push.go-scm-push.json");
     let mut headers = signed_headers(Provider::GitHub, "push", &body);
     headers.remove(poem::http::header::CONTENT_TYPE);
-    assert!(parse_delivery(&headers, &body, SECRET).is_ok());
+    assert!(parse_delivery(&headers, &body, SECRET, now()).is_ok());
     headers.insert(
         poem::http::header::CONTENT_TYPE,
         HeaderValue::from_static("Application/JSON; charset=utf-8"),
     );
-    assert!(parse_delivery(&headers, &body, SECRET).is_ok());
+    assert!(parse_delivery(&headers, &body, SECRET, now()).is_ok());
 }
 
 #[test]
@@ -467,7 +473,7 @@ fn other_content_types_are_refused_with_a_short_echo() {
             poem::http::header::CONTENT_TYPE,
             HeaderValue::from_str(value).expect("value"),
         );
-        let err = parse_delivery(&headers, body, SECRET).expect_err("refused");
+        let err = parse_delivery(&headers, body, SECRET, now()).expect_err("refused");
         assert_eq!(err, WebhookError::UnsupportedContentType(echoed));
         assert_eq!(err.status(), 415);
     }
@@ -475,7 +481,7 @@ fn other_content_types_are_refused_with_a_short_echo() {
 
 fn malformed(provider: Provider, event: &str, body: &[u8]) -> String {
     let headers = signed_headers(provider, event, body);
-    match parse_delivery(&headers, body, SECRET) {
+    match parse_delivery(&headers, body, SECRET, now()) {
         Err(WebhookError::MalformedPayload(msg)) => msg,
         other => panic!("expected malformed payload, got {other:?}"),
     }
@@ -538,7 +544,7 @@ fn huge_commit_messages_are_truncated_on_a_char_boundary() {
     });
     let body = serde_json::to_vec(&body).expect("json");
     let headers = signed_headers(Provider::GitHub, "push", &body);
-    let p = only_push(parse_delivery(&headers, &body, SECRET).expect("push"));
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
     assert!(p.commits[0].message.len() <= MAX_MESSAGE_LEN);
     assert!(p.commits[0].message.len() > MAX_MESSAGE_LEN - 4);
     assert_eq!(
@@ -554,7 +560,7 @@ fn huge_commit_messages_are_truncated_on_a_char_boundary() {
 #[test]
 fn requests_without_a_provider_header_are_unknown() {
     let headers = header_map(&[("Content-Type", "application/json".to_owned())]);
-    let err = parse_delivery(&headers, b"{}", SECRET).expect_err("unknown");
+    let err = parse_delivery(&headers, b"{}", SECRET, now()).expect_err("unknown");
     assert_eq!(err, WebhookError::UnknownProvider);
     assert_eq!((err.status(), err.code()), (400, "unknown_provider"));
 }
@@ -564,12 +570,12 @@ fn the_signature_is_checked_before_the_body_is_read() {
     let mut headers = signed_headers(Provider::GitHub, "push", b"{}");
     headers.insert("X-Hub-Signature-256", HeaderValue::from_static("sha256=00"));
     assert_eq!(
-        parse_delivery(&headers, b"not json", SECRET),
+        parse_delivery(&headers, b"not json", SECRET, now()),
         Err(WebhookError::BadSignature)
     );
     headers.remove("X-Hub-Signature-256");
     assert_eq!(
-        parse_delivery(&headers, b"not json", SECRET),
+        parse_delivery(&headers, b"not json", SECRET, now()),
         Err(WebhookError::MissingSignature("X-Hub-Signature-256"))
     );
 }
@@ -643,7 +649,7 @@ fn github_push_of(commits: Vec<serde_json::Value>) -> NewPush {
     }))
     .expect("json");
     let headers = signed_headers(Provider::GitHub, "push", &body);
-    only_push(parse_delivery(&headers, &body, SECRET).expect("push"))
+    only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"))
 }
 
 fn tiny_commits(n: usize) -> Vec<serde_json::Value> {
@@ -675,8 +681,11 @@ fn a_gitea_push_of_more_than_2048_commits_keeps_the_newest_which_it_lists_first(
     }))
     .expect("json");
     let headers = signed_headers(Provider::Gitea, "push", &body);
-    let p = only_push(parse_delivery(&headers, &body, SECRET).expect("push"));
-    assert_eq!((p.commit_count, p.commits.len()), (2_500, MAX_STORED_COMMITS));
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
+    assert_eq!(
+        (p.commit_count, p.commits.len()),
+        (2_500, MAX_STORED_COMMITS)
+    );
     assert_eq!(p.commits[0].message, "c452");
     assert_eq!(p.commits.last().map(|c| c.message.as_str()), Some("c2499"));
 }
@@ -713,7 +722,10 @@ fn the_stored_commits_stay_within_the_document_budget_by_dropping_the_oldest() {
         "{} bytes",
         document.len()
     );
-    assert!(document.len() > MAX_COMMITS_DOCUMENT / 2, "not cut far more than needed");
+    assert!(
+        document.len() > MAX_COMMITS_DOCUMENT / 2,
+        "not cut far more than needed"
+    );
 }
 
 #[test]
@@ -733,7 +745,7 @@ fn an_absurd_total_commit_count_is_clamped() {
         }))
         .expect("json");
         let headers = signed_headers(provider, event, &body);
-        let p = only_push(parse_delivery(&headers, &body, SECRET).expect("push"));
+        let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
         assert_eq!(p.commit_count, MAX_COMMIT_COUNT, "{provider}");
         assert!(p.commits_truncated());
     }
@@ -781,7 +793,7 @@ fn a_javascript_compare_or_commit_url_is_dropped_from_the_push() {
     }))
     .expect("json");
     let headers = signed_headers(Provider::GitHub, "push", &body);
-    let p = only_push(parse_delivery(&headers, &body, SECRET).expect("push"));
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
     assert_eq!(p.compare_url, None);
     assert_eq!(p.commits[0].url, None);
     assert_eq!(
