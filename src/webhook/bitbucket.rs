@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use super::{
     Delivery, Listed, MAX_DELIVERY_ID_LEN, MAX_FIELD_LEN, MAX_MESSAGE_LEN, WebhookError, cap,
-    checked_repository, commit_sha, count, delivery_id, from_json, parse_timestamp, person_name,
-    url, within_document_budget,
+    checked_repository, clean_message, clean_name, commit_sha, count, delivery_id, from_json,
+    parse_timestamp, person_name, url, within_document_budget,
 };
 use crate::domain::{NewCommit, NewPush, Provider, RefKind};
 
@@ -152,7 +152,7 @@ fn into_push(
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
-        .map(|n| cap(n, MAX_FIELD_LEN))
+        .map(|n| cap(&clean_name(n), MAX_FIELD_LEN))
         .ok_or_else(|| WebhookError::MalformedPayload("push change has no ref name".into()))?;
     let (ref_kind, git_ref) = match named.kind.as_deref() {
         Some("tag") => (RefKind::Tag, format!("refs/tags/{ref_name}")),
@@ -219,7 +219,10 @@ fn into_commit(c: Commit) -> NewCommit {
     let user = author.and_then(|a| a.user.as_ref());
     NewCommit {
         sha: cap(&c.hash, MAX_FIELD_LEN),
-        message: cap(c.message.as_deref().unwrap_or_default(), MAX_MESSAGE_LEN),
+        message: clean_message(cap(
+            c.message.as_deref().unwrap_or_default(),
+            MAX_MESSAGE_LEN,
+        )),
         author: person_name(&[
             user.and_then(|u| u.nickname.as_deref()),
             user.and_then(|u| u.display_name.as_deref()),

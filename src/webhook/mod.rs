@@ -337,20 +337,59 @@ fn checked_ref(git_ref: &str) -> Result<String, WebhookError> {
     if git_ref.is_empty() {
         return Err(WebhookError::MalformedPayload("ref is empty".into()));
     }
-    Ok(cap(git_ref, MAX_FIELD_LEN))
+    Ok(cap(&clean_name(git_ref), MAX_FIELD_LEN))
 }
 
 fn checked_repository(repository: Option<&str>) -> Result<String, WebhookError> {
     first_present([repository])
-        .map(|r| cap(r, MAX_FIELD_LEN))
+        .map(|r| cap(&clean_name(r), MAX_FIELD_LEN))
         .ok_or_else(|| WebhookError::MalformedPayload("payload names no repository".into()))
 }
 
 fn person_name(candidates: &[Option<&str>]) -> String {
-    cap(
-        first_present(candidates.iter().copied()).unwrap_or_default(),
-        MAX_FIELD_LEN,
+    let name = first_present(candidates.iter().copied()).unwrap_or_default();
+    cap(&clean_name(name), MAX_FIELD_LEN)
+}
+
+/// Characters no stored name or message may carry: the C0 and C1 controls and DEL (NUL, and the
+/// CR/LF that would split a log line or a header line in a client), and the bidi embeddings,
+/// overrides and isolates (U+202A-U+202E, U+2066-U+2069) that make text display in another order
+/// than it is stored, so `main\u{202E}exe.txt` would show as another name ("Trojan Source").
+/// The implicit marks (U+200E, U+200F, U+061C) stay: right-to-left names need them, and they
+/// reorder nothing on their own.
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A quick look at the bytes: every unsafe character's UTF-8 starts with a byte below 0x20,
+/// 0x7F, 0xC2 (the C1 controls) or 0xE2 (the bidi controls), so text without them, nearly all of
+/// it, is kept without a character-by-character pass.
+fn may_be_unsafe(b: u8) -> bool {
+    b < 0x20 || matches!(b, 0x7F | 0xC2 | 0xE2)
+}
+
+/// A name (branch, tag, ref, repository, pusher, commit author) with every unsafe character
+/// replaced by U+FFFD, so a name that held one stays visibly different from one that did not.
+fn clean_name(name: &str) -> Cow<'_, str> {
+    if !name.bytes().any(may_be_unsafe) || !name.chars().any(is_unsafe_char) {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(
+        name.chars()
+            .map(|c| if is_unsafe_char(c) { '\u{FFFD}' } else { c })
+            .collect(),
     )
+}
+
+/// A commit message without unsafe characters, except the newlines and tabs a message is made
+/// of. They are dropped rather than replaced, so CRLF line ends become plain LF.
+fn clean_message(mut message: String) -> String {
+    let keep = |c: char| c == '\n' || c == '\t' || !is_unsafe_char(c);
+    let may_be = |b: u8| may_be_unsafe(b) && b != b'\n' && b != b'\t';
+    if message.bytes().any(may_be) && !message.chars().all(keep) {
+        message.retain(keep);
+    }
+    message
 }
 
 /// A link from the payload, kept only when it is an `http` or `https` URL with a host: API
@@ -529,7 +568,10 @@ impl PayloadCommit<'_> {
         let author = self.author.as_ref();
         NewCommit {
             sha: cap(&self.id, MAX_FIELD_LEN),
-            message: cap_parsed(self.message.unwrap_or_default(), MAX_MESSAGE_LEN),
+            message: clean_message(cap_parsed(
+                self.message.unwrap_or_default(),
+                MAX_MESSAGE_LEN,
+            )),
             author: person_name(&[
                 author.and_then(|a| a.username.as_deref()),
                 author.and_then(|a| a.name.as_deref()),

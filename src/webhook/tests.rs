@@ -301,7 +301,10 @@ fn github_push_fields_come_through_as_sent() {
     assert_eq!(p.pushed_at.map(|t| t.timestamp()), Some(1_642_370_257));
     let c = &p.commits[0];
     assert_eq!(c.author, "nupplaphil");
-    assert!(c.message.contains("\r\n"), "messages are stored as-is");
+    assert!(
+        c.message.contains('\n') && !c.message.contains('\r'),
+        "CRLF line ends are stored as LF"
+    );
     assert_eq!(c.modified.len(), 2);
     assert_eq!(
         c.timestamp.map(|t| t.to_rfc3339()).as_deref(),
@@ -800,4 +803,93 @@ fn a_javascript_compare_or_commit_url_is_dropped_from_the_push() {
         p.commits[1].url.as_deref(),
         Some("https://github.com/a/b/commit/3")
     );
+}
+
+#[test]
+fn control_and_bidi_characters_in_names_are_replaced_visibly() {
+    assert_eq!(
+        clean_name("a\u{0}b\u{202E}txt.exe\r\nX-Injected: 1"),
+        "a\u{FFFD}b\u{FFFD}txt.exe\u{FFFD}\u{FFFD}X-Injected: 1"
+    );
+    for unsafe_char in [
+        '\u{1}', '\t', '\u{1B}', '\u{7F}', '\u{80}', '\u{85}', '\u{9F}', '\u{202A}', '\u{202B}',
+        '\u{202C}', '\u{202D}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+    ] {
+        assert_eq!(
+            clean_name(&format!("x{unsafe_char}y")),
+            "x\u{FFFD}y",
+            "{unsafe_char:?}"
+        );
+    }
+    // Right-to-left text and its implicit marks, and other non-ASCII, are kept as they are.
+    for kept in [
+        "שלום\u{200F}",
+        "عربي\u{061C}",
+        "café — “quoted” © «»",
+        "feature/x",
+    ] {
+        assert!(
+            matches!(clean_name(kept), Cow::Borrowed(k) if k == kept),
+            "{kept}"
+        );
+    }
+}
+
+#[test]
+fn commit_messages_keep_newlines_and_tabs_and_lose_other_controls() {
+    assert_eq!(
+        clean_message("fix:\tthing\r\n\r\nbody\u{0}\u{202E}txt\u{85}\u{7}.".to_owned()),
+        "fix:\tthing\n\nbodytxt."
+    );
+    let plain = "feat: ümlaut — “done”\n\n\tindented".to_owned();
+    assert_eq!(clean_message(plain.clone()), plain);
+}
+
+#[test]
+fn a_push_s_names_and_messages_are_cleaned_at_parse_time() {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/a\u{0}b\u{202E}txt.exe\r\nX-Injected: 1",
+        "before": "1".repeat(40),
+        "after": "2".repeat(40),
+        "repository": {"full_name": "acme/\u{2066}app"},
+        "pusher": {"name": "eve\u{7}\u{1B}[31m"},
+        "commits": [{
+            "id": "2".repeat(40),
+            "message": "subject\r\n\nbody\u{202E}\u{0}",
+            "author": {"username": "mal\u{202D}lory\n"},
+        }],
+    }))
+    .expect("json");
+    let headers = signed_headers(Provider::GitHub, "push", &body);
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
+    assert_eq!(
+        p.ref_name,
+        "a\u{FFFD}b\u{FFFD}txt.exe\u{FFFD}\u{FFFD}X-Injected: 1"
+    );
+    assert_eq!(p.git_ref, format!("refs/heads/{}", p.ref_name));
+    assert_eq!(p.repository, "acme/\u{FFFD}app");
+    assert_eq!(p.pusher, "eve\u{FFFD}\u{FFFD}[31m");
+    assert_eq!(p.commits[0].author, "mal\u{FFFD}lory");
+    assert_eq!(p.commits[0].message, "subject\n\nbody");
+}
+
+#[test]
+fn bitbucket_ref_names_and_messages_are_cleaned_too() {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "actor": {"nickname": "bob\u{202E}"},
+        "repository": {"full_name": "a/b"},
+        "push": {"changes": [{
+            "new": {"name": "main\u{0}", "type": "branch", "target": {"hash": "2".repeat(40)}},
+            "old": {"name": "main\u{0}", "type": "branch", "target": {"hash": "1".repeat(40)}},
+            "commits": [{"hash": "2".repeat(40), "message": "m\r\n\u{1}",
+                "author": {"raw": "Eve \u{2067}<e@x>"}}],
+        }]},
+    }))
+    .expect("json");
+    let headers = signed_headers(Provider::Bitbucket, "repo:push", &body);
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
+    assert_eq!(p.ref_name, "main\u{FFFD}");
+    assert_eq!(p.pusher, "bob\u{FFFD}");
+    assert_eq!(p.commits[0].author, "Eve \u{FFFD}<e@x>");
+    assert_eq!(p.commits[0].message, "m\n");
 }
