@@ -9,6 +9,7 @@ pub mod backup;
 pub mod jobs;
 pub mod keys;
 pub mod migrate;
+mod private;
 pub mod projects;
 pub mod pushes;
 pub mod retention;
@@ -73,6 +74,9 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Db, DbError> {
+        private::warn_if_readable_by_others(path);
+        // Best effort: when the file cannot be created, SQLite cannot either and says why.
+        let _ = private::create_if_missing(path);
         let mut conn = open_connection(path)?;
         migrate::migrate(&mut conn)?;
         drop(conn);
@@ -103,9 +107,7 @@ impl Db {
 
     /// The write-ahead log next to the database file.
     pub fn wal_path(&self) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push("-wal");
-        PathBuf::from(name)
+        suffixed(&self.path, "-wal")
     }
 
     /// Answers whether the database can be read; used by `/healthz`.
@@ -114,6 +116,13 @@ impl Db {
         conn.query_row("SELECT count(*) FROM projects", [], |r| r.get::<_, i64>(0))?;
         Ok(())
     }
+}
+
+/// `path` with `suffix` appended to its file name, as SQLite names the files beside it.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn open_connection(path: &Path) -> Result<Connection, DbError> {
