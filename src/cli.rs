@@ -406,20 +406,19 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
                 println!("No projects yet. Create one: git-push-tracker project create my-app");
                 return Ok(());
             }
-            println!(
-                "{:<24} {:>8} {:>8} {:>7}  WEBHOOK URL",
-                "NAME", "PUSHES", "PENDING", "FAILED"
-            );
-            for p in projects {
-                println!(
-                    "{:<24} {:>8} {:>8} {:>7}  {}",
-                    p.project.name,
-                    p.counts.total,
-                    p.counts.pending,
-                    p.counts.failed,
-                    p.webhook_url
-                );
-            }
+            let header = ["NAME", "PUSHES", "PENDING", "FAILED", "WEBHOOK URL"];
+            let rows = projects.iter().map(|p| {
+                vec![
+                    p.project.name.to_string(),
+                    p.counts.total.to_string(),
+                    p.counts.pending.to_string(),
+                    p.counts.failed.to_string(),
+                    p.webhook_url.clone(),
+                ]
+            });
+            let counts = Align::Right;
+            let aligns = [Align::Left, counts, counts, counts, Align::Left];
+            print!("{}", table(&header, &aligns, rows));
             Ok(())
         }
         ProjectCommand::Delete { name } => {
@@ -497,16 +496,12 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            println!(
-                "{:<5} {:<14} {:<20} {:<26} {:<26} STATUS",
-                "ID", "PREFIX", "LABEL", "CREATED", "LAST USED"
-            );
-            for k in keys {
-                println!(
-                    "{:<5} {:<14} {:<20} {:<26} {:<26} {}",
-                    k.id,
-                    k.prefix,
-                    k.label,
+            let header = ["ID", "PREFIX", "LABEL", "CREATED", "LAST USED", "STATUS"];
+            let rows = keys.iter().map(|k| {
+                vec![
+                    k.id.to_string(),
+                    k.prefix.clone(),
+                    k.label.clone(),
                     iso(k.created_at),
                     k.last_used_at.map(iso).unwrap_or_else(|| "never".into()),
                     if k.revoked_at.is_some() {
@@ -514,8 +509,10 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
                     } else {
                         "active"
                     }
-                );
-            }
+                    .to_owned(),
+                ]
+            });
+            print!("{}", table(&header, &[Align::Left; 6], rows));
             Ok(())
         }
         KeyCommand::Revoke { project, key } => {
@@ -563,5 +560,138 @@ fn admin(db_path: &std::path::Path, cmd: AdminCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// How a column of [`table`] is aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// A plain-text table whose columns line up whatever the lengths of the values: each column is
+/// as wide as its longest cell (header included), two spaces apart. The last column is not
+/// padded, so no line ends in spaces.
+fn table(header: &[&str], aligns: &[Align], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    lines.extend(rows);
+    let width = |cell: &str| cell.chars().count();
+    let mut widths = vec![0; header.len()];
+    for line in &lines {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(width(cell));
+        }
+    }
+    let mut out = String::new();
+    for line in &lines {
+        let last = line.len().saturating_sub(1);
+        for (i, cell) in line.iter().enumerate() {
+            let pad = " ".repeat(widths[i] - width(cell));
+            let align = aligns.get(i).copied().unwrap_or(Align::Left);
+            match align {
+                Align::Right => {
+                    out.push_str(&pad);
+                    out.push_str(cell);
+                }
+                Align::Left if i == last => out.push_str(cell),
+                Align::Left => {
+                    out.push_str(cell);
+                    out.push_str(&pad);
+                }
+            }
+            if i != last {
+                out.push_str("  ");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where each column of `line` starts, by the columns' known values.
+    fn starts(line: &str, cells: &[&str]) -> Vec<usize> {
+        let mut from = 0;
+        cells
+            .iter()
+            .map(|cell| {
+                let at = from + line[from..].find(cell).expect("cell in line");
+                from = at + cell.len();
+                line[..at].chars().count()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn table_columns_line_up_whatever_the_lengths_of_the_names() {
+        let long = "a-project-name-far-longer-than-the-old-24-column";
+        let rows = [
+            ["x", "0", "1", "2", "http://h/webhooks/1"],
+            [long, "123456789", "0", "0", "http://h/webhooks/2"],
+        ];
+        let header = ["NAME", "PUSHES", "PENDING", "FAILED", "WEBHOOK URL"];
+        let aligns = [
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Left,
+        ];
+        let out = table(
+            &header,
+            &aligns,
+            rows.iter()
+                .map(|r| r.iter().map(|c| (*c).to_owned()).collect()),
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        // Left-aligned columns start together; right-aligned ones end together.
+        let ends = |line: &str, cells: &[&str]| -> Vec<usize> {
+            starts(line, cells)
+                .iter()
+                .zip(cells)
+                .map(|(s, c)| s + c.chars().count())
+                .collect()
+        };
+        let mut first_starts = Vec::new();
+        let mut count_ends = Vec::new();
+        for (line, cells) in lines
+            .iter()
+            .zip(std::iter::once(&header).chain(rows.iter()))
+        {
+            let s = starts(line, cells);
+            first_starts.push((s[0], s[4]));
+            count_ends.push(ends(line, &cells[1..4]));
+            assert!(!line.ends_with(' '), "{line:?} ends in spaces");
+        }
+        assert!(first_starts.windows(2).all(|w| w[0] == w[1]), "{out}");
+        assert!(count_ends.windows(2).all(|w| w[0] == w[1]), "{out}");
+        // Columns never run into each other.
+        assert!(lines[2].contains(&format!("{long}  ")), "{out}");
+    }
+
+    #[test]
+    fn table_widths_count_characters_not_bytes() {
+        let out = table(
+            &["LABEL", "STATUS"],
+            &[Align::Left, Align::Left],
+            [
+                vec!["équipe-ü".to_owned(), "active".to_owned()],
+                vec!["x".to_owned(), "revoked".to_owned()],
+            ],
+        );
+        let columns: Vec<usize> = out
+            .lines()
+            .map(|l| {
+                l.chars()
+                    .position(|c| c == 'a' || c == 'r' || c == 'S')
+                    .unwrap()
+            })
+            .collect();
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{out}");
     }
 }
