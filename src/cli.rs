@@ -70,6 +70,13 @@ pub enum Command {
     /// The owner's admin token for the dashboard and the admin API.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Ask the running server's /healthz, for a container's HEALTHCHECK (a scratch image has no
+    /// curl): exit 0 when it answers 200, 1 otherwise.
+    Healthcheck {
+        /// The address the server listens on; 0.0.0.0 and [::] are asked on loopback.
+        #[arg(long, env = "PUSH_TRACKER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
     /// Copy the database to FILE while the server keeps running (SQLite online backup).
     Backup {
         /// Where to write the copy; an existing file is kept unless --force is given.
@@ -289,6 +296,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => tokio::task::spawn_blocking(move || key(&cli.db, cmd)).await?,
         Command::Push(cmd) => tokio::task::spawn_blocking(move || push(&cli.db, cmd)).await?,
         Command::Admin(cmd) => tokio::task::spawn_blocking(move || admin(&cli.db, cmd)).await?,
+        Command::Healthcheck { listen } => {
+            tokio::task::spawn_blocking(move || healthcheck(listen)).await?
+        }
         Command::Backup { file, force } => {
             tokio::task::spawn_blocking(move || backup(&cli.db, &file, force)).await?
         }
@@ -526,6 +536,44 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
     }
 }
 
+/// How long `healthcheck` waits for the whole answer: well inside the image's HEALTHCHECK
+/// timeout (5 s), and a server that needs longer to say it is up is not healthy.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// GETs /healthz on the address the server listens on; an error (exit 1) unless it answers 200.
+fn healthcheck(listen: SocketAddr) -> anyhow::Result<()> {
+    let url = format!("http://{}/healthz", reachable(listen));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(HEALTHCHECK_TIMEOUT))
+        .http_status_as_error(false)
+        // The server is on this machine: an HTTP_PROXY in the environment must not be asked.
+        .proxy(None)
+        .max_redirects(0)
+        .build()
+        .into();
+    match agent.get(&url).call() {
+        Ok(answer) if answer.status() == 200 => {
+            println!("healthy: {url} answered 200");
+            Ok(())
+        }
+        Ok(answer) => anyhow::bail!("unhealthy: {url} answered {}", answer.status()),
+        Err(e) => {
+            anyhow::bail!("unhealthy: no answer from {url} within {HEALTHCHECK_TIMEOUT:?} ({e})")
+        }
+    }
+}
+
+/// The address to connect to for a listen address: a server listening on every interface
+/// (0.0.0.0, [::]) is reached on loopback.
+fn reachable(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
+}
+
 fn backup(db_path: &std::path::Path, file: &std::path::Path, force: bool) -> anyhow::Result<()> {
     crate::db::backup::backup(db_path, file, force)
         .with_context(|| format!("backing up {} to {}", db_path.display(), file.display()))?;
@@ -672,6 +720,14 @@ mod tests {
         assert!(count_ends.windows(2).all(|w| w[0] == w[1]), "{out}");
         // Columns never run into each other.
         assert!(lines[2].contains(&format!("{long}  ")), "{out}");
+    }
+
+    #[test]
+    fn healthcheck_asks_a_server_listening_everywhere_on_loopback() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(reachable(at("0.0.0.0:8080")), at("127.0.0.1:8080"));
+        assert_eq!(reachable(at("[::]:9000")), at("[::1]:9000"));
+        assert_eq!(reachable(at("10.0.0.5:80")), at("10.0.0.5:80"));
     }
 
     #[test]

@@ -302,3 +302,43 @@ fn project_list_and_key_list_columns_line_up_whatever_the_lengths_of_names_and_l
         .collect();
     assert_lined_up(&labelled, &[]);
 }
+
+#[test]
+fn healthcheck_exits_0_when_the_server_answers_and_1_with_the_reason_when_it_does_not() {
+    let app = TestApp::spawn();
+    let port = app.base_url.rsplit(':').next().unwrap().to_owned();
+    let healthcheck = |listen: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_git-push-tracker"));
+        cmd.arg("healthcheck").env_remove("PUSH_TRACKER_LISTEN");
+        match listen {
+            // As in the container image: the listen address comes from the environment.
+            Some(listen) => cmd.env("PUSH_TRACKER_LISTEN", listen),
+            None => &mut cmd,
+        };
+        cmd.output().unwrap()
+    };
+    let up = healthcheck(Some(&format!("0.0.0.0:{port}")));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let said = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        said.contains(&format!("http://127.0.0.1:{port}/healthz answered 200")),
+        "{said}"
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down = healthcheck(Some(&closed.to_string()));
+    assert_eq!(down.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&down.stderr);
+    assert!(
+        said.contains("unhealthy") && said.contains(&format!("http://{closed}/healthz")),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
+}
