@@ -70,6 +70,13 @@ pub enum Command {
     /// The owner's admin token for the dashboard and the admin API.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Ask the running server's /healthz, for a container's HEALTHCHECK (a scratch image has no
+    /// curl): exit 0 when it answers 200, 1 otherwise.
+    Healthcheck {
+        /// The address the server listens on; 0.0.0.0 and [::] are asked on loopback.
+        #[arg(long, env = "PUSH_TRACKER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
     /// Copy the database to FILE while the server keeps running (SQLite online backup).
     Backup {
         /// Where to write the copy; an existing file is kept unless --force is given.
@@ -289,6 +296,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => tokio::task::spawn_blocking(move || key(&cli.db, cmd)).await?,
         Command::Push(cmd) => tokio::task::spawn_blocking(move || push(&cli.db, cmd)).await?,
         Command::Admin(cmd) => tokio::task::spawn_blocking(move || admin(&cli.db, cmd)).await?,
+        Command::Healthcheck { listen } => {
+            tokio::task::spawn_blocking(move || healthcheck(listen)).await?
+        }
         Command::Backup { file, force } => {
             tokio::task::spawn_blocking(move || backup(&cli.db, &file, force)).await?
         }
@@ -406,20 +416,19 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
                 println!("No projects yet. Create one: git-push-tracker project create my-app");
                 return Ok(());
             }
-            println!(
-                "{:<24} {:>8} {:>8} {:>7}  WEBHOOK URL",
-                "NAME", "PUSHES", "PENDING", "FAILED"
-            );
-            for p in projects {
-                println!(
-                    "{:<24} {:>8} {:>8} {:>7}  {}",
-                    p.project.name,
-                    p.counts.total,
-                    p.counts.pending,
-                    p.counts.failed,
-                    p.webhook_url
-                );
-            }
+            let header = ["NAME", "PUSHES", "PENDING", "FAILED", "WEBHOOK URL"];
+            let rows = projects.iter().map(|p| {
+                vec![
+                    p.project.name.to_string(),
+                    p.counts.total.to_string(),
+                    p.counts.pending.to_string(),
+                    p.counts.failed.to_string(),
+                    p.webhook_url.clone(),
+                ]
+            });
+            let counts = Align::Right;
+            let aligns = [Align::Left, counts, counts, counts, Align::Left];
+            print!("{}", table(&header, &aligns, rows));
             Ok(())
         }
         ProjectCommand::Delete { name } => {
@@ -497,16 +506,12 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            println!(
-                "{:<5} {:<14} {:<20} {:<26} {:<26} STATUS",
-                "ID", "PREFIX", "LABEL", "CREATED", "LAST USED"
-            );
-            for k in keys {
-                println!(
-                    "{:<5} {:<14} {:<20} {:<26} {:<26} {}",
-                    k.id,
-                    k.prefix,
-                    k.label,
+            let header = ["ID", "PREFIX", "LABEL", "CREATED", "LAST USED", "STATUS"];
+            let rows = keys.iter().map(|k| {
+                vec![
+                    k.id.to_string(),
+                    k.prefix.clone(),
+                    k.label.clone(),
                     iso(k.created_at),
                     k.last_used_at.map(iso).unwrap_or_else(|| "never".into()),
                     if k.revoked_at.is_some() {
@@ -514,8 +519,10 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
                     } else {
                         "active"
                     }
-                );
-            }
+                    .to_owned(),
+                ]
+            });
+            print!("{}", table(&header, &[Align::Left; 6], rows));
             Ok(())
         }
         KeyCommand::Revoke { project, key } => {
@@ -527,6 +534,44 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// How long `healthcheck` waits for the whole answer: well inside the image's HEALTHCHECK
+/// timeout (5 s), and a server that needs longer to say it is up is not healthy.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// GETs /healthz on the address the server listens on; an error (exit 1) unless it answers 200.
+fn healthcheck(listen: SocketAddr) -> anyhow::Result<()> {
+    let url = format!("http://{}/healthz", reachable(listen));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(HEALTHCHECK_TIMEOUT))
+        .http_status_as_error(false)
+        // The server is on this machine: an HTTP_PROXY in the environment must not be asked.
+        .proxy(None)
+        .max_redirects(0)
+        .build()
+        .into();
+    match agent.get(&url).call() {
+        Ok(answer) if answer.status() == 200 => {
+            println!("healthy: {url} answered 200");
+            Ok(())
+        }
+        Ok(answer) => anyhow::bail!("unhealthy: {url} answered {}", answer.status()),
+        Err(e) => {
+            anyhow::bail!("unhealthy: no answer from {url} within {HEALTHCHECK_TIMEOUT:?} ({e})")
+        }
+    }
+}
+
+/// The address to connect to for a listen address: a server listening on every interface
+/// (0.0.0.0, [::]) is reached on loopback.
+fn reachable(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
 }
 
 fn backup(db_path: &std::path::Path, file: &std::path::Path, force: bool) -> anyhow::Result<()> {
@@ -563,5 +608,146 @@ fn admin(db_path: &std::path::Path, cmd: AdminCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// How a column of [`table`] is aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// A plain-text table whose columns line up whatever the lengths of the values: each column is
+/// as wide as its longest cell (header included), two spaces apart. The last column is not
+/// padded, so no line ends in spaces.
+fn table(header: &[&str], aligns: &[Align], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    lines.extend(rows);
+    let width = |cell: &str| cell.chars().count();
+    let mut widths = vec![0; header.len()];
+    for line in &lines {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(width(cell));
+        }
+    }
+    let mut out = String::new();
+    for line in &lines {
+        let last = line.len().saturating_sub(1);
+        for (i, cell) in line.iter().enumerate() {
+            let pad = " ".repeat(widths[i] - width(cell));
+            let align = aligns.get(i).copied().unwrap_or(Align::Left);
+            match align {
+                Align::Right => {
+                    out.push_str(&pad);
+                    out.push_str(cell);
+                }
+                Align::Left if i == last => out.push_str(cell),
+                Align::Left => {
+                    out.push_str(cell);
+                    out.push_str(&pad);
+                }
+            }
+            if i != last {
+                out.push_str("  ");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where each column of `line` starts, by the columns' known values.
+    fn starts(line: &str, cells: &[&str]) -> Vec<usize> {
+        let mut from = 0;
+        cells
+            .iter()
+            .map(|cell| {
+                let at = from + line[from..].find(cell).expect("cell in line");
+                from = at + cell.len();
+                line[..at].chars().count()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn table_columns_line_up_whatever_the_lengths_of_the_names() {
+        let long = "a-project-name-far-longer-than-the-old-24-column";
+        let rows = [
+            ["x", "0", "1", "2", "http://h/webhooks/1"],
+            [long, "123456789", "0", "0", "http://h/webhooks/2"],
+        ];
+        let header = ["NAME", "PUSHES", "PENDING", "FAILED", "WEBHOOK URL"];
+        let aligns = [
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Left,
+        ];
+        let out = table(
+            &header,
+            &aligns,
+            rows.iter()
+                .map(|r| r.iter().map(|c| (*c).to_owned()).collect()),
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        // Left-aligned columns start together; right-aligned ones end together.
+        let ends = |line: &str, cells: &[&str]| -> Vec<usize> {
+            starts(line, cells)
+                .iter()
+                .zip(cells)
+                .map(|(s, c)| s + c.chars().count())
+                .collect()
+        };
+        let mut first_starts = Vec::new();
+        let mut count_ends = Vec::new();
+        for (line, cells) in lines
+            .iter()
+            .zip(std::iter::once(&header).chain(rows.iter()))
+        {
+            let s = starts(line, cells);
+            first_starts.push((s[0], s[4]));
+            count_ends.push(ends(line, &cells[1..4]));
+            assert!(!line.ends_with(' '), "{line:?} ends in spaces");
+        }
+        assert!(first_starts.windows(2).all(|w| w[0] == w[1]), "{out}");
+        assert!(count_ends.windows(2).all(|w| w[0] == w[1]), "{out}");
+        // Columns never run into each other.
+        assert!(lines[2].contains(&format!("{long}  ")), "{out}");
+    }
+
+    #[test]
+    fn healthcheck_asks_a_server_listening_everywhere_on_loopback() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(reachable(at("0.0.0.0:8080")), at("127.0.0.1:8080"));
+        assert_eq!(reachable(at("[::]:9000")), at("[::1]:9000"));
+        assert_eq!(reachable(at("10.0.0.5:80")), at("10.0.0.5:80"));
+    }
+
+    #[test]
+    fn table_widths_count_characters_not_bytes() {
+        let out = table(
+            &["LABEL", "STATUS"],
+            &[Align::Left, Align::Left],
+            [
+                vec!["équipe-ü".to_owned(), "active".to_owned()],
+                vec!["x".to_owned(), "revoked".to_owned()],
+            ],
+        );
+        let columns: Vec<usize> = out
+            .lines()
+            .map(|l| {
+                l.chars()
+                    .position(|c| c == 'a' || c == 'r' || c == 'S')
+                    .unwrap()
+            })
+            .collect();
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{out}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 
 /// The git host a delivery came from, detected from its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,10 +119,51 @@ pub struct NewPush {
 }
 
 impl NewPush {
+    /// How far past the time received a payload's push time is still believed: a git host's
+    /// clock may run a little fast, but a push from the future is made up, and it would stay at
+    /// the top of every newest-first page for good.
+    pub const PUSH_TIME_TOLERANCE: Duration = Duration::minutes(5);
+    /// How far past the time received a commit's own time is still kept. It comes from the
+    /// author's machine, whose clock or time zone can be hours off.
+    pub const COMMIT_TIME_TOLERANCE: Duration = Duration::days(1);
+
     /// True when the provider listed fewer commits than the push holds.
     pub fn commits_truncated(&self) -> bool {
         (self.commits.len() as u64) < u64::from(self.commit_count)
     }
+
+    /// When the push happened, as stored: the payload's time when it is believable (no later
+    /// than [`Self::PUSH_TIME_TOLERANCE`] after `received_at`, and not before git existed),
+    /// otherwise `received_at`. Earlier times are believed, because a redelivery days later
+    /// rightly carries the push's real time.
+    pub fn pushed_at_within(&self, received_at: DateTime<Utc>) -> DateTime<Utc> {
+        match self.pushed_at {
+            Some(t) if t >= earliest_push() && t <= received_at + Self::PUSH_TIME_TOLERANCE => t,
+            _ => received_at,
+        }
+    }
+
+    /// The push with the times it carries checked against `received_at`: its push time from
+    /// [`Self::pushed_at_within`], and commit times more than [`Self::COMMIT_TIME_TOLERANCE`]
+    /// ahead of it dropped (shown as unknown).
+    pub fn dated(mut self, received_at: DateTime<Utc>) -> NewPush {
+        self.pushed_at = Some(self.pushed_at_within(received_at));
+        let latest_commit = received_at + Self::COMMIT_TIME_TOLERANCE;
+        for commit in &mut self.commits {
+            if commit.timestamp.is_some_and(|t| t > latest_commit) {
+                commit.timestamp = None;
+            }
+        }
+        self
+    }
+}
+
+/// Git's first release (2005-04-07): nothing was pushed with git before it, so an earlier push
+/// time (0, a negative number) is a placeholder, not a time.
+fn earliest_push() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2005, 4, 7, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Where a push's summary stands: `Pending` → `InProgress` (a worker holds it) → `Summarized`
@@ -282,6 +323,81 @@ mod tests {
         ] {
             assert!(ProjectName::parse(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    fn push_at(pushed_at: Option<DateTime<Utc>>, commit_times: &[DateTime<Utc>]) -> NewPush {
+        NewPush {
+            provider: Provider::GitHub,
+            delivery_id: None,
+            repository: "a/b".into(),
+            git_ref: "refs/heads/main".into(),
+            ref_kind: RefKind::Branch,
+            ref_name: "main".into(),
+            before: None,
+            after: None,
+            created: false,
+            deleted: false,
+            forced: false,
+            pusher: "p".into(),
+            commit_count: commit_times.len() as u32,
+            compare_url: None,
+            pushed_at,
+            commits: commit_times
+                .iter()
+                .map(|t| NewCommit {
+                    sha: "s".into(),
+                    message: "m".into(),
+                    author: "a".into(),
+                    timestamp: Some(*t),
+                    url: None,
+                    added: vec![],
+                    removed: vec![],
+                    modified: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_push_time_is_believed_from_git_s_first_release_to_five_minutes_after_it_was_received() {
+        let received = at("2026-12-01T12:00:00Z");
+        for believed in [
+            "2026-12-01T11:59:59Z",
+            "2026-12-01T12:05:00Z",
+            "2026-11-20T08:00:00Z",
+            "2005-04-07T00:00:00Z",
+        ] {
+            let push = push_at(Some(at(believed)), &[]);
+            assert_eq!(push.pushed_at_within(received), at(believed), "{believed}");
+        }
+        for refused in [
+            "2026-12-01T12:05:01Z",
+            "9999-12-31T23:59:59Z",
+            "2005-04-06T23:59:59Z",
+            "1970-01-01T00:00:00Z",
+        ] {
+            let push = push_at(Some(at(refused)), &[]);
+            assert_eq!(push.pushed_at_within(received), received, "{refused}");
+        }
+        assert_eq!(push_at(None, &[]).pushed_at_within(received), received);
+    }
+
+    #[test]
+    fn dating_a_push_fixes_its_time_and_drops_commit_times_more_than_a_day_ahead() {
+        let received = at("2026-12-01T12:00:00Z");
+        let old = at("1999-01-01T00:00:00Z");
+        let soon = at("2026-12-02T11:00:00Z");
+        let future = at("2026-12-02T12:00:01Z");
+        let dated = push_at(Some(at("3000-01-01T00:00:00Z")), &[old, soon, future]).dated(received);
+        assert_eq!(dated.pushed_at, Some(received));
+        let times: Vec<_> = dated.commits.iter().map(|c| c.timestamp).collect();
+        assert_eq!(times, [Some(old), Some(soon), None]);
     }
 
     #[test]

@@ -50,6 +50,8 @@ catalog! {
         "missing signature: set the webhook secret in your git host's webhook settings";
     InvalidSignature = "invalid_signature", 401,
         "signature does not match: check that the webhook secret in your git host matches this project's secret";
+    StaleTimestamp = "stale_timestamp", 401,
+        "the delivery's signed timestamp is more than 5 minutes from this server's clock";
     MalformedPayload = "malformed_payload", 400, "the payload could not be parsed";
     // Any request.
     PayloadTooLarge = "payload_too_large", 413, "request body is too large";

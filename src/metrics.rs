@@ -67,13 +67,14 @@ impl ModelErrorKind {
 
 /// Rejection reasons are the error codes the webhook endpoint answers with; a fixed list keeps
 /// every series present from the first scrape (rate() needs the zero) and the label set bounded.
-const REJECTION_REASONS: [&str; 9] = [
+const REJECTION_REASONS: [&str; 10] = [
     "unknown_webhook",
     "payload_too_large",
     "unreadable_body",
     "unknown_provider",
     "missing_signature",
     "invalid_signature",
+    "stale_timestamp",
     "unsupported_content_type",
     "malformed_payload",
     "other",

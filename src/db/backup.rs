@@ -78,6 +78,12 @@ fn copy_to(source: &Path, temp: &Path) -> Result<(), BackupError> {
     )?;
     src.busy_timeout(Duration::from_secs(5))?;
     let _ = std::fs::remove_file(temp);
+    // Created here, private and exclusively, so the copy of every secret is never readable by
+    // others, not even for a moment; SQLite then writes into this empty file.
+    super::private::create_new(temp).map_err(|source| BackupError::Io {
+        path: temp.to_owned(),
+        source,
+    })?;
     let mut dst = Connection::open(temp)?;
     {
         let backup = Backup::new(&src, &mut dst)?;

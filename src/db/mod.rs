@@ -10,6 +10,7 @@ mod admin;
 pub mod backup;
 mod keys;
 pub mod migrate;
+mod private;
 mod projects;
 mod pushes;
 mod retention;
@@ -102,6 +103,9 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Db, DbError> {
+        private::warn_if_readable_by_others(path);
+        // Best effort: when the file cannot be created, SQLite cannot either and says why.
+        let _ = private::create_if_missing(path);
         let mut conn = open_connection(path)?;
         migrate::migrate(&mut conn)?;
         drop(conn);
@@ -128,9 +132,7 @@ impl Db {
 
     /// The write-ahead log next to the database file.
     pub fn wal_path(&self) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push("-wal");
-        PathBuf::from(name)
+        suffixed(&self.path, "-wal")
     }
 
     /// Stores already prepared pushes of one project in one transaction, outside the ingest
@@ -152,6 +154,13 @@ impl Db {
         tx.commit()?;
         Ok(stored)
     }
+}
+
+/// `path` with `suffix` appended to its file name, as SQLite names the files beside it.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn open_connection(path: &Path) -> Result<Connection, DbError> {

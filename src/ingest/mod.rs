@@ -203,7 +203,7 @@ impl Ingest {
     async fn deliver(&self, target: &HookTarget, headers: &HeaderMap, body: &Bytes) -> Tried {
         // Most deliveries end up at the writer: announcing this one lets a batch wait for it.
         let announced = self.writer.incoming();
-        let delivery = match verify(headers, body, target).await {
+        let delivery = match verify(headers, body, target, self.clock.now()).await {
             Ok(Ok(delivery)) => delivery,
             Ok(Err(refusal)) => {
                 let may_be_stale = refusal.code().status() == 401;
@@ -284,12 +284,13 @@ async fn verify(
     headers: &HeaderMap,
     body: &Bytes,
     target: &HookTarget,
+    now: DateTime<Utc>,
 ) -> Result<Result<Delivery, WebhookError>, Refused> {
     if body.len() <= INLINE_PARSE_LIMIT {
-        return Ok(parse_delivery(headers, body, target.secret.expose()));
+        return Ok(parse_delivery(headers, body, target.secret.expose(), now));
     }
     let (headers, body, secret) = (headers.clone(), body.clone(), target.secret.clone());
-    tokio::task::spawn_blocking(move || parse_delivery(&headers, &body, secret.expose()))
+    tokio::task::spawn_blocking(move || parse_delivery(&headers, &body, secret.expose(), now))
         .await
         .map_err(Refused::failed)
 }
@@ -302,6 +303,7 @@ fn prepare(
 ) -> Vec<PreparedPush> {
     pushes
         .into_iter()
+        .map(|push| push.dated(received_at))
         .map(|push| {
             let input = SummaryInput::from_new(&push);
             // Deletions and pushes without commits need no model, nor does the builtin one.

@@ -4,9 +4,9 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Delivery, MAX_DELIVERY_ID_LEN, MAX_FIELD_LEN, MAX_MESSAGE_LEN, WebhookError, cap,
-    checked_repository, commit_sha, count, delivery_id, from_json, parse_timestamp, person_name,
-    url,
+    Delivery, Listed, MAX_DELIVERY_ID_LEN, MAX_FIELD_LEN, MAX_MESSAGE_LEN, WebhookError, cap,
+    checked_repository, clean_message, clean_name, commit_sha, count, delivery_id, from_json,
+    parse_timestamp, person_name, url, within_document_budget,
 };
 use crate::domain::{NewCommit, NewPush, Provider, RefKind};
 
@@ -42,7 +42,7 @@ struct Change {
     closed: Option<bool>,
     forced: Option<bool>,
     truncated: Option<bool>,
-    commits: Option<Vec<Commit>>,
+    commits: Option<Listed<Commit, true>>,
     links: Option<Links>,
 }
 
@@ -152,7 +152,7 @@ fn into_push(
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
-        .map(|n| cap(n, MAX_FIELD_LEN))
+        .map(|n| cap(&clean_name(n), MAX_FIELD_LEN))
         .ok_or_else(|| WebhookError::MalformedPayload("push change has no ref name".into()))?;
     let (ref_kind, git_ref) = match named.kind.as_deref() {
         Some("tag") => (RefKind::Tag, format!("refs/tags/{ref_name}")),
@@ -172,14 +172,11 @@ fn into_push(
         (Vec::new(), 0)
     } else {
         // Bitbucket lists commits newest first; store them oldest first like the other providers.
-        let mut commits: Vec<NewCommit> = c
-            .commits
-            .unwrap_or_default()
-            .into_iter()
-            .map(into_commit)
-            .collect();
+        let listed = c.commits.unwrap_or_default();
+        let mut commits: Vec<NewCommit> = listed.kept.into_iter().map(into_commit).collect();
         commits.reverse();
-        let listed = count(commits.len());
+        let commits = within_document_budget(commits);
+        let listed = count(listed.total);
         // Bitbucket lists at most 5 commits and gives no total, only `truncated`. The true count
         // is unknown, so one more than listed is the honest lower bound: it keeps
         // `NewPush::commits_truncated` true without inventing a number.
@@ -222,7 +219,10 @@ fn into_commit(c: Commit) -> NewCommit {
     let user = author.and_then(|a| a.user.as_ref());
     NewCommit {
         sha: cap(&c.hash, MAX_FIELD_LEN),
-        message: cap(c.message.as_deref().unwrap_or_default(), MAX_MESSAGE_LEN),
+        message: clean_message(cap(
+            c.message.as_deref().unwrap_or_default(),
+            MAX_MESSAGE_LEN,
+        )),
         author: person_name(&[
             user.and_then(|u| u.nickname.as_deref()),
             user.and_then(|u| u.display_name.as_deref()),

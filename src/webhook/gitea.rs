@@ -4,8 +4,9 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Delivery, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha, count,
-    delivery_id, from_json, is_zero_sha, person_name, split_ref, url,
+    Delivery, Listed, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha,
+    count, delivery_id, from_json, is_zero_sha, person_name, split_ref, url,
+    within_document_budget,
 };
 use crate::domain::{NewCommit, NewPush, Provider};
 
@@ -17,7 +18,7 @@ struct Push<'a> {
     after: Option<String>,
     compare_url: Option<String>,
     #[serde(borrow)]
-    commits: Option<Vec<PayloadCommit<'a>>>,
+    commits: Option<Listed<PayloadCommit<'a>, true>>,
     total_commits: Option<u64>,
     pusher: Option<User>,
     sender: Option<User>,
@@ -83,9 +84,9 @@ fn into_push(
     } else {
         // Gitea lists commits newest first (git log order); store them oldest first like the
         // other providers so summaries read in the order the work happened.
-        let mut commits: Vec<NewCommit> = p
-            .commits
-            .unwrap_or_default()
+        let listed = p.commits.unwrap_or_default();
+        let mut commits: Vec<NewCommit> = listed
+            .kept
             .into_iter()
             .map(PayloadCommit::into_new_commit)
             .collect();
@@ -93,11 +94,8 @@ fn into_push(
         // total_commits arrived in Gitea 1.14; older servers list every commit they count.
         let total = p
             .total_commits
-            .map_or(count(commits.len()), |n| {
-                u32::try_from(n).unwrap_or(u32::MAX)
-            })
-            .max(count(commits.len()));
-        (commits, total)
+            .map_or(listed.total, |n| n.max(listed.total));
+        (within_document_budget(commits), count(total))
     };
     let [pusher_login, pusher_username] = user_names(p.pusher.as_ref());
     let [sender_login, sender_username] = user_names(p.sender.as_ref());

@@ -5,10 +5,11 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Delivery, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha, count,
-    delivery_id, from_json, is_zero_sha, person_name, split_ref, url,
+    Delivery, Listed, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha,
+    count, delivery_id, from_json, is_zero_sha, person_name, split_ref, url,
+    within_document_budget,
 };
-use crate::domain::{NewCommit, NewPush, Provider};
+use crate::domain::{NewPush, Provider};
 
 #[derive(Deserialize)]
 struct Push<'a> {
@@ -21,7 +22,7 @@ struct Push<'a> {
     forced: Option<bool>,
     compare: Option<String>,
     #[serde(borrow)]
-    commits: Option<Vec<PayloadCommit<'a>>>,
+    commits: Option<Listed<PayloadCommit<'a>, false>>,
     pusher: Option<Pusher>,
     sender: Option<Sender>,
     repository: Repository,
@@ -78,14 +79,17 @@ fn into_push(p: Push<'_>, delivery_id: Option<String>) -> Result<NewPush, Webhoo
     let deleted = p
         .deleted
         .unwrap_or_else(|| p.after.as_deref().is_some_and(is_zero_sha));
-    let commits: Vec<NewCommit> = if deleted {
-        Vec::new()
+    let (commits, commit_count) = if deleted {
+        (Vec::new(), 0)
     } else {
-        p.commits
-            .unwrap_or_default()
+        let listed = p.commits.unwrap_or_default();
+        let commits = listed
+            .kept
             .into_iter()
             .map(PayloadCommit::into_new_commit)
-            .collect()
+            .collect();
+        // Push payloads carry no total; GitHub lists every commit up to 2048.
+        (within_document_budget(commits), count(listed.total))
     };
     let pushed_at = p
         .repository
@@ -109,8 +113,7 @@ fn into_push(p: Push<'_>, delivery_id: Option<String>) -> Result<NewPush, Webhoo
             p.pusher.as_ref().and_then(|u| u.name.as_deref()),
             p.sender.as_ref().and_then(|u| u.login.as_deref()),
         ]),
-        // Push payloads carry no total; GitHub lists every commit up to 2048.
-        commit_count: count(commits.len()),
+        commit_count,
         compare_url: url(p.compare.as_deref()),
         pushed_at,
         commits,

@@ -4,10 +4,10 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Delivery, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha,
-    delivery_id, from_json, is_zero_sha, person_name, split_ref,
+    Delivery, Listed, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha,
+    count, delivery_id, from_json, is_zero_sha, person_name, split_ref, within_document_budget,
 };
-use crate::domain::{NewCommit, NewPush, Provider};
+use crate::domain::{NewPush, Provider};
 
 /// Tells which kind of payload a System Hook carries before parsing it in full.
 #[derive(Deserialize)]
@@ -27,7 +27,7 @@ struct Push<'a> {
     project: Option<Project>,
     repository: Option<Repository>,
     #[serde(borrow)]
-    commits: Option<Vec<PayloadCommit<'a>>>,
+    commits: Option<Listed<PayloadCommit<'a>, false>>,
     total_commits_count: Option<u64>,
 }
 
@@ -90,17 +90,17 @@ fn into_push(p: Push<'_>, delivery_id: Option<String>) -> Result<NewPush, Webhoo
     let (commits, commit_count) = if deleted {
         (Vec::new(), 0)
     } else {
-        let commits: Vec<NewCommit> = p
-            .commits
-            .unwrap_or_default()
-            .into_iter()
-            .map(PayloadCommit::into_new_commit)
-            .collect();
+        let listed = p.commits.unwrap_or_default();
         // GitLab lists at most 20 commits; total_commits_count is the real number.
         let total = p
             .total_commits_count
-            .map_or(commits.len() as u64, |n| n.max(commits.len() as u64));
-        (commits, u32::try_from(total).unwrap_or(u32::MAX))
+            .map_or(listed.total, |n| n.max(listed.total));
+        let commits = listed
+            .kept
+            .into_iter()
+            .map(PayloadCommit::into_new_commit)
+            .collect();
+        (within_document_budget(commits), count(total))
     };
     Ok(NewPush {
         provider: Provider::GitLab,

@@ -13,10 +13,13 @@ mod gitlab;
 mod verify;
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use poem::http::HeaderMap;
 use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
 
 use crate::domain::{NewCommit, NewPush, Provider, RefKind};
 use crate::error_code::ErrorCode;
@@ -48,6 +51,10 @@ pub enum WebhookError {
         "signature does not match: check that the webhook secret in your git host matches this project's secret"
     )]
     BadSignature,
+    #[error(
+        "webhook-timestamp is more than 5 minutes away from this server's time: a replayed delivery, or a clock out of sync on the git host or this server (check NTP)"
+    )]
+    StaleTimestamp,
     #[error("unsupported content type {0:?}: configure the webhook to send application/json")]
     UnsupportedContentType(String),
     #[error("malformed payload: {0}")]
@@ -61,20 +68,23 @@ impl WebhookError {
             WebhookError::UnknownProvider => ErrorCode::UnknownProvider,
             WebhookError::MissingSignature(_) => ErrorCode::MissingSignature,
             WebhookError::BadSignature => ErrorCode::InvalidSignature,
+            WebhookError::StaleTimestamp => ErrorCode::StaleTimestamp,
             WebhookError::UnsupportedContentType(_) => ErrorCode::UnsupportedContentType,
             WebhookError::MalformedPayload(_) => ErrorCode::MalformedPayload,
         }
     }
 }
 
-/// Verifies and parses one delivery with the project's webhook secret.
+/// Verifies and parses one delivery with the project's webhook secret. `now` is the time it
+/// was received, which signed timestamps are checked against.
 pub fn parse_delivery(
     headers: &HeaderMap,
     body: &[u8],
     secret: &str,
+    now: DateTime<Utc>,
 ) -> Result<Delivery, WebhookError> {
     let (provider, event) = detect_provider(headers)?;
-    verify::signature(provider, headers, body, secret)?;
+    verify::signature(provider, headers, body, secret, now)?;
     let json = json_text(provider, headers, body)?;
     match provider {
         Provider::GitHub => github::parse(&event, headers, &json),
@@ -125,6 +135,21 @@ const MAX_FIELD_LEN: usize = 1024;
 const MAX_PATH_LEN: usize = 4096;
 /// GitHub itself lists at most 3000 changed files per commit; more is not a real push.
 const MAX_FILES_PER_LIST: usize = 3000;
+/// At most this many commits are stored per push: GitHub's own limit for one push payload, so a
+/// real delivery is never cut, while a hand-made one of a million tiny commits cannot make every
+/// read of the push cost hundreds of megabytes. The newest are kept; `commit_count` stays true.
+pub const MAX_STORED_COMMITS: usize = 2048;
+/// The most a push's stored commits document may take, as its JSON is written. 2,048 real
+/// commits (a message, an author and a few changed files each) take about 1-2 MB; 4 MiB leaves
+/// room for verbose ones while one read of the detail stays a few MB however the payload was
+/// padded (long messages, thousands of long file paths per commit). Past it the oldest commits
+/// are dropped, as for the count cap.
+pub const MAX_COMMITS_DOCUMENT: usize = 4 * 1024 * 1024;
+/// The largest commit count believed. The longest public histories (Linux, Chromium) hold under
+/// two million commits, so even a whole mirror pushed as one new branch stays below it; a larger
+/// `total_commits` can only be made up, and is clamped to this rather than refused, because the
+/// rest of the push is real.
+pub const MAX_COMMIT_COUNT: u32 = 10_000_000;
 /// How much of a parser error is echoed back, so a reply never mirrors a large part of the body.
 const MAX_ERROR_DETAIL_LEN: usize = 120;
 
@@ -302,29 +327,182 @@ fn checked_ref(git_ref: &str) -> Result<String, WebhookError> {
     if git_ref.is_empty() {
         return Err(WebhookError::MalformedPayload("ref is empty".into()));
     }
-    Ok(cap(git_ref, MAX_FIELD_LEN))
+    Ok(cap(&clean_name(git_ref), MAX_FIELD_LEN))
 }
 
 fn checked_repository(repository: Option<&str>) -> Result<String, WebhookError> {
     first_present([repository])
-        .map(|r| cap(r, MAX_FIELD_LEN))
+        .map(|r| cap(&clean_name(r), MAX_FIELD_LEN))
         .ok_or_else(|| WebhookError::MalformedPayload("payload names no repository".into()))
 }
 
 fn person_name(candidates: &[Option<&str>]) -> String {
-    cap(
-        first_present(candidates.iter().copied()).unwrap_or_default(),
-        MAX_FIELD_LEN,
+    let name = first_present(candidates.iter().copied()).unwrap_or_default();
+    cap(&clean_name(name), MAX_FIELD_LEN)
+}
+
+/// Characters no stored name or message may carry: the C0 and C1 controls and DEL (NUL, and the
+/// CR/LF that would split a log line or a header line in a client), and the bidi embeddings,
+/// overrides and isolates (U+202A-U+202E, U+2066-U+2069) that make text display in another order
+/// than it is stored, so `main\u{202E}exe.txt` would show as another name ("Trojan Source").
+/// The implicit marks (U+200E, U+200F, U+061C) stay: right-to-left names need them, and they
+/// reorder nothing on their own.
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A quick look at the bytes: every unsafe character's UTF-8 starts with a byte below 0x20,
+/// 0x7F, 0xC2 (the C1 controls) or 0xE2 (the bidi controls), so text without them, nearly all of
+/// it, is kept without a character-by-character pass.
+fn may_be_unsafe(b: u8) -> bool {
+    b < 0x20 || matches!(b, 0x7F | 0xC2 | 0xE2)
+}
+
+/// A name (branch, tag, ref, repository, pusher, commit author) with every unsafe character
+/// replaced by U+FFFD, so a name that held one stays visibly different from one that did not.
+fn clean_name(name: &str) -> Cow<'_, str> {
+    if !name.bytes().any(may_be_unsafe) || !name.chars().any(is_unsafe_char) {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(
+        name.chars()
+            .map(|c| if is_unsafe_char(c) { '\u{FFFD}' } else { c })
+            .collect(),
     )
 }
 
-fn url(raw: Option<&str>) -> Option<String> {
-    first_present([raw]).map(|u| cap(u, MAX_FIELD_LEN))
+/// A commit message without unsafe characters, except the newlines and tabs a message is made
+/// of. They are dropped rather than replaced, so CRLF line ends become plain LF.
+fn clean_message(mut message: String) -> String {
+    let keep = |c: char| c == '\n' || c == '\t' || !is_unsafe_char(c);
+    let may_be = |b: u8| may_be_unsafe(b) && b != b'\n' && b != b'\t';
+    if message.bytes().any(may_be) && !message.chars().all(keep) {
+        message.retain(keep);
+    }
+    message
 }
 
-/// A commit count from the payload, saturated because the domain stores `u32`.
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+/// A link from the payload, kept only when it is an `http` or `https` URL with a host: API
+/// consumers and dashboards render these as links, where a `javascript:` or `data:` one would
+/// run in their page. Anything else is dropped (shown as no link).
+fn url(raw: Option<&str>) -> Option<String> {
+    let url = first_present([raw])?;
+    let rest = ["https://", "http://"].into_iter().find_map(|scheme| {
+        url.get(..scheme.len())
+            .filter(|prefix| prefix.eq_ignore_ascii_case(scheme))
+            .map(|_| &url[scheme.len()..])
+    })?;
+    let has_host = !rest.is_empty() && !rest.starts_with(['/', '?', '#']);
+    let clean = !url.chars().any(|c| c.is_control() || c.is_whitespace());
+    (has_host && clean).then(|| cap(url, MAX_FIELD_LEN))
+}
+
+/// A commit count from the payload, clamped to [`MAX_COMMIT_COUNT`].
+fn count(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX).min(MAX_COMMIT_COUNT)
+}
+
+/// A payload's commit list as it is parsed: every entry is read (so a malformed one is still
+/// refused) but only the [`MAX_STORED_COMMITS`] newest are kept, so a payload of a million
+/// commits never holds a million parsed ones in memory. `NEWEST_FIRST` is the provider's order:
+/// GitHub and GitLab list oldest first, Gitea and Bitbucket newest first.
+struct Listed<T, const NEWEST_FIRST: bool> {
+    /// The newest commits, in the payload's order.
+    kept: Vec<T>,
+    /// How many the payload listed.
+    total: u64,
+}
+
+impl<T, const NEWEST_FIRST: bool> Default for Listed<T, NEWEST_FIRST> {
+    fn default() -> Self {
+        Listed {
+            kept: Vec::new(),
+            total: 0,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const NEWEST_FIRST: bool> Deserialize<'de>
+    for Listed<T, NEWEST_FIRST>
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<T, const NEWEST_FIRST: bool>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>, const NEWEST_FIRST: bool> Visitor<'de> for Entries<T, NEWEST_FIRST> {
+            type Value = Listed<T, NEWEST_FIRST>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of commits")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut kept = VecDeque::new();
+                let mut total = 0u64;
+                while let Some(commit) = seq.next_element::<T>()? {
+                    total += 1;
+                    if NEWEST_FIRST {
+                        if kept.len() < MAX_STORED_COMMITS {
+                            kept.push_back(commit);
+                        }
+                    } else {
+                        if kept.len() == MAX_STORED_COMMITS {
+                            kept.pop_front();
+                        }
+                        kept.push_back(commit);
+                    }
+                }
+                Ok(Listed {
+                    kept: kept.into(),
+                    total,
+                })
+            }
+        }
+
+        deserializer.deserialize_seq(Entries(PhantomData))
+    }
+}
+
+/// The commits to store, oldest first: the newest that fit in [`MAX_COMMITS_DOCUMENT`].
+fn within_document_budget(mut commits: Vec<NewCommit>) -> Vec<NewCommit> {
+    let mut used = 2; // the document's brackets
+    let mut first_kept = commits.len();
+    for (i, commit) in commits.iter().enumerate().rev() {
+        used += encoded_len(commit) + 1;
+        if used > MAX_COMMITS_DOCUMENT {
+            break;
+        }
+        first_kept = i;
+    }
+    commits.split_off(first_kept)
+}
+
+/// An upper bound of the length of `commit` in the stored document.
+fn encoded_len(commit: &NewCommit) -> usize {
+    // The keys, punctuation and a timestamp; what the strings add comes on top.
+    const FIXED: usize = 120;
+    let files: usize = [&commit.added, &commit.removed, &commit.modified]
+        .into_iter()
+        .flatten()
+        .map(|f| json_string_len(f) + 1)
+        .sum();
+    FIXED
+        + json_string_len(&commit.sha)
+        + json_string_len(&commit.message)
+        + json_string_len(&commit.author)
+        + commit.url.as_deref().map_or(0, json_string_len)
+        + files
+}
+
+/// An upper bound of `s`'s length as a JSON string: quotes, and escapes counted at their longest.
+fn json_string_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -380,7 +558,10 @@ impl PayloadCommit<'_> {
         let author = self.author.as_ref();
         NewCommit {
             sha: cap(&self.id, MAX_FIELD_LEN),
-            message: cap_parsed(self.message.unwrap_or_default(), MAX_MESSAGE_LEN),
+            message: clean_message(cap_parsed(
+                self.message.unwrap_or_default(),
+                MAX_MESSAGE_LEN,
+            )),
             author: person_name(&[
                 author.and_then(|a| a.username.as_deref()),
                 author.and_then(|a| a.name.as_deref()),

@@ -9,6 +9,11 @@ use crate::domain::RefKind::{Branch, Tag};
 
 const SECRET: &str = "test-secret";
 
+/// The fixed time these deliveries are received at.
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000, 0).expect("a time")
+}
+
 fn fixture(path: &str) -> Vec<u8> {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
@@ -171,7 +176,7 @@ fn table() -> Vec<(&'static str, Provider, &'static str, Option<Expected>)> {
 fn parse_fixture(file: &str, provider: Provider, event: &str) -> Delivery {
     let body = fixture(file);
     let headers = signed_headers(provider, event, &body);
-    parse_delivery(&headers, &body, SECRET).unwrap_or_else(|e| panic!("{file}: {e}"))
+    parse_delivery(&headers, &body, SECRET, now()).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 fn only_push(delivery: Delivery) -> NewPush {
@@ -296,7 +301,10 @@ fn github_push_fields_come_through_as_sent() {
     assert_eq!(p.pushed_at.map(|t| t.timestamp()), Some(1_642_370_257));
     let c = &p.commits[0];
     assert_eq!(c.author, "nupplaphil");
-    assert!(c.message.contains("\r\n"), "messages are stored as-is");
+    assert!(
+        c.message.contains('\n') && !c.message.contains('\r'),
+        "CRLF line ends are stored as LF"
+    );
     assert_eq!(c.modified.len(), 2);
     assert_eq!(
         c.timestamp.map(|t| t.to_rfc3339()).as_deref(),
@@ -339,7 +347,7 @@ fn gitea_headers_alone_are_detected_as_gitea_not_github() {
             );
         }
     }
-    let p = only_push(parse_delivery(&headers, &body, SECRET).expect("gitea push"));
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("gitea push"));
     assert_eq!(p.provider, Provider::Gitea);
     assert_eq!(
         p.delivery_id.as_deref(),
@@ -362,7 +370,7 @@ fn a_bitbucket_push_with_several_changes_gives_one_push_per_change_with_its_own_
     changes.as_array_mut().expect("array").push(second);
     let body = serde_json::to_vec(&value).expect("json");
     let headers = signed_headers(Provider::Bitbucket, "repo:push", &body);
-    let Ok(Delivery::Pushes { pushes, .. }) = parse_delivery(&headers, &body, SECRET) else {
+    let Ok(Delivery::Pushes { pushes, .. }) = parse_delivery(&headers, &body, SECRET, now()) else {
         panic!("expected pushes");
     };
     let ids: Vec<_> = pushes.iter().map(|p| p.delivery_id.as_deref()).collect();
@@ -383,7 +391,7 @@ fn unhandled_events_are_ignored_after_verification() {
     ] {
         let headers = signed_headers(provider, event, b"{}");
         assert_eq!(
-            parse_delivery(&headers, b"{}", SECRET),
+            parse_delivery(&headers, b"{}", SECRET, now()),
             Ok(Delivery::Ignored {
                 provider,
                 event: event.to_owned()
@@ -392,7 +400,7 @@ fn unhandled_events_are_ignored_after_verification() {
     }
     let headers = signed_headers(Provider::Bitbucket, "diagnostics:ping", b"{}");
     assert_eq!(
-        parse_delivery(&headers, b"{}", SECRET),
+        parse_delivery(&headers, b"{}", SECRET, now()),
         Ok(Delivery::Ping {
             provider: Provider::Bitbucket
         })
@@ -404,13 +412,13 @@ fn a_gitlab_system_hook_push_is_a_push_and_other_system_hooks_are_ignored() {
     let body = fixture("gitlab/push.go-scm-push.json");
     let headers = signed_headers(Provider::GitLab, "System Hook", &body);
     assert_eq!(
-        only_push(parse_delivery(&headers, &body, SECRET).expect("push")).ref_name,
+        only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push")).ref_name,
         "master"
     );
     let body = br#"{"object_kind":"merge_request"}"#;
     let headers = signed_headers(Provider::GitLab, "System Hook", body);
     assert!(matches!(
-        parse_delivery(&headers, body, SECRET),
+        parse_delivery(&headers, body, SECRET, now()),
         Ok(Delivery::Ignored { .. })
     ));
 }
@@ -426,11 +434,12 @@ fn a_form_encoded_github_push_parses_like_json() {
         poem::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-www-form-urlencoded"),
     );
-    let from_form = parse_delivery(&headers, form.as_bytes(), SECRET).expect("form push");
+    let from_form = parse_delivery(&headers, form.as_bytes(), SECRET, now()).expect("form push");
     let from_json = parse_delivery(
         &signed_headers(Provider::GitHub, "push", &json),
         &json,
         SECRET,
+        now(),
     )
     .expect("json push");
     assert_eq!(from_form, from_json);
@@ -441,12 +450,12 @@ fn a_missing_content_type_is_read_as_json_and_a_charset_is_allowed() {
     let body = fixture("github/push.go-scm-push.json");
     let mut headers = signed_headers(Provider::GitHub, "push", &body);
     headers.remove(poem::http::header::CONTENT_TYPE);
-    assert!(parse_delivery(&headers, &body, SECRET).is_ok());
+    assert!(parse_delivery(&headers, &body, SECRET, now()).is_ok());
     headers.insert(
         poem::http::header::CONTENT_TYPE,
         HeaderValue::from_static("Application/JSON; charset=utf-8"),
     );
-    assert!(parse_delivery(&headers, &body, SECRET).is_ok());
+    assert!(parse_delivery(&headers, &body, SECRET, now()).is_ok());
 }
 
 #[test]
@@ -467,7 +476,7 @@ fn other_content_types_are_refused_with_a_short_echo() {
             poem::http::header::CONTENT_TYPE,
             HeaderValue::from_str(value).expect("value"),
         );
-        let err = parse_delivery(&headers, body, SECRET).expect_err("refused");
+        let err = parse_delivery(&headers, body, SECRET, now()).expect_err("refused");
         assert_eq!(err, WebhookError::UnsupportedContentType(echoed));
         assert_eq!(err.code().status(), 415);
     }
@@ -475,7 +484,7 @@ fn other_content_types_are_refused_with_a_short_echo() {
 
 fn malformed(provider: Provider, event: &str, body: &[u8]) -> String {
     let headers = signed_headers(provider, event, body);
-    match parse_delivery(&headers, body, SECRET) {
+    match parse_delivery(&headers, body, SECRET, now()) {
         Err(WebhookError::MalformedPayload(msg)) => msg,
         other => panic!("expected malformed payload, got {other:?}"),
     }
@@ -538,7 +547,7 @@ fn huge_commit_messages_are_truncated_on_a_char_boundary() {
     });
     let body = serde_json::to_vec(&body).expect("json");
     let headers = signed_headers(Provider::GitHub, "push", &body);
-    let p = only_push(parse_delivery(&headers, &body, SECRET).expect("push"));
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
     assert!(p.commits[0].message.len() <= MAX_MESSAGE_LEN);
     assert!(p.commits[0].message.len() > MAX_MESSAGE_LEN - 4);
     assert_eq!(
@@ -554,7 +563,7 @@ fn huge_commit_messages_are_truncated_on_a_char_boundary() {
 #[test]
 fn requests_without_a_provider_header_are_unknown() {
     let headers = header_map(&[("Content-Type", "application/json".to_owned())]);
-    let err = parse_delivery(&headers, b"{}", SECRET).expect_err("unknown");
+    let err = parse_delivery(&headers, b"{}", SECRET, now()).expect_err("unknown");
     assert_eq!(err, WebhookError::UnknownProvider);
     assert_eq!(err.code(), crate::error_code::ErrorCode::UnknownProvider);
 }
@@ -564,12 +573,12 @@ fn the_signature_is_checked_before_the_body_is_read() {
     let mut headers = signed_headers(Provider::GitHub, "push", b"{}");
     headers.insert("X-Hub-Signature-256", HeaderValue::from_static("sha256=00"));
     assert_eq!(
-        parse_delivery(&headers, b"not json", SECRET),
+        parse_delivery(&headers, b"not json", SECRET, now()),
         Err(WebhookError::BadSignature)
     );
     headers.remove("X-Hub-Signature-256");
     assert_eq!(
-        parse_delivery(&headers, b"not json", SECRET),
+        parse_delivery(&headers, b"not json", SECRET, now()),
         Err(WebhookError::MissingSignature("X-Hub-Signature-256"))
     );
 }
@@ -630,4 +639,257 @@ fn commit_strings_borrow_from_the_body_unless_escaped_and_are_capped_either_way(
         (commit.author.as_str(), commit.added),
         ("ada", vec!["a.rs".to_owned()])
     );
+}
+
+/// A signed GitHub push of `commits`, each `{"id": ..., "message": ...}` as given.
+fn github_push_of(commits: Vec<serde_json::Value>) -> NewPush {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": "1".repeat(40),
+        "after": "2".repeat(40),
+        "repository": {"full_name": "a/b"},
+        "commits": commits,
+    }))
+    .expect("json");
+    let headers = signed_headers(Provider::GitHub, "push", &body);
+    only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"))
+}
+
+fn tiny_commits(n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| serde_json::json!({"id": format!("{i:040}"), "message": format!("c{i}")}))
+        .collect()
+}
+
+#[test]
+fn a_push_of_more_than_2048_commits_stores_the_newest_2048_and_the_true_count() {
+    let p = github_push_of(tiny_commits(3_000));
+    assert_eq!(p.commit_count, 3_000);
+    assert_eq!(p.commits.len(), MAX_STORED_COMMITS);
+    assert!(p.commits_truncated());
+    assert_eq!(p.commits[0].message, "c952", "the oldest are dropped");
+    assert_eq!(p.commits.last().map(|c| c.message.as_str()), Some("c2999"));
+}
+
+#[test]
+fn a_gitea_push_of_more_than_2048_commits_keeps_the_newest_which_it_lists_first() {
+    let commits: Vec<_> = tiny_commits(2_500).into_iter().rev().collect();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": "1".repeat(40),
+        "after": "2".repeat(40),
+        "repository": {"full_name": "a/b"},
+        "commits": commits,
+        "total_commits": 2_500,
+    }))
+    .expect("json");
+    let headers = signed_headers(Provider::Gitea, "push", &body);
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
+    assert_eq!(
+        (p.commit_count, p.commits.len()),
+        (2_500, MAX_STORED_COMMITS)
+    );
+    assert_eq!(p.commits[0].message, "c452");
+    assert_eq!(p.commits.last().map(|c| c.message.as_str()), Some("c2499"));
+}
+
+#[test]
+fn the_stored_commits_stay_within_the_document_budget_by_dropping_the_oldest() {
+    // 100 commits of 60 KB messages plus long file lists: about 10 MB as sent.
+    let commits: Vec<_> = (0..100)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("{i:040}"),
+                "message": format!("{i} {}", "m".repeat(60_000)),
+                "added": vec!["p".repeat(2_000); 20],
+            })
+        })
+        .collect();
+    let p = github_push_of(commits);
+    assert_eq!(p.commit_count, 100);
+    assert!(p.commits_truncated() && !p.commits.is_empty());
+    assert!(p.commits.last().unwrap().message.starts_with("99 "));
+    let document = serde_json::to_string(
+        &p.commits
+            .iter()
+            .map(|c| {
+                serde_json::json!({"sha": c.sha, "message": c.message, "author": c.author,
+                    "timestamp": null, "url": c.url, "added": c.added, "removed": c.removed,
+                    "modified": c.modified})
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert!(
+        document.len() <= MAX_COMMITS_DOCUMENT,
+        "{} bytes",
+        document.len()
+    );
+    assert!(
+        document.len() > MAX_COMMITS_DOCUMENT / 2,
+        "not cut far more than needed"
+    );
+}
+
+#[test]
+fn an_absurd_total_commit_count_is_clamped() {
+    for (provider, event, field) in [
+        (Provider::GitLab, "Push Hook", "total_commits_count"),
+        (Provider::Gitea, "push", "total_commits"),
+    ] {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "ref": "refs/heads/main",
+            "before": "1".repeat(40),
+            "after": "2".repeat(40),
+            "project": {"path_with_namespace": "a/b"},
+            "repository": {"full_name": "a/b", "name": "b"},
+            "commits": tiny_commits(1),
+            field: u64::MAX,
+        }))
+        .expect("json");
+        let headers = signed_headers(provider, event, &body);
+        let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
+        assert_eq!(p.commit_count, MAX_COMMIT_COUNT, "{provider}");
+        assert!(p.commits_truncated());
+    }
+}
+
+#[test]
+fn only_http_and_https_links_are_kept() {
+    for kept in [
+        "https://github.com/a/b/compare/1...2",
+        "http://gitea.local:3000/a/b/commit/1",
+        "HTTPS://GitHub.com/a/b",
+    ] {
+        assert_eq!(url(Some(kept)).as_deref(), Some(kept), "{kept}");
+    }
+    for dropped in [
+        "javascript:alert(document.cookie)",
+        "JavaScript://github.com/%0aalert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox",
+        "//evil.example/x",
+        "https://",
+        "https:///path",
+        "http:/evil.example",
+        "ftp://host/file",
+        "https://host/a b",
+        "https://host/\u{0}x",
+        " javascript:alert(1)",
+    ] {
+        assert_eq!(url(Some(dropped)), None, "{dropped:?}");
+    }
+}
+
+#[test]
+fn a_javascript_compare_or_commit_url_is_dropped_from_the_push() {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": "1".repeat(40),
+        "after": "2".repeat(40),
+        "compare": "javascript:alert(1)",
+        "repository": {"full_name": "a/b"},
+        "commits": [
+            {"id": "2".repeat(40), "message": "m", "url": "javascript:fetch('//evil')"},
+            {"id": "3".repeat(40), "message": "m", "url": "https://github.com/a/b/commit/3"},
+        ],
+    }))
+    .expect("json");
+    let headers = signed_headers(Provider::GitHub, "push", &body);
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
+    assert_eq!(p.compare_url, None);
+    assert_eq!(p.commits[0].url, None);
+    assert_eq!(
+        p.commits[1].url.as_deref(),
+        Some("https://github.com/a/b/commit/3")
+    );
+}
+
+#[test]
+fn control_and_bidi_characters_in_names_are_replaced_visibly() {
+    assert_eq!(
+        clean_name("a\u{0}b\u{202E}txt.exe\r\nX-Injected: 1"),
+        "a\u{FFFD}b\u{FFFD}txt.exe\u{FFFD}\u{FFFD}X-Injected: 1"
+    );
+    for unsafe_char in [
+        '\u{1}', '\t', '\u{1B}', '\u{7F}', '\u{80}', '\u{85}', '\u{9F}', '\u{202A}', '\u{202B}',
+        '\u{202C}', '\u{202D}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+    ] {
+        assert_eq!(
+            clean_name(&format!("x{unsafe_char}y")),
+            "x\u{FFFD}y",
+            "{unsafe_char:?}"
+        );
+    }
+    // Right-to-left text and its implicit marks, and other non-ASCII, are kept as they are.
+    for kept in [
+        "שלום\u{200F}",
+        "عربي\u{061C}",
+        "café — “quoted” © «»",
+        "feature/x",
+    ] {
+        assert!(
+            matches!(clean_name(kept), Cow::Borrowed(k) if k == kept),
+            "{kept}"
+        );
+    }
+}
+
+#[test]
+fn commit_messages_keep_newlines_and_tabs_and_lose_other_controls() {
+    assert_eq!(
+        clean_message("fix:\tthing\r\n\r\nbody\u{0}\u{202E}txt\u{85}\u{7}.".to_owned()),
+        "fix:\tthing\n\nbodytxt."
+    );
+    let plain = "feat: ümlaut — “done”\n\n\tindented".to_owned();
+    assert_eq!(clean_message(plain.clone()), plain);
+}
+
+#[test]
+fn a_push_s_names_and_messages_are_cleaned_at_parse_time() {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/a\u{0}b\u{202E}txt.exe\r\nX-Injected: 1",
+        "before": "1".repeat(40),
+        "after": "2".repeat(40),
+        "repository": {"full_name": "acme/\u{2066}app"},
+        "pusher": {"name": "eve\u{7}\u{1B}[31m"},
+        "commits": [{
+            "id": "2".repeat(40),
+            "message": "subject\r\n\nbody\u{202E}\u{0}",
+            "author": {"username": "mal\u{202D}lory\n"},
+        }],
+    }))
+    .expect("json");
+    let headers = signed_headers(Provider::GitHub, "push", &body);
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
+    assert_eq!(
+        p.ref_name,
+        "a\u{FFFD}b\u{FFFD}txt.exe\u{FFFD}\u{FFFD}X-Injected: 1"
+    );
+    assert_eq!(p.git_ref, format!("refs/heads/{}", p.ref_name));
+    assert_eq!(p.repository, "acme/\u{FFFD}app");
+    assert_eq!(p.pusher, "eve\u{FFFD}\u{FFFD}[31m");
+    assert_eq!(p.commits[0].author, "mal\u{FFFD}lory");
+    assert_eq!(p.commits[0].message, "subject\n\nbody");
+}
+
+#[test]
+fn bitbucket_ref_names_and_messages_are_cleaned_too() {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "actor": {"nickname": "bob\u{202E}"},
+        "repository": {"full_name": "a/b"},
+        "push": {"changes": [{
+            "new": {"name": "main\u{0}", "type": "branch", "target": {"hash": "2".repeat(40)}},
+            "old": {"name": "main\u{0}", "type": "branch", "target": {"hash": "1".repeat(40)}},
+            "commits": [{"hash": "2".repeat(40), "message": "m\r\n\u{1}",
+                "author": {"raw": "Eve \u{2067}<e@x>"}}],
+        }]},
+    }))
+    .expect("json");
+    let headers = signed_headers(Provider::Bitbucket, "repo:push", &body);
+    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
+    assert_eq!(p.ref_name, "main\u{FFFD}");
+    assert_eq!(p.pusher, "bob\u{FFFD}");
+    assert_eq!(p.commits[0].author, "Eve \u{FFFD}<e@x>");
+    assert_eq!(p.commits[0].message, "m\n");
 }

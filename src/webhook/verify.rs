@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use poem::http::HeaderMap;
 use sha2::Sha256;
@@ -20,11 +21,12 @@ pub(super) fn signature(
     headers: &HeaderMap,
     body: &[u8],
     secret: &str,
+    now: DateTime<Utc>,
 ) -> Result<(), WebhookError> {
     match provider {
         Provider::GitHub => prefixed_hex(headers, "X-Hub-Signature-256", body, secret),
         Provider::Bitbucket => prefixed_hex(headers, "X-Hub-Signature", body, secret),
-        Provider::GitLab => gitlab(headers, body, secret),
+        Provider::GitLab => gitlab(headers, body, secret, now),
         Provider::Gitea => gitea(headers, body, secret, "X-Gitea-Signature"),
         Provider::Forgejo => gitea(headers, body, secret, "X-Forgejo-Signature"),
     }
@@ -92,7 +94,12 @@ fn gitea(
 
 /// GitLab sends either its secret token verbatim (`X-Gitlab-Token`) or, since GitLab 19, a
 /// Standard Webhooks signature. Either one valid passes; a present but wrong one refuses.
-fn gitlab(headers: &HeaderMap, body: &[u8], secret: &str) -> Result<(), WebhookError> {
+fn gitlab(
+    headers: &HeaderMap,
+    body: &[u8],
+    secret: &str,
+    now: DateTime<Utc>,
+) -> Result<(), WebhookError> {
     let token = signature_header(headers, "X-Gitlab-Token");
     let signed = signature_header(headers, "webhook-signature");
     if token.is_none() && signed.is_none() {
@@ -100,30 +107,60 @@ fn gitlab(headers: &HeaderMap, body: &[u8], secret: &str) -> Result<(), WebhookE
     }
     let token_ok =
         token.is_some_and(|t| !secret.is_empty() && bool::from(t.ct_eq(secret.as_bytes())));
-    if token_ok || signed.is_some_and(|s| standard_webhooks_matches(headers, s, body, secret)) {
+    if token_ok {
+        return Ok(());
+    }
+    match signed {
+        Some(signatures) => standard_webhooks(headers, signatures, body, secret, now),
+        None => Err(WebhookError::BadSignature),
+    }
+}
+
+/// How far a Standard Webhooks timestamp may be from now, either way: the spec's reference
+/// libraries allow five minutes, enough for clock skew and retries in flight, while a captured
+/// delivery stops working soon after it was sent.
+const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
+
+/// Standard Webhooks: `v1,<base64 HMAC-SHA256("{id}.{timestamp}.{body}")>`, possibly several
+/// space-separated entries while a key is being rotated, and a `webhook-timestamp` (Unix
+/// seconds) within [`TIMESTAMP_TOLERANCE_SECS`] of `now`.
+///
+/// The timestamp is checked first, as the reference libraries do: a stale delivery costs no
+/// HMAC and is told apart from a forged one, so a real sender with a wrong clock learns why.
+fn standard_webhooks(
+    headers: &HeaderMap,
+    signatures: &[u8],
+    body: &[u8],
+    secret: &str,
+    now: DateTime<Utc>,
+) -> Result<(), WebhookError> {
+    let (Some(id), Some(timestamp)) = (
+        signature_header(headers, "webhook-id"),
+        signature_header(headers, "webhook-timestamp"),
+    ) else {
+        return Err(WebhookError::BadSignature);
+    };
+    let seconds: i64 = std::str::from_utf8(timestamp)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or(WebhookError::BadSignature)?;
+    if now.timestamp().abs_diff(seconds) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs() {
+        return Err(WebhookError::StaleTimestamp);
+    }
+    if standard_webhooks_matches(id, timestamp, signatures, body, secret) {
         Ok(())
     } else {
         Err(WebhookError::BadSignature)
     }
 }
 
-/// Standard Webhooks: `v1,<base64 HMAC-SHA256("{id}.{timestamp}.{body}")>`, possibly several
-/// space-separated entries while a key is being rotated.
-///
-/// The timestamp is signed but not checked against the clock: this module has no clock, and a
-/// replay carries the same `webhook-id`, which the caller already drops as a duplicate.
 fn standard_webhooks_matches(
-    headers: &HeaderMap,
+    id: &[u8],
+    timestamp: &[u8],
     signatures: &[u8],
     body: &[u8],
     secret: &str,
 ) -> bool {
-    let (Some(id), Some(timestamp)) = (
-        signature_header(headers, "webhook-id"),
-        signature_header(headers, "webhook-timestamp"),
-    ) else {
-        return false;
-    };
     let key = standard_webhooks_key(secret);
     signatures
         .split(|b| *b == b' ')
@@ -176,6 +213,11 @@ mod tests {
 
     use super::*;
 
+    /// The fixed "now" of these tests; Standard Webhooks timestamps are near it.
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).expect("a time")
+    }
+
     fn fixture(path: &str) -> Vec<u8> {
         let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
@@ -222,7 +264,7 @@ mod tests {
             serde_json::from_slice(&fixture("github/signature-test-vector.json")).expect("vector");
         let h = headers(&[("X-Hub-Signature-256", &v.header)]);
         assert_eq!(
-            signature(Provider::GitHub, &h, v.payload.as_bytes(), &v.secret),
+            signature(Provider::GitHub, &h, v.payload.as_bytes(), &v.secret, now()),
             Ok(())
         );
     }
@@ -231,7 +273,10 @@ mod tests {
     fn go_scm_signed_push_verifies_with_its_recorded_headers() {
         let body = fixture("github/push.go-scm-push.json");
         let h = headers_file("github/push.go-scm-push.headers.txt");
-        assert_eq!(signature(Provider::GitHub, &h, &body, "topsecret"), Ok(()));
+        assert_eq!(
+            signature(Provider::GitHub, &h, &body, "topsecret", now()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -239,7 +284,7 @@ mod tests {
         let body = fixture("github/push.go-scm-push.json");
         let h = headers_file("github/push.go-scm-push.headers.txt");
         assert_eq!(
-            signature(Provider::GitHub, &h, &body, "not-the-secret"),
+            signature(Provider::GitHub, &h, &body, "not-the-secret", now()),
             Err(WebhookError::BadSignature)
         );
     }
@@ -250,7 +295,7 @@ mod tests {
         body.push(b' ');
         let h = headers_file("github/push.go-scm-push.headers.txt");
         assert_eq!(
-            signature(Provider::GitHub, &h, &body, "topsecret"),
+            signature(Provider::GitHub, &h, &body, "topsecret", now()),
             Err(WebhookError::BadSignature)
         );
     }
@@ -259,7 +304,7 @@ mod tests {
     fn a_missing_github_signature_is_reported_by_header_name() {
         let h = headers(&[("X-GitHub-Event", "push")]);
         assert_eq!(
-            signature(Provider::GitHub, &h, b"{}", "s"),
+            signature(Provider::GitHub, &h, b"{}", "s", now()),
             Err(WebhookError::MissingSignature("X-Hub-Signature-256"))
         );
     }
@@ -270,7 +315,7 @@ mod tests {
         for value in ["sha256=zz", "sha1=abcd", sig.as_str(), "sha256="] {
             let h = headers(&[("X-Hub-Signature-256", value)]);
             assert_eq!(
-                signature(Provider::GitHub, &h, b"{}", "s"),
+                signature(Provider::GitHub, &h, b"{}", "s", now()),
                 Err(WebhookError::BadSignature),
                 "{value}"
             );
@@ -282,12 +327,12 @@ mod tests {
         let sig = format!("sha256={}", sign_hex("x", b"{}"));
         let h = headers(&[("X-Hub-Signature-256", &sig)]);
         assert_eq!(
-            signature(Provider::GitHub, &h, b"{}", ""),
+            signature(Provider::GitHub, &h, b"{}", "", now()),
             Err(WebhookError::BadSignature)
         );
         let h = headers(&[("X-Gitlab-Token", "")]);
         assert_eq!(
-            signature(Provider::GitLab, &h, b"{}", ""),
+            signature(Provider::GitLab, &h, b"{}", "", now()),
             Err(WebhookError::MissingSignature("X-Gitlab-Token"))
         );
     }
@@ -296,11 +341,11 @@ mod tests {
     fn an_empty_gitea_signature_header_counts_as_unsigned() {
         let h = headers(&[("X-Gitea-Signature", ""), ("X-Hub-Signature-256", "")]);
         assert_eq!(
-            signature(Provider::Gitea, &h, b"{}", "s"),
+            signature(Provider::Gitea, &h, b"{}", "s", now()),
             Err(WebhookError::MissingSignature("X-Gitea-Signature"))
         );
         assert_eq!(
-            signature(Provider::Forgejo, &headers(&[]), b"{}", "s"),
+            signature(Provider::Forgejo, &headers(&[]), b"{}", "s", now()),
             Err(WebhookError::MissingSignature("X-Forgejo-Signature"))
         );
     }
@@ -322,11 +367,11 @@ mod tests {
             } else {
                 Provider::Gitea
             };
-            assert_eq!(signature(provider, &h, &body, "s3cret"), Ok(()));
+            assert_eq!(signature(provider, &h, &body, "s3cret", now()), Ok(()));
         }
         let h = headers(&[("X-Gitea-Signature", &sig)]);
         assert_eq!(
-            signature(Provider::Gitea, &h, &body, "other"),
+            signature(Provider::Gitea, &h, &body, "other", now()),
             Err(WebhookError::BadSignature)
         );
     }
@@ -335,13 +380,16 @@ mod tests {
     fn gitlab_token_is_compared_with_the_secret() {
         let body = fixture("gitlab/push.go-scm-branch_delete.json");
         let h = headers_file("gitlab/push.go-scm-branch_delete.headers.txt");
-        assert_eq!(signature(Provider::GitLab, &h, &body, "topsecret"), Ok(()));
         assert_eq!(
-            signature(Provider::GitLab, &h, &body, "topsecret2"),
+            signature(Provider::GitLab, &h, &body, "topsecret", now()),
+            Ok(())
+        );
+        assert_eq!(
+            signature(Provider::GitLab, &h, &body, "topsecret2", now()),
             Err(WebhookError::BadSignature)
         );
         assert_eq!(
-            signature(Provider::GitLab, &headers(&[]), &body, "topsecret"),
+            signature(Provider::GitLab, &headers(&[]), &body, "topsecret", now()),
             Err(WebhookError::MissingSignature("X-Gitlab-Token"))
         );
     }
@@ -366,7 +414,10 @@ mod tests {
             ("webhook-timestamp", "1700000000"),
             ("webhook-signature", &rotated),
         ]);
-        assert_eq!(signature(Provider::GitLab, &h, &body, &secret), Ok(()));
+        assert_eq!(
+            signature(Provider::GitLab, &h, &body, &secret, now()),
+            Ok(())
+        );
 
         let h = headers(&[
             ("webhook-id", "msg_2"),
@@ -374,7 +425,7 @@ mod tests {
             ("webhook-signature", &sig),
         ]);
         assert_eq!(
-            signature(Provider::GitLab, &h, &body, &secret),
+            signature(Provider::GitLab, &h, &body, &secret, now()),
             Err(WebhookError::BadSignature)
         );
     }
@@ -382,21 +433,83 @@ mod tests {
     #[test]
     fn gitlab_standard_webhooks_uses_a_plain_secret_as_raw_key_bytes() {
         let body = b"{}";
-        let sig = standard_webhooks_signature(b"plain-secret", "id", "1", body);
+        let sig = standard_webhooks_signature(b"plain-secret", "id", "1700000000", body);
         let h = headers(&[
             ("webhook-id", "id"),
-            ("webhook-timestamp", "1"),
+            ("webhook-timestamp", "1700000000"),
             ("webhook-signature", &sig),
         ]);
         assert_eq!(
-            signature(Provider::GitLab, &h, body, "plain-secret"),
+            signature(Provider::GitLab, &h, body, "plain-secret", now()),
             Ok(())
         );
         let no_timestamp = headers(&[("webhook-id", "id"), ("webhook-signature", &sig)]);
         assert_eq!(
-            signature(Provider::GitLab, &no_timestamp, body, "plain-secret"),
+            signature(Provider::GitLab, &no_timestamp, body, "plain-secret", now()),
             Err(WebhookError::BadSignature)
         );
+    }
+
+    #[test]
+    fn a_standard_webhooks_timestamp_more_than_five_minutes_away_is_refused_as_stale() {
+        let body = b"{}";
+        let signed_at = |ts: i64| {
+            let ts = ts.to_string();
+            let sig = standard_webhooks_signature(b"plain-secret", "msg_1", &ts, body);
+            headers(&[
+                ("webhook-id", "msg_1"),
+                ("webhook-timestamp", &ts),
+                ("webhook-signature", &sig),
+            ])
+        };
+        let now_secs = now().timestamp();
+        for within in [now_secs - 300, now_secs, now_secs + 300] {
+            assert_eq!(
+                signature(
+                    Provider::GitLab,
+                    &signed_at(within),
+                    body,
+                    "plain-secret",
+                    now()
+                ),
+                Ok(()),
+                "{within}"
+            );
+        }
+        // An hour old, from 2001, from 5138, one second past either edge, and absurd values.
+        for stale in [
+            now_secs - 3_600,
+            978_307_200,
+            99_999_999_999,
+            now_secs - 301,
+            now_secs + 301,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let refused = signature(
+                Provider::GitLab,
+                &signed_at(stale),
+                body,
+                "plain-secret",
+                now(),
+            );
+            assert_eq!(refused, Err(WebhookError::StaleTimestamp), "{stale}");
+            let err = refused.unwrap_err();
+            assert_eq!(err.code(), crate::error_code::ErrorCode::StaleTimestamp);
+        }
+        // A timestamp that is not a number is a bad signature, as the spec's libraries say.
+        let mut h = signed_at(now_secs);
+        h.insert("webhook-timestamp", "soon".parse().unwrap());
+        assert_eq!(
+            signature(Provider::GitLab, &h, body, "plain-secret", now()),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn the_gitlab_token_alone_needs_no_timestamp() {
+        let h = headers(&[("X-Gitlab-Token", "s")]);
+        assert_eq!(signature(Provider::GitLab, &h, b"{}", "s", now()), Ok(()));
     }
 
     #[test]
@@ -405,11 +518,17 @@ mod tests {
         let sig = format!("sha256={}", sign_hex("bb-secret", &body));
         let h = headers(&[("X-Hub-Signature", &sig)]);
         assert_eq!(
-            signature(Provider::Bitbucket, &h, &body, "bb-secret"),
+            signature(Provider::Bitbucket, &h, &body, "bb-secret", now()),
             Ok(())
         );
         assert_eq!(
-            signature(Provider::Bitbucket, &headers(&[]), &body, "bb-secret"),
+            signature(
+                Provider::Bitbucket,
+                &headers(&[]),
+                &body,
+                "bb-secret",
+                now()
+            ),
             Err(WebhookError::MissingSignature("X-Hub-Signature"))
         );
     }

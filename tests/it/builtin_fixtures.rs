@@ -26,7 +26,9 @@ fn summaries(path: &str) -> Vec<String> {
             HeaderValue::from_str(&value).unwrap(),
         );
     }
-    match parse_delivery(&headers, &body, SECRET).unwrap_or_else(|e| panic!("{path}: {e}")) {
+    match parse_delivery(&headers, &body, SECRET, chrono::DateTime::UNIX_EPOCH)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    {
         Delivery::Pushes { pushes, .. } => pushes
             .iter()
             .map(|p| builtin_summary(&SummaryInput::from_new(p)))

@@ -183,3 +183,117 @@ fn an_old_database_is_upgraded_with_a_log_line_saying_so_and_a_new_one_quietly()
     let log = String::from_utf8_lossy(&fresh.stderr);
     assert!(!log.contains("upgrading"), "{log}");
 }
+
+/// The text of a successful command's stdout.
+fn stdout(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Each line's cells (separated by two or more spaces) with the character column each starts
+/// and ends at.
+fn cells(line: &str) -> Vec<(usize, usize, String)> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let start = i;
+        while i < chars.len() && !(chars[i] == ' ' && chars.get(i + 1) == Some(&' ')) {
+            i += 1;
+        }
+        out.push((start, i, chars[start..i].iter().collect()));
+        while i < chars.len() && chars[i] == ' ' {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Asserts that every line of `table` has the header's number of cells, left-aligned columns
+/// starting where their header starts and right-aligned ones ending where theirs ends.
+fn assert_lined_up(table: &str, right_aligned: &[usize]) {
+    let lines: Vec<&str> = table.lines().collect();
+    let header = cells(lines[0]);
+    for line in &lines[1..] {
+        let row = cells(line);
+        assert_eq!(row.len(), header.len(), "{table}");
+        for (i, (cell, head)) in row.iter().zip(&header).enumerate() {
+            if right_aligned.contains(&i) {
+                assert_eq!(cell.1, head.1, "column {} ends apart:\n{table}", head.2);
+            } else {
+                assert_eq!(cell.0, head.0, "column {} starts apart:\n{table}", head.2);
+            }
+        }
+    }
+}
+
+#[test]
+fn project_list_and_key_list_columns_line_up_whatever_the_lengths_of_names_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let long = "a-project-name-well-past-the-twenty-four-columns-it-once-had";
+    for name in ["a", long] {
+        stdout(&cli::run(&db, &["project", "create", name]));
+    }
+    let projects = stdout(&cli::run(&db, &["project", "list"]));
+    assert_eq!(projects.lines().count(), 3, "{projects}");
+    assert_lined_up(&projects, &[1, 2, 3]);
+
+    for label in ["", "x", "a label far longer than twenty characters"] {
+        stdout(&cli::run(&db, &["key", "create", long, "--label", label]));
+    }
+    let keys = stdout(&cli::run(&db, &["key", "list", long]));
+    assert_eq!(keys.lines().count(), 4, "{keys}");
+    // An empty label leaves an empty cell: compare the rows with labels.
+    let labelled: String = keys
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    assert_lined_up(&labelled, &[]);
+}
+
+#[test]
+fn healthcheck_exits_0_when_the_server_answers_and_1_with_the_reason_when_it_does_not() {
+    let app = TestApp::spawn();
+    let port = app.base_url.rsplit(':').next().unwrap().to_owned();
+    let healthcheck = |listen: Option<&str>| {
+        let mut cmd = cli::command();
+        cmd.arg("healthcheck");
+        match listen {
+            // As in the container image: the listen address comes from the environment.
+            Some(listen) => cmd.env("PUSH_TRACKER_LISTEN", listen),
+            None => &mut cmd,
+        };
+        cmd.output().unwrap()
+    };
+    let up = healthcheck(Some(&format!("0.0.0.0:{port}")));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let said = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        said.contains(&format!("http://127.0.0.1:{port}/healthz answered 200")),
+        "{said}"
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down = healthcheck(Some(&closed.to_string()));
+    assert_eq!(down.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&down.stderr);
+    assert!(
+        said.contains("unhealthy") && said.contains(&format!("http://{closed}/healthz")),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
+}

@@ -2,14 +2,12 @@
 //! server holds refuses to start and says which file; the CLI keeps working beside the server;
 //! once the server stops, or is killed, the next one starts.
 
-mod support;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use support::app::{agent, wait_for};
+use crate::support::app::{agent, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_git-push-tracker");
 

@@ -4,14 +4,13 @@
 //! Needs `strace` (`.ci/run` installs it). Without it the test is skipped with a note, except
 //! when `CI=true`, where a missing tool is a failure.
 
-mod support;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::app::{agent, github_payload, github_signature, wait_for};
+use crate::support::app::{agent, github_payload, wait_for};
+use crate::support::provider::github_signature;
 
 const BIN: &str = env!("CARGO_BIN_EXE_git-push-tracker");
 /// Sequential deliveries to trace; each one is its own batch for the writer.
