@@ -3,15 +3,15 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::Duration;
 
-use crate::support::app::{agent, github_payload, wait_for};
+use crate::support::app::{github_payload, wait_for};
 use crate::support::cli;
 use crate::support::provider::{Provider, signed_headers};
+use crate::support::server::Server;
 use rusqlite::{Connection, OpenFlags};
 
 const KILLS: usize = 10;
@@ -19,76 +19,13 @@ const CLIENTS: usize = 3;
 /// Acknowledged deliveries to see in each life of the server before killing it.
 const ACKS_PER_LIFE: usize = 40;
 
-/// The `serve` child process; killed when dropped so a failing test leaves nothing behind.
-struct Server(Child);
-
-impl Server {
-    /// SIGKILL, then reap.
-    fn kill(&mut self) {
-        self.0.kill().expect("SIGKILL the server");
-        self.0.wait().expect("reap the server");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `serve` on a port of its own choosing and waits until /healthz answers 200. The port
-/// is read from the server's "serving" log line: a port picked here and freed for the child could
-/// be taken by any other test of this process in between.
+/// Starts `serve` with the builtin summarizer, logging to `log`.
 fn start_server(db: &Path, log: &Path) -> (Server, String) {
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let earlier_lives = log_file.metadata().unwrap().len() as usize;
-    let child = cli::command()
-        .arg("--db")
-        .arg(db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("PUSH_TRACKER_SUMMARIZER", "builtin")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .expect("start serve");
-    let mut child = Server(child);
-    let address = wait_for(
-        "the restarted server to say where it listens",
-        Duration::from_secs(30),
-        &mut || {
-            let log = std::fs::read(log).unwrap();
-            let this_life = String::from_utf8_lossy(&log[earlier_lives..]);
-            if let Some(status) = child.0.try_wait().unwrap() {
-                panic!("serve exited with {status}: {this_life}");
-            }
-            this_life
-                .lines()
-                .filter(|line| line.contains("serving:"))
-                .find_map(|line| {
-                    line.split_whitespace()
-                        .find_map(|f| f.strip_prefix("address="))
-                })
-                .map(str::to_owned)
-        },
-    );
-    let base = format!("http://{address}");
-    let health = agent();
-    let url = format!("{base}/healthz");
-    wait_for(
-        "the restarted server to be healthy",
-        Duration::from_secs(30),
-        &mut || match health.get(&url).call() {
-            Ok(r) if r.status() == 200 => Some(()),
-            _ => None,
-        },
-    );
-    (child, base)
+    let server = Server::start(db, log, |command| {
+        command.env("PUSH_TRACKER_SUMMARIZER", "builtin");
+    });
+    let base = server.base.clone();
+    (server, base)
 }
 
 fn open_read_only(db: &Path) -> Connection {

@@ -5,3 +5,4 @@ pub mod app;
 pub mod cli;
 pub mod fake_llm;
 pub mod provider;
+pub mod server;
