@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::app::{self, AppConfig};
 use crate::clock::SystemClock;
 use crate::db::Db;
+use crate::http::admin::{AdminKey, AdminProject, CreatedKey, ProjectSecret};
 use crate::http::client::{IpNet, TrustedProxies};
 use crate::manage::Manager;
 use crate::secret::Secret;
@@ -21,6 +22,7 @@ use crate::summarize::{
     self, DEFAULT_INPUT_BUDGET, GeminiConfig, SummarizerKind, SummarizerSettings,
 };
 use crate::worker::WorkerSettings;
+use poem_openapi::types::ToJSON;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -277,9 +279,10 @@ fn open_db(path: &std::path::Path) -> anyhow::Result<Db> {
     Db::open(path).with_context(|| format!("opening database {}", path.display()))
 }
 
-fn print_json(value: serde_json::Value) -> anyhow::Result<()> {
+/// Prints `value` as one line of JSON, in the admin API's shape for the same thing.
+fn print_json(value: impl ToJSON) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, &value)?;
+    serde_json::to_writer(&mut out, &value.to_json())?;
     writeln!(out)?;
     Ok(())
 }
@@ -370,11 +373,7 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
             let manager = Manager::new(db, url.resolve()?);
             let created = manager.create_project(&name, Utc::now())?;
             if json {
-                print_json(serde_json::json!({
-                    "name": created.name.as_str(),
-                    "webhookUrl": created.webhook_url,
-                    "webhookSecret": created.webhook_secret.expose(),
-                }))
+                print_json(ProjectSecret::from(created))
             } else {
                 println!("Created project {}.\n", created.name);
                 println!("Webhook URL:     {}", created.webhook_url);
@@ -396,21 +395,8 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
             let manager = Manager::new(db, url.resolve()?);
             let projects = manager.list_projects()?;
             if json {
-                return print_json(serde_json::Value::Array(
-                    projects
-                        .iter()
-                        .map(|p| {
-                            serde_json::json!({
-                                "name": p.project.name.as_str(),
-                                "webhookUrl": p.webhook_url,
-                                "pushes": p.counts.total,
-                                "pending": p.counts.pending,
-                                "failed": p.counts.failed,
-                                "createdAt": crate::http::api::iso(p.project.created_at),
-                            })
-                        })
-                        .collect(),
-                ));
+                let listed: Vec<AdminProject> = projects.into_iter().map(Into::into).collect();
+                return print_json(listed);
             }
             if projects.is_empty() {
                 println!("No projects yet. Create one: git-push-tracker project create my-app");
@@ -439,11 +425,7 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
         ProjectCommand::RotateSecret { name, json, url } => {
             let rotated = Manager::new(db, url.resolve()?).rotate_secret(&name)?;
             if json {
-                print_json(serde_json::json!({
-                    "name": rotated.name.as_str(),
-                    "webhookUrl": rotated.webhook_url,
-                    "webhookSecret": rotated.webhook_secret.expose(),
-                }))
+                print_json(ProjectSecret::from(rotated))
             } else {
                 println!(
                     "New webhook secret for {}: {}",
@@ -470,11 +452,7 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
         } => {
             let created = manager.create_key(&project, &label, Utc::now())?;
             if json {
-                print_json(serde_json::json!({
-                    "key": created.key.expose(),
-                    "label": created.info.label,
-                    "project": created.project.as_str(),
-                }))
+                print_json(CreatedKey::from(created))
             } else {
                 println!("API key for {}: {}", created.project, created.key.expose());
                 println!("Shown this once; store it now. Use it as: Authorization: Bearer <key>");
@@ -485,20 +463,8 @@ fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
             let keys = manager.list_keys(&project)?;
             let iso = crate::http::api::iso;
             if json {
-                return print_json(serde_json::Value::Array(
-                    keys.iter()
-                        .map(|k| {
-                            serde_json::json!({
-                                "id": k.id,
-                                "prefix": k.prefix,
-                                "label": k.label,
-                                "createdAt": iso(k.created_at),
-                                "lastUsedAt": k.last_used_at.map(iso),
-                                "revokedAt": k.revoked_at.map(iso),
-                            })
-                        })
-                        .collect(),
-                ));
+                let listed: Vec<AdminKey> = keys.into_iter().map(Into::into).collect();
+                return print_json(listed);
             }
             if keys.is_empty() {
                 println!(

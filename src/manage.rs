@@ -54,7 +54,7 @@ pub struct CreatedProject {
 
 /// A new API key, shown this once.
 #[derive(Debug)]
-pub struct CreatedKey {
+pub struct IssuedKey {
     pub project: ProjectName,
     pub key: Secret,
     pub info: ApiKeyInfo,
@@ -166,7 +166,7 @@ impl Manager {
         project: &str,
         label: &str,
         now: DateTime<Utc>,
-    ) -> Result<CreatedKey, ManageError> {
+    ) -> Result<IssuedKey, ManageError> {
         let label = label.trim();
         if label.chars().count() > MAX_LABEL_LEN {
             return Err(ManageError::InvalidLabel("use at most 100 characters"));
@@ -181,7 +181,7 @@ impl Manager {
         let info = self
             .store
             .create_key(&project, &key.hash, &key.prefix, label, now)?;
-        Ok(CreatedKey {
+        Ok(IssuedKey {
             project: project.name,
             key: key.key,
             info,

@@ -21,7 +21,7 @@ use super::error::{ErrorBody, InternalError};
 use crate::auth;
 use crate::domain::{ApiKeyInfo, Push};
 use crate::error_code::ErrorCode;
-use crate::manage::{CreatedProject, ManageError, Manager};
+use crate::manage::{CreatedProject, IssuedKey, ManageError, Manager, ProjectSummary};
 
 /// The dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "gpt_session";
@@ -353,6 +353,33 @@ pub struct CreatedKey {
     pub label: String,
     pub prefix: String,
     pub id: i64,
+    /// The project the key reads.
+    pub project: String,
+}
+
+impl From<IssuedKey> for CreatedKey {
+    fn from(k: IssuedKey) -> Self {
+        CreatedKey {
+            key: k.key.expose().to_owned(),
+            label: k.info.label,
+            prefix: k.info.prefix,
+            id: k.info.id,
+            project: k.project.to_string(),
+        }
+    }
+}
+
+impl From<ProjectSummary> for AdminProject {
+    fn from(p: ProjectSummary) -> Self {
+        AdminProject {
+            name: p.project.name.to_string(),
+            webhook_url: p.webhook_url,
+            pushes: p.counts.total,
+            pending: p.counts.pending,
+            failed: p.counts.failed,
+            created_at: iso(p.project.created_at),
+        }
+    }
 }
 
 /// A push as its owner sees it: the public fields plus the summary's attempts and last error.
@@ -482,19 +509,7 @@ impl AdminApi {
     ) -> poem::Result<Found<Vec<AdminProject>>> {
         let listed = manage(&state, |m| m.list_projects()).await?;
         Ok(answer(listed, |projects| {
-            Found::Ok(Json(
-                projects
-                    .into_iter()
-                    .map(|p| AdminProject {
-                        name: p.project.name.to_string(),
-                        webhook_url: p.webhook_url,
-                        pushes: p.counts.total,
-                        pending: p.counts.pending,
-                        failed: p.counts.failed,
-                        created_at: iso(p.project.created_at),
-                    })
-                    .collect(),
-            ))
+            Found::Ok(Json(projects.into_iter().map(AdminProject::from).collect()))
         }))
     }
 
@@ -586,14 +601,7 @@ impl AdminApi {
     ) -> poem::Result<Created<CreatedKey>> {
         let now = state.clock.now();
         let created = manage(&state, move |m| m.create_key(&name.0, &body.0.label, now)).await?;
-        Ok(answer(created, |k| {
-            Created::Created(Json(CreatedKey {
-                key: k.key.expose().to_owned(),
-                label: k.info.label,
-                prefix: k.info.prefix,
-                id: k.info.id,
-            }))
-        }))
+        Ok(answer(created, |k| Created::Created(Json(k.into()))))
     }
 
     /// Revoke a key, named by its id or its prefix.
