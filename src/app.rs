@@ -10,10 +10,10 @@ use poem::endpoint::BoxEndpoint;
 use poem::listener::TcpAcceptor;
 use poem::{Endpoint, EndpointExt, Server};
 
+use crate::client_ip::TrustedProxies;
 use crate::clock::Clock;
 use crate::db::writer::IngestWriter;
 use crate::db::{Db, DbError, Store};
-use crate::http::client::TrustedProxies;
 use crate::http::{AppState, routes};
 use crate::ingest::Ingest;
 use crate::manage::Manager;

@@ -12,9 +12,9 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{self, AppConfig};
+use crate::client_ip::{IpNet, TrustedProxies};
 use crate::clock::SystemClock;
 use crate::db::Db;
-use crate::http::client::{IpNet, TrustedProxies};
 use crate::manage::Manager;
 use crate::secret::Secret;
 use crate::summarize::{
@@ -149,7 +149,8 @@ pub struct ServeArgs {
         long = "trusted-proxy",
         value_name = "NET",
         env = "PUSH_TRACKER_TRUSTED_PROXIES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = crate::client_ip::parse_net
     )]
     pub trusted_proxies: Vec<IpNet>,
 

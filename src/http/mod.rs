@@ -6,7 +6,6 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod body;
-pub mod client;
 pub mod error;
 pub mod fast_json;
 pub mod metrics;
@@ -44,7 +43,7 @@ pub struct AppState {
     /// Failed admin logins per client, to slow down guessing.
     pub login_limiter: crate::auth::LoginLimiter,
     /// Whose `X-Forwarded-For` names the client, for the login limiter.
-    pub trusted_proxies: client::TrustedProxies,
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `/metrics` answers without the admin token.
     pub metrics_public: bool,
