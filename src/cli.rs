@@ -106,8 +106,8 @@ pub struct UrlArgs {
 }
 
 impl UrlArgs {
-    fn resolve(&self) -> anyhow::Result<String> {
-        Ok(crate::config::public_url(
+    fn resolve(&self) -> anyhow::Result<crate::config::PublicUrl> {
+        Ok(crate::config::PublicUrl::resolve(
             self.public_url.as_deref(),
             self.listen,
         )?)

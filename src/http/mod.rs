@@ -35,6 +35,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub manager: Manager,
     pub public_url: String,
+    /// `scheme://host[:port]` of the public URL: the `Origin` the dashboard's writes carry.
+    pub public_origin: String,
     /// `builtin` or the configured model's name, as the dashboard shows it.
     pub summarizer: String,
     pub body_limit: usize,

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use url::Url;
+
 use super::SummarizeError;
 use crate::secret::Secret;
 
@@ -106,30 +108,50 @@ fn seconds(d: Duration) -> String {
     }
 }
 
+/// `host[:port]` of a parsed URL: no user info, path or query, which might carry a credential.
+fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
 /// `host[:port]` of a URL, without user info, path or query (which might carry a credential).
-pub(crate) fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    authority.rsplit_once('@').map_or(authority, |(_, h)| h)
+pub(crate) fn host_of(url: &str) -> String {
+    parse_lenient(url).map_or_else(|| "<not a URL>".to_owned(), |(url, _)| authority(&url))
 }
 
 /// A base URL fit for a log line: scheme, host and path, no user info or query.
 pub(crate) fn display_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = host_of(url);
-    let path = rest
-        .find('/')
-        .map(|i| &rest[i..])
-        .unwrap_or("")
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("");
-    let path = path.trim_end_matches('/');
-    if scheme.is_empty() {
-        format!("{host}{path}")
-    } else {
-        format!("{scheme}://{host}{path}")
+    match parse_lenient(url) {
+        Some((url, with_scheme)) => {
+            let path = url.path().trim_end_matches('/');
+            let scheme = if with_scheme { url.scheme() } else { "" };
+            let separator = if with_scheme { "://" } else { "" };
+            format!("{scheme}{separator}{}{path}", authority(&url))
+        }
+        None => "<not a URL>".to_owned(),
     }
+}
+
+/// Parses a URL that may lack its scheme (`localhost:11434/v1`, a common slip in settings);
+/// the flag says whether the scheme was given.
+fn parse_lenient(raw: &str) -> Option<(Url, bool)> {
+    let raw = raw.trim();
+    if let Some(url) = Url::parse(raw).ok().filter(Url::has_host) {
+        return Some((url, true));
+    }
+    Url::parse(&format!("http://{raw}"))
+        .ok()
+        .filter(Url::has_host)
+        .map(|url| (url, false))
+}
+
+/// True for an absolute http(s) URL with a host.
+pub(crate) fn is_http_url(raw: &str) -> bool {
+    Url::parse(raw.trim())
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from APIs and ignored).
@@ -212,5 +234,9 @@ mod tests {
             display_url("https://u:p@example.com/v1/?key=x"),
             "https://example.com/v1"
         );
+        assert_eq!(display_url("u:p@localhost:11434/v1"), "localhost:11434/v1");
+        assert!(is_http_url("http://localhost:11434/v1"));
+        assert!(!is_http_url("localhost:11434/v1"));
+        assert!(!is_http_url("ftp://example.com"));
     }
 }

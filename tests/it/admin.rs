@@ -315,7 +315,8 @@ fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
 
 #[test]
 fn the_session_cookie_is_secure_when_the_public_url_is_https() {
-    let app = TestApp::spawn_with(|c| c.public_url = Some("https://push.example.com".into()));
+    let app =
+        TestApp::spawn_with(|c| c.public_url = Some("https://push.example.com".parse().unwrap()));
     let r = call(
         &app,
         "POST",
