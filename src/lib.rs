@@ -4,6 +4,7 @@
 
 pub mod app; // wires db, writer, worker and routes; runs until shutdown
 pub mod auth; // the owner's admin token, sessions and login limit
+pub mod background; // the threads that tick, sleep, get nudged and stop: worker, retention, checkpointer
 pub mod cli; // the command line: flags, env vars, subcommands
 pub mod client_ip; // the client address behind trusted reverse proxies (X-Forwarded-For)
 pub mod clock; // injected time
