@@ -2,7 +2,7 @@
 //!
 //! Event counts (webhooks, rejections, model errors, summary latency) live here, bumped by the
 //! webhook handler and the worker. State that the database already knows (pushes by status,
-//! queue depth, file size) is read at scrape time by `http::metrics` and passed in as a
+//! queue depth, file size) is read at scrape time by `http::scrape` and passed in as a
 //! [`DbStats`], so it is right even after a restart or when the CLI changed the database.
 
 use std::time::Duration;

@@ -8,12 +8,12 @@
 
 mod admin;
 pub mod backup;
+mod expiry;
 mod keys;
 pub mod migrate;
 mod private;
 mod projects;
 mod pushes;
-mod retention;
 mod stats;
 mod store;
 mod summary_queue;
@@ -21,7 +21,6 @@ mod values;
 pub mod writer;
 
 pub use pushes::{Inserted, PreparedPush, PushFilter};
-pub use retention::{BATCH_SIZE as RETENTION_BATCH_SIZE, run_retention_once};
 pub use store::{HookTarget, ProjectScope, Store};
 pub use summary_queue::ClaimedPush;
 

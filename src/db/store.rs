@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::pushes::{self, PushFilter};
 use super::summary_queue::{self, ClaimedPush};
-use super::{Db, DbError, admin, keys, projects, retention, stats};
+use super::{Db, DbError, admin, expiry, keys, projects, stats};
 use crate::domain::{ApiKeyInfo, NewCommit, Project, ProjectName, Push, PushCounts};
 use crate::metrics::DbStats;
 use crate::secret::Secret;
@@ -358,6 +358,6 @@ impl Store for Db {
         cutoff: DateTime<Utc>,
         limit: usize,
     ) -> Result<usize, DbError> {
-        retention::delete_batch(&mut *self.conn()?, cutoff, limit)
+        expiry::delete_batch(&mut *self.conn()?, cutoff, limit)
     }
 }

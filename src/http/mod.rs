@@ -8,7 +8,7 @@ pub mod assets;
 pub mod body;
 pub mod error;
 pub mod fast_json;
-pub mod metrics;
+pub mod scrape;
 pub mod trace;
 pub mod unread_body;
 pub mod webhooks;
@@ -117,7 +117,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
         .at("/webhooks/:hook_id", post(webhooks::receive))
         .at("/healthz", get(healthz))
-        .at("/metrics", get(metrics::metrics))
+        .at("/metrics", get(scrape::metrics))
         .at("/openapi.json", spec)
         // Swagger UI inlines its scripts, so it gets only the framing rule of the strict CSP.
         .nest(

@@ -12,7 +12,8 @@ use chrono::Utc;
 use git_push_tracker::clock::{Clock, ManualClock};
 use git_push_tracker::db::backup::{BackupError, backup};
 use git_push_tracker::db::migrate::{LATEST_VERSION, migrate_to};
-use git_push_tracker::db::{Db, DbError, Store, run_retention_once};
+use git_push_tracker::db::{Db, DbError, Store};
+use git_push_tracker::retention::run_retention_once;
 use git_push_tracker::secret::Secret;
 use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
 

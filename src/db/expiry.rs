@@ -1,22 +1,16 @@
-//! Retention: deleting pushes (and, by cascade, their commits) older than a cutoff.
+//! SQL for retention: deleting pushes (and, by cascade, their commits) received before a cutoff.
+//! The thread that runs it is `crate::retention`.
 //!
 //! Age is measured by `received_at`, the time this server stored the push, not the git host's
 //! `pushed_at`: a host's clock or a replayed old delivery cannot make a fresh row vanish at once.
 //! Deletes go in small batches, each its own short transaction, so the ingest writer waits at
 //! most one batch for the write lock.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::{DbError, Store, to_millis};
+use super::{DbError, to_millis};
 use crate::domain::SummaryStatus;
-
-/// Pushes deleted per transaction.
-pub const BATCH_SIZE: usize = 500;
-/// Time left between batches for the ingest writer and the worker to take the lock.
-const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(20);
 
 /// Deletes up to `limit` pushes received before `cutoff`; returns how many went. A push the
 /// worker is summarizing right now is left for the next run.
@@ -56,22 +50,4 @@ pub fn delete_batch(
     }
     tx.commit()?;
     Ok(deleted)
-}
-
-/// Deletes every push received before `cutoff`, batch by batch; returns the total deleted.
-/// `keep_going` is asked between batches so a shutdown does not wait for a long purge.
-pub fn run_retention_once(
-    store: &dyn Store,
-    cutoff: DateTime<Utc>,
-    keep_going: &dyn Fn() -> bool,
-) -> Result<u64, DbError> {
-    let mut total = 0u64;
-    loop {
-        let deleted = store.delete_received_before(cutoff, BATCH_SIZE)?;
-        total += deleted as u64;
-        if deleted < BATCH_SIZE || !keep_going() {
-            return Ok(total);
-        }
-        std::thread::sleep(PAUSE_BETWEEN_BATCHES);
-    }
 }
