@@ -306,69 +306,7 @@ mod tests {
     /// "type name{labels}", except `git_push_tracker_build_info` (its labels name the build) and
     /// `webhook_rejections_total{reason="other"}`, a catch-all for codes missing from its list;
     /// every code is now counted under its own name.
-    const SERIES_BEFORE: &str = r#"counter git_push_tracker_webhooks_received_total{provider="github",outcome="stored"}
-counter git_push_tracker_webhooks_received_total{provider="github",outcome="duplicate"}
-counter git_push_tracker_webhooks_received_total{provider="github",outcome="ping"}
-counter git_push_tracker_webhooks_received_total{provider="github",outcome="ignored"}
-counter git_push_tracker_webhooks_received_total{provider="github",outcome="rejected"}
-counter git_push_tracker_webhooks_received_total{provider="gitlab",outcome="stored"}
-counter git_push_tracker_webhooks_received_total{provider="gitlab",outcome="duplicate"}
-counter git_push_tracker_webhooks_received_total{provider="gitlab",outcome="ping"}
-counter git_push_tracker_webhooks_received_total{provider="gitlab",outcome="ignored"}
-counter git_push_tracker_webhooks_received_total{provider="gitlab",outcome="rejected"}
-counter git_push_tracker_webhooks_received_total{provider="gitea",outcome="stored"}
-counter git_push_tracker_webhooks_received_total{provider="gitea",outcome="duplicate"}
-counter git_push_tracker_webhooks_received_total{provider="gitea",outcome="ping"}
-counter git_push_tracker_webhooks_received_total{provider="gitea",outcome="ignored"}
-counter git_push_tracker_webhooks_received_total{provider="gitea",outcome="rejected"}
-counter git_push_tracker_webhooks_received_total{provider="forgejo",outcome="stored"}
-counter git_push_tracker_webhooks_received_total{provider="forgejo",outcome="duplicate"}
-counter git_push_tracker_webhooks_received_total{provider="forgejo",outcome="ping"}
-counter git_push_tracker_webhooks_received_total{provider="forgejo",outcome="ignored"}
-counter git_push_tracker_webhooks_received_total{provider="forgejo",outcome="rejected"}
-counter git_push_tracker_webhooks_received_total{provider="bitbucket",outcome="stored"}
-counter git_push_tracker_webhooks_received_total{provider="bitbucket",outcome="duplicate"}
-counter git_push_tracker_webhooks_received_total{provider="bitbucket",outcome="ping"}
-counter git_push_tracker_webhooks_received_total{provider="bitbucket",outcome="ignored"}
-counter git_push_tracker_webhooks_received_total{provider="bitbucket",outcome="rejected"}
-counter git_push_tracker_webhooks_received_total{provider="unknown",outcome="stored"}
-counter git_push_tracker_webhooks_received_total{provider="unknown",outcome="duplicate"}
-counter git_push_tracker_webhooks_received_total{provider="unknown",outcome="ping"}
-counter git_push_tracker_webhooks_received_total{provider="unknown",outcome="ignored"}
-counter git_push_tracker_webhooks_received_total{provider="unknown",outcome="rejected"}
-counter git_push_tracker_webhook_rejections_total{reason="unknown_webhook"}
-counter git_push_tracker_webhook_rejections_total{reason="payload_too_large"}
-counter git_push_tracker_webhook_rejections_total{reason="unreadable_body"}
-counter git_push_tracker_webhook_rejections_total{reason="unknown_provider"}
-counter git_push_tracker_webhook_rejections_total{reason="missing_signature"}
-counter git_push_tracker_webhook_rejections_total{reason="invalid_signature"}
-counter git_push_tracker_webhook_rejections_total{reason="stale_timestamp"}
-counter git_push_tracker_webhook_rejections_total{reason="unsupported_content_type"}
-counter git_push_tracker_webhook_rejections_total{reason="malformed_payload"}
-gauge git_push_tracker_pushes{status="pending"}
-gauge git_push_tracker_pushes{status="in_progress"}
-gauge git_push_tracker_pushes{status="summarized"}
-gauge git_push_tracker_pushes{status="failed"}
-gauge git_push_tracker_summary_queue_depth
-histogram git_push_tracker_summary_latency_seconds_bucket{le="0.5"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="1"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="2.5"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="5"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="10"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="30"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="60"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="120"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="300"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="900"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="1800"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="3600"}
-histogram git_push_tracker_summary_latency_seconds_bucket{le="+Inf"}
-histogram git_push_tracker_summary_latency_seconds_sum
-histogram git_push_tracker_summary_latency_seconds_count
-counter git_push_tracker_model_errors_total{kind="transient"}
-counter git_push_tracker_model_errors_total{kind="permanent"}
-counter git_push_tracker_model_errors_total{kind="postponed"}
-gauge git_push_tracker_database_size_bytes"#;
+    const SERIES_BEFORE: &str = include_str!("../tests/fixtures/metrics-series-9acad0f.txt");
 
     /// "type name{labels}" of every sample, the type from its family's `# TYPE`.
     fn series(text: &str) -> BTreeSet<String> {
