@@ -8,7 +8,6 @@ pub mod assets;
 pub mod body;
 pub mod client;
 pub mod error;
-pub mod fast_json;
 pub mod metrics;
 pub mod trace;
 pub mod unread_body;
