@@ -10,10 +10,11 @@ use poem::endpoint::BoxEndpoint;
 use poem::listener::TcpAcceptor;
 use poem::{Endpoint, EndpointExt, Server};
 
+use crate::client_ip::TrustedProxies;
 use crate::clock::Clock;
+use crate::config::PublicUrl;
 use crate::db::writer::IngestWriter;
 use crate::db::{Db, DbError, Store};
-use crate::http::client::TrustedProxies;
 use crate::http::{AppState, routes};
 use crate::ingest::Ingest;
 use crate::manage::Manager;
@@ -29,7 +30,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 25 * 1024 * 1024;
 pub struct AppConfig {
     pub db_path: PathBuf,
     /// The base that webhook URLs and docs show; from the listen address when absent.
-    pub public_url: Option<String>,
+    pub public_url: Option<PublicUrl>,
     pub body_limit: usize,
     pub worker: WorkerSettings,
     pub summarizer: Arc<dyn Summarizer>,
@@ -99,7 +100,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
     let public_url = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{address}"));
+        .unwrap_or_else(|| PublicUrl::of_listener(address));
     // Before anything touches the file: a second server must not re-queue this one's work.
     let _one_server = crate::single_server::claim(&config.db_path)?;
     let db = Db::open(&config.db_path)?;
@@ -107,7 +108,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
     let now = config.clock.now();
     if let Some(token) = crate::auth::ensure_admin_token(&*store, config.admin_token.as_ref(), now)?
     {
-        print_admin_banner(&token, &public_url);
+        print_admin_banner(&token, public_url.as_str());
     }
     let metrics = Arc::new(Metrics::new());
 
@@ -149,7 +150,8 @@ pub async fn run_extended<E: Endpoint + 'static>(
         store,
         ingest,
         clock: config.clock,
-        public_url: public_url.clone(),
+        public_url: public_url.to_string(),
+        public_origin: public_url.origin(),
         summarizer: config.summarizer.source().to_owned(),
         body_limit: config.body_limit,
         worker: worker_nudger,

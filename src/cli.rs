@@ -12,10 +12,10 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{self, AppConfig};
+use crate::client_ip::{IpNet, TrustedProxies};
 use crate::clock::SystemClock;
 use crate::db::Db;
 use crate::http::admin::{AdminKey, AdminProject, CreatedKey, ProjectSecret};
-use crate::http::client::{IpNet, TrustedProxies};
 use crate::manage::Manager;
 use crate::secret::Secret;
 use crate::summarize::{
@@ -108,8 +108,8 @@ pub struct UrlArgs {
 }
 
 impl UrlArgs {
-    fn resolve(&self) -> anyhow::Result<String> {
-        Ok(crate::config::public_url(
+    fn resolve(&self) -> anyhow::Result<crate::config::PublicUrl> {
+        Ok(crate::config::PublicUrl::resolve(
             self.public_url.as_deref(),
             self.listen,
         )?)
@@ -151,7 +151,8 @@ pub struct ServeArgs {
         long = "trusted-proxy",
         value_name = "NET",
         env = "PUSH_TRACKER_TRUSTED_PROXIES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = crate::client_ip::parse_net
     )]
     pub trusted_proxies: Vec<IpNet>,
 

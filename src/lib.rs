@@ -4,7 +4,9 @@
 
 pub mod app; // wires db, writer, worker and routes; runs until shutdown
 pub mod auth; // the owner's admin token, sessions and login limit
+pub mod background; // the threads that tick, sleep, get nudged and stop: worker, retention, checkpointer
 pub mod cli; // the command line: flags, env vars, subcommands
+pub mod client_ip; // the client address behind trusted reverse proxies (X-Forwarded-For)
 pub mod clock; // injected time
 pub mod config; // validation of flag and environment values
 pub mod db; // the storage façade and all SQL: pool, migrations, projects, keys, pushes, queue, ingest writer

@@ -1,15 +1,26 @@
-//! Process-wide counters and the Prometheus text rendering of `/metrics`.
+//! Process-wide counters and their Prometheus exposition at `/metrics`, through `prometheus-client`.
 //!
-//! Event counts (webhooks, rejections, model errors, summary latency) live here as atomics,
-//! bumped by the webhook handler and the worker. State that the database already knows (pushes
-//! by status, queue depth, file size) is read at scrape time and passed in as a [`DbStats`], so
-//! it is right even after a restart or when the CLI changed the database.
+//! Event counts (webhooks, rejections, model errors, summary latency) live here, bumped by the
+//! webhook handler and the worker. State that the database already knows (pushes by status,
+//! queue depth, file size) is read at scrape time by `http::metrics` and passed in as a
+//! [`DbStats`], so it is right even after a restart or when the CLI changed the database.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
 use crate::domain::Provider;
+use crate::error_code::ErrorCode;
+
+/// What `/metrics` is served as: the OpenMetrics text format, which Prometheus (2.5 and later)
+/// asks for first and which `prometheus-client` writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// How a delivery ended, as the `outcome` label of `webhooks_received_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,20 +76,23 @@ impl ModelErrorKind {
     }
 }
 
-/// Rejection reasons are the error codes the webhook endpoint answers with; a fixed list keeps
-/// every series present from the first scrape (rate() needs the zero) and the label set bounded.
-const REJECTION_REASONS: [&str; 10] = [
-    "unknown_webhook",
-    "payload_too_large",
-    "unreadable_body",
-    "unknown_provider",
-    "missing_signature",
-    "invalid_signature",
-    "stale_timestamp",
-    "unsupported_content_type",
-    "malformed_payload",
-    "other",
+/// The codes a webhook delivery can be refused with: their series exist from the first scrape,
+/// at zero, so `rate()` and `increase()` see the first rejection. Any other code is still
+/// counted, under its own name, from its first use; this list only seeds.
+const SEEDED_REJECTIONS: [ErrorCode; 9] = [
+    ErrorCode::UnknownWebhook,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::UnreadableBody,
+    ErrorCode::UnknownProvider,
+    ErrorCode::MissingSignature,
+    ErrorCode::InvalidSignature,
+    ErrorCode::StaleTimestamp,
+    ErrorCode::UnsupportedContentType,
+    ErrorCode::MalformedPayload,
 ];
+
+/// The summary statuses `pushes` always reports, at zero when none are stored.
+const PUSH_STATUSES: [&str; 4] = ["pending", "in_progress", "summarized", "failed"];
 
 /// Upper bounds of the summary latency buckets, in seconds: models answer in seconds, retries
 /// and quota waits take minutes to an hour.
@@ -86,18 +100,45 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0,
 ];
 
-/// Provider slots: the five hosts plus "unknown" for requests refused before the host was known.
-const PROVIDER_SLOTS: usize = Provider::ALL.len() + 1;
+/// `provider` is "unknown" for requests refused before the host was known.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    provider: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    commit: &'static str,
+    target: &'static str,
+}
+
+/// A gauge of a count or size the database reported.
+type CountGauge = Gauge<u64, std::sync::atomic::AtomicU64>;
 
 /// The counters; shared as an `Arc<Metrics>` by the routes and the worker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    webhooks: [[AtomicU64; WebhookOutcome::ALL.len()]; PROVIDER_SLOTS],
-    rejections: [AtomicU64; REJECTION_REASONS.len()],
-    model_errors: [AtomicU64; ModelErrorKind::ALL.len()],
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
+    webhooks: Family<WebhookLabels, Counter>,
+    rejections: Family<RejectionLabels, Counter>,
+    model_errors: Family<KindLabels, Counter>,
+    latency: Histogram,
 }
 
 /// What the database says at scrape time.
@@ -110,205 +151,303 @@ pub struct DbStats {
     pub size_bytes: u64,
 }
 
-fn provider_slot(provider: Option<Provider>) -> usize {
-    provider
-        .and_then(|p| Provider::ALL.iter().position(|x| *x == p))
-        .unwrap_or(Provider::ALL.len())
+fn provider_label(provider: Option<Provider>) -> &'static str {
+    provider.map_or("unknown", Provider::as_str)
 }
 
-fn provider_label(slot: usize) -> &'static str {
-    Provider::ALL.get(slot).map_or("unknown", |p| p.as_str())
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
+    /// Every fixed label combination starts at zero, so it is in the first scrape.
     pub fn new() -> Self {
-        Metrics::default()
+        let metrics = Metrics {
+            webhooks: Family::default(),
+            rejections: Family::default(),
+            model_errors: Family::default(),
+            latency: Histogram::new(LATENCY_BUCKETS),
+        };
+        let providers = Provider::ALL.map(Some).into_iter().chain([None]);
+        for provider in providers {
+            for outcome in WebhookOutcome::ALL {
+                let _ = metrics.webhooks.get_or_create(&WebhookLabels {
+                    provider: provider_label(provider),
+                    outcome: outcome.as_str(),
+                });
+            }
+        }
+        for code in SEEDED_REJECTIONS {
+            let _ = metrics.rejections.get_or_create(&RejectionLabels {
+                reason: code.as_str(),
+            });
+        }
+        for kind in ModelErrorKind::ALL {
+            let _ = metrics.model_errors.get_or_create(&KindLabels {
+                kind: kind.as_str(),
+            });
+        }
+        metrics
     }
 
     /// Counts one delivery; `provider` is None when it was refused before the host was known.
     pub fn webhook(&self, provider: Option<Provider>, outcome: WebhookOutcome) {
-        let o = WebhookOutcome::ALL
-            .iter()
-            .position(|x| *x == outcome)
-            .unwrap_or(0);
-        self.webhooks[provider_slot(provider)][o].fetch_add(1, Ordering::Relaxed);
+        let labels = WebhookLabels {
+            provider: provider_label(provider),
+            outcome: outcome.as_str(),
+        };
+        self.webhooks.get_or_create(&labels).inc();
     }
 
-    /// Counts a refused delivery under its error code (and as a `rejected` delivery).
-    pub fn rejection(&self, provider: Option<Provider>, code: &str) {
+    /// Counts a refused delivery under its error code (and as a `rejected` delivery). The
+    /// code is a `&'static str`, from the error catalog, never from the request: the label set
+    /// stays bounded.
+    pub fn rejection(&self, provider: Option<Provider>, reason: &'static str) {
         self.webhook(provider, WebhookOutcome::Rejected);
-        let slot = REJECTION_REASONS
-            .iter()
-            .position(|r| *r == code)
-            .unwrap_or(REJECTION_REASONS.len() - 1);
-        self.rejections[slot].fetch_add(1, Ordering::Relaxed);
+        let labels = RejectionLabels { reason };
+        self.rejections.get_or_create(&labels).inc();
     }
 
     pub fn model_error(&self, kind: ModelErrorKind) {
-        let k = ModelErrorKind::ALL
-            .iter()
-            .position(|x| *x == kind)
-            .unwrap_or(0);
-        self.model_errors[k].fetch_add(1, Ordering::Relaxed);
+        let labels = KindLabels {
+            kind: kind.as_str(),
+        };
+        self.model_errors.get_or_create(&labels).inc();
     }
 
     /// Records the time from a push's arrival to its summary.
     pub fn summary_latency(&self, latency: Duration) {
-        let seconds = latency.as_secs_f64();
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.latency.observe(latency.as_secs_f64());
     }
 
-    /// The Prometheus text exposition format (version 0.0.4).
+    /// The OpenMetrics text of every series (see [`CONTENT_TYPE`]), with the database's
+    /// figures as gauges. Counters are registered without `_total`: the encoder appends it.
     pub fn render(&self, db: &DbStats) -> String {
-        let mut out = String::with_capacity(4096);
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut registry = Registry::with_prefix("git_push_tracker");
 
-        header(
-            &mut out,
-            "git_push_tracker_build_info",
-            "gauge",
-            "Version and commit of the running binary.",
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: crate::BUILD_COMMIT,
+                target: crate::BUILD_TARGET,
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Version and commit of the running binary",
+            build,
         );
-        let _ = writeln!(
-            out,
-            "git_push_tracker_build_info{{version=\"{}\",commit=\"{}\",target=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION"),
-            crate::BUILD_COMMIT,
-            crate::BUILD_TARGET
+        registry.register(
+            "webhooks_received",
+            "Webhook deliveries by provider and outcome (stored, duplicate, ping, ignored, rejected)",
+            self.webhooks.clone(),
+        );
+        registry.register(
+            "webhook_rejections",
+            "Refused webhook deliveries by error code",
+            self.rejections.clone(),
         );
 
-        header(
-            &mut out,
-            "git_push_tracker_webhooks_received_total",
-            "counter",
-            "Webhook deliveries by provider and outcome (stored, duplicate, ping, ignored, rejected).",
-        );
-        for (slot, row) in self.webhooks.iter().enumerate() {
-            for (outcome, count) in WebhookOutcome::ALL.iter().zip(row) {
-                let _ = writeln!(
-                    out,
-                    "git_push_tracker_webhooks_received_total{{provider=\"{}\",outcome=\"{}\"}} {}",
-                    provider_label(slot),
-                    outcome.as_str(),
-                    load(count)
-                );
-            }
-        }
-
-        header(
-            &mut out,
-            "git_push_tracker_webhook_rejections_total",
-            "counter",
-            "Refused webhook deliveries by error code.",
-        );
-        for (reason, count) in REJECTION_REASONS.iter().zip(&self.rejections) {
-            let _ = writeln!(
-                out,
-                "git_push_tracker_webhook_rejections_total{{reason=\"{reason}\"}} {}",
-                load(count)
-            );
-        }
-
-        header(
-            &mut out,
-            "git_push_tracker_pushes",
-            "gauge",
-            "Stored pushes by summary status.",
-        );
-        for status in ["pending", "in_progress", "summarized", "failed"] {
+        let pushes = Family::<StatusLabels, CountGauge>::default();
+        for status in PUSH_STATUSES {
             let n = db
                 .pushes_by_status
                 .iter()
                 .find(|(s, _)| s == status)
                 .map_or(0, |(_, n)| *n);
-            let _ = writeln!(out, "git_push_tracker_pushes{{status=\"{status}\"}} {n}");
+            pushes.get_or_create(&StatusLabels { status }).set(n);
         }
-
-        header(
-            &mut out,
-            "git_push_tracker_summary_queue_depth",
-            "gauge",
-            "Pushes waiting for a summary.",
+        registry.register("pushes", "Stored pushes by summary status", pushes);
+        registry.register(
+            "summary_queue_depth",
+            "Pushes waiting for a summary",
+            gauge(db.queue_depth),
         );
-        let _ = writeln!(
-            out,
-            "git_push_tracker_summary_queue_depth {}",
-            db.queue_depth
+        registry.register(
+            "summary_latency_seconds",
+            "Time from a push's arrival to its summary by the worker",
+            self.latency.clone(),
         );
-
-        header(
-            &mut out,
-            "git_push_tracker_summary_latency_seconds",
-            "histogram",
-            "Time from a push's arrival to its summary by the worker.",
+        registry.register(
+            "model_errors",
+            "Failed model attempts by kind (transient: retried, permanent: given up, postponed: quota)",
+            self.model_errors.clone(),
         );
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(
-                out,
-                "git_push_tracker_summary_latency_seconds_bucket{{le=\"{bound}\"}} {}",
-                load(bucket)
-            );
-        }
-        let count = load(&self.latency_count);
-        let _ = writeln!(
-            out,
-            "git_push_tracker_summary_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "git_push_tracker_summary_latency_seconds_sum {}",
-            load(&self.latency_sum_micros) as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "git_push_tracker_summary_latency_seconds_count {count}"
+        registry.register(
+            "database_size_bytes",
+            "Size of the SQLite database file plus its write-ahead log",
+            gauge(db.size_bytes),
         );
 
-        header(
-            &mut out,
-            "git_push_tracker_model_errors_total",
-            "counter",
-            "Failed model attempts by kind (transient: retried, permanent: given up, postponed: quota).",
-        );
-        for (kind, count) in ModelErrorKind::ALL.iter().zip(&self.model_errors) {
-            let _ = writeln!(
-                out,
-                "git_push_tracker_model_errors_total{{kind=\"{}\"}} {}",
-                kind.as_str(),
-                load(count)
-            );
-        }
-
-        header(
-            &mut out,
-            "git_push_tracker_database_size_bytes",
-            "gauge",
-            "Size of the SQLite database file plus its write-ahead log.",
-        );
-        let _ = writeln!(
-            out,
-            "git_push_tracker_database_size_bytes {}",
-            db.size_bytes
-        );
+        let mut out = String::with_capacity(8192);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &registry);
         out
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+fn gauge(value: u64) -> CountGauge {
+    let gauge = CountGauge::default();
+    gauge.set(value);
+    gauge
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    /// Every series the hand-written 0.0.4 renderer printed at commit 9acad0f (plus the
+    /// `stale_timestamp` reason it gained in 38c89c4), as
+    /// "type name{labels}", except `git_push_tracker_build_info` (its labels name the build) and
+    /// `webhook_rejections_total{reason="other"}`, a catch-all for codes missing from its list;
+    /// every code is now counted under its own name.
+    const SERIES_BEFORE: &str = r#"counter git_push_tracker_webhooks_received_total{provider="github",outcome="stored"}
+counter git_push_tracker_webhooks_received_total{provider="github",outcome="duplicate"}
+counter git_push_tracker_webhooks_received_total{provider="github",outcome="ping"}
+counter git_push_tracker_webhooks_received_total{provider="github",outcome="ignored"}
+counter git_push_tracker_webhooks_received_total{provider="github",outcome="rejected"}
+counter git_push_tracker_webhooks_received_total{provider="gitlab",outcome="stored"}
+counter git_push_tracker_webhooks_received_total{provider="gitlab",outcome="duplicate"}
+counter git_push_tracker_webhooks_received_total{provider="gitlab",outcome="ping"}
+counter git_push_tracker_webhooks_received_total{provider="gitlab",outcome="ignored"}
+counter git_push_tracker_webhooks_received_total{provider="gitlab",outcome="rejected"}
+counter git_push_tracker_webhooks_received_total{provider="gitea",outcome="stored"}
+counter git_push_tracker_webhooks_received_total{provider="gitea",outcome="duplicate"}
+counter git_push_tracker_webhooks_received_total{provider="gitea",outcome="ping"}
+counter git_push_tracker_webhooks_received_total{provider="gitea",outcome="ignored"}
+counter git_push_tracker_webhooks_received_total{provider="gitea",outcome="rejected"}
+counter git_push_tracker_webhooks_received_total{provider="forgejo",outcome="stored"}
+counter git_push_tracker_webhooks_received_total{provider="forgejo",outcome="duplicate"}
+counter git_push_tracker_webhooks_received_total{provider="forgejo",outcome="ping"}
+counter git_push_tracker_webhooks_received_total{provider="forgejo",outcome="ignored"}
+counter git_push_tracker_webhooks_received_total{provider="forgejo",outcome="rejected"}
+counter git_push_tracker_webhooks_received_total{provider="bitbucket",outcome="stored"}
+counter git_push_tracker_webhooks_received_total{provider="bitbucket",outcome="duplicate"}
+counter git_push_tracker_webhooks_received_total{provider="bitbucket",outcome="ping"}
+counter git_push_tracker_webhooks_received_total{provider="bitbucket",outcome="ignored"}
+counter git_push_tracker_webhooks_received_total{provider="bitbucket",outcome="rejected"}
+counter git_push_tracker_webhooks_received_total{provider="unknown",outcome="stored"}
+counter git_push_tracker_webhooks_received_total{provider="unknown",outcome="duplicate"}
+counter git_push_tracker_webhooks_received_total{provider="unknown",outcome="ping"}
+counter git_push_tracker_webhooks_received_total{provider="unknown",outcome="ignored"}
+counter git_push_tracker_webhooks_received_total{provider="unknown",outcome="rejected"}
+counter git_push_tracker_webhook_rejections_total{reason="unknown_webhook"}
+counter git_push_tracker_webhook_rejections_total{reason="payload_too_large"}
+counter git_push_tracker_webhook_rejections_total{reason="unreadable_body"}
+counter git_push_tracker_webhook_rejections_total{reason="unknown_provider"}
+counter git_push_tracker_webhook_rejections_total{reason="missing_signature"}
+counter git_push_tracker_webhook_rejections_total{reason="invalid_signature"}
+counter git_push_tracker_webhook_rejections_total{reason="stale_timestamp"}
+counter git_push_tracker_webhook_rejections_total{reason="unsupported_content_type"}
+counter git_push_tracker_webhook_rejections_total{reason="malformed_payload"}
+gauge git_push_tracker_pushes{status="pending"}
+gauge git_push_tracker_pushes{status="in_progress"}
+gauge git_push_tracker_pushes{status="summarized"}
+gauge git_push_tracker_pushes{status="failed"}
+gauge git_push_tracker_summary_queue_depth
+histogram git_push_tracker_summary_latency_seconds_bucket{le="0.5"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="1"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="2.5"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="5"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="10"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="30"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="60"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="120"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="300"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="900"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="1800"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="3600"}
+histogram git_push_tracker_summary_latency_seconds_bucket{le="+Inf"}
+histogram git_push_tracker_summary_latency_seconds_sum
+histogram git_push_tracker_summary_latency_seconds_count
+counter git_push_tracker_model_errors_total{kind="transient"}
+counter git_push_tracker_model_errors_total{kind="permanent"}
+counter git_push_tracker_model_errors_total{kind="postponed"}
+gauge git_push_tracker_database_size_bytes"#;
+
+    /// "type name{labels}" of every sample, the type from its family's `# TYPE`.
+    fn series(text: &str) -> BTreeSet<String> {
+        let mut types = Vec::new();
+        let mut out = BTreeSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                types.push((name.to_owned(), kind.to_owned()));
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let (sample, _value) = line.rsplit_once(' ').unwrap();
+            let name = sample.split_once('{').map_or(sample, |(name, _)| name);
+            let kind = types
+                .iter()
+                .find(|(family, _)| {
+                    name == family
+                        || ["_total", "_bucket", "_sum", "_count"]
+                            .iter()
+                            .any(|suffix| name.strip_suffix(suffix) == Some(family))
+                })
+                .map_or("untyped", |(_, kind)| kind.as_str());
+            out.insert(normalize(kind, sample));
+        }
+        out
+    }
+
+    /// `kind name{labels}` with the labels sorted and `le` bounds as numbers (the old renderer
+    /// wrote `1`, OpenMetrics writes `1.0`; Prometheus reads both as the same bound).
+    fn normalize(kind: &str, sample: &str) -> String {
+        let (name, labels) = sample.split_once('{').unwrap_or((sample, ""));
+        let mut labels: Vec<String> = labels
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(|l| match l.strip_prefix("le=\"") {
+                Some(bound) if bound != "+Inf\"" => {
+                    let bound: f64 = bound.trim_end_matches('"').parse().unwrap();
+                    format!("le=\"{bound}\"")
+                }
+                _ => l.to_owned(),
+            })
+            .collect();
+        labels.sort();
+        if labels.is_empty() {
+            format!("{kind} {name}")
+        } else {
+            format!("{kind} {name}{{{}}}", labels.join(","))
+        }
+    }
+
+    #[test]
+    fn the_exposition_keeps_every_series_name_type_and_label_set_of_the_old_renderer() {
+        let text = Metrics::new().render(&DbStats::default());
+        let mut expected: BTreeSet<String> = SERIES_BEFORE
+            .lines()
+            .map(|line| {
+                let (kind, sample) = line.split_once(' ').unwrap();
+                normalize(kind, sample)
+            })
+            .collect();
+        expected.insert(format!(
+            "gauge git_push_tracker_build_info{{commit=\"{}\",target=\"{}\",version=\"{}\"}}",
+            crate::BUILD_COMMIT,
+            crate::BUILD_TARGET,
+            env!("CARGO_PKG_VERSION")
+        ));
+        let actual = series(&text);
+        let missing: Vec<_> = expected.difference(&actual).collect();
+        let extra: Vec<_> = actual.difference(&expected).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "missing {missing:#?}\nextra {extra:#?}\n{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative_and_count_every_observation() {
@@ -318,21 +457,40 @@ mod tests {
         m.summary_latency(Duration::from_secs(99_999));
         let text = m.render(&DbStats::default());
         assert!(text.contains("_bucket{le=\"0.5\"} 1\n"), "{text}");
-        assert!(text.contains("_bucket{le=\"10\"} 2\n"), "{text}");
-        assert!(text.contains("_bucket{le=\"3600\"} 2\n"), "{text}");
+        assert!(text.contains("_bucket{le=\"10.0\"} 2\n"), "{text}");
+        assert!(text.contains("_bucket{le=\"3600.0\"} 2\n"), "{text}");
         assert!(text.contains("_bucket{le=\"+Inf\"} 3\n"), "{text}");
         assert!(text.contains("git_push_tracker_summary_latency_seconds_count 3\n"));
     }
 
     #[test]
-    fn an_unlisted_rejection_code_is_counted_as_other() {
+    fn a_rejection_code_outside_the_seeded_list_gets_its_own_series() {
         let m = Metrics::new();
         m.rejection(None, "something_new");
         let text = m.render(&DbStats::default());
         assert!(
-            text.contains("rejections_total{reason=\"other\"} 1\n"),
+            text.contains("rejections_total{reason=\"something_new\"} 1\n"),
             "{text}"
         );
         assert!(text.contains("{provider=\"unknown\",outcome=\"rejected\"} 1\n"));
+    }
+
+    #[test]
+    fn database_figures_are_the_ones_passed_in_at_scrape_time() {
+        let db = DbStats {
+            pushes_by_status: vec![("pending".into(), 2), ("failed".into(), 1)],
+            queue_depth: 2,
+            size_bytes: 4096,
+        };
+        let text = Metrics::new().render(&db);
+        for line in [
+            "git_push_tracker_pushes{status=\"pending\"} 2\n",
+            "git_push_tracker_pushes{status=\"failed\"} 1\n",
+            "git_push_tracker_pushes{status=\"summarized\"} 0\n",
+            "git_push_tracker_summary_queue_depth 2\n",
+            "git_push_tracker_database_size_bytes 4096\n",
+        ] {
+            assert!(text.contains(line), "{line}{text}");
+        }
     }
 }

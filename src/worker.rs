@@ -6,11 +6,9 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::background::{Background, OnStop};
 use crate::clock::Clock;
 use crate::db::{DbError, Store};
 use crate::metrics::{Metrics, ModelErrorKind};
@@ -67,16 +65,7 @@ pub enum Outcome {
 }
 
 /// Wakes the worker thread; cheap and non-blocking, extra nudges coalesce.
-#[derive(Clone, Debug)]
-pub struct Nudger(SyncSender<()>);
-
-impl Nudger {
-    pub fn nudge(&self) {
-        match self.0.try_send(()) {
-            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-        }
-    }
-}
+pub type Nudger = crate::background::Nudge;
 
 pub struct Worker {
     store: Arc<dyn Store>,
@@ -214,28 +203,19 @@ impl Worker {
 
     /// Starts the worker thread. A panic inside a step is logged and the loop restarted.
     pub fn spawn(self) -> std::io::Result<WorkerHandle> {
-        let (nudges, wakeups) = sync_channel(1);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_seen = Arc::clone(&stop);
         self.requeue_abandoned();
-        let thread = std::thread::Builder::new()
-            .name("summary-worker".into())
-            .spawn(move || {
-                while !stop_seen.load(Ordering::SeqCst) {
-                    let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        self.run_loop(&wakeups, &stop_seen)
-                    }));
-                    if step.is_err() {
-                        tracing::error!("summary worker panicked; restarting it");
-                        std::thread::sleep(Duration::from_millis(100));
-                        self.requeue_abandoned();
-                    }
-                }
-            })?;
-        Ok(WorkerHandle {
-            nudger: Nudger(nudges),
-            stop,
-            thread: Some(thread),
+        Background::spawn("summary-worker", OnStop::Return, move |_| {
+            let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.drain();
+                self.sleep_time()
+            }));
+            step.unwrap_or_else(|_| {
+                tracing::error!("summary worker panicked; restarting it");
+                // A push that panics at once would otherwise be retried in a tight loop.
+                std::thread::sleep(Duration::from_millis(100));
+                self.requeue_abandoned();
+                Duration::ZERO
+            })
         })
     }
 
@@ -250,46 +230,8 @@ impl Worker {
             }
         }
     }
-
-    fn run_loop(&self, wakeups: &Receiver<()>, stop: &AtomicBool) {
-        while !stop.load(Ordering::SeqCst) {
-            self.drain();
-            match wakeups.recv_timeout(self.sleep_time()) {
-                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-        }
-    }
 }
 
-/// Controls a running worker thread.
-pub struct WorkerHandle {
-    nudger: Nudger,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl WorkerHandle {
-    pub fn nudger(&self) -> Nudger {
-        self.nudger.clone()
-    }
-
-    /// Asks the thread to stop after its current step and waits for it.
-    pub fn shutdown(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.nudger.nudge();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for WorkerHandle {
-    fn drop(&mut self) {
-        self.stop_and_join();
-    }
-}
+/// Controls a running worker thread: [`Background::nudger`] wakes it, dropping it or
+/// [`Background::shutdown`] stops it after its current step.
+pub type WorkerHandle = Background;

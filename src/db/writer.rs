@@ -8,7 +8,7 @@
 //! keeps committing, so the writer only stops, briefly, when the log is due to start over.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use super::projects::secret_is_current;
 use super::pushes::{Inserted, PreparedPush, insert};
 use super::{Db, DbError};
+use crate::background::{Background, OnStop};
 use crate::domain::SummaryStatus;
 use crate::secret::Secret;
 
@@ -280,8 +281,7 @@ struct Checkpointer {
     /// long the copy took. With durable acks each batch also syncs the log, beside the copy's
     /// sync of the database file, so copies take longer (one full bench peaked at 65 MB).
     copying: Arc<Mutex<()>>,
-    stop: SyncSender<()>,
-    thread: JoinHandle<()>,
+    thread: Background,
 }
 
 impl Checkpointer {
@@ -296,53 +296,38 @@ impl Checkpointer {
         let (seen_commits, seen_bytes) = (Arc::clone(&commits), Arc::clone(&wal_bytes));
         let copying = Arc::new(Mutex::new(()));
         let my_turn = Arc::clone(&copying);
-        let (stop, stopped) = sync_channel(1);
-        let thread = std::thread::Builder::new()
-            .name("wal-checkpointer".into())
-            .spawn(move || {
-                let (mut last_seen, mut last_commit) = (0, Instant::now());
-                let mut copying = false;
-                loop {
-                    let pause = if copying {
-                        WAL_COPY_PAUSE
-                    } else {
-                        WAL_CHECK_INTERVAL
-                    };
-                    let ended =
-                        !matches!(stopped.recv_timeout(pause), Err(RecvTimeoutError::Timeout));
-                    let now_seen = seen_commits.load(Ordering::Relaxed);
-                    if now_seen != last_seen {
-                        (last_seen, last_commit) = (now_seen, Instant::now());
-                    }
-                    copying = false;
-                    if ended || last_commit.elapsed() >= WAL_CHECK_INTERVAL {
-                        // No commit for a while: nothing competes, so give the space back.
-                        if wal_size(&wal_path) > 0 {
-                            let _turn = my_turn.lock().unwrap_or_else(PoisonError::into_inner);
-                            checkpoint(&conn, "TRUNCATE");
-                        }
-                    } else if (WAL_COPY_THRESHOLD..WAL_RESTART_THRESHOLD)
-                        .contains(&seen_bytes.load(Ordering::Relaxed))
-                    {
-                        // A passive checkpoint copies pages without blocking the writer. Run
-                        // back to back, they leave the writer only the last few megabytes to
-                        // copy when it checkpoints. Past the restart threshold it stays out of
-                        // the writer's way, so the writer waits for at most one copy.
-                        let _turn = my_turn.lock().unwrap_or_else(PoisonError::into_inner);
-                        checkpoint(&conn, "PASSIVE");
-                        copying = true;
-                    }
-                    if ended {
-                        return;
-                    }
+        let (mut last_seen, mut last_commit) = (0, Instant::now());
+        // The last tick, after shutdown, truncates the log the writer left behind.
+        let thread = Background::spawn("wal-checkpointer", OnStop::TickOnceMore, move |control| {
+            let ended = control.stopping();
+            let now_seen = seen_commits.load(Ordering::Relaxed);
+            if now_seen != last_seen {
+                (last_seen, last_commit) = (now_seen, Instant::now());
+            }
+            if ended || last_commit.elapsed() >= WAL_CHECK_INTERVAL {
+                // No commit for a while: nothing competes, so give the space back.
+                if wal_size(&wal_path) > 0 {
+                    let _turn = my_turn.lock().unwrap_or_else(PoisonError::into_inner);
+                    checkpoint(&conn, "TRUNCATE");
                 }
-            })
-            .map_err(|_| DbError::WriterGone)?;
+            } else if (WAL_COPY_THRESHOLD..WAL_RESTART_THRESHOLD)
+                .contains(&seen_bytes.load(Ordering::Relaxed))
+            {
+                // A passive checkpoint copies pages without blocking the writer. Run back to
+                // back, they leave the writer only the last few megabytes to copy when it
+                // checkpoints. Past the restart threshold it stays out of the writer's way, so
+                // the writer waits for at most one copy.
+                let _turn = my_turn.lock().unwrap_or_else(PoisonError::into_inner);
+                checkpoint(&conn, "PASSIVE");
+                return WAL_COPY_PAUSE;
+            }
+            WAL_CHECK_INTERVAL
+        })
+        .map_err(|_| DbError::WriterGone)?;
         Ok(Checkpointer {
             commits,
             wal_bytes,
             copying,
-            stop,
             thread,
         })
     }
@@ -362,8 +347,7 @@ impl Checkpointer {
 
     /// Runs a last checkpoint and waits for the thread.
     fn finish(self) {
-        drop(self.stop);
-        let _ = self.thread.join();
+        self.thread.shutdown();
     }
 }
 

@@ -41,6 +41,6 @@ pub async fn metrics(req: &Request, Data(state): Data<&Arc<AppState>>) -> poem::
     Ok(state
         .metrics
         .render(&db_stats)
-        .with_content_type("text/plain; version=0.0.4; charset=utf-8")
+        .with_content_type(crate::metrics::CONTENT_TYPE)
         .into_response())
 }

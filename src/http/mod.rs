@@ -6,7 +6,6 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod body;
-pub mod client;
 pub mod error;
 pub mod metrics;
 pub mod trace;
@@ -35,6 +34,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub manager: Manager,
     pub public_url: String,
+    /// `scheme://host[:port]` of the public URL: the `Origin` the dashboard's writes carry.
+    pub public_origin: String,
     /// `builtin` or the configured model's name, as the dashboard shows it.
     pub summarizer: String,
     pub body_limit: usize,
@@ -43,7 +44,7 @@ pub struct AppState {
     /// Failed admin logins per client, to slow down guessing.
     pub login_limiter: crate::auth::LoginLimiter,
     /// Whose `X-Forwarded-For` names the client, for the login limiter.
-    pub trusted_proxies: client::TrustedProxies,
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `/metrics` answers without the admin token.
     pub metrics_public: bool,

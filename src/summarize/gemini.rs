@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{self, RawResponse};
-use super::{SummarizeError, Summarizer, SummaryInput, build_prompt, normalize_reply};
+use super::http::{self, ChatBackend, ModelClient, RawResponse, permanent, transient};
+use super::{SummarizeError, SummaryInput, build_prompt, normalize_reply};
 use crate::secret::Secret;
 
 /// How to reach Gemini; `Debug` shows no key.
@@ -56,18 +56,12 @@ impl fmt::Debug for GeminiConfig {
 }
 
 /// Summarizes through Gemini's `generateContent`.
-pub struct GeminiSummarizer {
+pub type GeminiSummarizer = ModelClient<GeminiApi>;
+
+/// Gemini's request, answer and error shapes.
+pub struct GeminiApi {
     config: GeminiConfig,
     url: String,
-    agent: ureq::Agent,
-}
-
-impl fmt::Debug for GeminiSummarizer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GeminiSummarizer")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
 }
 
 /// `models/gemini-x` and `gemini-x` name the same model.
@@ -84,11 +78,45 @@ impl GeminiSummarizer {
             config.base_url.trim_end_matches('/'),
             config.model
         );
-        let agent = http::agent(config.timeout, config.connect_timeout);
-        GeminiSummarizer { config, url, agent }
+        ModelClient::with_backend(GeminiApi { config, url })
+    }
+}
+
+impl GeminiApi {
+    fn scrub(&self, message: &str) -> String {
+        http::scrub(message, Some(&self.config.api_key))
+    }
+}
+
+impl ChatBackend for GeminiApi {
+    const NAME: &'static str = "Gemini";
+    type Config = GeminiConfig;
+
+    fn config(&self) -> &GeminiConfig {
+        &self.config
     }
 
-    fn request_body(&self, input: &SummaryInput<'_>) -> Value {
+    fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn timeouts(&self) -> (Duration, Duration) {
+        (self.config.timeout, self.config.connect_timeout)
+    }
+
+    fn secret(&self) -> Option<&Secret> {
+        Some(&self.config.api_key)
+    }
+
+    fn headers(&self) -> Vec<(&'static str, &str)> {
+        vec![("x-goog-api-key", self.config.api_key.expose())]
+    }
+
+    fn body(&self, input: &SummaryInput<'_>) -> Value {
         let prompt = build_prompt(input, self.config.input_budget);
         json!({
             "systemInstruction": { "parts": [{ "text": prompt.system }] },
@@ -101,10 +129,6 @@ impl GeminiSummarizer {
                 "thinkingConfig": { "thinkingBudget": 0 }
             }
         })
-    }
-
-    fn scrub(&self, message: &str) -> String {
-        http::scrub(message, Some(&self.config.api_key))
     }
 
     fn read_answer(&self, body: &str) -> Result<String, SummarizeError> {
@@ -216,17 +240,6 @@ impl GeminiSummarizer {
     }
 }
 
-fn transient(reason: impl Into<String>) -> SummarizeError {
-    SummarizeError::Transient {
-        reason: reason.into(),
-        retry_after: None,
-    }
-}
-
-fn permanent(reason: String) -> SummarizeError {
-    SummarizeError::Permanent { reason }
-}
-
 fn type_is(detail: &Value, suffix: &str) -> bool {
     detail
         .get("@type")
@@ -254,33 +267,6 @@ fn is_daily_quota(details: &[Value], message: &str) -> bool {
     in_details || lower.contains("per day") || lower.contains("perday")
 }
 
-impl Summarizer for GeminiSummarizer {
-    fn source(&self) -> &str {
-        &self.config.model
-    }
-
-    fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
-        let body = self.request_body(input);
-        let response = http::post_json(
-            &self.agent,
-            &self.url,
-            &[("x-goog-api-key", self.config.api_key.expose())],
-            &body,
-            self.config.timeout,
-            Some(&self.config.api_key),
-        )?;
-        let result = if (200..300).contains(&response.status) {
-            self.read_answer(&response.body)
-        } else {
-            Err(self.classify_error(&response))
-        };
-        if let Err(e) = &result {
-            tracing::debug!(model = %self.config.model, status = response.status, error = %e, "Gemini gave no summary");
-        }
-        result
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,7 +282,7 @@ mod tests {
     fn the_url_names_the_model_and_never_the_key() {
         let s = summarizer();
         assert_eq!(
-            s.url,
+            s.backend().url,
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-x:generateContent"
         );
         assert!(!format!("{s:?}").contains("SECRETKEY"));
@@ -305,12 +291,15 @@ mod tests {
     #[test]
     fn thought_parts_are_skipped() {
         let body = r#"{"candidates":[{"content":{"parts":[{"text":"planning","thought":true},{"text":"- Added login"}]},"finishReason":"STOP"}]}"#;
-        assert_eq!(summarizer().read_answer(body).unwrap(), "- Added login");
+        assert_eq!(
+            summarizer().backend().read_answer(body).unwrap(),
+            "- Added login"
+        );
     }
 
     #[test]
     fn text_with_an_odd_finish_reason_is_accepted() {
         let body = r#"{"candidates":[{"content":{"parts":[{"text":"- Added"}]},"finishReason":"MAX_TOKENS"}]}"#;
-        assert_eq!(summarizer().read_answer(body).unwrap(), "- Added");
+        assert_eq!(summarizer().backend().read_answer(body).unwrap(), "- Added");
     }
 }

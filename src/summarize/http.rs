@@ -1,8 +1,13 @@
-//! The HTTP plumbing the model summarizers share: one agent, one POST, error text that never holds a key.
+//! The model client Gemini and the OpenAI-compatible servers share: one agent, one POST, the
+//! timeout and transport errors, error text that never holds a key. What differs per API (the
+//! request, reading the answer, sorting the errors) is a [`ChatBackend`], in `gemini` and `openai`.
 
+use std::fmt;
 use std::time::Duration;
 
-use super::SummarizeError;
+use url::Url;
+
+use super::{SummarizeError, Summarizer, SummaryInput};
 use crate::secret::Secret;
 
 /// Provider messages are cut to this many characters before they reach an error or a log.
@@ -11,13 +16,13 @@ pub(crate) const MAX_PROVIDER_MESSAGE_CHARS: usize = 300;
 const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// An HTTP answer of any status, read in full.
-pub(crate) struct RawResponse {
+pub struct RawResponse {
     pub status: u16,
     pub retry_after: Option<Duration>,
     pub body: String,
 }
 
-pub(crate) fn agent(timeout: Duration, connect_timeout: Duration) -> ureq::Agent {
+fn agent(timeout: Duration, connect_timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         // Error statuses must come back as responses: their bodies say what to do.
         .http_status_as_error(false)
@@ -27,48 +32,129 @@ pub(crate) fn agent(timeout: Duration, connect_timeout: Duration) -> ureq::Agent
         .into()
 }
 
-/// POSTs JSON and reads the answer; transport failures come back as transient errors.
-pub(crate) fn post_json(
-    agent: &ureq::Agent,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &serde_json::Value,
-    timeout: Duration,
-    secret: Option<&Secret>,
-) -> Result<RawResponse, SummarizeError> {
-    let mut request = agent.post(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
+/// What one model API does its own way; [`ModelClient`] does the rest.
+pub trait ChatBackend: Send + Sync {
+    /// Names the API in debug logs.
+    const NAME: &'static str;
+    /// The settings `Debug` shows; their own `Debug` hides the key.
+    type Config: fmt::Debug;
+
+    fn config(&self) -> &Self::Config;
+    /// The model's name, which is also the summary source.
+    fn model(&self) -> &str;
+    /// Where the request goes; it never carries the key.
+    fn url(&self) -> &str;
+    /// The whole request's timeout, and the connect timeout.
+    fn timeouts(&self) -> (Duration, Duration);
+    /// The key: sent in a header, scrubbed from every error text.
+    fn secret(&self) -> Option<&Secret>;
+    fn headers(&self) -> Vec<(&'static str, &str)>;
+    fn body(&self, input: &SummaryInput<'_>) -> serde_json::Value;
+    /// The summary in a 2xx answer.
+    fn read_answer(&self, body: &str) -> Result<String, SummarizeError>;
+    /// Retry, postpone or give up, for an answer of any other status.
+    fn classify_error(&self, response: &RawResponse) -> SummarizeError;
+}
+
+/// A summarizer over HTTP: one POST per push to the backend's API.
+pub struct ModelClient<B> {
+    backend: B,
+    agent: ureq::Agent,
+    /// `host[:port]` of the URL, for transport errors.
+    host: String,
+}
+
+impl<B: ChatBackend> ModelClient<B> {
+    pub(crate) fn with_backend(backend: B) -> Self {
+        let (timeout, connect_timeout) = backend.timeouts();
+        ModelClient {
+            agent: agent(timeout, connect_timeout),
+            host: host_of(backend.url()),
+            backend,
+        }
     }
-    let mut response = request
-        .send_json(body)
-        .map_err(|e| transport_error(&e, url, timeout, secret))?;
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_RESPONSE_BYTES)
-        .read_to_string()
-        .map_err(|e| transport_error(&e, url, timeout, secret))?;
-    Ok(RawResponse {
-        status,
-        retry_after,
-        body,
-    })
+
+    #[cfg(test)]
+    pub(crate) fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// POSTs JSON and reads the answer; transport failures come back as transient errors.
+    fn post_json(&self, body: &serde_json::Value) -> Result<RawResponse, SummarizeError> {
+        let (timeout, _) = self.backend.timeouts();
+        let fail = |e: &ureq::Error| transport_error(e, &self.host, timeout, self.backend.secret());
+        let mut request = self.agent.post(self.backend.url());
+        for (name, value) in self.backend.headers() {
+            request = request.header(name, value);
+        }
+        let mut response = request.send_json(body).map_err(|e| fail(&e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_string()
+            .map_err(|e| fail(&e))?;
+        Ok(RawResponse {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+impl<B: ChatBackend> fmt::Debug for ModelClient<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelClient")
+            .field("api", &B::NAME)
+            .field("config", self.backend.config())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: ChatBackend> Summarizer for ModelClient<B> {
+    fn source(&self) -> &str {
+        self.backend.model()
+    }
+
+    fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
+        let body = self.backend.body(input);
+        let response = self.post_json(&body)?;
+        let result = if (200..300).contains(&response.status) {
+            self.backend.read_answer(&response.body)
+        } else {
+            Err(self.backend.classify_error(&response))
+        };
+        if let Err(e) = &result {
+            tracing::debug!(api = B::NAME, model = %self.backend.model(), status = response.status, error = %e, "the model gave no summary");
+        }
+        result
+    }
+}
+
+/// A failure worth retrying later, with no wait asked for.
+pub(crate) fn transient(reason: impl Into<String>) -> SummarizeError {
+    SummarizeError::Transient {
+        reason: reason.into(),
+        retry_after: None,
+    }
+}
+
+pub(crate) fn permanent(reason: String) -> SummarizeError {
+    SummarizeError::Permanent { reason }
 }
 
 fn transport_error(
     error: &ureq::Error,
-    url: &str,
+    host: &str,
     timeout: Duration,
     secret: Option<&Secret>,
 ) -> SummarizeError {
-    let host = host_of(url);
     let reason = match error {
         ureq::Error::Timeout(_) => {
             format!("timed out after {}s waiting for {host}", seconds(timeout))
@@ -106,30 +192,51 @@ fn seconds(d: Duration) -> String {
     }
 }
 
+/// `host[:port]` of a parsed URL: no user info, path or query, which might carry a credential.
+fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
 /// `host[:port]` of a URL, without user info, path or query (which might carry a credential).
-pub(crate) fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    authority.rsplit_once('@').map_or(authority, |(_, h)| h)
+pub(crate) fn host_of(url: &str) -> String {
+    parse_lenient(url).map_or_else(|| "<not a URL>".to_owned(), |(url, _)| authority(&url))
 }
 
 /// A base URL fit for a log line: scheme, host and path, no user info or query.
 pub(crate) fn display_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = host_of(url);
-    let path = rest
-        .find('/')
-        .map(|i| &rest[i..])
-        .unwrap_or("")
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("");
-    let path = path.trim_end_matches('/');
-    if scheme.is_empty() {
-        format!("{host}{path}")
-    } else {
-        format!("{scheme}://{host}{path}")
+    match parse_lenient(url) {
+        Some((url, with_scheme)) => {
+            let path = url.path().trim_end_matches('/');
+            let scheme = if with_scheme { url.scheme() } else { "" };
+            let separator = if with_scheme { "://" } else { "" };
+            format!("{scheme}{separator}{}{path}", authority(&url))
+        }
+        None => "<not a URL>".to_owned(),
     }
+}
+
+/// Parses a URL that may lack its scheme (`localhost:11434/v1`, a common slip in settings);
+/// the flag says whether the scheme was given.
+fn parse_lenient(raw: &str) -> Option<(Url, bool)> {
+    let raw = raw.trim();
+    if let Some(url) = Url::parse(raw).ok().filter(Url::has_host) {
+        return Some((url, true));
+    }
+    Url::parse(&format!("http://{raw}"))
+        .ok()
+        .filter(Url::has_host)
+        .map(|url| (url, false))
+}
+
+/// True for an absolute http(s) URL with a host.
+pub(crate) fn is_http_url(raw: &str) -> bool {
+    Url::parse(raw.trim()).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    })
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from APIs and ignored).
@@ -212,5 +319,9 @@ mod tests {
             display_url("https://u:p@example.com/v1/?key=x"),
             "https://example.com/v1"
         );
+        assert_eq!(display_url("u:p@localhost:11434/v1"), "localhost:11434/v1");
+        assert!(is_http_url("http://localhost:11434/v1"));
+        assert!(!is_http_url("localhost:11434/v1"));
+        assert!(!is_http_url("ftp://example.com"));
     }
 }

@@ -291,11 +291,7 @@ pub fn build(settings: &SummarizerSettings) -> Result<Arc<dyn Summarizer>, Summa
 }
 
 fn check_url(setting: &'static str, url: &str) -> Result<(), SummarizerConfigError> {
-    let lower = url.trim().to_ascii_lowercase();
-    let ok = ["http://", "https://"]
-        .iter()
-        .any(|scheme| lower.starts_with(scheme) && lower.len() > scheme.len());
-    if ok {
+    if http::is_http_url(url) {
         Ok(())
     } else {
         Err(SummarizerConfigError::InvalidBaseUrl {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{self, RawResponse};
-use super::{SummarizeError, Summarizer, SummaryInput, build_prompt, normalize_reply};
+use super::http::{self, ChatBackend, ModelClient, RawResponse, permanent, transient};
+use super::{SummarizeError, SummaryInput, build_prompt, normalize_reply};
 use crate::secret::Secret;
 
 /// How to reach an OpenAI-compatible server; `Debug` shows no key.
@@ -56,19 +56,15 @@ impl fmt::Debug for OpenAiConfig {
 }
 
 /// Summarizes through `POST {base_url}/chat/completions`.
-pub struct OpenAiSummarizer {
+pub type OpenAiSummarizer = ModelClient<OpenAiApi>;
+
+/// The OpenAI chat completion request, answer and error shapes, as the compatible servers vary them.
+pub struct OpenAiApi {
     config: OpenAiConfig,
     url: String,
+    /// `{base_url}/chat/completions` as logs may show it.
+    endpoint: String,
     authorization: Option<Secret>,
-    agent: ureq::Agent,
-}
-
-impl fmt::Debug for OpenAiSummarizer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAiSummarizer")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
 }
 
 impl OpenAiSummarizer {
@@ -81,28 +77,71 @@ impl OpenAiSummarizer {
             .api_key
             .as_ref()
             .map(|k| Secret::new(format!("Bearer {}", k.expose())));
-        let agent = http::agent(config.timeout, config.connect_timeout);
-        OpenAiSummarizer {
+        let endpoint = http::display_url(&url);
+        ModelClient::with_backend(OpenAiApi {
             config,
             url,
+            endpoint,
             authorization,
-            agent,
-        }
+        })
     }
+}
 
+impl OpenAiApi {
     fn scrub(&self, message: &str) -> String {
         http::scrub(message, self.config.api_key.as_ref())
     }
+}
 
-    fn endpoint(&self) -> String {
-        http::display_url(&self.url)
+impl ChatBackend for OpenAiApi {
+    const NAME: &'static str = "OpenAI-compatible server";
+    type Config = OpenAiConfig;
+
+    fn config(&self) -> &OpenAiConfig {
+        &self.config
+    }
+
+    fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn timeouts(&self) -> (Duration, Duration) {
+        (self.config.timeout, self.config.connect_timeout)
+    }
+
+    fn secret(&self) -> Option<&Secret> {
+        self.config.api_key.as_ref()
+    }
+
+    fn headers(&self) -> Vec<(&'static str, &str)> {
+        self.authorization
+            .iter()
+            .map(|auth| ("authorization", auth.expose()))
+            .collect()
+    }
+
+    fn body(&self, input: &SummaryInput<'_>) -> Value {
+        let prompt = build_prompt(input, self.config.input_budget);
+        json!({
+            "model": self.config.model,
+            "messages": [
+                { "role": "system", "content": prompt.system },
+                { "role": "user", "content": prompt.user }
+            ],
+            "max_tokens": self.config.max_tokens,
+            "temperature": 0.2
+        })
     }
 
     fn read_answer(&self, body: &str) -> Result<String, SummarizeError> {
         let value: Value = serde_json::from_str(body).map_err(|e| {
             transient(format!(
                 "malformed response from {}: {}",
-                self.endpoint(),
+                self.endpoint,
                 self.scrub(&e.to_string())
             ))
         })?;
@@ -111,10 +150,7 @@ impl OpenAiSummarizer {
             .and_then(Value::as_array)
             .and_then(|c| c.first())
         else {
-            return Err(transient(format!(
-                "{} returned no choices",
-                self.endpoint()
-            )));
+            return Err(transient(format!("{} returned no choices", self.endpoint)));
         };
         let content = choice.pointer("/message/content");
         // Some servers send content as a list of typed parts instead of one string.
@@ -136,7 +172,7 @@ impl OpenAiSummarizer {
         Err(transient(if finish == "length" {
             "the model's answer was cut off before any text (finish_reason length)".to_owned()
         } else {
-            format!("{} returned an empty answer", self.endpoint())
+            format!("{} returned an empty answer", self.endpoint)
         }))
     }
 
@@ -163,7 +199,7 @@ impl OpenAiSummarizer {
         let message = self.scrub(&raw_message);
         let code = response.status;
         let model = &self.config.model;
-        let endpoint = self.endpoint();
+        let endpoint = &self.endpoint;
 
         match code {
             429 if error_code == "insufficient_quota" => SummarizeError::Postpone {
@@ -200,57 +236,6 @@ impl OpenAiSummarizer {
     }
 }
 
-fn transient(reason: String) -> SummarizeError {
-    SummarizeError::Transient {
-        reason,
-        retry_after: None,
-    }
-}
-
-fn permanent(reason: String) -> SummarizeError {
-    SummarizeError::Permanent { reason }
-}
-
-impl Summarizer for OpenAiSummarizer {
-    fn source(&self) -> &str {
-        &self.config.model
-    }
-
-    fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
-        let prompt = build_prompt(input, self.config.input_budget);
-        let body = json!({
-            "model": self.config.model,
-            "messages": [
-                { "role": "system", "content": prompt.system },
-                { "role": "user", "content": prompt.user }
-            ],
-            "max_tokens": self.config.max_tokens,
-            "temperature": 0.2
-        });
-        let mut headers = Vec::new();
-        if let Some(auth) = &self.authorization {
-            headers.push(("authorization", auth.expose()));
-        }
-        let response = http::post_json(
-            &self.agent,
-            &self.url,
-            &headers,
-            &body,
-            self.config.timeout,
-            self.config.api_key.as_ref(),
-        )?;
-        let result = if (200..300).contains(&response.status) {
-            self.read_answer(&response.body)
-        } else {
-            Err(self.classify_error(&response))
-        };
-        if let Err(e) = &result {
-            tracing::debug!(model = %self.config.model, status = response.status, error = %e, "OpenAI-compatible server gave no summary");
-        }
-        result
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,14 +243,17 @@ mod tests {
     #[test]
     fn the_url_appends_chat_completions_to_the_base() {
         let s = OpenAiSummarizer::new(OpenAiConfig::new("http://localhost:11434/v1/", "llama3.2"));
-        assert_eq!(s.url, "http://localhost:11434/v1/chat/completions");
+        assert_eq!(
+            s.backend().url,
+            "http://localhost:11434/v1/chat/completions"
+        );
     }
 
     #[test]
     fn content_given_as_parts_is_joined() {
         let s = OpenAiSummarizer::new(OpenAiConfig::new("http://x/v1", "m"));
         let body = r#"{"choices":[{"message":{"content":[{"type":"text","text":"- One\n"},{"type":"text","text":"- Two"}]}}]}"#;
-        assert_eq!(s.read_answer(body).unwrap(), "- One\n- Two");
+        assert_eq!(s.backend().read_answer(body).unwrap(), "- One\n- Two");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::support::app::{ADMIN_TOKEN, Reply, TestApp, github_payload, reply};
 use crate::support::cli;
-use git_push_tracker::http::client::TrustedProxies;
+use git_push_tracker::client_ip::{TrustedProxies, parse_net};
 use serde_json::{Value, json};
 
 /// How a request proves who sends it.
@@ -315,7 +315,8 @@ fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
 
 #[test]
 fn the_session_cookie_is_secure_when_the_public_url_is_https() {
-    let app = TestApp::spawn_with(|c| c.public_url = Some("https://push.example.com".into()));
+    let app =
+        TestApp::spawn_with(|c| c.public_url = Some("https://push.example.com".parse().unwrap()));
     let r = call(
         &app,
         "POST",
@@ -441,7 +442,7 @@ fn sixth_login_status(app: &TestApp, guesser: &str, then_from: &str) -> u16 {
 #[test]
 fn behind_a_trusted_proxy_failed_logins_are_counted_per_forwarded_client() {
     let app = TestApp::spawn_with(|c| {
-        c.trusted_proxies = TrustedProxies::new(vec!["127.0.0.1".parse().unwrap()]);
+        c.trusted_proxies = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
     });
     // Another visitor behind the same proxy is not locked out by the guesser...
     assert_eq!(sixth_login_status(&app, "203.0.113.9", "198.51.100.7"), 401);

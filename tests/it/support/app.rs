@@ -105,7 +105,7 @@ impl TestApp {
         let summarizer: Arc<dyn Summarizer> =
             Arc::new(git_push_tracker::summarize::BuiltinSummarizer);
         let mut config = AppConfig::new(&db_path, summarizer);
-        config.public_url = Some(base_url.clone());
+        config.public_url = Some(base_url.parse().expect("the test server's URL"));
         config.admin_token = Some(git_push_tracker::secret::Secret::new(ADMIN_TOKEN));
         configure(&mut config);
         // Open once here so tests can create projects before the first request.

@@ -1,40 +1,14 @@
-//! Which address a request came from, seen through the reverse proxies the owner trusts.
+//! Which address a request came from, seen through the reverse proxies the owner trusts
+//! (`--trusted-proxy`, parsed by the CLI; read by the admin login limiter).
 //!
 //! Behind Caddy or nginx every connection comes from the proxy, so the failed-login brake would
 //! count every visitor as one. `X-Forwarded-For` names the real client, but anyone can send that
 //! header: it is read only when the connection itself comes from a trusted proxy, and then from
 //! the right, where the proxies append, skipping the hops that are trusted proxies themselves.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
-/// One address, or a network in CIDR notation (`10.0.0.0/8`, `fd00::/8`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl IpNet {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
+pub use ipnet::IpNet;
 
 /// IPv4 peers of a dual-stack socket arrive as `::ffff:a.b.c.d`; compare them as IPv4.
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -48,39 +22,16 @@ fn canonical(ip: IpAddr) -> IpAddr {
 #[error("{0:?} is not an IP address or a network like 10.0.0.0/8")]
 pub struct InvalidIpNet(String);
 
-impl FromStr for IpNet {
-    type Err = InvalidIpNet;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || InvalidIpNet(s.chars().take(100).collect());
-        let (addr, prefix) = match s.trim().split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (s.trim(), None),
-        };
-        let addr = canonical(addr.parse::<IpAddr>().map_err(|_| invalid())?);
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(invalid)?,
-        };
-        Ok(IpNet { addr, prefix })
-    }
-}
-
-impl fmt::Display for IpNet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl fmt::Debug for IpNet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
+/// One address (a network of one) or a network in CIDR notation (`10.0.0.0/8`, `fd00::/8`);
+/// the `--trusted-proxy` value parser.
+pub fn parse_net(s: &str) -> Result<IpNet, InvalidIpNet> {
+    let s = s.trim();
+    // A mapped IPv4 address names the IPv4 peer it will be compared as.
+    let net = match s.parse::<IpAddr>() {
+        Ok(addr) => Ok(IpNet::from(canonical(addr))),
+        Err(_) => s.parse::<IpNet>(),
+    };
+    net.map_err(|_| InvalidIpNet(s.chars().take(100).collect()))
 }
 
 /// The reverse proxies whose `X-Forwarded-For` is believed. Empty by default: then the
@@ -94,7 +45,8 @@ impl TrustedProxies {
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(ip))
+        let ip = canonical(ip);
+        self.0.iter().any(|net| net.contains(&ip))
     }
 
     /// The client behind `peer`, the address the connection came from. `forwarded_for` holds
@@ -133,24 +85,15 @@ mod tests {
     }
 
     fn proxies(nets: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+        TrustedProxies::new(nets.iter().map(|n| parse_net(n).unwrap()).collect())
     }
 
     #[test]
     fn networks_parse_from_addresses_and_cidr_and_refuse_anything_else() {
-        assert_eq!(
-            "127.0.0.1".parse::<IpNet>().unwrap().to_string(),
-            "127.0.0.1/32"
-        );
-        assert_eq!(
-            "10.0.0.0/8".parse::<IpNet>().unwrap().to_string(),
-            "10.0.0.0/8"
-        );
-        assert_eq!("fd00::/8".parse::<IpNet>().unwrap().to_string(), "fd00::/8");
-        assert_eq!(
-            "0.0.0.0/0".parse::<IpNet>().unwrap().to_string(),
-            "0.0.0.0/0"
-        );
+        assert_eq!(parse_net("127.0.0.1").unwrap().to_string(), "127.0.0.1/32");
+        assert_eq!(parse_net("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_net("fd00::/8").unwrap().to_string(), "fd00::/8");
+        assert_eq!(parse_net("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
         for bad in [
             "",
             "localhost",
@@ -159,19 +102,19 @@ mod tests {
             "10.0.0.0/",
             "10.0.0.0/-1",
         ] {
-            assert!(bad.parse::<IpNet>().is_err(), "{bad:?}");
+            assert!(parse_net(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn a_network_contains_its_addresses_and_mapped_ipv4_peers() {
-        let net: IpNet = "172.16.0.0/12".parse().unwrap();
-        assert!(net.contains(ip("172.31.255.1")));
-        assert!(net.contains(ip("::ffff:172.20.0.1")));
-        assert!(!net.contains(ip("172.32.0.1")));
-        assert!(!net.contains(ip("fd00::1")));
-        let everything: IpNet = "0.0.0.0/0".parse().unwrap();
-        assert!(everything.contains(ip("203.0.113.9")));
+        let net = proxies(&["172.16.0.0/12"]);
+        assert!(net.trusts(ip("172.31.255.1")));
+        assert!(net.trusts(ip("::ffff:172.20.0.1")));
+        assert!(!net.trusts(ip("172.32.0.1")));
+        assert!(!net.trusts(ip("fd00::1")));
+        assert!(proxies(&["0.0.0.0/0"]).trusts(ip("203.0.113.9")));
+        assert!(proxies(&["::ffff:10.0.0.1"]).trusts(ip("10.0.0.1")));
     }
 
     #[test]
