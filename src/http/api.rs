@@ -8,11 +8,9 @@ use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
-use serde::Serialize;
 
 use super::AppState;
 use super::error::ErrorBody;
-use super::fast_json::FastJson;
 use crate::db::{DbError, ProjectScope, PushFilter, Store};
 use crate::domain::{NewCommit, Push};
 use crate::error_code::ErrorCode;
@@ -33,9 +31,8 @@ pub enum ApiTags {
 pub struct ProjectKey(Bearer);
 
 /// A push as listed.
-#[derive(Debug, Object, Serialize)]
+#[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
-#[serde(rename_all = "camelCase")]
 pub struct PushItem {
     /// The push's id (a UUID).
     pub id: String,
@@ -53,7 +50,6 @@ pub struct PushItem {
     pub ref_type: String,
     /// The full git ref, such as `refs/heads/main`.
     #[oai(rename = "ref")]
-    #[serde(rename = "ref")]
     pub git_ref: String,
     pub repository: String,
     /// `github`, `gitlab`, `gitea`, `forgejo` or `bitbucket`.
@@ -74,12 +70,10 @@ pub struct PushItem {
 }
 
 /// A push with its commits.
-#[derive(Debug, Object, Serialize)]
+#[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
-#[serde(rename_all = "camelCase")]
 pub struct PushDetail {
     #[oai(flatten)]
-    #[serde(flatten)]
     pub push: PushItem,
     #[oai(nullable)]
     pub before: Option<String>,
@@ -94,9 +88,8 @@ pub struct PushDetail {
     pub commits: Vec<CommitItem>,
 }
 
-#[derive(Debug, Object, Serialize)]
+#[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
-#[serde(rename_all = "camelCase")]
 pub struct CommitItem {
     pub sha: String,
     pub message: String,
@@ -110,7 +103,7 @@ pub struct CommitItem {
     pub modified: Vec<String>,
 }
 
-#[derive(Debug, Object, Serialize)]
+#[derive(Debug, Object)]
 pub struct Pagination {
     /// The page size used (after clamping to 100).
     pub limit: u32,
@@ -119,7 +112,7 @@ pub struct Pagination {
     pub total: u64,
 }
 
-#[derive(Debug, Object, Serialize)]
+#[derive(Debug, Object)]
 pub struct PushPage {
     /// The project the key belongs to.
     pub project: String,
@@ -132,7 +125,7 @@ pub struct PushPage {
 pub enum ListPushesResponse {
     /// A page of the project's pushes.
     #[oai(status = 200)]
-    Ok(FastJson<PushPage>),
+    Ok(Json<PushPage>),
     /// A query parameter is invalid; the message names it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -145,7 +138,7 @@ pub enum ListPushesResponse {
 pub enum GetPushResponse {
     /// The push with its commits.
     #[oai(status = 200)]
-    Ok(FastJson<Box<PushDetail>>),
+    Ok(Json<Box<PushDetail>>),
     /// The key is missing, unknown or revoked.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
@@ -321,7 +314,7 @@ impl PublicApi {
         })
         .await?;
         Ok(match page {
-            Some(page) => ListPushesResponse::Ok(FastJson(page)),
+            Some(page) => ListPushesResponse::Ok(Json(page)),
             None => ListPushesResponse::Unauthorized(unauthorized()),
         })
     }
@@ -345,7 +338,7 @@ impl PublicApi {
         Ok(match found {
             None => GetPushResponse::Unauthorized(unauthorized()),
             Some(Some((push, commits))) => {
-                GetPushResponse::Ok(FastJson(Box::new(PushDetail::new(push, commits))))
+                GetPushResponse::Ok(Json(Box::new(PushDetail::new(push, commits))))
             }
             Some(None) => GetPushResponse::NotFound(Json(ErrorBody::new(
                 ErrorCode::NotFound,

@@ -7,7 +7,6 @@ pub mod api;
 pub mod assets;
 pub mod body;
 pub mod error;
-pub mod fast_json;
 pub mod scrape;
 pub mod trace;
 pub mod unread_body;
