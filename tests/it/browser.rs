@@ -1,12 +1,13 @@
 //! The dashboard in real headless Chromium through chromedriver: log in, create a project and a
 //! key, receive a signed push, and show hostile commit text as text.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload};
+use crate::support::tool;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -30,20 +31,12 @@ impl Drop for Driver {
     }
 }
 
-/// None when the browser is missing and this is not CI, where a missing browser is a failure.
+/// Whether Chromium and chromedriver are both there; see [`tool::require`] for when they are not.
 fn browser_available() -> bool {
-    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
-    if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing: run .ci/browser-deps.sh"
-        );
-        eprintln!(
-            "skipping the browser test: {CHROMIUM} or {CHROMEDRIVER} is missing \
-             (apt-get install chromium chromium-driver)"
-        );
-    }
-    present
+    let install = "apt-get install chromium chromium-driver; .ci/run installs them";
+    [CHROMIUM, CHROMEDRIVER]
+        .iter()
+        .all(|program| tool::require("browser test", program, &["--version"], install).is_some())
 }
 
 fn start_driver() -> Driver {

@@ -3,7 +3,7 @@
 //! and hold the static binary and nothing else. The container itself is never run: CI's machine
 //! may not allow it, and what it would run is checked here directly.
 //!
-//! Needs podman (`.ci/container-deps.sh` installs it) and the static musl binary
+//! Needs podman (`.ci/run` installs it with `.ci/apt-install.sh`) and the static musl binary
 //! (`.ci/musl-smoke.sh` builds it). Without either the test is skipped with a note, except when
 //! `CI=true`, where a missing tool is a failure.
 
@@ -12,28 +12,11 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+use crate::support::tool;
+
 const TARGET: &str = "x86_64-unknown-linux-musl";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
-/// Skips the test with `why`, or fails it under CI.
-fn skip(why: &str) {
-    assert!(!in_ci(), "{why}");
-    eprintln!("SKIPPED container image test: {why}");
-}
-
-fn podman_version() -> Option<String> {
-    let out = Command::new("podman")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
+const TEST: &str = "container image test";
 
 /// The release build for musl in the target directory this test was built in.
 fn static_binary() -> PathBuf {
@@ -84,15 +67,23 @@ fn has_interpreter(bytes: &[u8]) -> bool {
 
 #[test]
 fn the_container_image_runs_the_static_binary_as_a_non_root_user_with_data_in_a_volume() {
-    let Some(version) = podman_version() else {
-        return skip("podman is not installed (apt-get install podman, or .ci/container-deps.sh)");
+    let Some(version) = tool::require(
+        TEST,
+        "podman",
+        &["--version"],
+        "apt-get install podman, or .ci/apt-install.sh podman podman",
+    ) else {
+        return;
     };
     let binary = static_binary();
     if !binary.is_file() {
-        return skip(&format!(
-            "no static binary at {} (bash .ci/musl-smoke.sh builds it)",
-            binary.display()
-        ));
+        return tool::skip(
+            TEST,
+            &format!(
+                "no static binary at {} (bash .ci/musl-smoke.sh builds it)",
+                binary.display()
+            ),
+        );
     }
     eprintln!("container image test with {version}");
     let root = env!("CARGO_MANIFEST_DIR");

@@ -8,32 +8,19 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::app::{TestApp, github_payload};
+use crate::support::tool;
 
 /// The whole schemathesis run must finish within this.
 const RUN_LIMIT: Duration = Duration::from_secs(150);
 
-fn schemathesis_version() -> Option<String> {
-    let out = Command::new("schemathesis")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 #[test]
 fn the_live_api_conforms_to_its_openapi_document_under_schemathesis() {
-    let Some(version) = schemathesis_version() else {
-        let in_ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-        assert!(
-            !in_ci,
-            "schemathesis is not installed; CI must run .ci/python-deps.sh first"
-        );
-        eprintln!(
-            "SKIPPED contract test: schemathesis is not installed (pip install schemathesis, or .ci/python-deps.sh)"
-        );
+    let Some(version) = tool::require(
+        "contract test",
+        "schemathesis",
+        &["--version"],
+        "pip install schemathesis, or .ci/python-deps.sh",
+    ) else {
         return;
     };
     eprintln!("contract test with {version}");

@@ -11,22 +11,11 @@ use std::time::Duration;
 
 use crate::support::app::{agent, github_payload, wait_for};
 use crate::support::provider::github_signature;
+use crate::support::tool;
 
 const BIN: &str = env!("CARGO_BIN_EXE_git-push-tracker");
 /// Sequential deliveries to trace; each one is its own batch for the writer.
 const PUSHES: usize = 10;
-
-fn strace_version() -> Option<String> {
-    let out = Command::new("strace")
-        .arg("-V")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    out.status.success().then(|| {
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.lines().next().unwrap_or("strace").to_owned()
-    })
-}
 
 /// Runs a CLI subcommand on `db` and returns its JSON output.
 fn cli_json(db: &Path, args: &[&str]) -> serde_json::Value {
@@ -102,13 +91,12 @@ fn events(trace: &str, db: &Path) -> Vec<Event> {
 
 #[test]
 fn every_webhook_201_is_sent_only_after_the_log_holding_it_was_synced_to_disk() {
-    let Some(version) = strace_version() else {
-        let in_ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-        assert!(
-            !in_ci,
-            "strace is not installed; CI must run .ci/run, which installs it"
-        );
-        eprintln!("SKIPPED durability test: strace is not installed (apt-get install strace)");
+    let Some(version) = tool::require(
+        "durability test",
+        "strace",
+        &["-V"],
+        "apt-get install strace; .ci/run installs it",
+    ) else {
         return;
     };
     eprintln!("durability test with {version}");

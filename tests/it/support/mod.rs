@@ -6,3 +6,4 @@ pub mod cli;
 pub mod fake_llm;
 pub mod provider;
 pub mod server;
+pub mod tool;
