@@ -4,43 +4,17 @@
 //! Needs `strace` (`.ci/run` installs it). Without it the test is skipped with a note, except
 //! when `CI=true`, where a missing tool is a failure.
 
-use std::net::TcpListener;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use crate::support::app::{agent, github_payload, wait_for};
+use crate::support::app::{agent, github_payload};
 use crate::support::provider::github_signature;
-use crate::support::tool;
+use crate::support::server::Server;
+use crate::support::{cli, tool};
 
-const BIN: &str = env!("CARGO_BIN_EXE_git-push-tracker");
 /// Sequential deliveries to trace; each one is its own batch for the writer.
 const PUSHES: usize = 10;
-
-/// Runs a CLI subcommand on `db` and returns its JSON output.
-fn cli_json(db: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("PUSH_TRACKER_DB")
-        .output()
-        .expect("run the CLI");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("CLI prints JSON")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One event of interest in the trace, in the order strace saw them.
 #[derive(Debug, PartialEq)]
@@ -104,57 +78,37 @@ fn every_webhook_201_is_sent_only_after_the_log_holding_it_was_synced_to_disk() 
     let dir = tempfile::tempdir().unwrap();
     // strace prints resolved paths; the temporary folder may sit behind a symlink.
     let db: PathBuf = dir.path().canonicalize().unwrap().join("durable.db");
-    let project = cli_json(&db, &["project", "create", "durable", "--json"]);
+    let project = cli::run_json(&db, &["project", "create", "durable", "--json"]);
     let webhook_url = project["webhookUrl"].as_str().unwrap();
     let hook_path = &webhook_url[webhook_url.find("/webhooks/").unwrap()..];
     let secret = project["webhookSecret"].as_str().unwrap();
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let trace = dir.path().join("strace.txt");
     let pid_file = dir.path().join("server.pid");
     // The shell writes its pid and becomes the server, so the test can stop it with SIGTERM
     // and strace ends with it, its output complete.
-    let mut strace = Command::new("strace")
-        .args(["-f", "-y", "-qq", "-s", "40", "-e", "signal=none"])
-        .args(["-e", "trace=fsync,fdatasync,write,writev,sendto,sendmsg"])
-        .arg("-o")
-        .arg(&trace)
-        .args(["sh", "-c", "echo $$ > \"$0\" && exec \"$@\""])
-        .arg(&pid_file)
-        .arg(BIN)
-        .arg("--db")
-        .arg(&db)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("PUSH_TRACKER_SUMMARIZER", "builtin")
-        .env_remove("PUSH_TRACKER_DB")
-        .env_remove("PUSH_TRACKER_PUBLIC_URL")
-        .env_remove("GEMINI_API_KEY")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("PUSH_TRACKER_OPENAI_BASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start strace");
-
-    let http = agent();
-    let health = format!("{base}/healthz");
-    wait_for(
-        "the traced server to be healthy",
-        Duration::from_secs(30),
-        &mut || {
-            if let Some(status) = strace.try_wait().unwrap() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(strace.stderr.as_mut().unwrap(), &mut err).ok();
-                panic!("strace or the server exited early ({status}): {err}");
-            }
-            match http.get(&health).call() {
-                Ok(r) if r.status() == 200 => Some(()),
-                _ => None,
-            }
-        },
-    );
+    let mut strace: Vec<OsString> = [
+        "strace",
+        "-f",
+        "-y",
+        "-qq",
+        "-s",
+        "40",
+        "-e",
+        "signal=none",
+        "-e",
+        "trace=fsync,fdatasync,write,writev,sendto,sendmsg",
+        "-o",
+    ]
+    .map(OsString::from)
+    .into();
+    strace.push(trace.clone().into());
+    strace.extend(["sh", "-c", "echo $$ > \"$0\" && exec \"$@\""].map(OsString::from));
+    strace.push(pid_file.clone().into());
+    let mut server = Server::start_with(&strace, &db, &dir.path().join("serve.log"), |command| {
+        command.env("PUSH_TRACKER_SUMMARIZER", "builtin");
+    });
+    let (http, base) = (agent(), server.base.clone());
 
     for n in 0..PUSHES {
         let body = github_payload("main", &[&format!("feat: change {n}")], 1_760_000_000);
@@ -175,11 +129,7 @@ fn every_webhook_201_is_sent_only_after_the_log_holding_it_was_synced_to_disk() 
         .status()
         .unwrap();
     assert!(killed.success(), "could not stop the server (pid {pid})");
-    let status = wait_for(
-        "the traced server to stop",
-        Duration::from_secs(30),
-        &mut || strace.try_wait().unwrap(),
-    );
+    let status = server.wait_exit("the traced server to stop");
     assert!(
         status.success(),
         "the server did not stop cleanly: {status}"

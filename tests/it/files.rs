@@ -5,32 +5,24 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Output, Stdio};
 
-use crate::support::app::{agent, wait_for};
+use crate::support::cli;
+use crate::support::server::Server;
 
-const BIN: &str = env!("CARGO_BIN_EXE_git-push-tracker");
+/// A shell that first sets the usual umask 022, under which a plain file is created
+/// `-rw-r--r--`, then runs the binary.
+const UMASK_022: [&str; 4] = ["sh", "-c", "umask 022 && exec \"$@\"", "sh"];
 
-/// The binary run by a shell that first sets the usual umask 022, under which a plain file is
-/// created `-rw-r--r--`.
-fn under_umask_022(db: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", "umask 022 && exec \"$@\"", "sh", BIN, "--db"])
+/// `git-push-tracker --db DB ARGS...` under [`UMASK_022`]; it must succeed.
+fn run_under_umask_022(db: &Path, args: &[&str]) -> Output {
+    let out = cli::command_through(&UMASK_022)
+        .arg("--db")
         .arg(db)
         .args(args)
-        .env_remove("PUSH_TRACKER_DB")
-        .env_remove("PUSH_TRACKER_LISTEN")
-        .env_remove("PUSH_TRACKER_PUBLIC_URL")
-        .env_remove("GEMINI_API_KEY")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("PUSH_TRACKER_OPENAI_BASE_URL")
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn run(mut cmd: Command) -> Output {
-    let out = cmd.output().expect("run the binary");
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the binary");
     assert!(
         out.status.success(),
         "{}",
@@ -53,64 +45,28 @@ fn beside(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The `serve` child process; killed when dropped so a failing test leaves nothing behind.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_database_its_wal_and_shm_and_every_backup_are_0600_under_umask_022() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("secrets.db");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
     // A running server holds the database open in WAL mode, so its -wal and -shm files exist.
-    let _server = Server(
-        under_umask_022(
-            &db,
-            &["serve", "--listen", &listen, "--summarizer", "builtin"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start serve"),
-    );
-    let health = agent();
-    let url = format!("http://{listen}/healthz");
-    wait_for(
-        "the server to be healthy",
-        Duration::from_secs(30),
-        &mut || match health.get(&url).call() {
-            Ok(r) if r.status() == 200 => Some(()),
-            _ => None,
-        },
-    );
+    let _server = Server::start_with(&UMASK_022, &db, &dir.path().join("serve.log"), |command| {
+        command.args(["--summarizer", "builtin"]);
+    });
     let files = [db.clone(), beside(&db, "-wal"), beside(&db, "-shm")];
     for file in &files {
         assert_eq!(mode(file), 0o600, "{}", file.display());
     }
 
     let backup = dir.path().join("backup.db");
-    run(under_umask_022(&db, &["backup", backup.to_str().unwrap()]));
+    run_under_umask_022(&db, &["backup", backup.to_str().unwrap()]);
     assert_eq!(mode(&backup), 0o600, "a new backup");
 
     // Replacing a world-readable file leaves a private one, not the old file's mode.
     let replaced = dir.path().join("replaced.db");
     std::fs::write(&replaced, b"old").unwrap();
     std::fs::set_permissions(&replaced, std::fs::Permissions::from_mode(0o644)).unwrap();
-    run(under_umask_022(
-        &db,
-        &["backup", replaced.to_str().unwrap(), "--force"],
-    ));
+    run_under_umask_022(&db, &["backup", replaced.to_str().unwrap(), "--force"]);
     assert_eq!(mode(&replaced), 0o600, "a backup written over a 0644 file");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -124,14 +80,14 @@ fn the_database_its_wal_and_shm_and_every_backup_are_0600_under_umask_022() {
 fn a_database_that_others_can_read_is_reported_with_the_chmod_that_fixes_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shared.db");
-    let quiet = run(under_umask_022(&db, &["project", "list"]));
+    let quiet = run_under_umask_022(&db, &["project", "list"]);
     assert!(
         !String::from_utf8_lossy(&quiet.stderr).contains("chmod"),
         "a private database is not reported"
     );
 
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = run(under_umask_022(&db, &["project", "list"]));
+    let out = run_under_umask_022(&db, &["project", "list"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("WARN"), "{stderr}");
     assert!(

@@ -2,6 +2,7 @@
 //! model variables of whoever runs the tests, so only what a test passes counts.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -12,7 +13,20 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_git-push-tracker");
 
 /// A command for the binary with a clean environment of its own settings; add the arguments.
 pub fn command() -> Command {
-    let mut command = Command::new(BIN);
+    command_through(&[] as &[&str])
+}
+
+/// [`command`] run through `wrapper`, a program and its arguments before the binary's path (as
+/// `strace -f ...` or `sh -c 'umask 022 && exec "$@"' sh`); with no wrapper, the binary itself.
+pub fn command_through<S: AsRef<OsStr>>(wrapper: &[S]) -> Command {
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(BIN);
+            command
+        }
+        None => Command::new(BIN),
+    };
     for (name, _) in std::env::vars_os() {
         let ours = name.to_str().is_some_and(|name| {
             name.starts_with("PUSH_TRACKER_")

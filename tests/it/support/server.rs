@@ -1,8 +1,9 @@
 //! The real binary serving on a port of its own choosing, as a user runs it, with its log in a
 //! file; killed when dropped so a failing test leaves nothing behind.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use super::app::{agent, wait_for};
@@ -10,8 +11,11 @@ use super::cli;
 
 pub struct Server {
     child: Child,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`; empty until the server said where it listens.
     pub base: String,
+    log: PathBuf,
+    /// How much of the log earlier servers on it wrote.
+    earlier_lives: usize,
 }
 
 impl Server {
@@ -20,13 +24,42 @@ impl Server {
     /// server's "serving" log line: a port picked here and freed for the child could be taken by
     /// any other test of this process in between.
     pub fn start(db: &Path, log: &Path, configure: impl FnOnce(&mut Command)) -> Server {
+        Server::start_with(&[] as &[&str], db, log, configure)
+    }
+
+    /// [`Server::start`] through `wrapper`, a program and its arguments before the binary's
+    /// path (see [`cli::command_through`]).
+    pub fn start_with<S: AsRef<OsStr>>(
+        wrapper: &[S],
+        db: &Path,
+        log: &Path,
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
+        let mut server = Server::spawn_with(wrapper, db, log, configure);
+        server.wait_until_healthy();
+        server
+    }
+
+    /// `serve` on `db` as [`Server::start`] runs it, without waiting for anything: for a server
+    /// that is expected not to start. `configure` may pipe stderr for [`Server::stderr`].
+    pub fn spawn(db: &Path, log: &Path, configure: impl FnOnce(&mut Command)) -> Server {
+        Server::spawn_with(&[] as &[&str], db, log, configure)
+    }
+
+    /// [`Server::spawn`] through `wrapper`.
+    pub fn spawn_with<S: AsRef<OsStr>>(
+        wrapper: &[S],
+        db: &Path,
+        log: &Path,
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
         let earlier_lives = log_file.metadata().unwrap().len() as usize;
-        let mut command = cli::command();
+        let mut command = cli::command_through(wrapper);
         command
             .arg("--db")
             .arg(db)
@@ -35,17 +68,27 @@ impl Server {
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file);
         configure(&mut command);
-        let mut server = Server {
+        Server {
             child: command.spawn().expect("start serve"),
             base: String::new(),
-        };
+            log: log.to_owned(),
+            earlier_lives,
+        }
+    }
+
+    /// What this server wrote to its log so far.
+    pub fn log(&self) -> String {
+        let log = std::fs::read(&self.log).unwrap();
+        String::from_utf8_lossy(&log[self.earlier_lives..]).into_owned()
+    }
+
+    fn wait_until_healthy(&mut self) {
         let address = wait_for(
             "the server to say where it listens",
             Duration::from_secs(30),
             &mut || {
-                let log = std::fs::read(log).unwrap();
-                let this_life = String::from_utf8_lossy(&log[earlier_lives..]);
-                if let Some(status) = server.child.try_wait().unwrap() {
+                let this_life = self.log();
+                if let Some(status) = self.child.try_wait().unwrap() {
                     panic!("serve exited with {status}: {this_life}");
                 }
                 this_life
@@ -58,8 +101,8 @@ impl Server {
                     .map(|a| a.trim_matches('"').to_owned())
             },
         );
-        server.base = format!("http://{address}");
-        let (health, url) = (agent(), format!("{}/healthz", server.base));
+        self.base = format!("http://{address}");
+        let (health, url) = (agent(), format!("{}/healthz", self.base));
         wait_for(
             "the server to be healthy",
             Duration::from_secs(30),
@@ -68,7 +111,22 @@ impl Server {
                 _ => None,
             },
         );
-        server
+    }
+
+    /// Waits, with a deadline, for the process to end on its own.
+    pub fn wait_exit(&mut self, what: &str) -> ExitStatus {
+        wait_for(what, Duration::from_secs(30), &mut || {
+            self.child.try_wait().unwrap()
+        })
+    }
+
+    /// All of stderr, when `configure` piped it; empty otherwise.
+    pub fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            std::io::Read::read_to_string(&mut err, &mut text).ok();
+        }
+        text
     }
 
     /// SIGKILL, then reap.
