@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload};
 use crate::support::tool;
+use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -115,25 +116,27 @@ async fn visible_text(client: &Client, css: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-async fn click(client: &Client, css: &str) {
+/// The element `css` selects, once there is one.
+async fn element(client: &Client, css: &str) -> Element {
     client
         .wait()
         .at_most(DEADLINE)
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
+async fn click(client: &Client, css: &str) {
+    element(client, css)
+        .await
         .click()
         .await
         .unwrap_or_else(|e| panic!("click {css}: {e}"));
 }
 
 async fn type_into(client: &Client, css: &str, text: &str) {
-    client
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css(css))
+    element(client, css)
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
         .send_keys(text)
         .await
         .unwrap_or_else(|e| panic!("type into {css}: {e}"));

@@ -14,8 +14,9 @@ pub fn skip(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why}");
 }
 
-/// The first line `program VERSION_ARGS...` prints when it runs and succeeds; otherwise
-/// [`skip`]s `test`, saying how to `install` it, and returns None.
+/// The first line `program VERSION_ARGS...` prints when it runs and succeeds, noted on stderr as
+/// what `test` runs with; otherwise [`skip`]s `test`, saying how to `install` it, and returns
+/// None.
 pub fn require(test: &str, program: &str, version_args: &[&str], install: &str) -> Option<String> {
     let version = Command::new(program)
         .args(version_args)
@@ -27,8 +28,9 @@ pub fn require(test: &str, program: &str, version_args: &[&str], install: &str) 
             let text = String::from_utf8_lossy(&out.stdout);
             text.trim().lines().next().unwrap_or(program).to_owned()
         });
-    if version.is_none() {
-        skip(test, &format!("{program} is not installed ({install})"));
+    match &version {
+        Some(version) => eprintln!("{test} with {version}"),
+        None => skip(test, &format!("{program} is not installed ({install})")),
     }
     version
 }
