@@ -144,8 +144,10 @@ fn the_cli_shares_the_database_with_a_running_server_rotating_a_secret_and_revok
         ping.status, 401,
         "a ping with the old secret is refused too"
     );
-    let signed = signed_headers(Provider::GitHub, new_secret, "push", "new-secret", &body);
-    let new = app.deliver(&project.webhook_url, &signed, &body);
+    // A new push (the same body again would be the same ref change, a replay).
+    let next = github_payload("main", &["feat: y"], 1_776_160_800);
+    let signed = signed_headers(Provider::GitHub, new_secret, "push", "new-secret", &next);
+    let new = app.deliver(&project.webhook_url, &signed, &next);
     assert_eq!(new.status, 201);
 
     let prefix = &project.key[..12];

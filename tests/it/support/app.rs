@@ -251,7 +251,17 @@ pub fn wait_for<T>(what: &str, deadline: Duration, check: &mut dyn FnMut() -> Op
     }
 }
 
-/// A GitHub push payload to `branch` with `commits` commits, pushed at `pushed_at` (Unix seconds).
+/// A fresh `after` sha for every payload: two pushes with the same ref, `before` and `after`
+/// are one ref change, which the server stores once (a replay), so payloads meant as distinct
+/// pushes must move the ref somewhere new.
+pub fn next_after_sha() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("2222{:036x}", n)
+}
+
+/// A GitHub push payload to `branch` with `commits` commits, pushed at `pushed_at` (Unix seconds);
+/// each call moves the ref to a new `after` (see [`next_after_sha`]).
 pub fn github_payload(branch: &str, commits: &[&str], pushed_at: i64) -> Vec<u8> {
     let commits: Vec<Value> = commits
         .iter()
@@ -270,7 +280,7 @@ pub fn github_payload(branch: &str, commits: &[&str], pushed_at: i64) -> Vec<u8>
     serde_json::to_vec(&serde_json::json!({
         "ref": format!("refs/heads/{branch}"),
         "before": "1111111111111111111111111111111111111111",
-        "after": "2222222222222222222222222222222222222222",
+        "after": next_after_sha(),
         "created": false, "deleted": false, "forced": false,
         "compare": "https://github.com/acme/app/compare/1111111...2222222",
         "commits": commits,
