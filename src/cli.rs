@@ -311,6 +311,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
     let public_url = args.url.resolve()?;
+    let admin_token = crate::config::admin_token(std::env::var("PUSH_TRACKER_ADMIN_TOKEN").ok())?;
     let settings = args.summarizer.settings();
     let summarizer = summarize::build(&settings)?;
     let listener = std::net::TcpListener::bind(args.url.listen)
@@ -327,10 +328,7 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
         },
         summarizer,
         clock: Arc::new(SystemClock),
-        admin_token: std::env::var("PUSH_TRACKER_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-            .map(Secret::new),
+        admin_token,
         run_worker: true,
         retention_days: args.retention_days,
         metrics_public: args.metrics_public,

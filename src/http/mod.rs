@@ -41,7 +41,7 @@ pub struct AppState {
     pub body_limit: usize,
     /// Wakes the summary worker (None when the caller runs the worker's steps itself).
     pub worker: Option<crate::worker::Nudger>,
-    /// Failed admin logins per client, to slow down guessing.
+    /// Failed admin logins and wrong admin bearer tokens per client, to slow down guessing.
     pub login_limiter: crate::auth::LoginLimiter,
     /// Whose `X-Forwarded-For` names the client, for the login limiter.
     pub trusted_proxies: crate::client_ip::TrustedProxies,
@@ -129,6 +129,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/assets/*path", get(assets::asset))
         .nest_no_strip("/api", api.with(CookieJarManager::new()))
         .catch_all_error(error::to_json)
+        .around(admin::count_bearer_attempts)
         .around(move |ep, req| {
             let allow = Arc::clone(&allow);
             async move {

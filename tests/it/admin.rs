@@ -93,8 +93,13 @@ fn admin_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
 
 #[test]
 fn every_admin_route_refuses_no_credentials_a_project_key_and_a_wrong_token() {
-    let app = TestApp::spawn();
+    // Each refused call comes from its own client, so the limit on wrong admin tokens (tested
+    // below) does not turn the later ones into 429s.
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
+    });
     let project = app.create_project("alpha");
+    let mut client = 0;
     for (method, path, body) in admin_routes() {
         for auth in [
             Auth::None,
@@ -102,7 +107,10 @@ fn every_admin_route_refuses_no_credentials_a_project_key_and_a_wrong_token() {
             Auth::Bearer("gpa_not-the-token"),
             Auth::Session("no-such-session"),
         ] {
-            let r = call(&app, method, path, auth, body.clone());
+            client += 1;
+            let forwarded = format!("198.51.100.{client}");
+            let headers = [("X-Forwarded-For", forwarded.as_str())];
+            let r = call_with(&app, method, path, auth, body.clone(), &headers);
             assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
             assert_eq!(r.body["error"]["code"], "unauthorized", "{method} {path}");
         }
@@ -579,3 +587,113 @@ fn admin_reset_token_prints_a_new_token_that_replaces_the_old_one_and_ends_sessi
         401
     );
 }
+
+#[test]
+fn wrong_admin_bearer_tokens_on_the_admin_api_and_metrics_are_limited_like_logins() {
+    let app = TestApp::spawn();
+    for i in 0..5 {
+        let path = if i % 2 == 0 {
+            "/api/admin/projects"
+        } else {
+            "/metrics"
+        };
+        let r = call(&app, "GET", path, Auth::Bearer("gpa_guess"), None);
+        assert_eq!(r.status, 401, "guess {i} on {path}: {}", r.body);
+    }
+    for path in ["/api/admin/projects", "/metrics", "/api/admin/info"] {
+        let r = call(&app, "GET", path, Auth::Bearer("gpa_guess"), None);
+        assert_eq!(r.status, 429, "{path}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "too_many_attempts", "{}", r.body);
+        let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    // Until the window passes, the guesser's address is not even asked about the right token;
+    // the limit counts logins and bearer tokens together.
+    let r = call(
+        &app,
+        "GET",
+        "/api/admin/projects",
+        Auth::Bearer(ADMIN_TOKEN),
+        None,
+    );
+    assert_eq!(r.status, 429);
+    let r = call(
+        &app,
+        "POST",
+        "/api/admin/login",
+        Auth::None,
+        Some(json!({"token": ADMIN_TOKEN})),
+    );
+    assert_eq!(r.status, 429);
+}
+
+#[test]
+fn the_right_admin_bearer_token_is_never_counted_against_its_sender() {
+    let app = TestApp::spawn();
+    for _ in 0..20 {
+        let r = call(
+            &app,
+            "GET",
+            "/api/admin/projects",
+            Auth::Bearer(ADMIN_TOKEN),
+            None,
+        );
+        assert_eq!(r.status, 200);
+    }
+    let r = call(&app, "GET", "/metrics", Auth::Bearer(ADMIN_TOKEN), None);
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_burst_of_sixty_concurrent_wrong_logins_gets_no_more_than_five_evaluated() {
+    let app = TestApp::spawn();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..60)
+            .map(|i| {
+                let app = &app;
+                s.spawn(move || {
+                    call(
+                        app,
+                        "POST",
+                        "/api/admin/login",
+                        Auth::None,
+                        Some(json!({"token": format!("gpa_wrong{i}")})),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let evaluated = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((evaluated, refused), (5, 55), "{statuses:?}");
+}
+
+#[test]
+fn ipv6_clients_behind_a_trusted_proxy_are_limited_per_64() {
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
+    });
+    let guess = |client: &str| {
+        call_with(
+            &app,
+            "GET",
+            "/api/admin/projects",
+            Auth::Bearer("gpa_guess"),
+            None,
+            &[("X-Forwarded-For", client)],
+        )
+        .status
+    };
+    for i in 1..=5 {
+        assert_eq!(guess(&format!("2001:db8:1:2::{i:x}")), 401);
+    }
+    assert_eq!(guess("2001:db8:1:2:ffff::1"), 429, "the same /64");
+    assert_eq!(
+        guess("2001:db8:1:3::1"),
+        401,
+        "the next /64 is another client"
+    );
+}
+

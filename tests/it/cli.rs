@@ -299,3 +299,43 @@ fn healthcheck_exits_0_when_the_server_answers_and_1_with_the_reason_when_it_doe
     );
     assert_eq!(said.lines().count(), 1, "one line: {said}");
 }
+
+#[test]
+fn serve_refuses_a_configured_admin_token_shorter_than_32_characters_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    // Killed when dropped: a server that accepted the token would run on.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(
+        cli::command()
+            .arg("--db")
+            .arg(&db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("PUSH_TRACKER_ADMIN_TOKEN", "a".repeat(31))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let status = crate::support::app::wait_for(
+        "serve to refuse the token",
+        std::time::Duration::from_secs(15),
+        &mut || child.0.try_wait().unwrap(),
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("PUSH_TRACKER_ADMIN_TOKEN is 31 characters long; it must have at least 32"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&"a".repeat(31)), "the token is not echoed");
+    assert!(!db.exists(), "nothing was created");
+}
+
