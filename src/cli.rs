@@ -114,6 +114,10 @@ impl UrlArgs {
             self.listen,
         )?)
     }
+
+    fn given_public_url(&self) -> Option<&str> {
+        self.public_url.as_deref().filter(|u| !u.trim().is_empty())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -319,7 +323,8 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
     tracing::info!("summaries by {}", settings.describe());
     let config = AppConfig {
         db_path: db_path.to_owned(),
-        public_url: Some(public_url),
+        // Only a URL that was given restricts the Host names answered; see http::host.
+        public_url: args.url.given_public_url().is_some().then_some(public_url),
         body_limit: args.body_limit,
         worker: WorkerSettings {
             interval: Duration::from_secs(args.worker_interval),

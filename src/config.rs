@@ -61,6 +61,11 @@ impl PublicUrl {
         self.0.as_str().trim_end_matches('/')
     }
 
+    /// The host name (an IPv6 address in brackets), for the `Host` check.
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
+    }
+
     /// `scheme://host[:port]`, as browsers send it in `Origin`.
     pub fn origin(&self) -> String {
         self.0.origin().ascii_serialization()

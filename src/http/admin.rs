@@ -545,8 +545,17 @@ impl AdminApi {
     async fn logout(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         cookies: &CookieJar,
     ) -> poem::Result<Deleted> {
+        // A write with the cookie like any other: a sibling site must not log the owner out.
+        if !same_site_write(req, &state.public_origin) {
+            return Ok(Deleted::Forbidden(Json(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "cross-site request refused: send `X-Requested-With: git-push-tracker` from \
+                 this server's own pages",
+            ))));
+        }
         if let Some(cookie) = cookies.get(SESSION_COOKIE) {
             let id = cookie.value_str().to_owned();
             state

@@ -194,6 +194,25 @@ impl TestApp {
         self.signed_delivery(project, Provider::GitHub, "push", delivery, body)
     }
 
+    /// The owner's view of one push, an entry of the admin API's feed: the public fields plus
+    /// `attempts` and `lastError`, which project keys never see.
+    pub fn owner_push(&self, project: &str, id: &str) -> Value {
+        let mut offset = 0;
+        loop {
+            let reply = self.get(
+                &format!("/api/admin/projects/{project}/pushes?limit=100&offset={offset}"),
+                Some(ADMIN_TOKEN),
+            );
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let page = reply.body["pushes"].as_array().unwrap();
+            if let Some(push) = page.iter().find(|p| p["id"] == id) {
+                return push.clone();
+            }
+            assert!(!page.is_empty(), "no push {id} in {project}");
+            offset += page.len();
+        }
+    }
+
     /// A read-only look at the database file, for asserting what was stored.
     pub fn sql_count(&self, sql: &str) -> i64 {
         let conn = rusqlite::Connection::open(&self.db_path).unwrap();
