@@ -112,6 +112,8 @@ pub async fn run_extended<E: Endpoint + 'static>(
     {
         print_admin_banner(&token, public_url.as_str());
     }
+    // The command line shows webhook URLs on the address this server is reached at.
+    store.record_public_url(public_url.as_str())?;
     let metrics = Arc::new(Metrics::new());
 
     let worker = if config.run_worker {

@@ -102,7 +102,8 @@ pub struct UrlArgs {
     #[arg(long, env = "PUSH_TRACKER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// The public base URL shown in webhook URLs and docs (default: from --listen).
+    /// The public base URL shown in webhook URLs and docs (default: from --listen; project
+    /// commands use the one the server on this database recorded at its start).
     #[arg(long, env = "PUSH_TRACKER_PUBLIC_URL")]
     pub public_url: Option<String>,
 }
@@ -117,6 +118,17 @@ impl UrlArgs {
 
     fn given_public_url(&self) -> Option<&str> {
         self.public_url.as_deref().filter(|u| !u.trim().is_empty())
+    }
+
+    /// The base of the webhook URLs a command prints: `--public-url` when given, else the one
+    /// the server recorded at its last start on this database, else one from `--listen`.
+    fn for_command(&self, store: &dyn crate::db::Store) -> anyhow::Result<String> {
+        if self.given_public_url().is_none()
+            && let Some(recorded) = store.recorded_public_url()?
+        {
+            return Ok(recorded);
+        }
+        Ok(self.resolve()?.to_string())
     }
 }
 
@@ -374,7 +386,8 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
     let db = open_db(db_path)?;
     match cmd {
         ProjectCommand::Create { name, json, url } => {
-            let manager = Manager::new(db, url.resolve()?);
+            let base = url.for_command(&db)?;
+            let manager = Manager::new(db, base);
             let created = manager.create_project(&name, Utc::now())?;
             if json {
                 print_json(ProjectSecret::from(created))
@@ -396,7 +409,8 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
             }
         }
         ProjectCommand::List { json, url } => {
-            let manager = Manager::new(db, url.resolve()?);
+            let base = url.for_command(&db)?;
+            let manager = Manager::new(db, base);
             let projects = manager.list_projects()?;
             if json {
                 let listed: Vec<AdminProject> = projects.into_iter().map(Into::into).collect();
@@ -427,7 +441,8 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
             Ok(())
         }
         ProjectCommand::RotateSecret { name, json, url } => {
-            let rotated = Manager::new(db, url.resolve()?).rotate_secret(&name)?;
+            let base = url.for_command(&db)?;
+            let rotated = Manager::new(db, base).rotate_secret(&name)?;
             if json {
                 print_json(ProjectSecret::from(rotated))
             } else {

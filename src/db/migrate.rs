@@ -147,6 +147,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX pushes_ref_change
         ON pushes(project_id, repository, git_ref, after_sha, before_sha, received_at);
     "#,
+    // 5: what the running server tells the command line, such as the public URL it shows.
+    r#"
+    CREATE TABLE server_settings (
+        name   TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -339,3 +339,110 @@ fn serve_refuses_a_configured_admin_token_shorter_than_32_characters_with_exit_c
     assert!(!db.exists(), "nothing was created");
 }
 
+/// `serve` from the real binary on `db` with `args`, until dropped; waits until it is healthy.
+struct Served(std::process::Child);
+
+impl Served {
+    fn start(db: &std::path::Path, port: u16, args: &[&str]) -> Served {
+        let log = std::fs::File::create(db.with_extension("log")).unwrap();
+        let child = cli::command()
+            .arg("--db")
+            .arg(db)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env("PUSH_TRACKER_SUMMARIZER", "builtin")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut served = Served(child);
+        let (http, url) = (
+            crate::support::app::agent(),
+            format!("http://127.0.0.1:{port}/healthz"),
+        );
+        crate::support::app::wait_for(
+            "the server to answer",
+            std::time::Duration::from_secs(30),
+            &mut || {
+                if let Some(status) = served.0.try_wait().unwrap() {
+                    panic!(
+                        "serve exited ({status}): {}",
+                        std::fs::read_to_string(db.with_extension("log")).unwrap()
+                    );
+                }
+                http.get(&url)
+                    .call()
+                    .ok()
+                    .filter(|r| r.status() == 200)
+                    .map(|_| ())
+            },
+        );
+        served
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn project_commands_show_the_webhook_url_of_the_server_running_on_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let port = free_port();
+    let server = Served::start(&db, port, &[]);
+    let created = cli::run_json(&db, &["project", "create", "on-port", "--json"]);
+    let url = created["webhookUrl"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{port}/webhooks/")),
+        "{url}"
+    );
+    drop(server);
+
+    let _server = Served::start(
+        &db,
+        free_port(),
+        &["--public-url", "https://push.example.com"],
+    );
+    let created = cli::run_json(&db, &["project", "create", "proxied", "--json"]);
+    let url = created["webhookUrl"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://push.example.com/webhooks/"),
+        "{url}"
+    );
+    let listed = cli::run_json(&db, &["project", "list", "--json"]);
+    for project in listed.as_array().unwrap() {
+        let url = project["webhookUrl"].as_str().unwrap();
+        assert!(
+            url.starts_with("https://push.example.com/webhooks/"),
+            "{project}"
+        );
+    }
+    let table = cli::run(&db, &["project", "list"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(!text.contains("127.0.0.1"), "{text}");
+    // The command line's own --public-url wins.
+    let listed = cli::run_json(
+        &db,
+        &[
+            "project",
+            "list",
+            "--json",
+            "--public-url",
+            "https://other.example/",
+        ],
+    );
+    let url = listed[0]["webhookUrl"].as_str().unwrap();
+    assert!(url.starts_with("https://other.example/webhooks/"), "{url}");
+}
