@@ -29,7 +29,8 @@ pub const DEFAULT_BODY_LIMIT: usize = 25 * 1024 * 1024;
 /// Everything `serve` needs, already validated. Tests build it directly.
 pub struct AppConfig {
     pub db_path: PathBuf,
-    /// The base that webhook URLs and docs show; from the listen address when absent.
+    /// The base that webhook URLs and docs show; from the listen address when absent. Given, its
+    /// host is the one name (besides IP literals and `localhost`) requests may name in `Host`.
     pub public_url: Option<PublicUrl>,
     pub body_limit: usize,
     pub worker: WorkerSettings,
@@ -97,6 +98,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
     extend: impl FnOnce(BoxEndpoint<'static>) -> E,
 ) -> Result<(), AppError> {
     let address = listener.local_addr().map_err(AppError::Listener)?;
+    let host_policy = crate::http::host::HostPolicy::new(config.public_url.as_ref(), address);
     let public_url = config
         .public_url
         .clone()
@@ -110,6 +112,8 @@ pub async fn run_extended<E: Endpoint + 'static>(
     {
         print_admin_banner(&token, public_url.as_str());
     }
+    // The command line shows webhook URLs on the address this server is reached at.
+    store.record_public_url(public_url.as_str())?;
     let metrics = Arc::new(Metrics::new());
 
     let worker = if config.run_worker {
@@ -159,6 +163,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         trusted_proxies: config.trusted_proxies,
         metrics,
         metrics_public: config.metrics_public,
+        host_policy: Arc::new(host_policy),
     });
 
     listener.set_nonblocking(true).map_err(AppError::Listener)?;

@@ -67,8 +67,14 @@ pub fn end_session(store: &dyn Store, id: &str) -> Result<(), DbError> {
     store.delete_session(&hash_key(id))
 }
 
-/// Counts failed logins per client address in a sliding window; in memory, so a restart
-/// forgives, which is fine for a brake on guessing a 238-bit token.
+/// Counts failed admin-credential attempts (dashboard logins and wrong `Authorization: Bearer`
+/// tokens on the admin API and `/metrics`) per client in a sliding window; in memory, so a
+/// restart forgives, which is fine for a brake on guessing a 238-bit token.
+///
+/// An attempt is reserved before the credential is checked, under the same lock that counts,
+/// so a burst of concurrent guesses gets at most `max_failures` evaluated; a success gives its
+/// reservation back. IPv6 clients are counted per /64, the block one subscriber gets, so a
+/// guesser cannot rotate through its own addresses.
 #[derive(Debug)]
 pub struct LoginLimiter {
     max_failures: usize,
@@ -82,6 +88,46 @@ impl Default for LoginLimiter {
     }
 }
 
+/// One attempt reserved with [`LoginLimiter::reserve`]: it counts as a failure unless
+/// [`Attempt::succeeded`] gives it back.
+#[must_use = "an attempt counts as a failure unless it succeeded"]
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    limiter: &'a LoginLimiter,
+    client: IpAddr,
+    at: Instant,
+}
+
+impl Attempt<'_> {
+    /// The credential was right: this attempt does not count.
+    pub fn succeeded(self) {
+        let mut failures = self.limiter.lock();
+        if let Some(times) = failures.get_mut(&self.client) {
+            if let Some(i) = times.iter().rposition(|t| *t == self.at) {
+                times.swap_remove(i);
+            }
+            if times.is_empty() {
+                failures.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// The bucket a client is counted in: an IPv4 address (or an IPv4-mapped IPv6 one) alone, an
+/// IPv6 address by its /64.
+pub fn limiter_bucket(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
+}
+
 impl LoginLimiter {
     pub fn new(max_failures: usize, window: Duration) -> Self {
         LoginLimiter {
@@ -91,27 +137,31 @@ impl LoginLimiter {
         }
     }
 
-    /// `Err(wait)` when `client` has used up its failures and must wait before trying again.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(times) = failures.get_mut(&client) else {
-            return Ok(());
-        };
-        times.retain(|t| now.duration_since(*t) < self.window);
-        if times.len() < self.max_failures {
-            return Ok(());
-        }
-        let oldest = times.iter().min().copied().unwrap_or(now);
-        Err(self.window.saturating_sub(now.duration_since(oldest)))
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Vec<Instant>>> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn record_failure(&self, client: IpAddr, now: Instant) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+    /// Reserves one attempt for `client`, counted as a failure from now on; `Err(wait)` when
+    /// the client has used up its attempts and must wait before trying again.
+    pub fn reserve(&self, client: IpAddr, now: Instant) -> Result<Attempt<'_>, Duration> {
+        let client = limiter_bucket(client);
+        let mut failures = self.lock();
         // Forget idle clients so a scan from many addresses cannot grow the map forever.
         if failures.len() > 10_000 {
             failures.retain(|_, times| times.iter().any(|t| now.duration_since(*t) < self.window));
         }
-        failures.entry(client).or_default().push(now);
+        let times = failures.entry(client).or_default();
+        times.retain(|t| now.duration_since(*t) < self.window);
+        if times.len() >= self.max_failures {
+            let oldest = times.iter().min().copied().unwrap_or(now);
+            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+        }
+        times.push(now);
+        Ok(Attempt {
+            limiter: self,
+            client,
+            at: now,
+        })
     }
 }
 
@@ -125,15 +175,50 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let start = Instant::now();
-        assert!(limiter.check(ip, start).is_ok());
-        limiter.record_failure(ip, start);
-        limiter.record_failure(ip, start);
+        limiter.reserve(ip, start).unwrap().succeeded();
+        drop(limiter.reserve(ip, start).unwrap());
+        drop(limiter.reserve(ip, start).unwrap());
         let wait = limiter
-            .check(ip, start + Duration::from_secs(10))
+            .reserve(ip, start + Duration::from_secs(10))
             .unwrap_err();
         assert_eq!(wait, Duration::from_secs(50));
-        assert!(limiter.check(other, start).is_ok());
-        assert!(limiter.check(ip, start + Duration::from_secs(61)).is_ok());
+        assert!(limiter.reserve(other, start).is_ok());
+        assert!(limiter.reserve(ip, start + Duration::from_secs(61)).is_ok());
+    }
+
+    #[test]
+    fn concurrent_attempts_reserve_their_place_so_no_more_than_the_limit_are_evaluated() {
+        let limiter = LoginLimiter::new(5, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let now = Instant::now();
+        let evaluated = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..60 {
+                s.spawn(|| {
+                    if let Ok(attempt) = limiter.reserve(ip, now) {
+                        evaluated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        drop(attempt);
+                    }
+                });
+            }
+        });
+        assert_eq!(evaluated.into_inner(), 5);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let limiter = LoginLimiter::new(1, Duration::from_secs(60));
+        let now = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        drop(limiter.reserve(a, now).unwrap());
+        assert!(limiter.reserve(same_64, now).is_err());
+        assert!(limiter.reserve(next_64, now).is_ok());
+        let v4: IpAddr = "198.51.100.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
+        drop(limiter.reserve(v4, now).unwrap());
+        assert!(limiter.reserve(mapped, now).is_err());
     }
 
     #[test]

@@ -102,7 +102,8 @@ pub struct UrlArgs {
     #[arg(long, env = "PUSH_TRACKER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// The public base URL shown in webhook URLs and docs (default: from --listen).
+    /// The public base URL shown in webhook URLs and docs (default: from --listen; project
+    /// commands use the one the server on this database recorded at its start).
     #[arg(long, env = "PUSH_TRACKER_PUBLIC_URL")]
     pub public_url: Option<String>,
 }
@@ -113,6 +114,21 @@ impl UrlArgs {
             self.public_url.as_deref(),
             self.listen,
         )?)
+    }
+
+    fn given_public_url(&self) -> Option<&str> {
+        self.public_url.as_deref().filter(|u| !u.trim().is_empty())
+    }
+
+    /// The base of the webhook URLs a command prints: `--public-url` when given, else the one
+    /// the server recorded at its last start on this database, else one from `--listen`.
+    fn for_command(&self, store: &dyn crate::db::Store) -> anyhow::Result<String> {
+        if self.given_public_url().is_none()
+            && let Some(recorded) = store.recorded_public_url()?
+        {
+            return Ok(recorded);
+        }
+        Ok(self.resolve()?.to_string())
     }
 }
 
@@ -311,6 +327,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
     let public_url = args.url.resolve()?;
+    let admin_token = crate::config::admin_token(std::env::var("PUSH_TRACKER_ADMIN_TOKEN").ok())?;
     let settings = args.summarizer.settings();
     let summarizer = summarize::build(&settings)?;
     let listener = std::net::TcpListener::bind(args.url.listen)
@@ -318,7 +335,8 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
     tracing::info!("summaries by {}", settings.describe());
     let config = AppConfig {
         db_path: db_path.to_owned(),
-        public_url: Some(public_url),
+        // Only a URL that was given restricts the Host names answered; see http::host.
+        public_url: args.url.given_public_url().is_some().then_some(public_url),
         body_limit: args.body_limit,
         worker: WorkerSettings {
             interval: Duration::from_secs(args.worker_interval),
@@ -327,10 +345,7 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
         },
         summarizer,
         clock: Arc::new(SystemClock),
-        admin_token: std::env::var("PUSH_TRACKER_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-            .map(Secret::new),
+        admin_token,
         run_worker: true,
         retention_days: args.retention_days,
         metrics_public: args.metrics_public,
@@ -371,7 +386,8 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
     let db = open_db(db_path)?;
     match cmd {
         ProjectCommand::Create { name, json, url } => {
-            let manager = Manager::new(db, url.resolve()?);
+            let base = url.for_command(&db)?;
+            let manager = Manager::new(db, base);
             let created = manager.create_project(&name, Utc::now())?;
             if json {
                 print_json(ProjectSecret::from(created))
@@ -393,7 +409,8 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
             }
         }
         ProjectCommand::List { json, url } => {
-            let manager = Manager::new(db, url.resolve()?);
+            let base = url.for_command(&db)?;
+            let manager = Manager::new(db, base);
             let projects = manager.list_projects()?;
             if json {
                 let listed: Vec<AdminProject> = projects.into_iter().map(Into::into).collect();
@@ -424,7 +441,8 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
             Ok(())
         }
         ProjectCommand::RotateSecret { name, json, url } => {
-            let rotated = Manager::new(db, url.resolve()?).rotate_secret(&name)?;
+            let base = url.for_command(&db)?;
+            let rotated = Manager::new(db, base).rotate_secret(&name)?;
             if json {
                 print_json(ProjectSecret::from(rotated))
             } else {

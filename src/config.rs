@@ -14,6 +14,27 @@ pub enum ConfigError {
         "--public-url {0:?} must start with http:// or https:// and have no query or fragment (for example https://push.example.com)"
     )]
     PublicUrl(String),
+    #[error(
+        "PUSH_TRACKER_ADMIN_TOKEN is {0} characters long; it must have at least {MIN_ADMIN_TOKEN_CHARS}, because anyone who can reach the server may guess it (generate one with `openssl rand -hex 24`, or unset it to have one generated)"
+    )]
+    AdminTokenTooShort(usize),
+}
+
+/// The shortest admin token `serve` accepts from PUSH_TRACKER_ADMIN_TOKEN. Generated tokens are
+/// far longer; this keeps a hand-picked one out of reach of guessing at the login limit.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// The admin token configured in the environment: None when unset or blank, refused when
+/// shorter than [`MIN_ADMIN_TOKEN_CHARS`].
+pub fn admin_token(raw: Option<String>) -> Result<Option<crate::secret::Secret>, ConfigError> {
+    let Some(token) = raw.filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let chars = token.chars().count();
+    if chars < MIN_ADMIN_TOKEN_CHARS {
+        return Err(ConfigError::AdminTokenTooShort(chars));
+    }
+    Ok(Some(crate::secret::Secret::new(token)))
 }
 
 /// The base URL webhook URLs and docs show, parsed once at start.
@@ -38,6 +59,11 @@ impl PublicUrl {
     /// The URL without its trailing slash, ready for `{base}/webhooks/...`.
     pub fn as_str(&self) -> &str {
         self.0.as_str().trim_end_matches('/')
+    }
+
+    /// The host name (an IPv6 address in brackets), for the `Host` check.
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
     }
 
     /// `scheme://host[:port]`, as browsers send it in `Origin`.
@@ -138,5 +164,14 @@ mod tests {
             "https://push.example.com"
         );
         assert_eq!(origin("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn an_admin_token_shorter_than_32_characters_is_refused_and_a_blank_one_is_unset() {
+        assert!(admin_token(None).unwrap().is_none());
+        assert!(admin_token(Some("  ".into())).unwrap().is_none());
+        let short = admin_token(Some("a".repeat(31))).unwrap_err();
+        assert!(short.to_string().contains("31 characters long"), "{short}");
+        assert!(admin_token(Some("a".repeat(32))).unwrap().is_some());
     }
 }

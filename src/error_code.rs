@@ -66,6 +66,8 @@ catalog! {
     MethodNotAllowed = "method_not_allowed", 405, "this method is not allowed here";
     TooManyAttempts = "too_many_attempts", 429,
         "too many failed logins from this address; wait and try again";
+    UnknownHost = "unknown_host", 421,
+        "this server does not answer to that host name; use the address in its --public-url";
     InternalError = "internal_error", 500,
         "something went wrong on the server; the log has the details";
     DatabaseUnavailable = "database_unavailable", 503, "the database cannot be read";

@@ -141,6 +141,19 @@ const MIGRATIONS: &[&str] = &[
             json_extract(c.value, '$.modified') AS modified
         FROM push_commits pc, json_each(pc.commits) c;
     "#,
+    // 4: replays. A delivery replayed under a new delivery id is the same ref change: the
+    // writer looks pushes up by (project, repository, ref, after, before) within a day.
+    r#"
+    CREATE INDEX pushes_ref_change
+        ON pushes(project_id, repository, git_ref, after_sha, before_sha, received_at);
+    "#,
+    // 5: what the running server tells the command line, such as the public URL it shows.
+    r#"
+    CREATE TABLE server_settings (
+        name   TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -14,6 +14,7 @@ pub mod migrate;
 mod private;
 mod projects;
 mod pushes;
+mod settings;
 mod stats;
 mod store;
 mod summary_queue;

@@ -117,6 +117,9 @@ impl Inserted {
 pub fn insert(conn: &Connection, project_id: i64, p: &PreparedPush) -> Result<Inserted, DbError> {
     let push = &p.push;
     let received = to_millis(p.received_at);
+    if let Some(stored) = same_ref_change(conn, project_id, p)? {
+        return Ok(Inserted::Duplicate(stored));
+    }
     let pushed = push.pushed_at.map(to_millis).unwrap_or(received);
     conn.prepare_cached(
         "INSERT INTO pushes (public_id, project_id, provider, delivery_id, repository, git_ref,
@@ -169,6 +172,65 @@ pub fn insert(conn: &Connection, project_id: i64, p: &PreparedPush) -> Result<In
             .execute(params![conn.last_insert_rowid(), p.commits_document])?;
     }
     Ok(Inserted::New(p.public_id.clone()))
+}
+
+/// How long a ref change is remembered for replay detection.
+pub const REPLAY_WINDOW: chrono::Duration = chrono::Duration::days(1);
+
+/// The stored push this one repeats, if any: the same project, repository, ref, `before` and
+/// `after`, received within [`REPLAY_WINDOW`]. Git moves a ref from `before` to `after` once;
+/// a second delivery of that change (a captured GitHub delivery replayed under a new delivery
+/// id, a relabelled provider) is the same change. The one legitimate repeat is a ref that came
+/// back: A to B, then B to A (a force-push or a delete and re-create), then A to B again; so a
+/// match does not count when a push stored after it left the ref at this push's `before`.
+/// Pushes without both shas are never matched. Runs in the writer's transaction, so two
+/// concurrent replays cannot both be stored.
+fn same_ref_change(
+    conn: &Connection,
+    project_id: i64,
+    p: &PreparedPush,
+) -> Result<Option<String>, DbError> {
+    let push = &p.push;
+    let (Some(before), Some(after)) = (&push.before, &push.after) else {
+        return Ok(None);
+    };
+    let since = to_millis(p.received_at - REPLAY_WINDOW);
+    let matched: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, public_id FROM pushes INDEXED BY pushes_ref_change
+             WHERE project_id = ?1 AND repository = ?2 AND git_ref = ?3 AND after_sha = ?4
+               AND before_sha = ?5 AND received_at >= ?6
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(
+            params![
+                project_id,
+                push.repository,
+                push.git_ref,
+                after,
+                before,
+                since
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((id, public_id)) = matched else {
+        return Ok(None);
+    };
+    let came_back = conn
+        .prepare_cached(
+            "SELECT 1 FROM pushes INDEXED BY pushes_ref_change
+             WHERE project_id = ?1 AND repository = ?2 AND git_ref = ?3 AND after_sha = ?4
+               AND id > ?5
+             LIMIT 1",
+        )?
+        .query_row(
+            params![project_id, push.repository, push.git_ref, before, id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    Ok((!came_back).then_some(public_id))
 }
 
 /// A push for a project deleted a moment ago hits the foreign key: report it as not found.

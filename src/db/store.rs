@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::pushes::{self, PushFilter};
 use super::summary_queue::{self, ClaimedPush};
-use super::{Db, DbError, admin, expiry, keys, projects, stats};
+use super::{Db, DbError, admin, expiry, keys, projects, settings, stats};
 use crate::domain::{ApiKeyInfo, NewCommit, Project, ProjectName, Push, PushCounts};
 use crate::metrics::DbStats;
 use crate::secret::Secret;
@@ -68,6 +68,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn session_is_live(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Result<bool, DbError>;
     fn delete_session(&self, hash: &[u8; 32]) -> Result<(), DbError>;
     fn delete_all_sessions(&self) -> Result<(), DbError>;
+
+    // What the running server tells the command line.
+    /// Records the public URL the server builds webhook URLs on, at its start.
+    fn record_public_url(&self, url: &str) -> Result<(), DbError>;
+    /// The public URL the last server on this database recorded, if one ever started.
+    fn recorded_public_url(&self) -> Result<Option<String>, DbError>;
 
     // Projects.
     fn create_project(
@@ -210,6 +216,14 @@ impl Store for Db {
 
     fn delete_all_sessions(&self) -> Result<(), DbError> {
         admin::delete_all_sessions(&*self.conn()?)
+    }
+
+    fn record_public_url(&self, url: &str) -> Result<(), DbError> {
+        settings::set_public_url(&*self.conn()?, url)
+    }
+
+    fn recorded_public_url(&self) -> Result<Option<String>, DbError> {
+        settings::public_url(&*self.conn()?)
     }
 
     fn create_project(

@@ -114,6 +114,77 @@ fn same_site_write(req: &Request, public_origin: &str) -> bool {
     origin == public_origin || (origin_host.is_some() && origin_host == header("host"))
 }
 
+/// The client a request counts against in the login limiter: the connection's address, or
+/// the one a trusted proxy names in `X-Forwarded-For`.
+pub fn client_of(state: &AppState, req: &Request) -> IpAddr {
+    let peer = req
+        .remote_addr()
+        .as_socket_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let forwarded_for = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    state.trusted_proxies.client(peer, forwarded_for)
+}
+
+/// The token of the request's (first) `Authorization: Bearer` header; the scheme is
+/// case-insensitive (RFC 9110).
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Middleware for the admin API and `/metrics`: an `Authorization: Bearer` token is an attempt
+/// at the admin token, counted in the login limiter like a dashboard login. A client that used
+/// up its attempts is answered 429 with `Retry-After` before its token is looked at; a wrong
+/// token counts, the right one does not. The route's own check then answers as before.
+pub async fn count_bearer_attempts<E: poem::Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    let path = req.uri().path();
+    let guarded = path.starts_with("/api/admin/") || path == "/metrics";
+    let (Some(state), Some(token), true) = (
+        req.data::<Arc<AppState>>().cloned(),
+        bearer_token(&req).map(str::to_owned),
+        guarded,
+    ) else {
+        return Ok(ep.call(req).await?.into_response());
+    };
+    if path == "/metrics" && state.metrics_public {
+        return Ok(ep.call(req).await?.into_response());
+    }
+    let client = client_of(&state, &req);
+    let attempt = match state.login_limiter.reserve(client, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let mut response = ErrorCode::TooManyAttempts.response(
+                "too many wrong admin tokens or logins from this address; wait and try again",
+            );
+            if let Ok(value) = wait.as_secs().max(1).to_string().parse() {
+                response.headers_mut().insert("retry-after", value);
+            }
+            return Ok(response);
+        }
+    };
+    let right = state
+        .with_store(move |store| auth::is_admin_token(store, &token))
+        .await?;
+    if right {
+        attempt.succeeded();
+    }
+    Ok(ep.call(req).await?.into_response())
+}
+
 /// Owner operations are blocking: they run off the async threads. Unexpected failures become
 /// an opaque 500; refusals come back for a typed answer.
 async fn manage<T, F>(state: &AppState, work: F) -> poem::Result<Result<T, Refusal>>
@@ -165,6 +236,9 @@ pub enum Found<T: ToJSON + ParseFromJSON> {
     /// No such project, key or push.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 impl<T: ToJSON + ParseFromJSON> From<Refusal> for Found<T> {
@@ -196,6 +270,9 @@ pub enum Created<T: ToJSON + ParseFromJSON> {
     /// A project with this name already exists.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 impl<T: ToJSON + ParseFromJSON> From<Refusal> for Created<T> {
@@ -226,6 +303,9 @@ pub enum Deleted {
     Forbidden(Json<ErrorBody>),
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 #[derive(ApiResponse)]
@@ -425,22 +505,16 @@ impl AdminApi {
         cookies: &CookieJar,
         body: Json<LoginRequest>,
     ) -> poem::Result<LoginResponse> {
-        let peer = req
-            .remote_addr()
-            .as_socket_addr()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        let forwarded_for = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let client = state.trusted_proxies.client(peer, forwarded_for);
-        if let Err(wait) = state.login_limiter.check(client, Instant::now()) {
-            return Ok(LoginResponse::TooManyAttempts(
-                Json(ErrorBody::of(ErrorCode::TooManyAttempts)),
-                wait.as_secs().max(1),
-            ));
-        }
+        let client = client_of(&state, req);
+        let attempt = match state.login_limiter.reserve(client, Instant::now()) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                return Ok(LoginResponse::TooManyAttempts(
+                    Json(ErrorBody::of(ErrorCode::TooManyAttempts)),
+                    wait.as_secs().max(1),
+                ));
+            }
+        };
         let now = state.clock.now();
         let token = body.0.token;
         let session = state
@@ -453,13 +527,15 @@ impl AdminApi {
             })
             .await?;
         let Some(session) = session else {
-            state.login_limiter.record_failure(client, Instant::now());
+            // The reserved attempt stays counted.
+            drop(attempt);
             return Ok(LoginResponse::Unauthorized(Json(ErrorBody::new(
                 ErrorCode::Unauthorized,
                 "that is not the admin token; it was printed at the first start, or run \
                  `git-push-tracker admin reset-token`",
             ))));
         };
+        attempt.succeeded();
         cookies.add(session_cookie(&state, session.expose(), false));
         Ok(LoginResponse::LoggedIn)
     }
@@ -469,8 +545,17 @@ impl AdminApi {
     async fn logout(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         cookies: &CookieJar,
     ) -> poem::Result<Deleted> {
+        // A write with the cookie like any other: a sibling site must not log the owner out.
+        if !same_site_write(req, &state.public_origin) {
+            return Ok(Deleted::Forbidden(Json(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "cross-site request refused: send `X-Requested-With: git-push-tracker` from \
+                 this server's own pages",
+            ))));
+        }
         if let Some(cookie) = cookies.get(SESSION_COOKIE) {
             let id = cookie.value_str().to_owned();
             state

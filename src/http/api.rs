@@ -79,11 +79,9 @@ pub struct PushDetail {
     pub before: Option<String>,
     #[oai(nullable)]
     pub after: Option<String>,
-    /// Summary attempts made so far.
+    /// Summary attempts made so far. Why an attempt failed is the owner's to read (the admin
+    /// API's `lastError`): it names the model server.
     pub attempts: u32,
-    /// Why the last summary attempt failed, if it did.
-    #[oai(nullable)]
-    pub last_error: Option<String>,
     /// The commits as the host listed them.
     pub commits: Vec<CommitItem>,
 }
@@ -227,7 +225,6 @@ impl PushDetail {
             before: push.before.clone(),
             after: push.after.clone(),
             attempts: push.attempts,
-            last_error: push.last_error.clone(),
             commits: commits.into_iter().map(CommitItem::from).collect(),
             push: push.into(),
         }

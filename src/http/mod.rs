@@ -7,6 +7,7 @@ pub mod api;
 pub mod assets;
 pub mod body;
 pub mod error;
+pub mod host;
 pub mod scrape;
 pub mod trace;
 pub mod unread_body;
@@ -41,13 +42,15 @@ pub struct AppState {
     pub body_limit: usize,
     /// Wakes the summary worker (None when the caller runs the worker's steps itself).
     pub worker: Option<crate::worker::Nudger>,
-    /// Failed admin logins per client, to slow down guessing.
+    /// Failed admin logins and wrong admin bearer tokens per client, to slow down guessing.
     pub login_limiter: crate::auth::LoginLimiter,
     /// Whose `X-Forwarded-For` names the client, for the login limiter.
     pub trusted_proxies: crate::client_ip::TrustedProxies,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `/metrics` answers without the admin token.
     pub metrics_public: bool,
+    /// Which `Host` names are answered (DNS rebinding).
+    pub host_policy: Arc<host::HostPolicy>,
 }
 
 impl AppState {
@@ -111,6 +114,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             ("/", "GET, HEAD"),
         ],
     ));
+    let host_policy = Arc::clone(&state.host_policy);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     Route::new()
@@ -127,8 +131,25 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         )
         .at("/", get(assets::index))
         .at("/assets/*path", get(assets::asset))
-        .nest_no_strip("/api", api.with(CookieJarManager::new()))
+        .nest_no_strip(
+            "/api",
+            api.with(CookieJarManager::new())
+                .around(|ep, req| async move {
+                    // Admin answers carry webhook secrets, API keys and session cookies: no
+                    // browser or proxy cache may keep them.
+                    let admin = req.uri().path().starts_with("/api/admin/");
+                    let mut response = ep.call(req).await?.into_response();
+                    if admin {
+                        response.headers_mut().insert(
+                            "cache-control",
+                            poem::http::HeaderValue::from_static("no-store"),
+                        );
+                    }
+                    Ok(response)
+                }),
+        )
         .catch_all_error(error::to_json)
+        .around(admin::count_bearer_attempts)
         .around(move |ep, req| {
             let allow = Arc::clone(&allow);
             async move {
@@ -139,6 +160,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         })
         .around(unread_body::close_if_unread)
         .around(trace::requests)
+        .around(move |ep, req| host::check(ep, Arc::clone(&host_policy), req))
         .with(
             SetHeader::new()
                 .overriding("X-Content-Type-Options", "nosniff")

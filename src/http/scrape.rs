@@ -14,12 +14,8 @@ pub async fn authorized(state: &AppState, req: &Request) -> poem::Result<bool> {
     if state.metrics_public {
         return Ok(true);
     }
-    let presented = req
-        .headers()
-        .get(poem::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned());
+    // The scheme is case-insensitive, as on the admin API (RFC 9110).
+    let presented = super::admin::bearer_token(req).map(str::to_owned);
     match presented {
         Some(token) => {
             state

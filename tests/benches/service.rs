@@ -130,11 +130,55 @@ fn assert_about_ten_kb(body: &[u8]) {
     );
 }
 
+/// A push delivery that is a new ref change each time it is sent: the server stores a repeat of
+/// the same repository, ref, `before` and `after` only once (a replay), so every request moves
+/// `after` on and is signed again (about 10 µs of HMAC on the load generator's side).
+struct FreshPush {
+    body: Vec<u8>,
+    /// Where the 40 hex digits of `after` start in `body`.
+    after_at: usize,
+    secret: String,
+}
+
+static CHANGE: AtomicU64 = AtomicU64::new(1);
+
+impl FreshPush {
+    fn new(body: Vec<u8>, secret: &str) -> FreshPush {
+        let key = b"\"after\":";
+        let start = body
+            .windows(key.len())
+            .position(|w| w == key)
+            .expect("a push payload has `after`")
+            + key.len();
+        let quote = body[start..].iter().position(|b| *b == b'"').unwrap();
+        let after_at = start + quote + 1;
+        assert!(
+            body[after_at..after_at + 40]
+                .iter()
+                .all(u8::is_ascii_hexdigit)
+        );
+        FreshPush {
+            body,
+            after_at,
+            secret: secret.to_owned(),
+        }
+    }
+
+    /// The next delivery: its body and signature.
+    fn next(&self) -> (Vec<u8>, String) {
+        let mut body = self.body.clone();
+        let n = CHANGE.fetch_add(1, Ordering::Relaxed);
+        body[self.after_at..self.after_at + 40].copy_from_slice(format!("{n:040x}").as_bytes());
+        let sig = provider::github_signature(&self.secret, &body);
+        (body, sig)
+    }
+}
+
 /// A signed webhook request with a fresh delivery id.
 fn webhook_request(path: &str, secret_sig: &str, body: &[u8]) -> Vec<u8> {
     let id = DELIVERY.fetch_add(1, Ordering::Relaxed);
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n\
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n\
          X-GitHub-Delivery: bench-{id}\r\nX-Hub-Signature-256: {secret_sig}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
@@ -144,7 +188,7 @@ fn webhook_request(path: &str, secret_sig: &str, body: &[u8]) -> Vec<u8> {
 }
 
 fn get_request(path: &str, key: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n\r\n")
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n")
         .into_bytes()
 }
 
@@ -311,19 +355,21 @@ fn ingest(dir: &Path) {
     let (path, secret, _) = project(&db, "ingest");
     let server = Server::start(builtin_config(&db));
     let duration = secs("BENCH_SECS", 5);
-    let signed = |body: Vec<u8>| {
-        let sig = provider::github_signature(&secret, &body);
-        (Arc::new(body), sig)
-    };
-    let (real, heavy) = (signed(real_push_payload()), signed(commit_heavy_payload()));
-    let run = |target: &str, expected: u16, (body, sig): &(Arc<Vec<u8>>, String)| {
-        let (target, body, sig) = (target.to_owned(), body.clone(), sig.clone());
+    let (real, heavy) = (
+        Arc::new(FreshPush::new(real_push_payload(), &secret)),
+        Arc::new(FreshPush::new(commit_heavy_payload(), &secret)),
+    );
+    let run = |target: &str, expected: u16, push: &Arc<FreshPush>| {
+        let (target, push) = (target.to_owned(), Arc::clone(push));
         load(
             server.addr,
             CONNECTIONS,
             duration,
             expected,
-            Arc::new(move |_| webhook_request(&target, &sig, &body)),
+            Arc::new(move |_| {
+                let (body, sig) = push.next();
+                webhook_request(&target, &sig, &body)
+            }),
         )
     };
     let (mut sink_runs, mut real_runs, mut heavy_runs) = (Vec::new(), Vec::new(), Vec::new());
@@ -518,13 +564,17 @@ fn latency(dir: &Path) {
         "instant",
     ));
     let server = Server::start(config(&db, Arc::new(summarizer)));
-    let body =
-        app_support::github_payload("main", &["feat: one thing", "fix: another"], 1_776_160_800);
-    let sig = provider::github_signature(&secret, &body);
     let agent = app_support::agent();
     let base = format!("http://{}", server.addr);
     let (mut to_summary, mut round_trips) = (Vec::new(), Vec::new());
     for _ in 0..200 {
+        // A new ref change every time (github_payload moves `after` on), or it is a replay.
+        let body = app_support::github_payload(
+            "main",
+            &["feat: one thing", "fix: another"],
+            1_776_160_800,
+        );
+        let sig = provider::github_signature(&secret, &body);
         let t0 = Instant::now();
         let mut reply = agent
             .post(format!("{base}{path}"))
@@ -670,8 +720,7 @@ fn footprint(dir: &Path, data: &Path) {
     report("idle_rss_mb", idle);
 
     // The heaviest payload for the bounds: it writes the most per delivery.
-    let body = Arc::new(commit_heavy_payload());
-    let sig = provider::github_signature(&secret, &body);
+    let push = Arc::new(FreshPush::new(commit_heavy_payload(), &secret));
     let wal = PathBuf::from(format!("{}-wal", db.display()));
     let wal_peak = Arc::new(Mutex::new(0u64));
     let sampling = Arc::new(AtomicBool::new(true));
@@ -692,7 +741,10 @@ fn footprint(dir: &Path, data: &Path) {
         CONNECTIONS,
         secs("BENCH_WAL_SECS", 60),
         201,
-        Arc::new(move |_| webhook_request(&path, &sig, &body)),
+        Arc::new(move |_| {
+            let (body, sig) = push.next();
+            webhook_request(&path, &sig, &body)
+        }),
     )
     .per_second();
     sampling.store(false, Ordering::Relaxed);

@@ -93,8 +93,13 @@ fn admin_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
 
 #[test]
 fn every_admin_route_refuses_no_credentials_a_project_key_and_a_wrong_token() {
-    let app = TestApp::spawn();
+    // Each refused call comes from its own client, so the limit on wrong admin tokens (tested
+    // below) does not turn the later ones into 429s.
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
+    });
     let project = app.create_project("alpha");
+    let mut client = 0;
     for (method, path, body) in admin_routes() {
         for auth in [
             Auth::None,
@@ -102,7 +107,10 @@ fn every_admin_route_refuses_no_credentials_a_project_key_and_a_wrong_token() {
             Auth::Bearer("gpa_not-the-token"),
             Auth::Session("no-such-session"),
         ] {
-            let r = call(&app, method, path, auth, body.clone());
+            client += 1;
+            let forwarded = format!("198.51.100.{client}");
+            let headers = [("X-Forwarded-For", forwarded.as_str())];
+            let r = call_with(&app, method, path, auth, body.clone(), &headers);
             assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
             assert_eq!(r.body["error"]["code"], "unauthorized", "{method} {path}");
         }
@@ -577,5 +585,321 @@ fn admin_reset_token_prints_a_new_token_that_replaces_the_old_one_and_ends_sessi
     assert_eq!(
         call(&app, "GET", projects, Auth::Session(&session), None).status,
         401
+    );
+}
+
+#[test]
+fn wrong_admin_bearer_tokens_on_the_admin_api_and_metrics_are_limited_like_logins() {
+    let app = TestApp::spawn();
+    for i in 0..5 {
+        let path = if i % 2 == 0 {
+            "/api/admin/projects"
+        } else {
+            "/metrics"
+        };
+        let r = call(&app, "GET", path, Auth::Bearer("gpa_guess"), None);
+        assert_eq!(r.status, 401, "guess {i} on {path}: {}", r.body);
+    }
+    for path in ["/api/admin/projects", "/metrics", "/api/admin/info"] {
+        let r = call(&app, "GET", path, Auth::Bearer("gpa_guess"), None);
+        assert_eq!(r.status, 429, "{path}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "too_many_attempts", "{}", r.body);
+        let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    // Until the window passes, the guesser's address is not even asked about the right token;
+    // the limit counts logins and bearer tokens together.
+    let r = call(
+        &app,
+        "GET",
+        "/api/admin/projects",
+        Auth::Bearer(ADMIN_TOKEN),
+        None,
+    );
+    assert_eq!(r.status, 429);
+    let r = call(
+        &app,
+        "POST",
+        "/api/admin/login",
+        Auth::None,
+        Some(json!({"token": ADMIN_TOKEN})),
+    );
+    assert_eq!(r.status, 429);
+}
+
+#[test]
+fn the_right_admin_bearer_token_is_never_counted_against_its_sender() {
+    let app = TestApp::spawn();
+    for _ in 0..20 {
+        let r = call(
+            &app,
+            "GET",
+            "/api/admin/projects",
+            Auth::Bearer(ADMIN_TOKEN),
+            None,
+        );
+        assert_eq!(r.status, 200);
+    }
+    let r = call(&app, "GET", "/metrics", Auth::Bearer(ADMIN_TOKEN), None);
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_burst_of_sixty_concurrent_wrong_logins_gets_no_more_than_five_evaluated() {
+    let app = TestApp::spawn();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..60)
+            .map(|i| {
+                let app = &app;
+                s.spawn(move || {
+                    call(
+                        app,
+                        "POST",
+                        "/api/admin/login",
+                        Auth::None,
+                        Some(json!({"token": format!("gpa_wrong{i}")})),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let evaluated = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((evaluated, refused), (5, 55), "{statuses:?}");
+}
+
+#[test]
+fn ipv6_clients_behind_a_trusted_proxy_are_limited_per_64() {
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
+    });
+    let guess = |client: &str| {
+        call_with(
+            &app,
+            "GET",
+            "/api/admin/projects",
+            Auth::Bearer("gpa_guess"),
+            None,
+            &[("X-Forwarded-For", client)],
+        )
+        .status
+    };
+    for i in 1..=5 {
+        assert_eq!(guess(&format!("2001:db8:1:2::{i:x}")), 401);
+    }
+    assert_eq!(guess("2001:db8:1:2:ffff::1"), 429, "the same /64");
+    assert_eq!(
+        guess("2001:db8:1:3::1"),
+        401,
+        "the next /64 is another client"
+    );
+}
+
+#[test]
+fn logout_with_the_cookie_from_a_sibling_site_is_refused_and_the_session_lives_on() {
+    let app = TestApp::spawn();
+    let session = log_in(&app);
+    let cookie = format!("gpt_session={session}");
+    for headers in [
+        vec![("Cookie", cookie.as_str())],
+        vec![
+            ("Cookie", cookie.as_str()),
+            ("X-Requested-With", "git-push-tracker"),
+            ("Origin", "http://evil.example"),
+        ],
+        vec![
+            ("Cookie", cookie.as_str()),
+            ("X-Requested-With", "git-push-tracker"),
+            ("Sec-Fetch-Site", "same-site"),
+        ],
+    ] {
+        let r = call_with(
+            &app,
+            "POST",
+            "/api/admin/logout",
+            Auth::None,
+            None,
+            &headers,
+        );
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "forbidden");
+        assert!(
+            r.header("set-cookie").is_none(),
+            "the cookie is not cleared"
+        );
+    }
+    let still = call(
+        &app,
+        "GET",
+        "/api/admin/info",
+        Auth::Session(&session),
+        None,
+    );
+    assert_eq!(still.status, 200, "the session was not ended");
+    // The dashboard's own logout works.
+    let out = call(
+        &app,
+        "POST",
+        "/api/admin/logout",
+        Auth::Session(&session),
+        None,
+    );
+    assert_eq!(out.status, 204, "{}", out.body);
+}
+
+#[test]
+fn answers_that_carry_a_secret_a_key_or_a_session_are_never_cached() {
+    let app = TestApp::spawn();
+    let token = Auth::Bearer(ADMIN_TOKEN);
+    let answers = [
+        call(
+            &app,
+            "POST",
+            "/api/admin/projects",
+            token,
+            Some(json!({"name": "cached"})),
+        ),
+        call(
+            &app,
+            "POST",
+            "/api/admin/projects/cached/rotate-secret",
+            token,
+            None,
+        ),
+        call(
+            &app,
+            "POST",
+            "/api/admin/projects/cached/keys",
+            token,
+            Some(json!({"label": "k"})),
+        ),
+        call(
+            &app,
+            "POST",
+            "/api/admin/login",
+            Auth::None,
+            Some(json!({"token": ADMIN_TOKEN})),
+        ),
+        call(&app, "GET", "/api/admin/projects", token, None),
+    ];
+    for (i, r) in answers.iter().enumerate() {
+        assert!(r.status < 300, "answer {i}: {} {}", r.status, r.body);
+        assert_eq!(r.header("cache-control"), Some("no-store"), "answer {i}");
+    }
+}
+
+#[test]
+fn a_project_key_reads_a_push_without_its_last_error_and_the_owner_with_it() {
+    let app = TestApp::spawn();
+    let project = app.create_project("errs");
+    let stored = app.github_push(
+        &project,
+        "d-1",
+        &github_payload("main", &["fix: x"], 1_776_160_800),
+    );
+    assert_eq!(stored.status, 201, "{}", stored.body);
+    let id = stored.body["pushes"][0].as_str().unwrap().to_owned();
+    let public = app.get(&format!("/api/v1/pushes/{id}"), Some(&project.key));
+    assert_eq!(public.status, 200, "{}", public.body);
+    assert!(public.body.get("lastError").is_none(), "{}", public.body);
+    assert!(public.body.get("attempts").is_some());
+    let owner = app.owner_push("errs", &id);
+    assert!(owner.get("lastError").is_some(), "{owner}");
+}
+
+#[test]
+fn metrics_take_the_bearer_scheme_in_any_case_like_the_admin_api() {
+    let app = TestApp::spawn();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let header = format!("{scheme} {ADMIN_TOKEN}");
+        let r = call_with(
+            &app,
+            "GET",
+            "/metrics",
+            Auth::None,
+            None,
+            &[("Authorization", &header)],
+        );
+        assert_eq!(r.status, 200, "{scheme}: {}", r.body);
+        let r = call_with(
+            &app,
+            "GET",
+            "/api/admin/info",
+            Auth::None,
+            None,
+            &[("Authorization", &header)],
+        );
+        assert_eq!(r.status, 200, "{scheme}: {}", r.body);
+    }
+}
+
+/// The whole answer to `GET path` sent with this `Host` header, over a raw connection (HTTP
+/// clients set Host from the URL).
+fn raw_get(app: &TestApp, host: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = app.base_url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn status_with_host(app: &TestApp, host: &str, path: &str) -> u16 {
+    let answer = raw_get(app, host, path);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"))
+}
+
+#[test]
+fn a_request_for_another_host_name_is_refused_so_dns_rebinding_reaches_nothing() {
+    let app =
+        TestApp::spawn_with(|c| c.public_url = Some("https://push.example.com".parse().unwrap()));
+    let port = app.base_url.rsplit(':').next().unwrap().to_owned();
+    for host in ["evil.example", &format!("rebind.evil.example:{port}")] {
+        for path in ["/healthz", "/docs", "/api/admin/info", "/"] {
+            assert_eq!(status_with_host(&app, host, path), 421, "{host} {path}");
+        }
+    }
+    for host in [
+        "push.example.com".to_owned(),
+        "PUSH.EXAMPLE.COM:443".to_owned(),
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(status_with_host(&app, &host, "/healthz"), 200, "{host}");
+    }
+    let answer = raw_get(&app, "evil.example", "/healthz");
+    assert!(answer.contains("\"code\":\"unknown_host\""), "{answer}");
+}
+
+#[test]
+fn without_a_public_url_a_loopback_server_answers_only_to_loopback_names() {
+    let app = TestApp::spawn_with(|c| c.public_url = None);
+    let port = app.base_url.rsplit(':').next().unwrap().to_owned();
+    assert_eq!(
+        status_with_host(&app, &format!("127.0.0.1:{port}"), "/healthz"),
+        200
+    );
+    assert_eq!(
+        status_with_host(&app, &format!("localhost:{port}"), "/healthz"),
+        200
+    );
+    assert_eq!(
+        status_with_host(&app, &format!("attacker.example:{port}"), "/healthz"),
+        421
     );
 }

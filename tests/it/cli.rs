@@ -144,8 +144,10 @@ fn the_cli_shares_the_database_with_a_running_server_rotating_a_secret_and_revok
         ping.status, 401,
         "a ping with the old secret is refused too"
     );
-    let signed = signed_headers(Provider::GitHub, new_secret, "push", "new-secret", &body);
-    let new = app.deliver(&project.webhook_url, &signed, &body);
+    // A new push (the same body again would be the same ref change, a replay).
+    let next = github_payload("main", &["feat: y"], 1_776_160_800);
+    let signed = signed_headers(Provider::GitHub, new_secret, "push", "new-secret", &next);
+    let new = app.deliver(&project.webhook_url, &signed, &next);
     assert_eq!(new.status, 201);
 
     let prefix = &project.key[..12];
@@ -296,4 +298,151 @@ fn healthcheck_exits_0_when_the_server_answers_and_1_with_the_reason_when_it_doe
         "{said}"
     );
     assert_eq!(said.lines().count(), 1, "one line: {said}");
+}
+
+#[test]
+fn serve_refuses_a_configured_admin_token_shorter_than_32_characters_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    // Killed when dropped: a server that accepted the token would run on.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(
+        cli::command()
+            .arg("--db")
+            .arg(&db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("PUSH_TRACKER_ADMIN_TOKEN", "a".repeat(31))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let status = crate::support::app::wait_for(
+        "serve to refuse the token",
+        std::time::Duration::from_secs(15),
+        &mut || child.0.try_wait().unwrap(),
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("PUSH_TRACKER_ADMIN_TOKEN is 31 characters long; it must have at least 32"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&"a".repeat(31)), "the token is not echoed");
+    assert!(!db.exists(), "nothing was created");
+}
+
+/// `serve` from the real binary on `db` with `args`, until dropped; waits until it is healthy.
+struct Served(std::process::Child);
+
+impl Served {
+    fn start(db: &std::path::Path, port: u16, args: &[&str]) -> Served {
+        let log = std::fs::File::create(db.with_extension("log")).unwrap();
+        let child = cli::command()
+            .arg("--db")
+            .arg(db)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env("PUSH_TRACKER_SUMMARIZER", "builtin")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut served = Served(child);
+        let (http, url) = (
+            crate::support::app::agent(),
+            format!("http://127.0.0.1:{port}/healthz"),
+        );
+        crate::support::app::wait_for(
+            "the server to answer",
+            std::time::Duration::from_secs(30),
+            &mut || {
+                if let Some(status) = served.0.try_wait().unwrap() {
+                    panic!(
+                        "serve exited ({status}): {}",
+                        std::fs::read_to_string(db.with_extension("log")).unwrap()
+                    );
+                }
+                http.get(&url)
+                    .call()
+                    .ok()
+                    .filter(|r| r.status() == 200)
+                    .map(|_| ())
+            },
+        );
+        served
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn project_commands_show_the_webhook_url_of_the_server_running_on_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let port = free_port();
+    let server = Served::start(&db, port, &[]);
+    let created = cli::run_json(&db, &["project", "create", "on-port", "--json"]);
+    let url = created["webhookUrl"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{port}/webhooks/")),
+        "{url}"
+    );
+    drop(server);
+
+    let _server = Served::start(
+        &db,
+        free_port(),
+        &["--public-url", "https://push.example.com"],
+    );
+    let created = cli::run_json(&db, &["project", "create", "proxied", "--json"]);
+    let url = created["webhookUrl"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://push.example.com/webhooks/"),
+        "{url}"
+    );
+    let listed = cli::run_json(&db, &["project", "list", "--json"]);
+    for project in listed.as_array().unwrap() {
+        let url = project["webhookUrl"].as_str().unwrap();
+        assert!(
+            url.starts_with("https://push.example.com/webhooks/"),
+            "{project}"
+        );
+    }
+    let table = cli::run(&db, &["project", "list"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(!text.contains("127.0.0.1"), "{text}");
+    // The command line's own --public-url wins.
+    let listed = cli::run_json(
+        &db,
+        &[
+            "project",
+            "list",
+            "--json",
+            "--public-url",
+            "https://other.example/",
+        ],
+    );
+    let url = listed[0]["webhookUrl"].as_str().unwrap();
+    assert!(url.starts_with("https://other.example/webhooks/"), "{url}");
 }

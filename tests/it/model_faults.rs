@@ -162,7 +162,9 @@ fn under_random_model_faults_every_push_ends_summarized_or_failed_with_a_reason(
             }
             Some("failed") => {
                 failed += 1;
-                let reason = d["lastError"].as_str().unwrap_or_default();
+                assert!(d.get("lastError").is_none(), "owner-only: {d}");
+                let owner = app.owner_push(&project.name, id);
+                let reason = owner["lastError"].as_str().unwrap_or_default();
                 assert!(
                     !reason.trim().is_empty(),
                     "push {id} failed without a reason: {d}"

@@ -533,6 +533,8 @@ fn metrics_count_model_errors_by_kind_and_time_each_summary() {
     assert_eq!(errors("postponed"), 1.0);
     assert_eq!(errors("permanent"), 0.0);
 
+    // Another push: the same body again would be a replay of the same ref change.
+    let body = github_payload("main", &["feat: three"], 1_700_000_000);
     assert_eq!(app.github_push(&project, "w-2", &body).status, 201);
     app.wait_for("the permanent failure", Duration::from_secs(30), || {
         (errors("permanent") == 1.0).then_some(())

@@ -1,6 +1,6 @@
 //! What a signed payload can no longer make the server store or serve, over the wire: more than
-//! 2,048 commits, a push dated in the future, script links, invisible characters, and a replayed
-//! Standard Webhooks delivery.
+//! 2,048 commits, a push dated in the future, script links, invisible characters, a replayed
+//! Standard Webhooks delivery, and a GitHub delivery replayed under a new delivery id.
 
 use crate::support::app::{TestApp, TestProject};
 use base64::Engine as _;
@@ -141,4 +141,64 @@ fn a_standard_webhooks_delivery_signed_more_than_five_minutes_ago_is_refused_and
     assert_eq!(app.sql_count("SELECT count(*) FROM pushes"), 0);
     assert_eq!(gitlab_signed(&app, &project, "msg_fresh", now), 201);
     assert_eq!(app.sql_count("SELECT count(*) FROM pushes"), 1);
+}
+
+/// A GitHub push from `before` to `after` on `main`, delivered under `delivery`.
+fn ref_change(
+    app: &TestApp,
+    project: &TestProject,
+    delivery: &str,
+    before: &str,
+    after: &str,
+) -> (u16, Value) {
+    let body = serde_json::to_vec(&json!({
+        "ref": "refs/heads/main",
+        "before": before,
+        "after": after,
+        "commits": [{"id": after, "message": "fix: a bug", "author": {"username": "ada"}}],
+        "pusher": {"name": "ada"},
+        "repository": {"full_name": "acme/app"},
+    }))
+    .unwrap();
+    let reply = app.github_push(project, delivery, &body);
+    (reply.status, reply.body)
+}
+
+#[test]
+fn a_captured_github_delivery_replayed_under_new_delivery_ids_is_stored_once() {
+    let app = TestApp::spawn();
+    let project = app.create_project("replayed");
+    let (a, b) = ("a".repeat(40), "b".repeat(40));
+    let (status, first) = ref_change(&app, &project, "original", &a, &b);
+    assert_eq!(status, 201, "{first}");
+    // GitHub does not sign X-GitHub-Delivery: a replay carries the same signed body under any id.
+    for delivery in ["replay-1", "replay-2"] {
+        let (status, body) = ref_change(&app, &project, delivery, &a, &b);
+        assert_eq!(
+            status, 200,
+            "a replay is answered like a redelivery: {body}"
+        );
+        assert_eq!(body["pushes"][0], first["pushes"][0], "{body}");
+    }
+    // Concurrent replays meet in the writer's transaction: none of them is stored.
+    std::thread::scope(|s| {
+        let replies: Vec<_> = (0..8)
+            .map(|i| {
+                let (app, project, a, b) = (&app, &project, &a, &b);
+                s.spawn(move || ref_change(app, project, &format!("burst-{i}"), a, b).0)
+            })
+            .collect();
+        for reply in replies {
+            assert_eq!(reply.join().unwrap(), 200);
+        }
+    });
+    assert_eq!(app.sql_count("SELECT count(*) FROM pushes"), 1);
+
+    // A ref that came back (a force-push to A, then A to B again) is a new change, stored.
+    assert_eq!(ref_change(&app, &project, "force-back", &b, &a).0, 201);
+    assert_eq!(ref_change(&app, &project, "forward-again", &a, &b).0, 201);
+    // Another ref, repository or project with the same shas is another change.
+    let other = app.create_project("other");
+    assert_eq!(ref_change(&app, &other, "original", &a, &b).0, 201);
+    assert_eq!(app.sql_count("SELECT count(*) FROM pushes"), 4);
 }

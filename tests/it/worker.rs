@@ -94,7 +94,14 @@ impl Stepped {
             .app
             .get(&format!("/api/v1/pushes/{id}"), Some(&self.project.key));
         assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.body
+        let mut detail = reply.body;
+        assert!(
+            detail.get("lastError").is_none(),
+            "a project key never sees why a model failed: {detail}"
+        );
+        // Why an attempt failed is on the owner's side.
+        detail["lastError"] = self.app.owner_push(&self.project.name, id)["lastError"].clone();
+        detail
     }
 
     fn step(&self) -> Outcome {

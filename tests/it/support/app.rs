@@ -194,6 +194,25 @@ impl TestApp {
         self.signed_delivery(project, Provider::GitHub, "push", delivery, body)
     }
 
+    /// The owner's view of one push, an entry of the admin API's feed: the public fields plus
+    /// `attempts` and `lastError`, which project keys never see.
+    pub fn owner_push(&self, project: &str, id: &str) -> Value {
+        let mut offset = 0;
+        loop {
+            let reply = self.get(
+                &format!("/api/admin/projects/{project}/pushes?limit=100&offset={offset}"),
+                Some(ADMIN_TOKEN),
+            );
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let page = reply.body["pushes"].as_array().unwrap();
+            if let Some(push) = page.iter().find(|p| p["id"] == id) {
+                return push.clone();
+            }
+            assert!(!page.is_empty(), "no push {id} in {project}");
+            offset += page.len();
+        }
+    }
+
     /// A read-only look at the database file, for asserting what was stored.
     pub fn sql_count(&self, sql: &str) -> i64 {
         let conn = rusqlite::Connection::open(&self.db_path).unwrap();
@@ -251,7 +270,17 @@ pub fn wait_for<T>(what: &str, deadline: Duration, check: &mut dyn FnMut() -> Op
     }
 }
 
-/// A GitHub push payload to `branch` with `commits` commits, pushed at `pushed_at` (Unix seconds).
+/// A fresh `after` sha for every payload: two pushes with the same ref, `before` and `after`
+/// are one ref change, which the server stores once (a replay), so payloads meant as distinct
+/// pushes must move the ref somewhere new.
+pub fn next_after_sha() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("2222{:036x}", n)
+}
+
+/// A GitHub push payload to `branch` with `commits` commits, pushed at `pushed_at` (Unix seconds);
+/// each call moves the ref to a new `after` (see [`next_after_sha`]).
 pub fn github_payload(branch: &str, commits: &[&str], pushed_at: i64) -> Vec<u8> {
     let commits: Vec<Value> = commits
         .iter()
@@ -270,7 +299,7 @@ pub fn github_payload(branch: &str, commits: &[&str], pushed_at: i64) -> Vec<u8>
     serde_json::to_vec(&serde_json::json!({
         "ref": format!("refs/heads/{branch}"),
         "before": "1111111111111111111111111111111111111111",
-        "after": "2222222222222222222222222222222222222222",
+        "after": next_after_sha(),
         "created": false, "deleted": false, "forced": false,
         "compare": "https://github.com/acme/app/compare/1111111...2222222",
         "commits": commits,
