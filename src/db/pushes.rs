@@ -214,13 +214,15 @@ pub struct PushPage {
 }
 
 /// The position of a push in the newest-first order (its `pushed_at` and row id, which together
-/// are unique and never change), tied to the project and filters it was made for. Opaque to
-/// clients: [`PageCursor::encode`] and [`PageCursor::parse`] are its only forms.
+/// are unique and never change), tied to the project and filters it was made for by a tag that
+/// hashes them with the position, so a cursor that was cut, altered or made for other filters is
+/// refused. (Not a secret: a forged cursor can only point elsewhere in the caller's own project.)
+/// Opaque to clients: [`PageCursor::encode`] and [`PageCursor::parse`] are its only forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageCursor {
     pushed_at: i64,
     id: i64,
-    filters: [u8; 8],
+    tag: [u8; 8],
 }
 
 /// Why a `cursor` parameter was refused.
@@ -229,7 +231,7 @@ pub enum CursorError {
     #[error("`cursor` is not a cursor this server made: pass `pagination.nextCursor` as it is")]
     Malformed,
     #[error(
-        "`cursor` was made for other filters (`branch`, `since`, `until`) or another project: repeat the filters of the first page, or start again without a cursor"
+        "`cursor` was made for other filters (`branch`, `since`, `until`) or another project, or was altered: repeat the filters of the first page, or start again without a cursor"
     )]
     OtherFilters,
 }
@@ -237,8 +239,8 @@ pub enum CursorError {
 const CURSOR_VERSION: u8 = 1;
 
 impl PageCursor {
-    /// A fingerprint of the project and filters a cursor belongs to.
-    fn fingerprint(scope: &ProjectScope, filter: &PushFilter) -> [u8; 8] {
+    /// The tag of a position within the project and filters a cursor belongs to.
+    fn tag(scope: &ProjectScope, filter: &PushFilter, pushed_at: i64, id: i64) -> [u8; 8] {
         use sha2::{Digest, Sha256};
         let mut hash = Sha256::new();
         hash.update(b"git-push-tracker cursor v1\0");
@@ -260,6 +262,8 @@ impl PageCursor {
                 None => hash.update([0]),
             }
         }
+        hash.update(pushed_at.to_le_bytes());
+        hash.update(id.to_le_bytes());
         let digest = hash.finalize();
         let mut out = [0; 8];
         out.copy_from_slice(&digest[..8]);
@@ -270,7 +274,7 @@ impl PageCursor {
         PageCursor {
             pushed_at,
             id,
-            filters: PageCursor::fingerprint(scope, filter),
+            tag: PageCursor::tag(scope, filter, pushed_at, id),
         }
     }
 
@@ -281,7 +285,7 @@ impl PageCursor {
         bytes.push(CURSOR_VERSION);
         bytes.extend_from_slice(&self.pushed_at.to_be_bytes());
         bytes.extend_from_slice(&self.id.to_be_bytes());
-        bytes.extend_from_slice(&self.filters);
+        bytes.extend_from_slice(&self.tag);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 
@@ -309,9 +313,9 @@ impl PageCursor {
         let cursor = PageCursor {
             pushed_at: i64::from_be_bytes(word(1)),
             id: i64::from_be_bytes(word(9)),
-            filters: word(17),
+            tag: word(17),
         };
-        if cursor.filters != PageCursor::fingerprint(scope, filter) {
+        if cursor.tag != PageCursor::tag(scope, filter, cursor.pushed_at, cursor.id) {
             return Err(CursorError::OtherFilters);
         }
         Ok(cursor)
@@ -553,17 +557,17 @@ pub fn list(
             (page_hi, None, skip, *offset)
         }
         PageStart::After(cursor) => {
-            // The pushes before the cursor's: later in time, or at its time with a higher id.
+            // The pushes up to the cursor's own: later in time, or at its time with an id as high.
             let later = counter.between(Some(cursor.pushed_at.saturating_add(1)), hi)?;
             let in_window = lo.is_none_or(|lo| cursor.pushed_at >= lo)
                 && hi.is_none_or(|hi| cursor.pushed_at < hi);
             let tied: i64 = if in_window {
                 let sql = match branch {
                     None => {
-                        "SELECT count(*) FROM pushes WHERE project_id = ?1 AND pushed_at = ?3 AND id > ?4 AND ?2 IS NULL"
+                        "SELECT count(*) FROM pushes WHERE project_id = ?1 AND pushed_at = ?3 AND id >= ?4 AND ?2 IS NULL"
                     }
                     Some(_) => {
-                        "SELECT count(*) FROM pushes WHERE project_id = ?1 AND branch = ?2 AND pushed_at = ?3 AND id > ?4"
+                        "SELECT count(*) FROM pushes WHERE project_id = ?1 AND branch = ?2 AND pushed_at = ?3 AND id >= ?4"
                     }
                 };
                 conn.prepare_cached(sql)?.query_row(
