@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 
 use std::sync::Arc;
 
-use crate::db::{CursorError, DbError, PageCursor, PageStart, ProjectScope, PushFilter, PushPage, Store};
+use crate::db::{
+    CursorError, DbError, PageCursor, PageStart, ProjectScope, PushFilter, PushPage, Store,
+};
 use crate::domain::{ApiKeyInfo, InvalidProjectName, Project, ProjectName, PushCounts};
 use crate::error_code::ErrorCode;
 use crate::secret::Secret;

@@ -20,7 +20,9 @@ mod summary_queue;
 mod values;
 pub mod writer;
 
-pub use pushes::{CursorError, Inserted, PageCursor, PageStart, PreparedPush, PushFilter, PushPage};
+pub use pushes::{
+    CursorError, Inserted, PageCursor, PageStart, PreparedPush, PushFilter, PushPage,
+};
 pub use store::{HookTarget, ProjectScope, Store};
 pub use summary_queue::ClaimedPush;
 

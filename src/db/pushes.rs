@@ -390,10 +390,10 @@ impl Counter<'_> {
         }
         let sql = match self.branch {
             None => {
-                "SELECT count(*) FROM pushes WHERE project_id = ?1 AND pushed_at >= ?3 AND pushed_at < ?4 AND ?2 IS NULL"
+                "SELECT count(*) FROM pushes INDEXED BY pushes_project_time WHERE project_id = ?1 AND pushed_at >= ?3 AND pushed_at < ?4 AND ?2 IS NULL"
             }
             Some(_) => {
-                "SELECT count(*) FROM pushes WHERE project_id = ?1 AND branch = ?2 AND pushed_at >= ?3 AND pushed_at < ?4"
+                "SELECT count(*) FROM pushes INDEXED BY pushes_project_branch_time WHERE project_id = ?1 AND branch = ?2 AND pushed_at >= ?3 AND pushed_at < ?4"
             }
         };
         Ok(self
@@ -428,7 +428,9 @@ impl Counter<'_> {
         Ok(match self.branch {
             None => self
                 .conn
-                .prepare_cached("SELECT COALESCE(SUM(n), 0) FROM push_counts WHERE project_id = ?1")?
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(n), 0) FROM push_counts WHERE project_id = ?1",
+                )?
                 .query_row([self.project_id], |r| r.get(0))?,
             Some(branch) => self
                 .conn
@@ -498,7 +500,12 @@ impl Counter<'_> {
             }
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let mut rows = stmt.query(params![self.project_id, self.branch, first_whole, end_whole])?;
+        let mut rows = stmt.query(params![
+            self.project_id,
+            self.branch,
+            first_whole,
+            end_whole
+        ])?;
         while let Some(row) = rows.next()? {
             let (day, n): (i64, i64) = (row.get(0)?, row.get(1)?);
             if rest < n {
@@ -514,6 +521,35 @@ impl Counter<'_> {
         };
         Ok((Some(bottom), rest as u64))
     }
+}
+
+/// The page query for a combination of filters: `?1` project, `?2` branch, `?3` since, `?4`
+/// until, `?5`/`?6` the cursor's time and id, `?7` limit, `?8` offset.
+fn page_sql(branch: bool, since: bool, until: bool, cursor: bool) -> String {
+    let mut conditions = String::from("p.project_id = ?1");
+    if branch {
+        conditions.push_str(" AND p.branch = ?2");
+    }
+    if since {
+        conditions.push_str(" AND p.pushed_at >= ?3");
+    }
+    if until {
+        conditions.push_str(" AND p.pushed_at < ?4");
+    }
+    if cursor {
+        conditions.push_str(" AND (p.pushed_at, p.id) < (?5, ?6)");
+    }
+    // The index is named: without it, and without statistics, SQLite may walk the time index
+    // and filter by branch, which visits every push between two of a rare branch's.
+    let index = if branch {
+        "pushes_project_branch_time"
+    } else {
+        "pushes_project_time"
+    };
+    format!(
+        "SELECT p.id, {PUSH_COLUMNS} FROM pushes p INDEXED BY {index} WHERE {conditions}
+         ORDER BY p.pushed_at DESC, p.id DESC LIMIT ?7 OFFSET ?8"
+    )
 }
 
 /// One page of a project's pushes, newest first, how many match in all and where the next page
@@ -564,10 +600,10 @@ pub fn list(
             let tied: i64 = if in_window {
                 let sql = match branch {
                     None => {
-                        "SELECT count(*) FROM pushes WHERE project_id = ?1 AND pushed_at = ?3 AND id >= ?4 AND ?2 IS NULL"
+                        "SELECT count(*) FROM pushes INDEXED BY pushes_project_time WHERE project_id = ?1 AND pushed_at = ?3 AND id >= ?4 AND ?2 IS NULL"
                     }
                     Some(_) => {
-                        "SELECT count(*) FROM pushes WHERE project_id = ?1 AND branch = ?2 AND pushed_at = ?3 AND id >= ?4"
+                        "SELECT count(*) FROM pushes INDEXED BY pushes_project_branch_time WHERE project_id = ?1 AND branch = ?2 AND pushed_at = ?3 AND id >= ?4"
                     }
                 };
                 conn.prepare_cached(sql)?.query_row(
@@ -577,29 +613,25 @@ pub fn list(
             } else {
                 0
             };
-            (hi, Some((cursor.pushed_at, cursor.id)), 0, (later + tied).max(0) as u64)
+            // The cursor is the walk's upper bound, and the only one: with `until` beside it,
+            // SQLite could start from `until` and filter its way down to the cursor. A cursor
+            // made for these filters is below `until` already; one that is not starts at its top.
+            let after = match hi {
+                Some(hi) if cursor.pushed_at >= hi => (hi - 1, i64::MAX),
+                _ => (cursor.pushed_at, cursor.id),
+            };
+            (None, Some(after), 0, (later + tied).max(0) as u64)
         }
     };
 
     let mut pushes = Vec::new();
     let mut next = None;
     if limit > 0 {
-        let mut conditions = String::from("p.project_id = ?1");
-        if branch.is_some() {
-            conditions.push_str(" AND p.branch = ?2");
-        }
-        if lo.is_some() {
-            conditions.push_str(" AND p.pushed_at >= ?3");
-        }
-        if page_hi.is_some() {
-            conditions.push_str(" AND p.pushed_at < ?4");
-        }
-        if after.is_some() {
-            conditions.push_str(" AND (p.pushed_at, p.id) < (?5, ?6)");
-        }
-        let sql = format!(
-            "SELECT p.id, {PUSH_COLUMNS} FROM pushes p WHERE {conditions}
-             ORDER BY p.pushed_at DESC, p.id DESC LIMIT ?7 OFFSET ?8"
+        let sql = page_sql(
+            branch.is_some(),
+            lo.is_some(),
+            page_hi.is_some(),
+            after.is_some(),
         );
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(
@@ -619,7 +651,12 @@ pub fn list(
         if keyed.len() > limit as usize {
             keyed.truncate(limit as usize);
             let (id, last) = keyed.last().expect("a full page has a last push");
-            next = Some(PageCursor::new(scope, filter, to_millis(last.pushed_at), *id));
+            next = Some(PageCursor::new(
+                scope,
+                filter,
+                to_millis(last.pushed_at),
+                *id,
+            ));
         }
         pushes = keyed.into_iter().map(|(_, push)| push).collect();
     }
@@ -695,6 +732,39 @@ mod tests {
                     modified,
                 },
             )
+    }
+
+    /// Every page query walks an index in its order from where the page starts: no scan of the
+    /// project's pushes, no sort.
+    #[test]
+    fn every_page_query_seeks_an_index_and_sorts_nothing() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate::migrate(&mut conn).unwrap();
+        // Bits: branch, since, until, cursor; `list` never sends a cursor with an until.
+        for bits in (0..16u8).filter(|b| b & 12 != 12) {
+            let sql = page_sql(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params![1, "main", 0, 1, 1, 1, 20, 0], |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            let index = if bits & 1 != 0 {
+                "USING INDEX pushes_project_branch_time"
+            } else {
+                "USING INDEX pushes_project_time"
+            };
+            assert!(plan.contains(index), "{sql}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+            // A cursor or an until is where the walk starts, not a filter.
+            if bits & 12 != 0 {
+                assert!(plan.contains("pushed_at<?"), "{sql}: {plan}");
+            }
+        }
     }
 
     proptest! {

@@ -293,11 +293,17 @@ impl PublicApi {
         branch: Query<Option<String>>,
         /// Only pushes at or after this date (`2024-01-01`, midnight UTC) or date-time
         /// (`2024-01-01T10:00:00Z`; UTC when it has no offset).
-        #[oai(validator(max_length = 64, pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"))]
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
         since: Query<Option<String>>,
         /// Only pushes before this date or date-time (exclusive), in the same forms as `since`:
         /// `since=2024-01-01&until=2024-02-01` is January.
-        #[oai(validator(max_length = 64, pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"))]
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
         until: Query<Option<String>>,
         /// Continue after the previous page: its `pagination.nextCursor`, with the same `branch`,
         /// `since` and `until`. Stable while new pushes arrive (none is skipped or repeated), and

@@ -297,13 +297,17 @@ fn a_version_3_database_gets_day_counters_that_match_its_pushes() {
         .collect::<Result<_, _>>()
         .unwrap();
     let mut counted: BTreeMap<(String, i64), i64> = BTreeMap::new();
-    let mut stmt = conn.prepare("SELECT branch, pushed_at FROM pushes").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT branch, pushed_at FROM pushes")
+        .unwrap();
     let rows = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
         .unwrap();
     for row in rows {
         let (branch, at) = row.unwrap();
-        *counted.entry((branch, at.div_euclid(86_400_000))).or_default() += 1;
+        *counted
+            .entry((branch, at.div_euclid(86_400_000)))
+            .or_default() += 1;
     }
     let counted: Vec<(String, i64, i64)> =
         counted.into_iter().map(|((b, d), n)| (b, d, n)).collect();

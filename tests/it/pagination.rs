@@ -159,7 +159,11 @@ fn cursor_walk(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<Strin
 fn offset_walk(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<String> {
     let mut walked = Vec::new();
     loop {
-        let page = list(app, key, &format!("{query}&limit={limit}&offset={}", walked.len()));
+        let page = list(
+            app,
+            key,
+            &format!("{query}&limit={limit}&offset={}", walked.len()),
+        );
         let got = ids(&page);
         if got.is_empty() {
             return walked;
@@ -173,10 +177,16 @@ const WINDOWS: [(Option<&str>, Option<&str>); 9] = [
     (None, None),
     (Some("2024-03-03"), None),
     (None, Some("2024-03-07T13:20:00Z")),
-    (Some("2024-03-03T07:30:00Z"), Some("2024-03-08T12:00:00+02:00")),
+    (
+        Some("2024-03-03T07:30:00Z"),
+        Some("2024-03-08T12:00:00+02:00"),
+    ),
     (Some("2024-03-02"), Some("2024-03-09")),
     (Some("2024-03-05T01:00:00Z"), Some("2024-03-05T22:10:00Z")),
-    (Some("2024-03-05T23:00:00Z"), Some("2024-03-06T01:00:00.001Z")),
+    (
+        Some("2024-03-05T23:00:00Z"),
+        Some("2024-03-06T01:00:00.001Z"),
+    ),
     (Some("2024-02-01"), Some("2024-04-01")),
     (Some("2024-03-06"), Some("2024-03-06")),
 ];
@@ -224,8 +234,21 @@ fn a_cursor_walk_of_a_whole_history_returns_the_same_pushes_as_the_offset_walk()
     for (since, until) in [WINDOWS[0], WINDOWS[3], WINDOWS[1]] {
         let query = window_query(None, since, until);
         let want = expected(&seeded, None, since.map(millis), until.map(millis));
-        for offset in [1_999, 2_000, 2_001, 2_345, 3_000, want.len() - 1, want.len(), 9_999] {
-            let page = list(&app, &project.key, &format!("{query}&limit=7&offset={offset}"));
+        for offset in [
+            1_999,
+            2_000,
+            2_001,
+            2_345,
+            3_000,
+            want.len() - 1,
+            want.len(),
+            9_999,
+        ] {
+            let page = list(
+                &app,
+                &project.key,
+                &format!("{query}&limit=7&offset={offset}"),
+            );
             let slice: Vec<&str> = want.iter().skip(offset).take(7).copied().collect();
             assert_eq!(ids(&page), slice, "{query} at offset {offset}");
             assert_eq!(page["pagination"]["offset"], offset);
@@ -340,7 +363,7 @@ fn totals_with_since_until_and_branch_are_exact_at_partial_days_and_after_delete
     let db = Db::open(&app.db_path).unwrap();
     let cutoff = DateTime::from_timestamp_millis(Utc::now().timestamp_millis() - 30 * DAY_MS);
     let deleted =
-        git_push_tracker::db::run_retention_once(&db, cutoff.unwrap(), &|| true).unwrap();
+        git_push_tracker::retention::run_retention_once(&db, cutoff.unwrap(), &|| true).unwrap();
     assert_eq!(deleted, 1_500 + 250);
     let cutoff_ms = Utc::now().timestamp_millis() - 30 * DAY_MS;
     seeded.retain(|s| s.received_at >= cutoff_ms);
@@ -371,7 +394,12 @@ fn totals_with_since_until_and_branch_are_exact_at_partial_days_and_after_delete
         401,
         "the deleted project's key is gone"
     );
-    check_totals(&app, &project.key, &seeded, "after deleting another project");
+    check_totals(
+        &app,
+        &project.key,
+        &seeded,
+        "after deleting another project",
+    );
     assert_eq!(
         app.sql_count("SELECT count(*) FROM push_days WHERE n <= 0")
             + app.sql_count("SELECT count(*) FROM push_branch_days WHERE n <= 0"),
@@ -459,7 +487,10 @@ fn until_takes_a_date_or_date_time_and_refuses_anything_else() {
         total("until=2024-03-05T00:00"),
         "an offset is honoured and a date-time without one is UTC"
     );
-    assert_eq!(total("until=2024-03-05T09:10:00.5Z"), want("2024-03-05T09:10:00.5Z"));
+    assert_eq!(
+        total("until=2024-03-05T09:10:00.5Z"),
+        want("2024-03-05T09:10:00.5Z")
+    );
     assert_eq!(total("until=2000-01-01"), 0);
     assert_eq!(total("until=2024-03-05&since=2024-03-05"), 0);
     for bad in [
@@ -473,6 +504,9 @@ fn until_takes_a_date_or_date_time_and_refuses_anything_else() {
         let reply = app.get(&format!("/api/v1/pushes?{bad}"), Some(&project.key));
         assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
         let message = reply.body["error"]["message"].as_str().unwrap();
-        assert!(message.contains("until"), "{bad}: {message:?} should name until");
+        assert!(
+            message.contains("until"),
+            "{bad}: {message:?} should name until"
+        );
     }
 }
