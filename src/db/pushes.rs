@@ -402,6 +402,30 @@ impl Counter<'_> {
             .query_row(params![self.project_id, self.branch, lo, hi], |r| r.get(0))?)
     }
 
+    /// Pushes with `lo <= pushed_at < hi`, both in one day (`hi` may be its end): counted on
+    /// the shorter side of the day, the day's counter minus the rest when that is shorter.
+    fn partial(&self, lo: i64, hi: i64) -> Result<i64, DbError> {
+        if lo >= hi {
+            return Ok(0);
+        }
+        if hi - lo <= DAY_MS / 2 {
+            return self.exact(lo, hi);
+        }
+        let day = day_of(lo);
+        let (start, end) = (day * DAY_MS, (day + 1) * DAY_MS);
+        Ok(self.days(day, day + 1)? - self.exact(start, lo)? - self.exact(hi, end)?)
+    }
+
+    /// Pushes with `lo <= pushed_at < hi`, a span over two days at most.
+    fn span(&self, lo: i64, hi: i64) -> Result<i64, DbError> {
+        let midnight = (day_of(lo) + 1) * DAY_MS;
+        if hi <= midnight {
+            self.partial(lo, hi)
+        } else {
+            Ok(self.partial(lo, midnight)? + self.partial(midnight, hi)?)
+        }
+    }
+
     /// The sum of the day counters for days `from <= day < to`.
     fn days(&self, from: i64, to: i64) -> Result<i64, DbError> {
         if from >= to {
@@ -451,14 +475,16 @@ impl Counter<'_> {
             (Some(lo), hi) => {
                 let first_whole = first_day_from(lo);
                 let end_whole = hi.map_or(i64::MAX, day_of);
-                if first_whole >= end_whole {
+                if let Some(hi) = hi
+                    && first_whole >= end_whole
+                {
                     // Within two days at most.
-                    return self.exact(lo, hi.unwrap_or(i64::MAX));
+                    return self.span(lo, hi);
                 }
-                let mut n = self.exact(lo, first_whole * DAY_MS)?;
+                let mut n = self.partial(lo, first_whole * DAY_MS)?;
                 n += self.days(first_whole, end_whole)?;
                 if let Some(hi) = hi {
-                    n += self.exact(end_whole * DAY_MS, hi)?;
+                    n += self.partial(end_whole * DAY_MS, hi)?;
                 }
                 Ok(n)
             }
@@ -485,7 +511,7 @@ impl Counter<'_> {
         let mut rest = offset as i64;
         // The partial day at the top.
         if let Some(hi) = hi {
-            let top = self.exact(end_whole * DAY_MS, hi)?;
+            let top = self.partial(end_whole * DAY_MS, hi)?;
             if rest < top {
                 return Ok((Some(hi), rest as u64));
             }
