@@ -277,6 +277,8 @@ impl PublicApi {
     ///
     /// The key decides the project: a key never sees another project's pushes.
     #[oai(path = "/api/v1/pushes", method = "get", operation_id = "listPushes")]
+    // poem-openapi declares each query parameter as an argument of its handler.
+    #[allow(clippy::too_many_arguments)]
     async fn list_pushes(
         &self,
         state: Data<&Arc<AppState>>,
