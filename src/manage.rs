@@ -4,8 +4,10 @@ use chrono::{DateTime, Utc};
 
 use std::sync::Arc;
 
-use crate::db::{DbError, ProjectScope, PushFilter, Store};
-use crate::domain::{ApiKeyInfo, InvalidProjectName, Project, ProjectName, Push, PushCounts};
+use crate::db::{
+    CursorError, DbError, PageCursor, PageStart, ProjectScope, PushFilter, PushPage, Store,
+};
+use crate::domain::{ApiKeyInfo, InvalidProjectName, Project, ProjectName, PushCounts};
 use crate::error_code::ErrorCode;
 use crate::secret::Secret;
 use crate::tokens;
@@ -26,6 +28,8 @@ pub enum ManageError {
     #[error("invalid label: {0}")]
     InvalidLabel(&'static str),
     #[error(transparent)]
+    InvalidCursor(#[from] CursorError),
+    #[error(transparent)]
     Db(#[from] DbError),
 }
 
@@ -35,6 +39,7 @@ impl ManageError {
         match self {
             ManageError::InvalidName(_) => ErrorCode::InvalidName,
             ManageError::InvalidLabel(_) => ErrorCode::InvalidLabel,
+            ManageError::InvalidCursor(_) => ErrorCode::InvalidParameter,
             ManageError::ProjectExists(_) => ErrorCode::ProjectExists,
             ManageError::NoSuchProject(_) => ErrorCode::ProjectNotFound,
             ManageError::NoSuchKey { .. } => ErrorCode::KeyNotFound,
@@ -211,17 +216,22 @@ impl Manager {
             })
     }
 
-    /// A page of a project's pushes, newest first, and how many it has in all.
+    /// A page of a project's pushes, newest first, how many it has in all and where the next
+    /// page starts: after `offset` pushes, or after the push `cursor` (a `nextCursor`) names.
     pub fn list_pushes(
         &self,
         project: &str,
         limit: u32,
         offset: u64,
-    ) -> Result<(Vec<Push>, u64), ManageError> {
+        cursor: Option<&str>,
+    ) -> Result<PushPage, ManageError> {
         let scope = self.scope(project)?;
-        Ok(self
-            .store
-            .list_pushes(&scope, &PushFilter::default(), limit, offset)?)
+        let filter = PushFilter::default();
+        let start = match cursor {
+            Some(raw) => PageStart::After(PageCursor::parse(raw, &scope, &filter)?),
+            None => PageStart::Offset(offset),
+        };
+        Ok(self.store.list_pushes(&scope, &filter, limit, &start)?)
     }
 
     /// Queues a push for summarizing again; `project` scopes it for the admin API.

@@ -154,6 +154,80 @@ const MIGRATIONS: &[&str] = &[
         value  TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 6: push counts per project and UTC day, and per project, branch and day, kept by triggers
+    // like `push_counts`, so a `since`/`until` total sums whole days and counts pushes only in
+    // the two partial days at its edges, and a deep offset finds its day without walking the
+    // pushes before it. A day is `floor(pushed_at / 86400000)` (pushed_at in Unix milliseconds);
+    // rows that reach zero are deleted, so retention leaves no trail of empty days.
+    r#"
+    CREATE TABLE push_days (
+        project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        day         INTEGER NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (project_id, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE push_branch_days (
+        project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        branch      TEXT NOT NULL,
+        day         INTEGER NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (project_id, branch, day)
+    ) WITHOUT ROWID;
+    INSERT INTO push_days (project_id, day, n)
+        SELECT project_id,
+            (pushed_at - ((pushed_at % 86400000) + 86400000) % 86400000) / 86400000 AS d,
+            count(*)
+        FROM pushes GROUP BY project_id, d;
+    INSERT INTO push_branch_days (project_id, branch, day, n)
+        SELECT project_id, branch,
+            (pushed_at - ((pushed_at % 86400000) + 86400000) % 86400000) / 86400000 AS d,
+            count(*)
+        FROM pushes GROUP BY project_id, branch, d;
+    CREATE TRIGGER pushes_days_insert AFTER INSERT ON pushes BEGIN
+        INSERT INTO push_days (project_id, day, n) VALUES (NEW.project_id,
+            (NEW.pushed_at - ((NEW.pushed_at % 86400000) + 86400000) % 86400000) / 86400000, 1)
+        ON CONFLICT (project_id, day) DO UPDATE SET n = n + 1;
+        INSERT INTO push_branch_days (project_id, branch, day, n) VALUES (NEW.project_id,
+            NEW.branch,
+            (NEW.pushed_at - ((NEW.pushed_at % 86400000) + 86400000) % 86400000) / 86400000, 1)
+        ON CONFLICT (project_id, branch, day) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER pushes_days_delete AFTER DELETE ON pushes BEGIN
+        UPDATE push_days SET n = n - 1 WHERE project_id = OLD.project_id
+            AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        DELETE FROM push_days WHERE project_id = OLD.project_id
+            AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000
+            AND n <= 0;
+        UPDATE push_branch_days SET n = n - 1 WHERE project_id = OLD.project_id
+            AND branch = OLD.branch
+            AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        DELETE FROM push_branch_days WHERE project_id = OLD.project_id AND branch = OLD.branch
+            AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000
+            AND n <= 0;
+    END;
+    -- Nothing moves a push to another project, branch or time today; should anything ever do
+    -- it, every counter follows.
+    CREATE TRIGGER pushes_counts_move AFTER UPDATE OF project_id, branch, pushed_at ON pushes
+    BEGIN
+        UPDATE push_counts SET n = n - 1 WHERE project_id = OLD.project_id AND branch = OLD.branch;
+        INSERT INTO push_counts (project_id, branch, n) VALUES (NEW.project_id, NEW.branch, 1)
+        ON CONFLICT (project_id, branch) DO UPDATE SET n = n + 1;
+        UPDATE push_days SET n = n - 1 WHERE project_id = OLD.project_id
+            AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        UPDATE push_branch_days SET n = n - 1 WHERE project_id = OLD.project_id
+            AND branch = OLD.branch
+            AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        INSERT INTO push_days (project_id, day, n) VALUES (NEW.project_id,
+            (NEW.pushed_at - ((NEW.pushed_at % 86400000) + 86400000) % 86400000) / 86400000, 1)
+        ON CONFLICT (project_id, day) DO UPDATE SET n = n + 1;
+        INSERT INTO push_branch_days (project_id, branch, day, n) VALUES (NEW.project_id,
+            NEW.branch,
+            (NEW.pushed_at - ((NEW.pushed_at % 86400000) + 86400000) % 86400000) / 86400000, 1)
+        ON CONFLICT (project_id, branch, day) DO UPDATE SET n = n + 1;
+        DELETE FROM push_days WHERE n <= 0 AND project_id = OLD.project_id;
+        DELETE FROM push_branch_days WHERE n <= 0 AND project_id = OLD.project_id;
+    END;
+    "#,
 ];
 
 /// The schema version this binary writes.

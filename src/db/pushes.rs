@@ -249,7 +249,139 @@ fn map_fk(e: rusqlite::Error) -> DbError {
 #[derive(Debug, Clone, Default)]
 pub struct PushFilter {
     pub branch: Option<String>,
+    /// Pushed at or after this time.
     pub since: Option<DateTime<Utc>>,
+    /// Pushed before this time (exclusive).
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Where a page starts: after skipping this many matching pushes, or right after the push a
+/// [`PageCursor`] points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageStart {
+    Offset(u64),
+    After(PageCursor),
+}
+
+/// One page of pushes, newest first.
+#[derive(Debug, Clone)]
+pub struct PushPage {
+    pub pushes: Vec<Push>,
+    /// How many pushes match the filters in all.
+    pub total: u64,
+    /// How many matching pushes come before this page (for a cursor: at the time of the read).
+    pub offset: u64,
+    /// Where the next page starts; None on the last page (or when the page size is 0).
+    pub next: Option<PageCursor>,
+}
+
+/// The position of a push in the newest-first order (its `pushed_at` and row id, which together
+/// are unique and never change), tied to the project and filters it was made for by a tag that
+/// hashes them with the position, so a cursor that was cut, altered or made for other filters is
+/// refused. (Not a secret: a forged cursor can only point elsewhere in the caller's own project.)
+/// Opaque to clients: [`PageCursor::encode`] and [`PageCursor::parse`] are its only forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCursor {
+    pushed_at: i64,
+    id: i64,
+    tag: [u8; 8],
+}
+
+/// Why a `cursor` parameter was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    #[error("`cursor` is not a cursor this server made: pass `pagination.nextCursor` as it is")]
+    Malformed,
+    #[error(
+        "`cursor` was made for other filters (`branch`, `since`, `until`) or another project, or was altered: repeat the filters of the first page, or start again without a cursor"
+    )]
+    OtherFilters,
+}
+
+const CURSOR_VERSION: u8 = 1;
+
+impl PageCursor {
+    /// The tag of a position within the project and filters a cursor belongs to.
+    fn tag(scope: &ProjectScope, filter: &PushFilter, pushed_at: i64, id: i64) -> [u8; 8] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(b"git-push-tracker cursor v1\0");
+        hash.update(scope.id().to_le_bytes());
+        match &filter.branch {
+            Some(branch) => {
+                hash.update([1]);
+                hash.update((branch.len() as u64).to_le_bytes());
+                hash.update(branch.as_bytes());
+            }
+            None => hash.update([0]),
+        }
+        for bound in [filter.since, filter.until] {
+            match bound {
+                Some(t) => {
+                    hash.update([1]);
+                    hash.update(to_millis(t).to_le_bytes());
+                }
+                None => hash.update([0]),
+            }
+        }
+        hash.update(pushed_at.to_le_bytes());
+        hash.update(id.to_le_bytes());
+        let digest = hash.finalize();
+        let mut out = [0; 8];
+        out.copy_from_slice(&digest[..8]);
+        out
+    }
+
+    fn new(scope: &ProjectScope, filter: &PushFilter, pushed_at: i64, id: i64) -> PageCursor {
+        PageCursor {
+            pushed_at,
+            id,
+            tag: PageCursor::tag(scope, filter, pushed_at, id),
+        }
+    }
+
+    /// The cursor as clients see it: URL-safe base64, no padding.
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        let mut bytes = Vec::with_capacity(25);
+        bytes.push(CURSOR_VERSION);
+        bytes.extend_from_slice(&self.pushed_at.to_be_bytes());
+        bytes.extend_from_slice(&self.id.to_be_bytes());
+        bytes.extend_from_slice(&self.tag);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Reads a cursor back, refusing one made for another project or other filters.
+    pub fn parse(
+        raw: &str,
+        scope: &ProjectScope,
+        filter: &PushFilter,
+    ) -> Result<PageCursor, CursorError> {
+        use base64::Engine;
+        if raw.len() > 64 {
+            return Err(CursorError::Malformed);
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| CursorError::Malformed)?;
+        if bytes.len() != 25 || bytes[0] != CURSOR_VERSION {
+            return Err(CursorError::Malformed);
+        }
+        let word = |at: usize| {
+            let mut b = [0; 8];
+            b.copy_from_slice(&bytes[at..at + 8]);
+            b
+        };
+        let cursor = PageCursor {
+            pushed_at: i64::from_be_bytes(word(1)),
+            id: i64::from_be_bytes(word(9)),
+            tag: word(17),
+        };
+        if cursor.tag != PageCursor::tag(scope, filter, cursor.pushed_at, cursor.id) {
+            return Err(CursorError::OtherFilters);
+        }
+        Ok(cursor)
+    }
 }
 
 pub(crate) const PUSH_COLUMNS: &str = "p.public_id, p.provider, p.delivery_id, p.repository,
@@ -288,58 +420,340 @@ pub(crate) fn push_from_row(row: &Row<'_>, base: usize, project: &str) -> rusqli
     })
 }
 
-/// One page of a project's pushes, newest first, and how many match in all.
+const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day a time in Unix milliseconds falls in, as the day counters number it.
+fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// The first day that starts at or after `ms`.
+fn first_day_from(ms: i64) -> i64 {
+    day_of(ms) + i64::from(ms.rem_euclid(DAY_MS) != 0)
+}
+
+/// Below this many pushes, an offset is skipped by SQLite itself: cheaper than asking the
+/// day counters where it falls.
+const DIRECT_OFFSET: u64 = 2_000;
+
+/// Counts one project's pushes (of one branch) in a window of time, with the day counters for
+/// whole days and the `pushes` indexes only for the partial days at the edges.
+struct Counter<'c> {
+    conn: &'c Connection,
+    project_id: i64,
+    branch: Option<&'c str>,
+}
+
+impl Counter<'_> {
+    /// Pushes with `lo <= pushed_at < hi` counted one by one; for spans within a day or two.
+    fn exact(&self, lo: i64, hi: i64) -> Result<i64, DbError> {
+        if lo >= hi {
+            return Ok(0);
+        }
+        let sql = match self.branch {
+            None => {
+                "SELECT count(*) FROM pushes INDEXED BY pushes_project_time WHERE project_id = ?1 AND pushed_at >= ?3 AND pushed_at < ?4 AND ?2 IS NULL"
+            }
+            Some(_) => {
+                "SELECT count(*) FROM pushes INDEXED BY pushes_project_branch_time WHERE project_id = ?1 AND branch = ?2 AND pushed_at >= ?3 AND pushed_at < ?4"
+            }
+        };
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params![self.project_id, self.branch, lo, hi], |r| r.get(0))?)
+    }
+
+    /// Pushes with `lo <= pushed_at < hi`, both in one day (`hi` may be its end): counted on
+    /// the shorter side of the day, the day's counter minus the rest when that is shorter.
+    fn partial(&self, lo: i64, hi: i64) -> Result<i64, DbError> {
+        if lo >= hi {
+            return Ok(0);
+        }
+        if hi - lo <= DAY_MS / 2 {
+            return self.exact(lo, hi);
+        }
+        let day = day_of(lo);
+        let (start, end) = (day * DAY_MS, (day + 1) * DAY_MS);
+        Ok(self.days(day, day + 1)? - self.exact(start, lo)? - self.exact(hi, end)?)
+    }
+
+    /// Pushes with `lo <= pushed_at < hi`, a span over two days at most.
+    fn span(&self, lo: i64, hi: i64) -> Result<i64, DbError> {
+        let midnight = (day_of(lo) + 1) * DAY_MS;
+        if hi <= midnight {
+            self.partial(lo, hi)
+        } else {
+            Ok(self.partial(lo, midnight)? + self.partial(midnight, hi)?)
+        }
+    }
+
+    /// The sum of the day counters for days `from <= day < to`.
+    fn days(&self, from: i64, to: i64) -> Result<i64, DbError> {
+        if from >= to {
+            return Ok(0);
+        }
+        let sql = match self.branch {
+            None => {
+                "SELECT COALESCE(SUM(n), 0) FROM push_days WHERE project_id = ?1 AND day >= ?3 AND day < ?4 AND ?2 IS NULL"
+            }
+            Some(_) => {
+                "SELECT COALESCE(SUM(n), 0) FROM push_branch_days WHERE project_id = ?1 AND branch = ?2 AND day >= ?3 AND day < ?4"
+            }
+        };
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params![self.project_id, self.branch, from, to], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Every push of the project (or branch), from the per-branch counters.
+    fn all(&self) -> Result<i64, DbError> {
+        Ok(match self.branch {
+            None => self
+                .conn
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(n), 0) FROM push_counts WHERE project_id = ?1",
+                )?
+                .query_row([self.project_id], |r| r.get(0))?,
+            Some(branch) => self
+                .conn
+                .prepare_cached("SELECT n FROM push_counts WHERE project_id = ?1 AND branch = ?2")?
+                .query_row(params![self.project_id, branch], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
+        })
+    }
+
+    /// Pushes with `lo <= pushed_at < hi`, either bound open.
+    fn between(&self, lo: Option<i64>, hi: Option<i64>) -> Result<i64, DbError> {
+        match (lo, hi) {
+            (None, None) => self.all(),
+            // Everything before `hi` is everything but what is at or after it: the same cost as
+            // a `since` count, and no walk over every day of the history's start.
+            (None, Some(hi)) => Ok(self.all()? - self.between(Some(hi), None)?),
+            (Some(lo), hi) => {
+                let first_whole = first_day_from(lo);
+                let end_whole = hi.map_or(i64::MAX, day_of);
+                if let Some(hi) = hi
+                    && first_whole >= end_whole
+                {
+                    // Within two days at most.
+                    return self.span(lo, hi);
+                }
+                let mut n = self.partial(lo, first_whole * DAY_MS)?;
+                n += self.days(first_whole, end_whole)?;
+                if let Some(hi) = hi {
+                    n += self.partial(end_whole * DAY_MS, hi)?;
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Turns "skip `offset` pushes below `hi`" into "skip `rest` pushes below `new_hi`", with
+    /// `rest` at most the pushes of one day: the day counters are walked newest first instead of
+    /// the pushes.
+    fn locate(
+        &self,
+        lo: Option<i64>,
+        hi: Option<i64>,
+        offset: u64,
+    ) -> Result<(Option<i64>, u64), DbError> {
+        if offset < DIRECT_OFFSET {
+            return Ok((hi, offset));
+        }
+        let first_whole = lo.map_or(i64::MIN, first_day_from);
+        let end_whole = hi.map_or(i64::MAX, day_of);
+        if first_whole >= end_whole {
+            return Ok((hi, offset));
+        }
+        let mut rest = offset as i64;
+        // The partial day at the top.
+        if let Some(hi) = hi {
+            let top = self.partial(end_whole * DAY_MS, hi)?;
+            if rest < top {
+                return Ok((Some(hi), rest as u64));
+            }
+            rest -= top;
+        }
+        let sql = match self.branch {
+            None => {
+                "SELECT day, n FROM push_days WHERE project_id = ?1 AND day >= ?3 AND day < ?4 AND ?2 IS NULL ORDER BY day DESC"
+            }
+            Some(_) => {
+                "SELECT day, n FROM push_branch_days WHERE project_id = ?1 AND branch = ?2 AND day >= ?3 AND day < ?4 ORDER BY day DESC"
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params![
+            self.project_id,
+            self.branch,
+            first_whole,
+            end_whole
+        ])?;
+        while let Some(row) = rows.next()? {
+            let (day, n): (i64, i64) = (row.get(0)?, row.get(1)?);
+            if rest < n {
+                return Ok((Some((day + 1) * DAY_MS), rest as u64));
+            }
+            rest -= n;
+        }
+        // What is left falls in the partial day at the bottom, or past the end.
+        let bottom = if first_whole == i64::MIN {
+            i64::MIN
+        } else {
+            first_whole * DAY_MS
+        };
+        Ok((Some(bottom), rest as u64))
+    }
+}
+
+/// The page query for a combination of filters: `?1` project, `?2` branch, `?3` since, `?4`
+/// until, `?5`/`?6` the cursor's time and id, `?7` limit, `?8` offset.
+fn page_sql(branch: bool, since: bool, until: bool, cursor: bool) -> String {
+    let mut conditions = String::from("p.project_id = ?1");
+    if branch {
+        conditions.push_str(" AND p.branch = ?2");
+    }
+    if since {
+        conditions.push_str(" AND p.pushed_at >= ?3");
+    }
+    if until {
+        conditions.push_str(" AND p.pushed_at < ?4");
+    }
+    if cursor {
+        conditions.push_str(" AND (p.pushed_at, p.id) < (?5, ?6)");
+    }
+    // The index is named: without it, and without statistics, SQLite may walk the time index
+    // and filter by branch, which visits every push between two of a rare branch's.
+    let index = if branch {
+        "pushes_project_branch_time"
+    } else {
+        "pushes_project_time"
+    };
+    format!(
+        "SELECT p.id, {PUSH_COLUMNS} FROM pushes p INDEXED BY {index} WHERE {conditions}
+         ORDER BY p.pushed_at DESC, p.id DESC LIMIT ?7 OFFSET ?8"
+    )
+}
+
+/// One page of a project's pushes, newest first, how many match in all and where the next page
+/// starts. Neither the total nor the start visits the pushes before the page.
 pub fn list(
     conn: &Connection,
     scope: &ProjectScope,
     filter: &PushFilter,
     limit: u32,
-    offset: u64,
-) -> Result<(Vec<Push>, u64), DbError> {
+    start: &PageStart,
+) -> Result<PushPage, DbError> {
     let (project_id, project) = (scope.id(), scope.project().as_str());
-    let mut conditions = String::from("p.project_id = ?1");
-    if filter.branch.is_some() {
-        conditions.push_str(" AND p.branch = ?2");
-    }
-    if filter.since.is_some() {
-        conditions.push_str(" AND p.pushed_at >= ?3");
-    }
     let branch = filter.branch.as_deref();
-    let since = filter.since.map(to_millis);
-    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-
-    let pushes = if limit == 0 {
-        Vec::new()
-    } else {
-        let sql = format!(
-            "SELECT {PUSH_COLUMNS} FROM pushes p WHERE {conditions}
-             ORDER BY p.pushed_at DESC, p.id DESC LIMIT ?4 OFFSET ?5"
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![project_id, branch, since, limit, offset], |r| {
-            push_from_row(r, 0, project)
-        })?;
-        rows.collect::<Result<Vec<_>, _>>()?
+    let lo = filter.since.map(to_millis);
+    let hi = filter.until.map(to_millis);
+    let counter = Counter {
+        conn,
+        project_id,
+        branch,
     };
+    if let (Some(lo), Some(hi)) = (lo, hi)
+        && lo >= hi
+    {
+        let offset = match start {
+            PageStart::Offset(n) => *n,
+            PageStart::After(_) => 0,
+        };
+        return Ok(PushPage {
+            pushes: Vec::new(),
+            total: 0,
+            offset,
+            next: None,
+        });
+    }
+    let total = counter.between(lo, hi)?;
 
-    // Without a date filter the total comes from the per-branch counters kept by triggers,
-    // so page one costs the same at a million pushes as at a thousand.
-    let total: i64 = match (branch, since) {
-        (None, None) => conn
-            .prepare_cached("SELECT COALESCE(SUM(n), 0) FROM push_counts WHERE project_id = ?1")?
-            .query_row([project_id], |r| r.get(0))?,
-        (Some(branch), None) => conn
-            .prepare_cached("SELECT n FROM push_counts WHERE project_id = ?1 AND branch = ?2")?
-            .query_row(params![project_id, branch], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0),
-        _ => {
-            let sql = format!("SELECT count(*) FROM pushes p WHERE {conditions}");
-            conn.prepare_cached(&sql)?
-                .query_row(params![project_id, branch, since], |r| r.get(0))?
+    // Where the page starts: an upper time bound, a cursor, and how many rows to skip below them.
+    let (page_hi, after, skip, offset) = match start {
+        PageStart::Offset(offset) => {
+            let (page_hi, skip) = counter.locate(lo, hi, *offset)?;
+            (page_hi, None, skip, *offset)
+        }
+        PageStart::After(cursor) => {
+            // The pushes up to the cursor's own: later in time, or at its time with an id as high.
+            let later = counter.between(Some(cursor.pushed_at.saturating_add(1)), hi)?;
+            let in_window = lo.is_none_or(|lo| cursor.pushed_at >= lo)
+                && hi.is_none_or(|hi| cursor.pushed_at < hi);
+            let tied: i64 = if in_window {
+                let sql = match branch {
+                    None => {
+                        "SELECT count(*) FROM pushes INDEXED BY pushes_project_time WHERE project_id = ?1 AND pushed_at = ?3 AND id >= ?4 AND ?2 IS NULL"
+                    }
+                    Some(_) => {
+                        "SELECT count(*) FROM pushes INDEXED BY pushes_project_branch_time WHERE project_id = ?1 AND branch = ?2 AND pushed_at = ?3 AND id >= ?4"
+                    }
+                };
+                conn.prepare_cached(sql)?.query_row(
+                    params![project_id, branch, cursor.pushed_at, cursor.id],
+                    |r| r.get(0),
+                )?
+            } else {
+                0
+            };
+            // The cursor is the walk's upper bound, and the only one: with `until` beside it,
+            // SQLite could start from `until` and filter its way down to the cursor. A cursor
+            // made for these filters is below `until` already; one that is not starts at its top.
+            let after = match hi {
+                Some(hi) if cursor.pushed_at >= hi => (hi - 1, i64::MAX),
+                _ => (cursor.pushed_at, cursor.id),
+            };
+            (None, Some(after), 0, (later + tied).max(0) as u64)
         }
     };
-    Ok((pushes, total.max(0) as u64))
+
+    let mut pushes = Vec::new();
+    let mut next = None;
+    if limit > 0 {
+        let sql = page_sql(
+            branch.is_some(),
+            lo.is_some(),
+            page_hi.is_some(),
+            after.is_some(),
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![
+                project_id,
+                branch,
+                lo,
+                page_hi,
+                after.map(|a| a.0),
+                after.map(|a| a.1),
+                i64::from(limit) + 1,
+                i64::try_from(skip).unwrap_or(i64::MAX),
+            ],
+            |r| Ok((r.get::<_, i64>(0)?, push_from_row(r, 1, project)?)),
+        )?;
+        let mut keyed = rows.collect::<Result<Vec<_>, _>>()?;
+        if keyed.len() > limit as usize {
+            keyed.truncate(limit as usize);
+            let (id, last) = keyed.last().expect("a full page has a last push");
+            next = Some(PageCursor::new(
+                scope,
+                filter,
+                to_millis(last.pushed_at),
+                *id,
+            ));
+        }
+        pushes = keyed.into_iter().map(|(_, push)| push).collect();
+    }
+    Ok(PushPage {
+        pushes,
+        total: total.max(0) as u64,
+        offset,
+        next,
+    })
 }
 
 /// One push of a project, with its commits; another project's id is not found.
@@ -406,6 +820,39 @@ mod tests {
                     modified,
                 },
             )
+    }
+
+    /// Every page query walks an index in its order from where the page starts: no scan of the
+    /// project's pushes, no sort.
+    #[test]
+    fn every_page_query_seeks_an_index_and_sorts_nothing() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate::migrate(&mut conn).unwrap();
+        // Bits: branch, since, until, cursor; `list` never sends a cursor with an until.
+        for bits in (0..16u8).filter(|b| b & 12 != 12) {
+            let sql = page_sql(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params![1, "main", 0, 1, 1, 1, 20, 0], |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            let index = if bits & 1 != 0 {
+                "USING INDEX pushes_project_branch_time"
+            } else {
+                "USING INDEX pushes_project_time"
+            };
+            assert!(plan.contains(index), "{sql}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+            // A cursor or an until is where the walk starts, not a filter.
+            if bits & 12 != 0 {
+                assert!(plan.contains("pushed_at<?"), "{sql}: {plan}");
+            }
+        }
     }
 
     proptest! {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::pushes::{self, PushFilter};
+use super::pushes::{self, PageStart, PushFilter, PushPage};
 use super::summary_queue::{self, ClaimedPush};
 use super::{Db, DbError, admin, expiry, keys, projects, settings, stats};
 use crate::domain::{ApiKeyInfo, NewCommit, Project, ProjectName, Push, PushCounts};
@@ -117,14 +117,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn owner_scope(&self, name: &ProjectName) -> Result<ProjectScope, DbError>;
 
     // Pushes, always within a scope.
-    /// One page of the scope's pushes, newest first, and how many match in all.
+    /// One page of the scope's pushes, newest first, how many match in all and where the next
+    /// page starts; its cost does not grow with the history, nor with the depth of the page.
     fn list_pushes(
         &self,
         scope: &ProjectScope,
         filter: &PushFilter,
         limit: u32,
-        offset: u64,
-    ) -> Result<(Vec<Push>, u64), DbError>;
+        start: &PageStart,
+    ) -> Result<PushPage, DbError>;
     /// One push of the scope with its commits; another project's push is `NotFound`.
     fn get_push(&self, scope: &ProjectScope, id: &str) -> Result<(Push, Vec<NewCommit>), DbError>;
 
@@ -305,9 +306,9 @@ impl Store for Db {
         scope: &ProjectScope,
         filter: &PushFilter,
         limit: u32,
-        offset: u64,
-    ) -> Result<(Vec<Push>, u64), DbError> {
-        pushes::list(&*self.conn()?, scope, filter, limit, offset)
+        start: &PageStart,
+    ) -> Result<PushPage, DbError> {
+        pushes::list(&*self.conn()?, scope, filter, limit, start)
     }
 
     fn get_push(&self, scope: &ProjectScope, id: &str) -> Result<(Push, Vec<NewCommit>), DbError> {

@@ -252,6 +252,28 @@ impl<T: ToJSON + ParseFromJSON> From<Refusal> for Found<T> {
     }
 }
 
+/// A page of a project's pushes.
+#[derive(ApiResponse)]
+pub enum PushList {
+    #[oai(status = 200)]
+    Ok(Json<AdminPushPage>),
+    /// `cursor` is malformed, was made for another project, or comes with an `offset`.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No admin token or session was presented, or it is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A cross-site request with the session cookie was refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such project.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
 /// Something created, shown this once.
 #[derive(ApiResponse)]
 pub enum Created<T: ToJSON + ParseFromJSON> {
@@ -711,23 +733,45 @@ impl AdminApi {
         name: Path<String>,
         /// Page size: default 20, at most 100.
         limit: Query<Option<u32>>,
+        /// How many pushes to skip.
         offset: Query<Option<u64>>,
-    ) -> poem::Result<Found<AdminPushPage>> {
+        /// Continue after the previous page: its `pagination.nextCursor`. Stable while new
+        /// pushes arrive, and as fast deep in the history as on page one.
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+        cursor: Query<Option<String>>,
+    ) -> poem::Result<PushList> {
         let limit = limit.0.unwrap_or(20).min(100);
         let offset = offset.0.unwrap_or(0);
+        if cursor.0.is_some() && offset > 0 {
+            return Ok(PushList::BadRequest(Json(ErrorBody::new(
+                ErrorCode::InvalidParameter,
+                "`cursor` and `offset` cannot be used together: a cursor already says where the page starts",
+            ))));
+        }
         let project = name.0.clone();
-        let listed = manage(&state, move |m| m.list_pushes(&name.0, limit, offset)).await?;
-        Ok(answer(listed, |(pushes, total)| {
-            Found::Ok(Json(AdminPushPage {
+        let listed = manage(&state, move |m| {
+            m.list_pushes(&name.0, limit, offset, cursor.0.as_deref())
+        })
+        .await?;
+        Ok(match listed {
+            Ok(page) => PushList::Ok(Json(AdminPushPage {
                 project,
-                pushes: pushes.into_iter().map(AdminPush::from).collect(),
+                pushes: page.pushes.into_iter().map(AdminPush::from).collect(),
                 pagination: Pagination {
                     limit,
-                    offset,
-                    total,
+                    offset: page.offset,
+                    total: page.total,
+                    next_cursor: page.next.map(|c| c.encode()),
                 },
-            }))
-        }))
+            })),
+            Err(Refusal::BadRequest(b)) if b.error.code == ErrorCode::InvalidParameter.as_str() => {
+                PushList::BadRequest(Json(b))
+            }
+            // Names in paths that cannot exist are simply not found, as for `Found`.
+            Err(Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b)) => {
+                PushList::NotFound(Json(b))
+            }
+        })
     }
 
     /// Queue a push for a new summary (resets its attempts).

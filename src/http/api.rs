@@ -11,7 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 
 use super::AppState;
 use super::error::ErrorBody;
-use crate::db::{DbError, ProjectScope, PushFilter, Store};
+use crate::db::{DbError, PageCursor, PageStart, ProjectScope, PushFilter, Store};
 use crate::domain::{NewCommit, Push};
 use crate::error_code::ErrorCode;
 use crate::tokens::hash_key;
@@ -102,12 +102,19 @@ pub struct CommitItem {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct Pagination {
     /// The page size used (after clamping to 100).
     pub limit: u32,
+    /// How many matching pushes come before this page (with `cursor`: at the time of this
+    /// request).
     pub offset: u64,
     /// How many pushes match the filters in all.
     pub total: u64,
+    /// Pass it as `cursor` (with the same filters) for the next page; `null` on the last page
+    /// and when `limit` is 0. Opaque: its form may change between releases.
+    #[oai(nullable)]
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -165,7 +172,7 @@ pub(crate) fn iso(t: DateTime<Utc>) -> String {
 }
 
 /// Accepts a date (`2024-01-01`, midnight UTC) or an ISO 8601 date-time (UTC when no offset).
-pub fn parse_since(raw: &str) -> Option<DateTime<Utc>> {
+pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     let raw = raw.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));
@@ -177,6 +184,18 @@ pub fn parse_since(raw: &str) -> Option<DateTime<Utc>> {
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
         .map(|t| t.and_utc())
+}
+
+/// A `since` or `until` parameter, or the 400 message naming it.
+pub fn time_param(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => parse_time(raw).map(Some).ok_or_else(|| {
+            format!(
+                "`{name}` must be an ISO 8601 date (2024-01-01) or date-time (2024-01-01T10:00:00Z)"
+            )
+        }),
+    }
 }
 
 impl From<Push> for PushItem {
@@ -255,6 +274,8 @@ impl PublicApi {
     ///
     /// The key decides the project: a key never sees another project's pushes.
     #[oai(path = "/api/v1/pushes", method = "get", operation_id = "listPushes")]
+    // poem-openapi declares each query parameter as an argument of its handler.
+    #[allow(clippy::too_many_arguments)]
     async fn list_pushes(
         &self,
         state: Data<&Arc<AppState>>,
@@ -269,8 +290,25 @@ impl PublicApi {
         /// filter could never match and is refused.
         #[oai(validator(max_length = 1024))]
         branch: Query<Option<String>>,
-        /// Only pushes at or after this date (`2024-01-01`) or date-time (`2024-01-01T10:00:00Z`).
+        /// Only pushes at or after this date (`2024-01-01`, midnight UTC) or date-time
+        /// (`2024-01-01T10:00:00Z`; UTC when it has no offset).
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
         since: Query<Option<String>>,
+        /// Only pushes before this date or date-time (exclusive), in the same forms as `since`:
+        /// `since=2024-01-01&until=2024-02-01` is January.
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        until: Query<Option<String>>,
+        /// Continue after the previous page: its `pagination.nextCursor`, with the same `branch`,
+        /// `since` and `until`. Stable while new pushes arrive (none is skipped or repeated), and
+        /// as fast at the millionth push as at the first: the way to walk a history.
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+        cursor: Query<Option<String>>,
     ) -> poem::Result<ListPushesResponse> {
         let limit = match limit.0 {
             None => DEFAULT_LIMIT,
@@ -282,36 +320,48 @@ impl PublicApi {
             Some(n) if n < 0 => return Ok(bad_request("`offset` must be 0 or more")),
             Some(n) => n as u64,
         };
-        let since = match since.0.as_deref() {
-            None => None,
-            Some(raw) => match parse_since(raw) {
-                Some(t) => Some(t),
-                None => {
-                    return Ok(bad_request(
-                        "`since` must be an ISO 8601 date (2024-01-01) or date-time (2024-01-01T10:00:00Z)",
-                    ));
-                }
-            },
+        let since = match time_param("since", since.0.as_deref()) {
+            Ok(t) => t,
+            Err(message) => return Ok(bad_request(message)),
         };
+        let until = match time_param("until", until.0.as_deref()) {
+            Ok(t) => t,
+            Err(message) => return Ok(bad_request(message)),
+        };
+        if cursor.0.is_some() && offset > 0 {
+            return Ok(bad_request(
+                "`cursor` and `offset` cannot be used together: a cursor already says where the page starts",
+            ));
+        }
         let filter = PushFilter {
             branch: branch.0,
             since,
+            until,
         };
         let page = in_scope(&state, &key, move |store, scope| {
-            let (rows, total) = store.list_pushes(&scope, &filter, limit, offset)?;
-            Ok(PushPage {
-                pushes: rows.into_iter().map(PushItem::from).collect(),
+            let start = match cursor.0.as_deref() {
+                None => PageStart::Offset(offset),
+                Some(raw) => match PageCursor::parse(raw, &scope, &filter) {
+                    Ok(cursor) => PageStart::After(cursor),
+                    Err(e) => return Ok(Err(e.to_string())),
+                },
+            };
+            let page = store.list_pushes(&scope, &filter, limit, &start)?;
+            Ok(Ok(PushPage {
+                pushes: page.pushes.into_iter().map(PushItem::from).collect(),
                 project: scope.project().to_string(),
                 pagination: Pagination {
                     limit,
-                    offset,
-                    total,
+                    offset: page.offset,
+                    total: page.total,
+                    next_cursor: page.next.map(|c| c.encode()),
                 },
-            })
+            }))
         })
         .await?;
         Ok(match page {
-            Some(page) => ListPushesResponse::Ok(Json(page)),
+            Some(Ok(page)) => ListPushesResponse::Ok(Json(page)),
+            Some(Err(message)) => bad_request(message),
             None => ListPushesResponse::Unauthorized(unauthorized()),
         })
     }

@@ -6,7 +6,7 @@ use sha2::Sha256;
 
 use super::*;
 use crate::clock::SystemClock;
-use crate::db::{Db, PushFilter};
+use crate::db::{Db, PageStart, PushFilter};
 use crate::secret::Secret;
 
 struct Fixture {
@@ -93,11 +93,11 @@ impl Fixture {
             .db
             .owner_scope(&ProjectName::parse("app").unwrap())
             .unwrap();
-        let (pushes, _) = self
+        let page = self
             .db
-            .list_pushes(&scope, &PushFilter::default(), 100, 0)
+            .list_pushes(&scope, &PushFilter::default(), 100, &PageStart::Offset(0))
             .unwrap();
-        pushes.into_iter().map(|p| p.summary_status).collect()
+        page.pushes.into_iter().map(|p| p.summary_status).collect()
     }
 }
 

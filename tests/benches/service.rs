@@ -52,6 +52,8 @@ fn report(name: &str, value: f64) {
 
 struct RawClient {
     reader: BufReader<TcpStream>,
+    /// The body of the last response.
+    body: Vec<u8>,
 }
 
 impl RawClient {
@@ -60,6 +62,7 @@ impl RawClient {
         stream.set_nodelay(true).unwrap();
         RawClient {
             reader: BufReader::new(stream),
+            body: Vec::new(),
         }
     }
 
@@ -86,8 +89,8 @@ impl RawClient {
                 length = value.trim().parse().unwrap_or(0);
             }
         }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).expect("body");
+        self.body.resize(length, 0);
+        self.reader.read_exact(&mut self.body).expect("body");
         status
     }
 }
@@ -218,6 +221,20 @@ fn load(
     expected: u16,
     make: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync>,
 ) -> Throughput {
+    load_checked(addr, connections, duration, expected, None, make)
+}
+
+/// [`load`], and every body must also hold `body_mark` within its first 400 bytes when one is
+/// given (a page's `pushes` array comes after the short `pagination` and `project`, whichever
+/// order the serializer writes the keys in).
+fn load_checked(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    expected: u16,
+    body_mark: Option<&'static [u8]>,
+    make: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync>,
+) -> Throughput {
     let answered = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -230,6 +247,14 @@ fn load(
                 while !stop.load(Ordering::Relaxed) {
                     let status = client.send(&make(n));
                     assert_eq!(status, expected, "unexpected status");
+                    if let Some(mark) = body_mark {
+                        let head = &client.body[..client.body.len().min(400)];
+                        assert!(
+                            head.windows(mark.len()).any(|w| w == mark),
+                            "unexpected body: {}",
+                            String::from_utf8_lossy(&client.body[..client.body.len().min(200)])
+                        );
+                    }
                     answered.fetch_add(1, Ordering::Relaxed);
                     n += connections as u64;
                 }
@@ -488,43 +513,159 @@ fn populate(db_path: &Path) -> (String, String) {
     (big_key, small_key)
 }
 
+/// What a seeded project looks like to the read shapes: its key, and its pushes (one a minute
+/// from `SEED_BASE_MS`).
+struct Seeded {
+    key: String,
+    pushes: u64,
+}
+
+const SEED_BASE_MS: i64 = 1_700_000_000_000;
+
+/// The time of the seeded push at `fraction` of the history, as an ISO 8601 date-time: it falls
+/// inside a day, so its day is a partial one.
+fn seeded_time(pushes: u64, fraction: f64) -> String {
+    let i = (pushes as f64 * fraction) as i64;
+    chrono::DateTime::from_timestamp_millis(SEED_BASE_MS + i * 60_000)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The list shapes the read section measures, as paths for one project. Every shape answers a
+/// full page of 20: checked once here by content and on every request by its start.
+fn read_shapes(server: &Server, project: &Seeded) -> Vec<(&'static str, String)> {
+    let half = seeded_time(project.pushes, 0.5);
+    let (q1, q3) = (
+        seeded_time(project.pushes, 0.25),
+        seeded_time(project.pushes, 0.75),
+    );
+    let deep = project.pushes / 2;
+    // The page at `deep` reached by cursor: the cursor of the page just before it.
+    let before = get_json(
+        server,
+        &format!("/api/v1/pushes?limit=20&offset={}", deep - 20),
+        &project.key,
+    );
+    let cursor = before["pagination"]["nextCursor"]
+        .as_str()
+        .expect("a cursor in the middle of the history")
+        .to_owned();
+    let shapes = vec![
+        ("page_one", "/api/v1/pushes?limit=20".to_owned()),
+        (
+            "branch",
+            "/api/v1/pushes?limit=20&branch=develop".to_owned(),
+        ),
+        ("since", format!("/api/v1/pushes?limit=20&since={half}")),
+        ("until", format!("/api/v1/pushes?limit=20&until={half}")),
+        (
+            "branch_since",
+            format!("/api/v1/pushes?limit=20&branch=main&since={half}"),
+        ),
+        (
+            "branch_since_until",
+            format!("/api/v1/pushes?limit=20&branch=develop&since={q1}&until={q3}"),
+        ),
+        (
+            "offset_half",
+            format!("/api/v1/pushes?limit=20&offset={deep}"),
+        ),
+        (
+            "cursor_half",
+            format!("/api/v1/pushes?limit=20&cursor={cursor}"),
+        ),
+    ];
+    let by_offset = get_json(server, &shapes[6].1, &project.key);
+    let by_cursor = get_json(server, &shapes[7].1, &project.key);
+    assert_eq!(
+        by_offset["pushes"], by_cursor["pushes"],
+        "the cursor reaches the same page as the offset"
+    );
+    for (name, path) in &shapes {
+        let page = get_json(server, path, &project.key);
+        assert_eq!(
+            page["pushes"].as_array().map(Vec::len),
+            Some(20),
+            "{name}: {path}"
+        );
+        let total = page["pagination"]["total"].as_u64().unwrap();
+        let half = project.pushes / 2;
+        let expected = match *name {
+            "page_one" | "offset_half" | "cursor_half" => project.pushes,
+            "branch" => project.pushes / 4,
+            "since" | "until" => half,
+            "branch_since" => half / 4,
+            _ => total,
+        };
+        assert!(
+            total.abs_diff(expected) <= 1,
+            "{name}: total {total}, about {expected} expected"
+        );
+    }
+    shapes
+}
+
+fn get_json(server: &Server, path: &str, key: &str) -> serde_json::Value {
+    let mut client = RawClient::connect(server.addr);
+    assert_eq!(client.send(&get_request(path, key)), 200, "{path}");
+    serde_json::from_slice(&client.body).unwrap()
+}
+
 fn read(data: &Path) {
     let db = data.join("million.db");
     let (big, small) = populate(&db);
+    let big = Seeded {
+        key: big,
+        pushes: 1_000_000,
+    };
+    let small = Seeded {
+        key: small,
+        pushes: 1_000,
+    };
     let server = Server::start(builtin_config(&db));
     let duration = secs("BENCH_SECS", 5);
     let cheapest = {
-        let key = big.clone();
+        let key = big.key.clone();
         Arc::new(move |_| get_request("/api/v1/pushes/00000000-0000-0000-0000-000000000000", &key))
     };
-    let queries = [
-        "/api/v1/pushes?limit=20",
-        "/api/v1/pushes?limit=20&branch=develop",
-        "/api/v1/pushes?limit=20&since=2026-01-01",
-        "/api/v1/pushes?limit=20&branch=main&since=2026-01-01T00:00:00Z",
-    ];
-    let pages = {
-        let key = big.clone();
-        Arc::new(move |n: u64| get_request(queries[n as usize % queries.len()], &key))
-    };
-    let (mut base_runs, mut read_runs) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        base_runs.push(load(server.addr, 16, duration, 404, cheapest.clone()));
-        read_runs.push(load(server.addr, 16, duration, 200, pages.clone()));
+    let big_shapes = read_shapes(&server, &big);
+    let small_shapes = read_shapes(&server, &small);
+    // A page with at least one push in it.
+    const PAGE_START: &[u8] = b"\"pushes\":[{\"";
+
+    let mut base_runs = vec![load(server.addr, 16, duration, 404, cheapest.clone())];
+    let mut shape_rps = Vec::new();
+    for (name, path) in &big_shapes {
+        let request = get_request(path, &big.key);
+        let make = Arc::new(move |_| request.clone());
+        let run = load_checked(server.addr, 16, duration, 200, Some(PAGE_START), make);
+        shape_rps.push((*name, run.per_second()));
     }
-    let (base_rps, read_rps) = (mean_per_second(&base_runs), mean_per_second(&read_runs));
-    let (p50_big, p95_big) = latencies(server.addr, 400, |_| get_request("/api/v1/pushes", &big));
-    let (p50_small, _) = latencies(server.addr, 400, |_| get_request("/api/v1/pushes", &small));
+    base_runs.push(load(server.addr, 16, duration, 404, cheapest.clone()));
+    let base_rps = mean_per_second(&base_runs);
     println!(
-        "# read: {:.0} pages/s vs {:.0} cheapest authenticated requests/s; page one p50 {:?} at 1M, {:?} at 1k (p95 {:?})",
-        read_rps, base_rps, p50_big, p50_small, p95_big
+        "# read: {base_rps:.0} cheapest authenticated requests/s (a push id lookup answering 404)"
     );
-    report("read_pages_per_s", read_rps);
-    report("read_vs_cheapest", read_rps / base_rps);
-    report(
-        "page_one_latency_1m_vs_1k",
-        p50_big.as_secs_f64() / p50_small.as_secs_f64(),
-    );
+    let mut worst = f64::INFINITY;
+    for (name, rps) in &shape_rps {
+        println!("# read {name}: {rps:.0} pages/s at 1M");
+        report(&format!("read_{name}_vs_cheapest"), rps / base_rps);
+        worst = worst.min(rps / base_rps);
+    }
+    report("read_vs_cheapest_worst_shape", worst);
+
+    let mut worst_latency: f64 = 0.0;
+    for ((name, big_path), (_, small_path)) in big_shapes.iter().zip(&small_shapes) {
+        let (p50_big, p95_big) = latencies(server.addr, 400, |_| get_request(big_path, &big.key));
+        let (p50_small, _) = latencies(server.addr, 400, |_| get_request(small_path, &small.key));
+        println!(
+            "# read {name}: p50 {p50_big:?} at 1M, {p50_small:?} at 1k (p95 at 1M {p95_big:?})"
+        );
+        let ratio = p50_big.as_secs_f64() / p50_small.as_secs_f64();
+        report(&format!("latency_{name}_1m_vs_1k"), ratio);
+        worst_latency = worst_latency.max(ratio);
+    }
+    report("latency_1m_vs_1k_worst_shape", worst_latency);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ fn a_signed_github_push_is_stored_and_read_back_through_the_api() {
     assert_eq!(page["project"], "my-app");
     assert_eq!(
         page["pagination"],
-        serde_json::json!({"limit": 20, "offset": 0, "total": 1})
+        serde_json::json!({"limit": 20, "offset": 0, "total": 1, "nextCursor": null})
     );
     let push = &page["pushes"][0];
     assert_eq!(push["branch"], "main");

@@ -20,6 +20,7 @@ mod isolation;
 mod logs;
 mod model_faults;
 mod ops;
+mod pagination;
 mod payloads;
 mod service_files;
 mod single_server;

@@ -255,6 +255,84 @@ fn a_database_from_the_first_release_migrates_and_keeps_its_data() {
 }
 
 #[test]
+fn a_version_3_database_gets_day_counters_that_match_its_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    build_v1_database(&path);
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    migrate_to(&mut conn, 3).unwrap();
+    // 40 more pushes as version 3 stored them, 5 hours apart over two branches, two before 1970
+    // (a day number below zero must be counted like the others).
+    for i in 0..42i64 {
+        let pushed_at = if i < 40 {
+            1_700_000_000_000 + i * 5 * 3_600_000
+        } else {
+            -86_400_000 - i
+        };
+        conn.execute(
+            "INSERT INTO pushes (public_id, project_id, provider, delivery_id, repository,
+                 git_ref, ref_type, branch, created, deleted, forced, pusher, commit_count,
+                 commits_truncated, pushed_at, received_at, summary, summary_status,
+                 summary_source)
+             VALUES (?1, 1, 'github', ?2, 'acme/app', 'refs/heads/x', 'branch', ?3, 0, 0, 0,
+                 'ada', 0, 0, ?4, ?4, '- x', 'summarized', 'builtin')",
+            rusqlite::params![
+                format!("7e1c1c0e-0000-4000-8000-{i:012}"),
+                format!("v3-{i}"),
+                if i % 2 == 0 { "main" } else { "dev" },
+                pushed_at
+            ],
+        )
+        .unwrap();
+    }
+    drop(conn);
+
+    let db = Db::open(&path).expect("a version 3 database opens");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let counters: Vec<(String, i64, i64)> = conn
+        .prepare("SELECT branch, day, n FROM push_branch_days ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut counted: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    let mut stmt = conn
+        .prepare("SELECT branch, pushed_at FROM pushes")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap();
+    for row in rows {
+        let (branch, at) = row.unwrap();
+        *counted
+            .entry((branch, at.div_euclid(86_400_000)))
+            .or_default() += 1;
+    }
+    let counted: Vec<(String, i64, i64)> =
+        counted.into_iter().map(|((b, d), n)| (b, d, n)).collect();
+    assert_eq!(counters, counted, "one counter per branch and UTC day");
+    drop(stmt);
+    drop(conn);
+
+    let key = git_push_tracker::manage::Manager::new(db, String::new())
+        .create_key("legacy", "after-upgrade", Utc::now())
+        .unwrap();
+    let app = TestApp::spawn_with(|c| c.db_path = path.clone());
+    let total = |query: &str| {
+        let page = app.get(&format!("/api/v1/pushes?{query}"), Some(key.key.expose()));
+        assert_eq!(page.status, 200, "{}", page.body);
+        page.body["pagination"]["total"].as_u64().unwrap()
+    };
+    assert_eq!(total(""), 43);
+    // 2023-11-15T10:00:00Z is 12 h after the first push at 2023-11-14T22:13:20Z: from push 3 on.
+    assert_eq!(total("since=2023-11-15T10:00:00Z"), 37);
+    assert_eq!(total("since=2023-11-15T10:00:00Z&branch=main"), 18);
+    assert_eq!(total("until=1970-01-01"), 2);
+    assert_eq!(total("since=2023-11-15&until=2023-11-17T12:00:00Z"), 12);
+}
+
+#[test]
 fn a_database_from_a_newer_release_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");

@@ -1,0 +1,512 @@
+//! Reading a long history over real HTTP: exact totals for `since`/`until`/`branch` from the day
+//! counters, deep offsets, and cursors that walk the same pushes as offsets and stay put while
+//! new pushes arrive.
+
+use chrono::{DateTime, Utc};
+use git_push_tracker::db::{Db, PreparedPush};
+use git_push_tracker::domain::{NewPush, ProjectName, Provider, RefKind, SummaryStatus};
+use serde_json::Value;
+
+use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload};
+
+const DAY_MS: i64 = 86_400_000;
+/// 2024-03-01T00:00:00Z.
+const BASE_MS: i64 = 1_709_251_200_000;
+const BRANCHES: [&str; 3] = ["main", "dev", "feature/x"];
+
+/// A push the test stored, with what it knows about it.
+#[derive(Debug, Clone)]
+struct Seeded {
+    id: String,
+    branch: &'static str,
+    pushed_at: i64,
+    received_at: i64,
+}
+
+/// `count` pushes over ten days, several to a 10-minute slot (so many share a `pushedAt`), the
+/// even ones received 40 days before the odd ones; stored in insertion order, so a later push
+/// has a higher row id.
+fn seed(app: &TestApp, project: &str, count: usize) -> Vec<Seeded> {
+    let db = Db::open(&app.db_path).unwrap();
+    let name = ProjectName::parse(project).unwrap();
+    let now = Utc::now().timestamp_millis();
+    let mut seeded = Vec::new();
+    let mut prepared = Vec::new();
+    for i in 0..count {
+        let slot = (i as i64 * 7_777_777) % (10 * DAY_MS);
+        let pushed_at = BASE_MS + slot - slot % 600_000;
+        let branch = BRANCHES[i % 3];
+        let received_at = if i % 2 == 0 { now - 40 * DAY_MS } else { now };
+        let id = uuid::Uuid::new_v4().to_string();
+        let at = DateTime::from_timestamp_millis(pushed_at).unwrap();
+        let push = NewPush {
+            provider: Provider::GitHub,
+            delivery_id: Some(format!("seed-{project}-{i}")),
+            repository: "acme/app".into(),
+            git_ref: format!("refs/heads/{branch}"),
+            ref_kind: RefKind::Branch,
+            ref_name: branch.into(),
+            before: None,
+            after: None,
+            created: false,
+            deleted: false,
+            forced: false,
+            pusher: "ada".into(),
+            commit_count: 0,
+            compare_url: None,
+            pushed_at: Some(at),
+            commits: vec![],
+        };
+        prepared.push(PreparedPush::new(
+            id.clone(),
+            push,
+            format!("- Change {i}"),
+            SummaryStatus::Summarized,
+            DateTime::from_timestamp_millis(received_at).unwrap(),
+        ));
+        seeded.push(Seeded {
+            id,
+            branch,
+            pushed_at,
+            received_at,
+        });
+    }
+    // The server's own start-up writes may hold the lock a moment: the import is one
+    // transaction, so trying again is safe.
+    let stored = crate::support::app::wait_for(
+        "the seed import",
+        std::time::Duration::from_secs(30),
+        &mut || db.import_pushes(&name, &prepared).ok(),
+    );
+    assert_eq!(stored, count);
+    seeded
+}
+
+/// The seeded pushes a filter matches, newest first (later insertion first among equal times).
+fn expected<'a>(
+    seeded: &'a [Seeded],
+    branch: Option<&str>,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Vec<&'a str> {
+    let mut matching: Vec<(usize, &Seeded)> = seeded
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            branch.is_none_or(|b| s.branch == b)
+                && since.is_none_or(|t| s.pushed_at >= t)
+                && until.is_none_or(|t| s.pushed_at < t)
+        })
+        .collect();
+    matching.sort_by_key(|(i, s)| std::cmp::Reverse((s.pushed_at, *i)));
+    matching.into_iter().map(|(_, s)| s.id.as_str()).collect()
+}
+
+/// The time a `since`/`until` value names, in Unix milliseconds, parsed here on its own.
+fn millis(raw: &str) -> i64 {
+    match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => t.timestamp_millis(),
+        Err(_) => chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis(),
+    }
+}
+
+fn list(app: &TestApp, key: &str, query: &str) -> Value {
+    let reply = app.get(&format!("/api/v1/pushes?{query}"), Some(key));
+    assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+    reply.body
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["pushes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Walks every page of `query` by cursor; checks each page's offset and total on the way.
+fn cursor_walk(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<String> {
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            None => format!("{query}&limit={limit}"),
+            Some(c) => format!("{query}&limit={limit}&cursor={c}"),
+        };
+        let page = list(app, key, &q);
+        assert_eq!(page["pagination"]["offset"], walked.len(), "{q}");
+        let total = page["pagination"]["total"].as_u64().unwrap() as usize;
+        walked.extend(ids(&page));
+        match page["pagination"]["nextCursor"].as_str() {
+            Some(next) => {
+                assert!(walked.len() < total, "{q}: a cursor after the last push");
+                cursor = Some(next.to_owned());
+            }
+            None => {
+                assert_eq!(walked.len(), total, "{q}: no cursor before the end");
+                return walked;
+            }
+        }
+    }
+}
+
+fn offset_walk(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<String> {
+    let mut walked = Vec::new();
+    loop {
+        let page = list(
+            app,
+            key,
+            &format!("{query}&limit={limit}&offset={}", walked.len()),
+        );
+        let got = ids(&page);
+        if got.is_empty() {
+            return walked;
+        }
+        walked.extend(got);
+    }
+}
+
+/// Windows with whole days, partial days at either edge, both edges in one day, open ends.
+const WINDOWS: [(Option<&str>, Option<&str>); 9] = [
+    (None, None),
+    (Some("2024-03-03"), None),
+    (None, Some("2024-03-07T13:20:00Z")),
+    (
+        Some("2024-03-03T07:30:00Z"),
+        Some("2024-03-08T12:00:00+02:00"),
+    ),
+    (Some("2024-03-02"), Some("2024-03-09")),
+    (Some("2024-03-05T01:00:00Z"), Some("2024-03-05T22:10:00Z")),
+    (
+        Some("2024-03-05T23:00:00Z"),
+        Some("2024-03-06T01:00:00.001Z"),
+    ),
+    (Some("2024-02-01"), Some("2024-04-01")),
+    (Some("2024-03-06"), Some("2024-03-06")),
+];
+
+fn window_query(branch: Option<&str>, since: Option<&str>, until: Option<&str>) -> String {
+    let mut q = String::from("x=1");
+    if let Some(b) = branch {
+        q.push_str(&format!("&branch={b}"));
+    }
+    for (name, value) in [("since", since), ("until", until)] {
+        if let Some(v) = value {
+            q.push_str(&format!("&{name}={}", v.replace('+', "%2B")));
+        }
+    }
+    q
+}
+
+fn check_totals(app: &TestApp, key: &str, seeded: &[Seeded], when: &str) {
+    for branch in [None, Some("main"), Some("feature/x"), Some("nope")] {
+        for (since, until) in WINDOWS {
+            let query = window_query(branch, since, until);
+            let page = list(app, key, &format!("{query}&limit=0"));
+            let want = expected(seeded, branch, since.map(millis), until.map(millis)).len();
+            assert_eq!(page["pagination"]["total"], want, "{when}: {query}");
+        }
+    }
+}
+
+#[test]
+fn a_cursor_walk_of_a_whole_history_returns_the_same_pushes_as_the_offset_walk() {
+    let app = TestApp::spawn();
+    let project = app.create_project("history");
+    let seeded = seed(&app, "history", 4_500);
+    for branch in [None, Some("dev")] {
+        for (since, until) in [WINDOWS[0], WINDOWS[3], WINDOWS[5]] {
+            let query = window_query(branch, since, until);
+            let want = expected(&seeded, branch, since.map(millis), until.map(millis));
+            let by_cursor = cursor_walk(&app, &project.key, &query, 100);
+            assert_eq!(by_cursor, want, "cursor walk of {query}");
+            let by_offset = offset_walk(&app, &project.key, &query, 100);
+            assert_eq!(by_offset, by_cursor, "offset walk of {query}");
+        }
+    }
+    // Single deep pages, on either side of where the day counters take over from SQLite.
+    for (since, until) in [WINDOWS[0], WINDOWS[3], WINDOWS[1]] {
+        let query = window_query(None, since, until);
+        let want = expected(&seeded, None, since.map(millis), until.map(millis));
+        for offset in [
+            1_999,
+            2_000,
+            2_001,
+            2_345,
+            3_000,
+            want.len() - 1,
+            want.len(),
+            9_999,
+        ] {
+            let page = list(
+                &app,
+                &project.key,
+                &format!("{query}&limit=7&offset={offset}"),
+            );
+            let slice: Vec<&str> = want.iter().skip(offset).take(7).copied().collect();
+            assert_eq!(ids(&page), slice, "{query} at offset {offset}");
+            assert_eq!(page["pagination"]["offset"], offset);
+        }
+    }
+}
+
+#[test]
+fn the_admin_push_feed_walks_by_cursor_as_it_does_by_offset() {
+    let app = TestApp::spawn();
+    app.create_project("feed");
+    let seeded = seed(&app, "feed", 250);
+    let admin = |query: &str| {
+        let reply = app.get(
+            &format!("/api/admin/projects/feed/pushes?{query}"),
+            Some(ADMIN_TOKEN),
+        );
+        assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+        reply.body
+    };
+    let mut walked = Vec::new();
+    let mut query = "limit=40".to_owned();
+    loop {
+        let page = admin(&query);
+        assert_eq!(page["pagination"]["offset"], walked.len());
+        walked.extend(ids(&page));
+        match page["pagination"]["nextCursor"].as_str() {
+            Some(next) => query = format!("limit=40&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, expected(&seeded, None, None, None));
+    let bad = app.get(
+        "/api/admin/projects/feed/pushes?cursor=AAAA",
+        Some(ADMIN_TOKEN),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(
+        bad.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cursor")
+    );
+}
+
+fn push_at(app: &TestApp, project: &TestProject, delivery: &str, at_secs: i64) {
+    let body = github_payload("main", &["feat: something"], at_secs);
+    assert_eq!(app.github_push(project, delivery, &body).status, 201);
+}
+
+#[test]
+fn pushes_arriving_between_two_pages_are_neither_skipped_nor_repeated() {
+    let app = TestApp::spawn();
+    let project = app.create_project("live");
+    // 2024-05-01T00:00:00Z, one push a minute, and a few in the same second.
+    let start = 1_714_521_600;
+    for i in 0..30 {
+        push_at(&app, &project, &format!("old-{i}"), start + (i / 3) * 60);
+    }
+    let before: Vec<String> = offset_walk(&app, &project.key, "x=1", 100);
+    assert_eq!(before.len(), 30);
+
+    let first = list(&app, &project.key, "limit=10");
+    let mut walked = ids(&first);
+    let mut cursor = first["pagination"]["nextCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // New pushes land on top while the client is between pages; an offset walk would now
+    // show the last pushes of page one again.
+    for i in 0..7 {
+        push_at(&app, &project, &format!("new-{i}"), start + 3_600 + i);
+    }
+    let shifted = list(&app, &project.key, "limit=10&offset=10");
+    assert!(
+        ids(&shifted).iter().any(|id| walked.contains(id)),
+        "the offset walk repeats pushes: the case the cursor is for"
+    );
+    let mut total = 37;
+    loop {
+        let page = list(&app, &project.key, &format!("limit=10&cursor={cursor}"));
+        assert_eq!(page["pagination"]["total"], total);
+        walked.extend(ids(&page));
+        match page["pagination"]["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+        push_at(
+            &app,
+            &project,
+            &format!("later-{}", walked.len()),
+            start + 7_200 + walked.len() as i64,
+        );
+        total += 1;
+    }
+    assert_eq!(
+        walked, before,
+        "every push of the history once, in order, none of the new ones"
+    );
+}
+
+#[test]
+fn totals_with_since_until_and_branch_are_exact_at_partial_days_and_after_deletes() {
+    let app = TestApp::spawn();
+    let project = app.create_project("totals");
+    let other = app.create_project("other");
+    let mut seeded = seed(&app, "totals", 3_000);
+    seed(&app, "other", 500);
+    check_totals(&app, &project.key, &seeded, "as stored");
+
+    // Retention takes the pushes received 40 days ago: half of every day and branch.
+    let db = Db::open(&app.db_path).unwrap();
+    let cutoff = DateTime::from_timestamp_millis(Utc::now().timestamp_millis() - 30 * DAY_MS);
+    let deleted =
+        git_push_tracker::retention::run_retention_once(&db, cutoff.unwrap(), &|| true).unwrap();
+    assert_eq!(deleted, 1_500 + 250);
+    let cutoff_ms = Utc::now().timestamp_millis() - 30 * DAY_MS;
+    seeded.retain(|s| s.received_at >= cutoff_ms);
+    check_totals(&app, &project.key, &seeded, "after retention");
+    let query = window_query(None, WINDOWS[3].0, WINDOWS[3].1);
+    assert_eq!(
+        cursor_walk(&app, &project.key, &query, 100),
+        expected(
+            &seeded,
+            None,
+            WINDOWS[3].0.map(millis),
+            WINDOWS[3].1.map(millis)
+        ),
+        "after retention"
+    );
+
+    // Deleting a project takes its counters with it and leaves the other's alone.
+    app.manager().delete_project("other").unwrap();
+    assert_eq!(
+        app.sql_count("SELECT count(*) FROM push_days WHERE project_id NOT IN (SELECT id FROM projects)")
+            + app.sql_count(
+                "SELECT count(*) FROM push_branch_days WHERE project_id NOT IN (SELECT id FROM projects)"
+            ),
+        0
+    );
+    assert_eq!(
+        app.get("/api/v1/pushes", Some(&other.key)).status,
+        401,
+        "the deleted project's key is gone"
+    );
+    check_totals(
+        &app,
+        &project.key,
+        &seeded,
+        "after deleting another project",
+    );
+    assert_eq!(
+        app.sql_count("SELECT count(*) FROM push_days WHERE n <= 0")
+            + app.sql_count("SELECT count(*) FROM push_branch_days WHERE n <= 0"),
+        0,
+        "no empty day is left behind"
+    );
+}
+
+#[test]
+fn a_malformed_or_mismatched_cursor_is_a_400_naming_cursor() {
+    let app = TestApp::spawn();
+    let project = app.create_project("cursors");
+    let other = app.create_project("elsewhere");
+    seed(&app, "cursors", 30);
+    seed(&app, "elsewhere", 30);
+    let of = |key: &str, query: &str| {
+        list(&app, key, query)["pagination"]["nextCursor"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let plain = of(&project.key, "limit=5");
+    let on_main = of(&project.key, "limit=5&branch=main");
+    let since = of(&project.key, "limit=5&since=2024-03-02");
+    let foreign = of(&other.key, "limit=5");
+    // The same filters written another way are the same filters.
+    assert_eq!(
+        list(
+            &app,
+            &project.key,
+            &format!("limit=5&since=2024-03-02T00:00:00Z&cursor={since}")
+        )["pushes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    let mut truncated = plain.clone();
+    truncated.pop();
+    let flipped = {
+        let mut c = plain.clone().into_bytes();
+        c[3] = if c[3] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(c).unwrap()
+    };
+    for query in [
+        "cursor=nope".to_owned(),
+        "cursor=".to_owned(),
+        "cursor=%21%21%21".to_owned(),
+        format!("cursor={}", "A".repeat(65)),
+        format!("cursor={truncated}"),
+        format!("cursor={flipped}"),
+        format!("cursor={on_main}"),
+        format!("cursor={plain}&branch=main"),
+        format!("cursor={since}"),
+        format!("cursor={since}&since=2024-03-03"),
+        format!("cursor={plain}&until=2024-03-05"),
+        format!("cursor={foreign}"),
+        format!("cursor={plain}&offset=5"),
+    ] {
+        let reply = app.get(&format!("/api/v1/pushes?{query}"), Some(&project.key));
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("`cursor`"),
+            "{query}: {message:?} should name cursor"
+        );
+    }
+}
+
+#[test]
+fn until_takes_a_date_or_date_time_and_refuses_anything_else() {
+    let app = TestApp::spawn();
+    let project = app.create_project("until");
+    let seeded = seed(&app, "until", 300);
+    let total = |query: &str| list(&app, &project.key, query)["pagination"]["total"].clone();
+    let want = |until: &str| expected(&seeded, None, None, Some(millis(until))).len();
+    assert_eq!(total("until=2024-03-05"), want("2024-03-05T00:00:00Z"));
+    assert_eq!(
+        total("until=2024-03-05"),
+        total("until=2024-03-05T00:00:00Z"),
+        "a date is midnight UTC"
+    );
+    assert_eq!(
+        total("until=2024-03-05T02:00:00%2B02:00"),
+        total("until=2024-03-05T00:00"),
+        "an offset is honoured and a date-time without one is UTC"
+    );
+    assert_eq!(
+        total("until=2024-03-05T09:10:00.5Z"),
+        want("2024-03-05T09:10:00.5Z")
+    );
+    assert_eq!(total("until=2000-01-01"), 0);
+    assert_eq!(total("until=2024-03-05&since=2024-03-05"), 0);
+    for bad in [
+        "until=yesterday",
+        "until=2024-13-01",
+        "until=2024-02-30",
+        "until=2024-03-05T25:00:00Z",
+        "until=1709251200",
+        "until=",
+    ] {
+        let reply = app.get(&format!("/api/v1/pushes?{bad}"), Some(&project.key));
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("until"),
+            "{bad}: {message:?} should name until"
+        );
+    }
+}
