@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod api_body;
 pub mod assets;
 pub mod body;
 pub mod error;
@@ -39,6 +40,10 @@ pub struct AppState {
     /// `builtin` or the configured model's name, as the dashboard shows it.
     pub summarizer: String,
     pub body_limit: usize,
+    /// Time to read a whole request body.
+    pub body_timeout: std::time::Duration,
+    /// Webhook body bytes held at once, over all clients and per client.
+    pub webhook_budget: Arc<body::WebhookBudget>,
     /// Wakes the summary worker (None when the caller runs the worker's steps itself).
     pub worker: Option<crate::worker::Nudger>,
     /// Failed admin logins per client, to slow down guessing.
@@ -127,7 +132,10 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         )
         .at("/", get(assets::index))
         .at("/assets/*path", get(assets::asset))
-        .nest_no_strip("/api", api.with(CookieJarManager::new()))
+        .nest_no_strip(
+            "/api",
+            api.with(CookieJarManager::new()).around(api_body::limit),
+        )
         .catch_all_error(error::to_json)
         .around(move |ep, req| {
             let allow = Arc::clone(&allow);

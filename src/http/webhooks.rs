@@ -1,5 +1,6 @@
 //! `POST /webhooks/{hookId}`: read the body, hand it to the ingest pipeline, count and answer.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use poem::http::StatusCode;
@@ -20,7 +21,15 @@ pub async fn receive(
     Data(state): Data<&Arc<AppState>>,
 ) -> poem::Result<Response> {
     let claimed_provider = crate::webhook::provider_of(req.headers());
-    let body = read_limited(body, req.headers(), state.body_limit);
+    // The bytes stay reserved until the delivery is answered: they are held until then.
+    let mut held = state.webhook_budget.reservation(client(req, &state));
+    let body = read_limited(
+        body,
+        req.headers(),
+        state.body_limit,
+        state.body_timeout,
+        Some(&mut held),
+    );
     let outcome = match state.ingest.receive(&hook_id, req.headers(), body).await {
         Ok(outcome) => outcome,
         Err(Refused::Failed(cause)) => return Err(InternalError(cause).into()),
@@ -41,4 +50,18 @@ pub async fn receive(
     };
     state.metrics.webhook(Some(outcome.provider()), counted);
     Ok(Json(outcome.receipt()).with_status(status).into_response())
+}
+
+/// The sending client, seen through trusted proxies: the per-address budget is its.
+fn client(req: &Request, state: &AppState) -> IpAddr {
+    let peer = req
+        .remote_addr()
+        .as_socket_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let forwarded_for = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    state.trusted_proxies.client(peer, forwarded_for)
 }
