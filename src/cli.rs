@@ -58,7 +58,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: webhooks, API, docs and the summary worker.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, list, delete projects; rotate a project's webhook secret.
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -344,7 +344,7 @@ fn print_json(value: impl ToJSON) -> anyhow::Result<()> {
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Serve(args) => serve(&cli.db, *args).await,
         Command::Openapi => {
             println!("{}", crate::http::api_service().spec());
             Ok(())

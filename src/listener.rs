@@ -24,8 +24,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 
-use crate::error_code::ErrorCode;
 use crate::client_ip::TrustedProxies;
+use crate::error_code::ErrorCode;
 use crate::limits::{Limits, RETRY_AFTER_SECS};
 
 /// The first pause after an accept error; doubled while errors go on, up to [`MAX_PAUSE`].

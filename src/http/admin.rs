@@ -1,7 +1,6 @@
 //! The admin API under `/api/admin`: the owner's projects, keys and pushes, behind the admin
 //! token or a dashboard session, with login, logout and the cross-site request checks.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -425,16 +424,7 @@ impl AdminApi {
         cookies: &CookieJar,
         body: Json<LoginRequest>,
     ) -> poem::Result<LoginResponse> {
-        let peer = req
-            .remote_addr()
-            .as_socket_addr()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        let forwarded_for = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let client = state.trusted_proxies.client(peer, forwarded_for);
+        let client = state.client(req);
         if let Err(wait) = state.login_limiter.check(client, Instant::now()) {
             return Ok(LoginResponse::TooManyAttempts(
                 Json(ErrorBody::of(ErrorCode::TooManyAttempts)),

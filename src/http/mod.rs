@@ -56,6 +56,23 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The client a request comes from, seen through the trusted proxies: whom the login
+    /// limit and the webhook budget count against.
+    pub fn client(&self, req: &poem::Request) -> std::net::IpAddr {
+        let peer = req
+            .remote_addr()
+            .as_socket_addr()
+            .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| {
+                a.ip()
+            });
+        let forwarded_for = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        self.trusted_proxies.client(peer, forwarded_for)
+    }
+
     /// Runs blocking storage work off the async threads; a storage failure is an opaque 500.
     pub async fn with_store<T, F>(&self, work: F) -> poem::Result<T>
     where

@@ -1,6 +1,5 @@
 //! `POST /webhooks/{hookId}`: read the body, hand it to the ingest pipeline, count and answer.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use poem::http::StatusCode;
@@ -22,7 +21,7 @@ pub async fn receive(
 ) -> poem::Result<Response> {
     let claimed_provider = crate::webhook::provider_of(req.headers());
     // The bytes stay reserved until the delivery is answered: they are held until then.
-    let mut held = state.webhook_budget.reservation(client(req, &state));
+    let mut held = state.webhook_budget.reservation(state.client(req));
     let body = read_limited(
         body,
         req.headers(),
@@ -50,18 +49,4 @@ pub async fn receive(
     };
     state.metrics.webhook(Some(outcome.provider()), counted);
     Ok(Json(outcome.receipt()).with_status(status).into_response())
-}
-
-/// The sending client, seen through trusted proxies: the per-address budget is its.
-fn client(req: &Request, state: &AppState) -> IpAddr {
-    let peer = req
-        .remote_addr()
-        .as_socket_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-    let forwarded_for = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    state.trusted_proxies.client(peer, forwarded_for)
 }
