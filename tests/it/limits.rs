@@ -473,3 +473,47 @@ fn webhook_bodies_held_one_byte_short_stay_within_the_budget_and_more_get_503() 
     let stored = request.send(&push[..]).unwrap();
     assert_eq!(stored.status(), 201);
 }
+
+#[test]
+fn a_stalled_body_is_answered_408_and_an_idle_connection_is_closed() {
+    let server = Served::start(
+        &[
+            ("PUSH_TRACKER_BODY_TIMEOUT", "1"),
+            ("PUSH_TRACKER_IDLE_TIMEOUT", "2"),
+        ],
+        None,
+    );
+    let (path, _) = server.project("alpha");
+    // A webhook body and an /api body that stop after 9 of their 100 bytes: the body deadline
+    // (1 s) passes before the idle timeout (2 s).
+    for (path, more) in [
+        (path.as_str(), "X-GitHub-Event: push\r\n"),
+        ("/api/admin/login", ""),
+    ] {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     {more}Content-Length: 100\r\n\r\n{{\"token\":"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        let answer = read_answer(&mut stream, Duration::from_secs(10));
+        assert_eq!(status_of(&answer), "408", "{path}: {answer}");
+        assert_eq!(error_code_of(&answer), "body_timeout");
+    }
+    // A kept-alive connection that sends nothing more is closed.
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let answer = read_answer(&mut idle, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(8),
+        "closed after {waited:?}"
+    );
+}
