@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::endpoint::BoxEndpoint;
-use poem::listener::TcpAcceptor;
 use poem::{Endpoint, EndpointExt, Server};
 
 use crate::client_ip::TrustedProxies;
@@ -15,8 +14,11 @@ use crate::clock::Clock;
 use crate::config::PublicUrl;
 use crate::db::writer::IngestWriter;
 use crate::db::{Db, DbError, Store};
+use crate::http::body::WebhookBudget;
 use crate::http::{AppState, routes};
 use crate::ingest::Ingest;
+use crate::limits::Limits;
+use crate::listener::LimitedAcceptor;
 use crate::manage::Manager;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
@@ -46,6 +48,8 @@ pub struct AppConfig {
     pub metrics_public: bool,
     /// Reverse proxies whose `X-Forwarded-For` names the client; none by default.
     pub trusted_proxies: TrustedProxies,
+    /// Connection caps, timeouts and body budgets.
+    pub limits: Limits,
 }
 
 impl AppConfig {
@@ -62,6 +66,7 @@ impl AppConfig {
             retention_days: None,
             metrics_public: false,
             trusted_proxies: TrustedProxies::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -149,6 +154,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         Arc::clone(&config.clock),
         config.summarizer.is_offline(),
     );
+    let (budget, budget_per_address) = config.limits.webhook_budgets(config.body_limit);
     let state = Arc::new(AppState {
         manager: Manager::new(Arc::clone(&store), public_url.clone()),
         store,
@@ -158,17 +164,30 @@ pub async fn run_extended<E: Endpoint + 'static>(
         public_origin: public_url.origin(),
         summarizer: config.summarizer.source().to_owned(),
         body_limit: config.body_limit,
+        body_timeout: config.limits.body_timeout,
+        webhook_budget: WebhookBudget::new(budget, budget_per_address),
         worker: worker_nudger,
         login_limiter: crate::auth::LoginLimiter::default(),
-        trusted_proxies: config.trusted_proxies,
+        trusted_proxies: config.trusted_proxies.clone(),
         metrics,
         metrics_public: config.metrics_public,
         host_policy: Arc::new(host_policy),
     });
 
-    listener.set_nonblocking(true).map_err(AppError::Listener)?;
-    let acceptor = TcpAcceptor::from_std(listener).map_err(AppError::Listener)?;
+    let limits = &config.limits;
+    let acceptor = LimitedAcceptor::new(listener, limits, config.trusted_proxies)
+        .map_err(AppError::Listener)?;
     tracing::info!(%address, %public_url, db = %config.db_path.display(), "serving: dashboard at {public_url}/, API docs at {public_url}/docs");
+    tracing::info!(
+        max_connections = limits.connection_cap(),
+        max_connections_per_address = limits.max_connections_per_address,
+        header_timeout_secs = limits.header_timeout.as_secs_f64(),
+        body_timeout_secs = limits.body_timeout.as_secs_f64(),
+        idle_timeout_secs = limits.idle_timeout.as_secs_f64(),
+        webhook_budget = budget,
+        webhook_budget_per_address = budget_per_address,
+        "limits"
+    );
 
     let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(

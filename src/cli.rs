@@ -16,6 +16,7 @@ use crate::client_ip::{IpNet, TrustedProxies};
 use crate::clock::SystemClock;
 use crate::db::Db;
 use crate::http::admin::{AdminKey, AdminProject, CreatedKey, ProjectSecret};
+use crate::limits::{self, Limits};
 use crate::manage::Manager;
 use crate::secret::Secret;
 use crate::summarize::{
@@ -57,7 +58,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: webhooks, API, docs and the summary worker.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, list, delete projects; rotate a project's webhook secret.
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -173,7 +174,59 @@ pub struct ServeArgs {
     pub trusted_proxies: Vec<IpNet>,
 
     #[command(flatten)]
+    pub limits: LimitArgs,
+
+    #[command(flatten)]
     pub summarizer: SummarizerArgs,
+}
+
+/// What keeps clients without credentials from exhausting memory, descriptors or CPU.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Open connections at once; more are answered 503 and closed. Default: 4096, or fewer to
+    /// stay under the process's open-files limit (LimitNOFILE).
+    #[arg(long, env = "PUSH_TRACKER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
+    /// Open connections at once from one client address (trusted proxies are exempt).
+    #[arg(long, env = "PUSH_TRACKER_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = limits::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_address: u64,
+
+    /// Seconds from accepting a connection to the end of its request headers.
+    #[arg(long, env = "PUSH_TRACKER_HEADER_TIMEOUT", default_value_t = limits::DEFAULT_HEADER_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+
+    /// Seconds to read a whole request body.
+    #[arg(long, env = "PUSH_TRACKER_BODY_TIMEOUT", default_value_t = limits::DEFAULT_BODY_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout: u64,
+
+    /// Seconds a connection may go without reading or writing anything before it is closed.
+    #[arg(long, env = "PUSH_TRACKER_IDLE_TIMEOUT", default_value_t = limits::DEFAULT_IDLE_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
+
+    /// Webhook body bytes held at once over all clients; a delivery that does not fit is
+    /// answered 503 with Retry-After.
+    #[arg(long, env = "PUSH_TRACKER_WEBHOOK_BUDGET", default_value_t = limits::DEFAULT_WEBHOOK_BUDGET)]
+    pub webhook_budget: usize,
+
+    /// Webhook body bytes held at once for one client address.
+    #[arg(long, env = "PUSH_TRACKER_WEBHOOK_BUDGET_PER_ADDRESS", default_value_t = limits::DEFAULT_WEBHOOK_BUDGET_PER_ADDRESS)]
+    pub webhook_budget_per_address: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Limits {
+            max_connections: self.max_connections.map(count),
+            max_connections_per_address: count(self.max_connections_per_address),
+            header_timeout: Duration::from_secs(self.header_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            webhook_budget: self.webhook_budget,
+            webhook_budget_per_address: self.webhook_budget_per_address,
+        }
+    }
 }
 
 /// Which summarizer writes the summaries. API keys come only from the environment
@@ -307,7 +360,7 @@ fn print_json(value: impl ToJSON) -> anyhow::Result<()> {
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Serve(args) => serve(&cli.db, *args).await,
         Command::Openapi => {
             println!("{}", crate::http::api_service().spec());
             Ok(())
@@ -350,6 +403,7 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
         retention_days: args.retention_days,
         metrics_public: args.metrics_public,
         trusted_proxies: TrustedProxies::new(args.trusted_proxies),
+        limits: args.limits.limits(),
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())

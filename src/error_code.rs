@@ -56,6 +56,10 @@ catalog! {
     // Any request.
     PayloadTooLarge = "payload_too_large", 413, "request body is too large";
     UnreadableBody = "unreadable_body", 400, "the request body could not be read";
+    BodyTimeout = "body_timeout", 408,
+        "the request body did not arrive in time (--body-timeout / PUSH_TRACKER_BODY_TIMEOUT)";
+    ServerBusy = "server_busy", 503,
+        "the server is holding as many requests as it allows; retry after the Retry-After seconds";
     UnsupportedContentType = "unsupported_content_type", 415, "unsupported content type";
     BadRequest = "bad_request", 400, "the request is not valid";
     InvalidParameter = "invalid_parameter", 400, "a query parameter is not valid";

@@ -14,6 +14,8 @@ pub mod domain; // projects, keys, pushes, commits: types without I/O
 pub mod error_code; // the catalog of error codes, their statuses and messages
 pub mod http; // routes: webhooks, public and admin API, dashboard, docs, health, metrics
 pub mod ingest; // the webhook pipeline without HTTP: hook lookup, verify, first summary, store
+pub mod limits; // connection caps, timeouts, body budgets and size caps, with their defaults
+pub mod listener; // the accept loop: connection caps, pause after errors, header and idle timeouts
 pub mod manage; // owner operations shared by the CLI and the admin API
 pub mod metrics; // counters and the Prometheus text of /metrics
 pub mod retention; // the thread that deletes pushes older than --retention-days

@@ -1,7 +1,6 @@
 //! The admin API under `/api/admin`: the owner's projects, keys and pushes, behind the admin
 //! token or a dashboard session, with login, logout and the cross-site request checks.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -114,21 +113,6 @@ fn same_site_write(req: &Request, public_origin: &str) -> bool {
     origin == public_origin || (origin_host.is_some() && origin_host == header("host"))
 }
 
-/// The client a request counts against in the login limiter: the connection's address, or
-/// the one a trusted proxy names in `X-Forwarded-For`.
-pub fn client_of(state: &AppState, req: &Request) -> IpAddr {
-    let peer = req
-        .remote_addr()
-        .as_socket_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-    let forwarded_for = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    state.trusted_proxies.client(peer, forwarded_for)
-}
-
 /// The token of the request's (first) `Authorization: Bearer` header; the scheme is
 /// case-insensitive (RFC 9110).
 pub fn bearer_token(req: &Request) -> Option<&str> {
@@ -163,7 +147,7 @@ pub async fn count_bearer_attempts<E: poem::Endpoint>(
     if path == "/metrics" && state.metrics_public {
         return Ok(ep.call(req).await?.into_response());
     }
-    let client = client_of(&state, &req);
+    let client = state.client(&req);
     let attempt = match state.login_limiter.reserve(client, Instant::now()) {
         Ok(attempt) => attempt,
         Err(wait) => {
@@ -527,7 +511,7 @@ impl AdminApi {
         cookies: &CookieJar,
         body: Json<LoginRequest>,
     ) -> poem::Result<LoginResponse> {
-        let client = client_of(&state, req);
+        let client = state.client(req);
         let attempt = match state.login_limiter.reserve(client, Instant::now()) {
             Ok(attempt) => attempt,
             Err(wait) => {

@@ -38,12 +38,20 @@ impl ErrorBody {
 
 impl ErrorCode {
     /// The JSON error answer with this code's status, outside poem-openapi handlers.
+    /// A `server_busy` answer also says when to retry, as git hosts expect of a 503.
     pub fn response(self, message: impl Into<String>) -> Response {
-        poem::web::Json(serde_json::json!({
+        let mut response = poem::web::Json(serde_json::json!({
             "error": {"code": self.as_str(), "message": message.into()}
         }))
         .with_status(self.status())
-        .into_response()
+        .into_response();
+        if self == ErrorCode::ServerBusy {
+            response.headers_mut().insert(
+                poem::http::header::RETRY_AFTER,
+                crate::limits::RETRY_AFTER_SECS.into(),
+            );
+        }
+        response
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod api_body;
 pub mod assets;
 pub mod body;
 pub mod error;
@@ -40,6 +41,10 @@ pub struct AppState {
     /// `builtin` or the configured model's name, as the dashboard shows it.
     pub summarizer: String,
     pub body_limit: usize,
+    /// Time to read a whole request body.
+    pub body_timeout: std::time::Duration,
+    /// Webhook body bytes held at once, over all clients and per client.
+    pub webhook_budget: Arc<body::WebhookBudget>,
     /// Wakes the summary worker (None when the caller runs the worker's steps itself).
     pub worker: Option<crate::worker::Nudger>,
     /// Failed admin logins and wrong admin bearer tokens per client, to slow down guessing.
@@ -54,6 +59,23 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The client a request comes from, seen through the trusted proxies: whom the login
+    /// limit and the webhook budget count against.
+    pub fn client(&self, req: &poem::Request) -> std::net::IpAddr {
+        let peer = req
+            .remote_addr()
+            .as_socket_addr()
+            .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| {
+                a.ip()
+            });
+        let forwarded_for = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        self.trusted_proxies.client(peer, forwarded_for)
+    }
+
     /// Runs blocking storage work off the async threads; a storage failure is an opaque 500.
     pub async fn with_store<T, F>(&self, work: F) -> poem::Result<T>
     where
@@ -101,6 +123,23 @@ fn api_description() -> String {
     text
 }
 
+/// Admin answers carry webhook secrets, API keys and session cookies: no browser or proxy
+/// cache may keep them.
+async fn no_store_for_admin<E: Endpoint>(
+    ep: Arc<E>,
+    req: poem::Request,
+) -> poem::Result<poem::Response> {
+    let admin = req.uri().path().starts_with("/api/admin/");
+    let mut response = ep.call(req).await?.into_response();
+    if admin {
+        response.headers_mut().insert(
+            "cache-control",
+            poem::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    Ok(response)
+}
+
 /// The whole route table.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = api_service();
@@ -134,19 +173,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .nest_no_strip(
             "/api",
             api.with(CookieJarManager::new())
-                .around(|ep, req| async move {
-                    // Admin answers carry webhook secrets, API keys and session cookies: no
-                    // browser or proxy cache may keep them.
-                    let admin = req.uri().path().starts_with("/api/admin/");
-                    let mut response = ep.call(req).await?.into_response();
-                    if admin {
-                        response.headers_mut().insert(
-                            "cache-control",
-                            poem::http::HeaderValue::from_static("no-store"),
-                        );
-                    }
-                    Ok(response)
-                }),
+                .around(api_body::limit)
+                .around(no_store_for_admin),
         )
         .catch_all_error(error::to_json)
         .around(admin::count_bearer_attempts)

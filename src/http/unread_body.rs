@@ -42,7 +42,7 @@ pub async fn close_if_unread<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem:
 }
 
 /// True when the request is framed with a body: chunked, or a Content-Length above zero.
-fn has_body(req: &Request) -> bool {
+pub fn has_body(req: &Request) -> bool {
     let headers = req.headers();
     headers.contains_key(TRANSFER_ENCODING)
         || headers

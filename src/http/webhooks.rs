@@ -20,7 +20,15 @@ pub async fn receive(
     Data(state): Data<&Arc<AppState>>,
 ) -> poem::Result<Response> {
     let claimed_provider = crate::webhook::provider_of(req.headers());
-    let body = read_limited(body, req.headers(), state.body_limit);
+    // The bytes stay reserved until the delivery is answered: they are held until then.
+    let mut held = state.webhook_budget.reservation(state.client(req));
+    let body = read_limited(
+        body,
+        req.headers(),
+        state.body_limit,
+        state.body_timeout,
+        Some(&mut held),
+    );
     let outcome = match state.ingest.receive(&hook_id, req.headers(), body).await {
         Ok(outcome) => outcome,
         Err(Refused::Failed(cause)) => return Err(InternalError(cause).into()),

@@ -17,6 +17,7 @@ mod examples;
 mod files;
 mod hostile;
 mod isolation;
+mod limits;
 mod logs;
 mod model_faults;
 mod ops;
