@@ -614,8 +614,12 @@ fn reachable(listen: SocketAddr) -> SocketAddr {
 }
 
 fn backup(db_path: &std::path::Path, file: &std::path::Path, force: bool) -> anyhow::Result<()> {
-    crate::db::backup::backup(db_path, file, force)
-        .with_context(|| format!("backing up {} to {}", db_path.display(), file.display()))?;
+    let mut progress = crate::progress::ByteProgress::new("backup");
+    let pages = crate::db::backup::PAGES_PER_STEP;
+    crate::db::backup::backup_with_progress(db_path, file, force, pages, &mut |p| {
+        progress.update(p.copied, p.total)
+    })
+    .with_context(|| format!("backing up {} to {}", db_path.display(), file.display()))?;
     println!("Backed up {} to {}.", db_path.display(), file.display());
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::support::cli;
 use crate::support::provider::Provider;
 use chrono::Utc;
 use git_push_tracker::clock::{Clock, ManualClock};
-use git_push_tracker::db::backup::{BackupError, backup};
+use git_push_tracker::db::backup::{BackupError, BackupProgress, backup, backup_with_progress};
 use git_push_tracker::db::migrate::{LATEST_VERSION, migrate_to};
 use git_push_tracker::db::{Db, DbError, Store};
 use git_push_tracker::retention::run_retention_once;
@@ -89,6 +89,57 @@ fn a_backup_taken_under_write_load_holds_every_push_acknowledged_before_it_began
 }
 
 #[test]
+fn a_backup_in_many_steps_copies_the_snapshot_it_began_with_even_while_pushes_arrive() {
+    let app = TestApp::spawn();
+    let project = app.create_project("stepwise");
+    for i in 0..40 {
+        let body = github_payload("main", &["before the backup"], 1_767_261_600 + i);
+        assert_eq!(
+            app.github_push(&project, &format!("pre-{i}"), &body).status,
+            201
+        );
+    }
+    let dest = app.dir.path().join("stepwise.db");
+    let mut reports = Vec::<BackupProgress>::new();
+    let mut written_during = 0;
+    // One page per step, and a push stored between steps: a backup that took a new snapshot per
+    // step would restart on every write and copy pushes that arrived after it began.
+    backup_with_progress(&app.db_path, &dest, false, 1, &mut |p| {
+        if written_during < 5 {
+            written_during += 1;
+            let body = github_payload("main", &["during the backup"], 1_767_300_000);
+            let reply = app.github_push(&project, &format!("during-{}", reports.len()), &body);
+            assert_eq!(reply.status, 201, "{}", reply.body);
+        }
+        reports.push(p);
+    })
+    .expect("backup");
+    assert_eq!(
+        written_during, 5,
+        "pushes must arrive while the backup runs"
+    );
+    assert!(
+        reports.len() > 10,
+        "one page per step gives many reports: {}",
+        reports.len()
+    );
+    let last = reports.last().unwrap();
+    assert_eq!(
+        last.copied, last.total,
+        "the last report is the whole snapshot"
+    );
+    assert!(reports.windows(2).all(|w| w[0].copied <= w[1].copied));
+    let copy = rusqlite::Connection::open(&dest).unwrap();
+    let stored: i64 = copy
+        .query_row("SELECT count(*) FROM pushes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        stored, 40,
+        "exactly the pushes stored before the backup began"
+    );
+}
+
+#[test]
 fn a_backup_never_replaces_an_existing_file_unless_forced() {
     let app = TestApp::spawn();
     app.create_project("kept");
@@ -128,6 +179,13 @@ fn the_backup_command_copies_the_database_given_with_db() {
     let run = |extra: &[&str]| cli::run(&app.db_path, &[&["backup", dest_arg][..], extra].concat());
     let first = run(&[]);
     assert!(first.status.success(), "{first:?}");
+    // Not a terminal here, so progress is plain lines, ending with the whole database copied.
+    let progress = String::from_utf8_lossy(&first.stderr);
+    let last = progress.lines().rfind(|l| l.starts_with("backup: ["));
+    assert!(
+        last.is_some_and(|l| l.contains("100% (") && !l.contains('\r')),
+        "progress lines on stderr: {progress}"
+    );
     let again = run(&[]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
