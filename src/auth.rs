@@ -113,21 +113,6 @@ impl Attempt<'_> {
     }
 }
 
-/// The bucket a client is counted in: an IPv4 address (or an IPv4-mapped IPv6 one) alone, an
-/// IPv6 address by its /64.
-pub fn limiter_bucket(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V4(_) => client,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(prefix.into())
-            }
-        },
-    }
-}
-
 impl LoginLimiter {
     pub fn new(max_failures: usize, window: Duration) -> Self {
         LoginLimiter {
@@ -144,7 +129,7 @@ impl LoginLimiter {
     /// Reserves one attempt for `client`, counted as a failure from now on; `Err(wait)` when
     /// the client has used up its attempts and must wait before trying again.
     pub fn reserve(&self, client: IpAddr, now: Instant) -> Result<Attempt<'_>, Duration> {
-        let client = limiter_bucket(client);
+        let client = crate::client_ip::bucket(client);
         let mut failures = self.lock();
         // Forget idle clients so a scan from many addresses cannot grow the map forever.
         if failures.len() > 10_000 {

@@ -188,7 +188,7 @@ pub struct LimitArgs {
     #[arg(long, env = "PUSH_TRACKER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
 
-    /// Open connections at once from one client address (trusted proxies are exempt).
+    /// Open connections at once from one client address, IPv6 per /64 (trusted proxies are exempt).
     #[arg(long, env = "PUSH_TRACKER_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = limits::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections_per_address: u64,
 
@@ -209,7 +209,7 @@ pub struct LimitArgs {
     #[arg(long, env = "PUSH_TRACKER_WEBHOOK_BUDGET", default_value_t = limits::DEFAULT_WEBHOOK_BUDGET)]
     pub webhook_budget: usize,
 
-    /// Webhook body bytes held at once for one client address.
+    /// Webhook body bytes held at once for one client address (IPv6: per /64).
     #[arg(long, env = "PUSH_TRACKER_WEBHOOK_BUDGET_PER_ADDRESS", default_value_t = limits::DEFAULT_WEBHOOK_BUDGET_PER_ADDRESS)]
     pub webhook_budget_per_address: usize,
 }

@@ -1,5 +1,6 @@
 //! Which address a request came from, seen through the reverse proxies the owner trusts
-//! (`--trusted-proxy`, parsed by the CLI; read by the admin login limiter).
+//! (`--trusted-proxy`, parsed by the CLI; read by the admin login limiter), and the bucket a
+//! client is counted in by every per-client limit (login attempts, connections, webhook bodies).
 //!
 //! Behind Caddy or nginx every connection comes from the proxy, so the failed-login brake would
 //! count every visitor as one. `X-Forwarded-For` names the real client, but anyone can send that
@@ -73,6 +74,22 @@ impl TrustedProxies {
             }
         }
         client
+    }
+}
+
+/// The bucket a client is counted in by a per-client limit: an IPv4 address (or an IPv4-mapped
+/// IPv6 one) alone, an IPv6 address by its /64, the block one subscriber gets, so a client cannot
+/// multiply its share by hopping through the 2^64 addresses it owns.
+pub fn bucket(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
     }
 }
 

@@ -66,6 +66,7 @@ impl OpenConnections {
             return Err("--max-connections");
         }
         let exempt = self.exempt.trusts(ip);
+        let ip = crate::client_ip::bucket(ip);
         let from_ip = counts.per_address.entry(ip).or_default();
         if !exempt && *from_ip >= self.max_per_address {
             return Err("--max-connections-per-address");
@@ -302,5 +303,41 @@ impl AsyncWrite for TimedIo {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(max_per_address: usize) -> Arc<OpenConnections> {
+        Arc::new(OpenConnections {
+            max: 100,
+            max_per_address,
+            exempt: TrustedProxies::new(Vec::new()),
+            counts: Mutex::default(),
+        })
+    }
+
+    #[test]
+    fn ipv6_connections_share_one_cap_per_64_and_get_it_back_when_closed() {
+        let open = caps(2);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let first = open.open(ip("2001:db8:1:2::1")).unwrap();
+        let _second = open.open(ip("2001:db8:1:2::2")).unwrap();
+        assert_eq!(
+            open.open(ip("2001:db8:1:2:ffff::9")).err(),
+            Some("--max-connections-per-address"),
+            "a third address of the same /64 is over the cap"
+        );
+        assert!(
+            open.open(ip("2001:db8:1:3::1")).is_ok(),
+            "the next /64 is another client"
+        );
+        drop(first);
+        assert!(
+            open.open(ip("2001:db8:1:2::3")).is_ok(),
+            "a closed connection frees its place"
+        );
     }
 }

@@ -93,11 +93,12 @@ impl WebhookBudget {
         })
     }
 
-    /// An empty reservation for one body from `client`, grown as the body arrives.
+    /// An empty reservation for one body from `client` (counted in its
+    /// [bucket](crate::client_ip::bucket)), grown as the body arrives.
     pub fn reservation(self: &Arc<Self>, client: IpAddr) -> Reservation {
         Reservation {
             budget: Arc::clone(self),
-            client,
+            client: crate::client_ip::bucket(client),
             bytes: 0,
         }
     }
@@ -209,4 +210,23 @@ async fn read(
         }
     }
     Ok(first.unwrap_or_else(|| joined.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_bodies_share_one_per_address_budget_per_64() {
+        let budget = WebhookBudget::new(1000, 100);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut first = budget.reservation(ip("2001:db8:1:2::1"));
+        first.hold(60).unwrap();
+        let mut same_64 = budget.reservation(ip("2001:db8:1:2::ffff"));
+        assert!(matches!(same_64.hold(60), Err(BodyError::Busy)));
+        let mut next_64 = budget.reservation(ip("2001:db8:1:3::1"));
+        next_64.hold(60).unwrap();
+        drop(first);
+        same_64.hold(60).unwrap();
+    }
 }
