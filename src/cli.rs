@@ -192,7 +192,8 @@ pub struct LimitArgs {
     #[arg(long, env = "PUSH_TRACKER_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = limits::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections_per_address: u64,
 
-    /// Seconds from accepting a connection to the end of its request headers.
+    /// Seconds from accepting a connection (or a kept-alive request's first byte) to the end of
+    /// the request headers.
     #[arg(long, env = "PUSH_TRACKER_HEADER_TIMEOUT", default_value_t = limits::DEFAULT_HEADER_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout: u64,
 

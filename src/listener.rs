@@ -190,8 +190,12 @@ impl Acceptor for LimitedAcceptor {
 /// checked; a handler still working is not interrupted.
 pub struct TimedIo {
     inner: TcpStream,
-    /// Until the first request's headers are complete.
+    /// While a request's headers are arriving: when they must be complete.
     headers_due: Option<Pin<Box<Sleep>>>,
+    header_timeout: Duration,
+    /// A response was written since the last headers ended, so the next bytes read begin the
+    /// next request on this keep-alive connection, and its headers get their own deadline.
+    answered: bool,
     /// The last bytes read while looking for the end of the headers (`\r\n\r\n`).
     tail: u32,
     idle: Pin<Box<Sleep>>,
@@ -204,6 +208,8 @@ impl TimedIo {
         TimedIo {
             inner,
             headers_due: Some(Box::pin(tokio::time::sleep(header_timeout))),
+            header_timeout,
+            answered: false,
             tail: 0,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
@@ -213,6 +219,16 @@ impl TimedIo {
 
     fn active(&mut self) {
         self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+    }
+
+    /// Bytes of a response went out, `first` being where they start. Once a request's headers
+    /// are in, the answer (anything but an interim `100 Continue`, after which the body still
+    /// comes) ends that request: hyper reads no pipelined request before it answers.
+    fn wrote(&mut self, first: &[u8]) {
+        self.active();
+        if self.headers_due.is_none() && !first.starts_with(b"HTTP/1.1 1") {
+            self.answered = true;
+        }
     }
 
     /// Looks for `\r\n\r\n` in `bytes`, carrying the last four bytes across reads.
@@ -242,6 +258,11 @@ impl AsyncRead for TimedIo {
                 let read = &buf.filled()[before..];
                 if !read.is_empty() {
                     this.active();
+                    if this.answered {
+                        this.answered = false;
+                        this.tail = 0;
+                        this.headers_due = Some(Box::pin(tokio::time::sleep(this.header_timeout)));
+                    }
                     if this.headers_due.is_some() && this.headers_end_in(read) {
                         this.headers_due = None;
                     }
@@ -275,7 +296,7 @@ impl AsyncWrite for TimedIo {
         let this = self.get_mut();
         let written = Pin::new(&mut this.inner).poll_write(cx, buf);
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.active();
+            this.wrote(buf);
         }
         written
     }
@@ -288,7 +309,11 @@ impl AsyncWrite for TimedIo {
         let this = self.get_mut();
         let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.active();
+            this.wrote(
+                bufs.iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &b[..]),
+            );
         }
         written
     }

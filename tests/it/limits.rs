@@ -349,6 +349,42 @@ fn connections_that_never_finish_their_headers_are_closed_while_health_answers()
 }
 
 #[test]
+fn a_keep_alive_connection_gets_a_new_header_deadline_for_each_request() {
+    let server = Served::start(&[("PUSH_TRACKER_HEADER_TIMEOUT", "1")], None);
+    let mut stream = connect_from("127.0.0.3", server.addr);
+    stream
+        .write_all(b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut first = Vec::new();
+    stream.set_nonblocking(true).unwrap();
+    wait_for("the first answer", Duration::from_secs(10), &mut || {
+        let closed = closed_by_server(&mut stream, &mut first);
+        assert!(!closed, "the first request must keep the connection open");
+        // A HEAD answer has no body: it ends with its headers.
+        first.ends_with(b"\r\n\r\n").then_some(())
+    });
+    assert!(
+        first.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    // The second request starts and never finishes its headers: with the deadline of the first
+    // request only, it would stay open until the 60 s idle timeout.
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nX-a: ").unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    wait_for(
+        "the server to close the slow second request",
+        Duration::from_secs(15),
+        &mut || closed_by_server(&mut stream, &mut rest).then_some(()),
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "closed before its deadline"
+    );
+}
+
+#[test]
 fn out_of_descriptors_the_server_pauses_instead_of_spinning_and_recovers() {
     // A cap above the descriptor limit, so the accept loop meets EMFILE itself.
     let server = Served::start(
