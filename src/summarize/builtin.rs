@@ -31,12 +31,14 @@ impl BuiltinSummarizer {
         if input.deleted {
             return format!("- Deleted {what}");
         }
+        // Commits missing from the list were left out either by the host (GitLab lists 20) or
+        // by the stored-commits cap on a padded payload, so the wording names neither.
         let unlisted = (input.commit_count as usize).saturating_sub(input.commits.len());
         if input.commits.is_empty() {
             let verb = if input.created { "Created" } else { "Pushed" };
             return match unlisted {
                 0 => format!("- {verb} {what}"),
-                n => format!("- {verb} {what} with {} not listed by the host", commits(n)),
+                n => format!("- {verb} {what} with {} not listed", commits(n)),
             };
         }
 
@@ -115,10 +117,10 @@ fn render(bullets: Vec<String>, distinct: usize, unlisted: usize) -> String {
     match (hidden, unlisted) {
         (0, 0) => {}
         (h, 0) => lines.push(format!("- and {h} more")),
-        (0, 1) => lines.push("- and 1 more commit not listed by the host".to_owned()),
-        (0, u) => lines.push(format!("- and {u} more commits not listed by the host")),
+        (0, 1) => lines.push("- and 1 more commit not listed".to_owned()),
+        (0, u) => lines.push(format!("- and {u} more commits not listed")),
         (h, u) => lines.push(format!(
-            "- and {h} more, plus {} not listed by the host",
+            "- and {h} more, plus {} not listed",
             commits(u)
         )),
     }
@@ -432,7 +434,7 @@ mod tests {
         i.commit_count = 3;
         assert_eq!(
             BuiltinSummarizer::summary(&i),
-            "- Created tag v2 with 3 commits not listed by the host"
+            "- Created tag v2 with 3 commits not listed"
         );
     }
 
@@ -443,7 +445,7 @@ mod tests {
         i.commit_count = 25;
         assert_eq!(
             BuiltinSummarizer::summary(&i),
-            "- Feature: A\n- Fix: B\n- and 23 more commits not listed by the host"
+            "- Feature: A\n- Fix: B\n- and 23 more commits not listed"
         );
     }
 
@@ -457,7 +459,7 @@ mod tests {
         assert_eq!(lines.len(), 8);
         assert_eq!(
             lines[7],
-            "- and 13 more, plus 10 commits not listed by the host"
+            "- and 13 more, plus 10 commits not listed"
         );
 
         let seven: Vec<_> = (1..=7).map(|i| commit(&format!("change {i}"))).collect();
@@ -465,7 +467,7 @@ mod tests {
         i.commit_count = 9;
         let s = BuiltinSummarizer::summary(&i);
         assert_eq!(s.lines().count(), 8);
-        assert!(s.ends_with("- and 2 more commits not listed by the host"));
+        assert!(s.ends_with("- and 2 more commits not listed"));
     }
 
     #[test]

@@ -82,12 +82,12 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "gitlab/push.gitlab-docs.json",
         &[
-            "- Update Catalan translation to e38cb41.\n- Fixed readme\n- and 2 more commits not listed by the host",
+            "- Update Catalan translation to e38cb41.\n- Fixed readme\n- and 2 more commits not listed",
         ],
     ),
     (
         "gitlab/push.go-gitlab.json",
-        &["- Fixed readme\n- and 2 more commits not listed by the host"],
+        &["- Fixed readme\n- and 2 more commits not listed"],
     ),
     (
         "gitlab/push.go-scm-branch_create.json",
