@@ -404,6 +404,7 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
         metrics_public: args.metrics_public,
         trusted_proxies: TrustedProxies::new(args.trusted_proxies),
         limits: args.limits.limits(),
+        login_limiter: crate::auth::LoginLimiter::default(),
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())
