@@ -362,7 +362,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.db, *args).await,
         Command::Openapi => {
-            println!("{}", crate::http::api_service().spec());
+            println!("{}", crate::http::openapi_document());
             Ok(())
         }
         Command::Project(cmd) => tokio::task::spawn_blocking(move || project(&cli.db, cmd)).await?,

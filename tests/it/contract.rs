@@ -42,7 +42,29 @@ fn seeded_app() -> (TestApp, String) {
 }
 
 /// Schemathesis's configuration: each security scheme of the document gets its credential.
-fn config(project_key: &str) -> String {
+///
+/// A `cursor` is a token the server issued for one project and one set of filters, which no
+/// schema can describe: any other well-formed one is rightly refused with 400, so for the
+/// operations that take one (read from the document) a 400 to schema-valid input is expected.
+fn config(project_key: &str, document: &serde_json::Value) -> String {
+    let mut operations = String::new();
+    for item in document["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            let takes_cursor = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == "cursor" && p["in"] == "query");
+            if takes_cursor {
+                operations.push_str(&format!(
+                    "\n[[operations]]\ninclude-operation-id = \"{}\"\n\
+                     checks.positive_data_acceptance.expected-statuses = \
+                     [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"409\", \"429\"]\n",
+                    op["operationId"].as_str().unwrap()
+                ));
+            }
+        }
+    }
     format!(
         r#"
 [warnings]
@@ -53,7 +75,7 @@ bearer = "{project_key}"
 
 [auth.openapi.AdminToken]
 bearer = "{ADMIN_TOKEN}"
-"#
+{operations}"#
     )
 }
 
@@ -113,7 +135,12 @@ fn the_live_api_conforms_to_its_openapi_document_under_schemathesis_as_the_owner
     let seed = std::env::var("CONTRACT_SEED").unwrap_or_else(|_| "20260101".to_owned());
     let examples = std::env::var("CONTRACT_MAX_EXAMPLES").unwrap_or_else(|_| "60".to_owned());
     let work = tempfile::tempdir().unwrap();
-    std::fs::write(work.path().join("schemathesis.toml"), config(&key)).unwrap();
+    let document = app.get("/openapi.json", None).body;
+    std::fs::write(
+        work.path().join("schemathesis.toml"),
+        config(&key, &document),
+    )
+    .unwrap();
     let url = format!("{}/openapi.json", app.base_url);
     let (ok, out) = schemathesis(
         work.path(),
@@ -134,6 +161,10 @@ fn the_live_api_conforms_to_its_openapi_document_under_schemathesis_as_the_owner
             "--generation-database",
             "none",
             "--no-color",
+            // Its bodies are signed with the project's secret, which schemathesis cannot do:
+            // tests/it/client.rs checks its answers against the document instead.
+            "--exclude-operation-id",
+            "receiveWebhook",
         ],
     );
     eprintln!("{out}");
