@@ -175,7 +175,7 @@ pub(crate) fn iso(t: DateTime<Utc>) -> String {
 /// seconds, fraction and `Z` or `+HH:MM` offset; UTC when it has none; `T`, `t` or a space
 /// between): exactly the forms the `since` and `until` pattern of the document admits.
 pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
-    let raw = raw.trim();
+    let raw = raw.trim_matches(' ');
     let date = NaiveDate::parse_from_str(raw.get(..10)?, "%Y-%m-%d").ok()?;
     let rest = &raw[10..];
     if rest.is_empty() {
@@ -210,7 +210,10 @@ pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
 /// A `since` or `until` parameter, or the 400 message naming it.
 pub fn time_param(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
     // An empty `since=` (as a form sends it) means no bound, as the document's pattern says.
-    match raw.map(str::trim).filter(|raw| !raw.is_empty()) {
+    match raw
+        .map(|raw| raw.trim_matches(' '))
+        .filter(|raw| !raw.is_empty())
+    {
         None => Ok(None),
         Some(raw) => parse_time(raw).map(Some).ok_or_else(|| {
             format!(
@@ -316,14 +319,14 @@ impl PublicApi {
         /// (`2024-01-01T10:00:00Z`; UTC when it has no offset).
         #[oai(validator(
             max_length = 64,
-            pattern = r"^\s*(([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)?\s*$"
+            pattern = r"^ *(([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)? *$"
         ))]
         since: Query<Option<String>>,
         /// Only pushes before this date or date-time (exclusive), in the same forms as `since`:
         /// `since=2024-01-01&until=2024-02-01` is January.
         #[oai(validator(
             max_length = 64,
-            pattern = r"^\s*(([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)?\s*$"
+            pattern = r"^ *(([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)? *$"
         ))]
         until: Query<Option<String>>,
         /// Continue after the previous page: its `pagination.nextCursor`, with the same `branch`,

@@ -100,6 +100,7 @@ pub fn complete(spec: &str) -> String {
     date_time_formats(&mut doc);
     links(&mut doc);
     webhook(&mut doc);
+    examples(&mut doc);
     serde_json::to_string_pretty(&doc).expect("a JSON value serializes")
 }
 
@@ -335,6 +336,50 @@ fn webhook(doc: &mut Value) {
     let tags = doc["tags"].as_array_mut();
     if let Some(tags) = tags {
         tags.push(json!({"name": "Webhooks", "description": "Where git hosts deliver pushes."}));
+    }
+}
+
+/// An example for each parameter and request body a client sends, by name: what Swagger's
+/// "Try it out" fills in and schemathesis's examples phase sends.
+const PARAMETER_EXAMPLES: &[(&str, &str)] = &[
+    ("name", "\"contract\""),
+    ("key", "\"1\""),
+    ("id", "\"0192f0c4-5a1e-7c3b-9d2e-1f0a2b3c4d5e\""),
+    ("limit", "20"),
+    ("offset", "0"),
+    ("branch", "\"main\""),
+    ("since", "\"2024-01-01\""),
+    ("until", "\"2024-02-01T00:00:00Z\""),
+    ("hookId", "\"hk_example\""),
+];
+
+const BODY_EXAMPLES: &[(&str, &str)] = &[
+    ("NewProject", r#"{"name": "my-app"}"#),
+    ("NewKey", r#"{"label": "slack-bot"}"#),
+    ("LoginRequest", r#"{"token": "gpa_..."}"#),
+];
+
+fn examples(doc: &mut Value) {
+    for (_, op) in operations(doc) {
+        for param in op
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let name = param["name"].as_str().unwrap_or("");
+            if let Some((_, example)) = PARAMETER_EXAMPLES.iter().find(|(n, _)| *n == name) {
+                param["example"] = serde_json::from_str(example).expect("a JSON example");
+            }
+        }
+    }
+    for (schema, example) in BODY_EXAMPLES {
+        if let Some(schema) = doc["components"]["schemas"][*schema].as_object_mut() {
+            schema.insert(
+                "example".into(),
+                serde_json::from_str(example).expect("a JSON example"),
+            );
+        }
     }
 }
 
