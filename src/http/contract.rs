@@ -97,6 +97,7 @@ pub fn complete(spec: &str) -> String {
     doc["info"]["description"] = Value::String(format!("{description}\n\n{UNKNOWN_FIELDS_RULE}"));
     common_statuses(&mut doc);
     closed_request_bodies(&mut doc);
+    nullable_means_present(&mut doc);
     date_time_formats(&mut doc);
     links(&mut doc);
     webhook(&mut doc);
@@ -206,6 +207,42 @@ fn closed_request_bodies(doc: &mut Value) {
     for name in refs {
         if let Some(schema) = doc["components"]["schemas"][&name].as_object_mut() {
             schema.insert("additionalProperties".into(), Value::Bool(false));
+        }
+    }
+}
+
+/// poem-openapi writes `None` as `null`, never leaving the field out: in what the server
+/// answers, a nullable field is always present, so a strict client may rely on it.
+fn nullable_means_present(doc: &mut Value) {
+    let Some(schemas) = doc["components"]["schemas"].as_object_mut() else {
+        return;
+    };
+    for schema in schemas.values_mut() {
+        // Request bodies (closed by now) keep their optional fields optional.
+        if schema["additionalProperties"] == false {
+            continue;
+        }
+        let nullable: Vec<Value> = schema["properties"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, p)| p["nullable"] == true)
+            .map(|(name, _)| Value::String(name.clone()))
+            .collect();
+        if nullable.is_empty() {
+            continue;
+        }
+        let required = schema
+            .as_object_mut()
+            .expect("a schema object")
+            .entry("required")
+            .or_insert_with(|| json!([]));
+        if let Some(required) = required.as_array_mut() {
+            for name in nullable {
+                if !required.contains(&name) {
+                    required.push(name);
+                }
+            }
         }
     }
 }
