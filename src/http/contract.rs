@@ -82,6 +82,9 @@ pub const LINKS: &[Link] = &[
     ),
 ];
 
+/// `domain::ProjectName`'s rule, which the manager enforces with its `invalid_name` answer.
+pub const PROJECT_NAME_PATTERN: &str = "^[a-z0-9_-]{1,64}$";
+
 const ERROR_REF: &str = "#/components/schemas/ErrorBody";
 
 /// What the document says about request bodies, in its description.
@@ -97,6 +100,8 @@ pub fn complete(spec: &str) -> String {
     doc["info"]["description"] = Value::String(format!("{description}\n\n{UNKNOWN_FIELDS_RULE}"));
     common_statuses(&mut doc);
     closed_request_bodies(&mut doc);
+    doc["components"]["schemas"]["NewProject"]["properties"]["name"]["pattern"] =
+        Value::String(PROJECT_NAME_PATTERN.into());
     nullable_means_present(&mut doc);
     date_time_formats(&mut doc);
     links(&mut doc);
@@ -452,6 +457,16 @@ mod tests {
         }
         let schema = &doc["components"]["schemas"]["NewProject"];
         assert_eq!(schema["additionalProperties"], false);
+        for name in ["a", "my-app_2", &"x".repeat(64)] {
+            assert!(crate::domain::ProjectName::parse(name).is_ok(), "{name}");
+        }
+        for name in ["", "My", "a b", &"x".repeat(65)] {
+            assert!(crate::domain::ProjectName::parse(name).is_err(), "{name}");
+        }
+        assert_eq!(
+            schema["properties"]["name"]["pattern"],
+            PROJECT_NAME_PATTERN
+        );
         assert!(doc["paths"]["/webhooks/{hookId}"]["post"]["responses"]["202"].is_object());
     }
 }

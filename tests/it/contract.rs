@@ -52,9 +52,9 @@ fn seeded_app() -> (TestApp, String, Vec<String>) {
 /// A push `id` parameter gets a stored push's id (random UUIDs only ever find nothing), and the
 /// login, whose job is to refuse every token but one, is not warned about for answering 401.
 fn config(project_key: &str, document: &serde_json::Value, push: &str) -> String {
-    let mut operations = format!(
+    let mut operations = String::from(
         "\n[[operations]]\ninclude-operation-id = \"adminLogin\"\n\
-         warnings = {{ display = [\"missing_test_data\"], fail-on = true }}\n"
+         warnings = { display = [\"missing_test_data\"], fail-on = true }\n",
     );
     for id in ["getPush", "adminResummarize"] {
         operations.push_str(&format!(
