@@ -169,7 +169,16 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         ],
     ));
     let host_policy = Arc::clone(&state.host_policy);
-    let docs = api.swagger_ui();
+    // Swagger UI shows the completed document: poem-openapi's page, with its own spec swapped.
+    let docs_html = api
+        .swagger_ui_html()
+        .replace(&api.spec(), openapi_document());
+    let docs = Route::new().at(
+        "/",
+        get(poem::endpoint::make_sync(move |_| {
+            poem::web::Html(docs_html.clone())
+        })),
+    );
     Route::new()
         .at("/webhooks/:hook_id", post(webhooks::receive))
         .at("/healthz", get(healthz))

@@ -236,3 +236,27 @@ fn assert_every_operation_ran(out: &str, document: &serde_json::Value) {
         );
     }
 }
+
+#[test]
+fn the_served_document_and_the_docs_page_are_the_completed_contract() {
+    let app = TestApp::spawn();
+    let document = app.get("/openapi.json", None);
+    assert_eq!(document.status, 200);
+    assert!(
+        document.body["paths"]["/webhooks/{hookId}"]["post"].is_object(),
+        "the webhook receiver is described"
+    );
+    let links = &document.body["paths"]["/api/admin/projects"]["post"]["responses"]["201"]["links"];
+    assert!(links["ListKeys"].is_object(), "{links}");
+    let docs = app
+        .agent
+        .get(format!("{}/docs/", app.base_url))
+        .call()
+        .unwrap();
+    let page = crate::support::app::reply(docs).body;
+    let page = page.as_str().unwrap();
+    assert!(
+        page.contains("receiveWebhook"),
+        "Swagger UI shows the whole document"
+    );
+}
