@@ -598,6 +598,8 @@ impl AdminApi {
     }
 
     /// End the dashboard session and clear its cookie.
+    ///
+    /// Without a session cookie there is nothing to end: 204 all the same.
     #[oai(path = "/logout", method = "post", operation_id = "adminLogout")]
     async fn logout(
         &self,
