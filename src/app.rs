@@ -50,6 +50,9 @@ pub struct AppConfig {
     pub trusted_proxies: TrustedProxies,
     /// Connection caps, timeouts and body budgets.
     pub limits: Limits,
+    /// Failed admin logins and wrong admin tokens allowed per client (5 a minute); the
+    /// contract test raises it so schemathesis's wrong tokens never turn into 429s.
+    pub login_limiter: crate::auth::LoginLimiter,
 }
 
 impl AppConfig {
@@ -67,6 +70,7 @@ impl AppConfig {
             metrics_public: false,
             trusted_proxies: TrustedProxies::default(),
             limits: Limits::default(),
+            login_limiter: crate::auth::LoginLimiter::default(),
         }
     }
 }
@@ -167,7 +171,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         body_timeout: config.limits.body_timeout,
         webhook_budget: WebhookBudget::new(budget, budget_per_address),
         worker: worker_nudger,
-        login_limiter: crate::auth::LoginLimiter::default(),
+        login_limiter: config.login_limiter,
         trusted_proxies: config.trusted_proxies.clone(),
         metrics,
         metrics_public: config.metrics_public,

@@ -363,7 +363,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.db, *args).await,
         Command::Openapi => {
-            println!("{}", crate::http::api_service().spec());
+            println!("{}", crate::http::openapi_document());
             Ok(())
         }
         Command::Project(cmd) => tokio::task::spawn_blocking(move || project(&cli.db, cmd)).await?,
@@ -405,6 +405,7 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
         metrics_public: args.metrics_public,
         trusted_proxies: TrustedProxies::new(args.trusted_proxies),
         limits: args.limits.limits(),
+        login_limiter: crate::auth::LoginLimiter::default(),
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())

@@ -11,7 +11,7 @@ use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem_openapi::auth::{ApiKey, Bearer};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::{ParseFromJSON, ToJSON};
+use poem_openapi::types::{ParseError, ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 
 use super::AppState;
@@ -334,8 +334,10 @@ pub enum LoginResponse {
 }
 
 #[derive(Object)]
+#[oai(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The admin token.
+    #[oai(deserialize_with = "string_only")]
     pub token: String,
 }
 
@@ -364,8 +366,11 @@ pub struct AdminProject {
 }
 
 #[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
 pub struct NewProject {
-    /// 1 to 64 lowercase letters, digits, '-' or '_'.
+    /// 1 to 64 lowercase letters, digits, '-' or '_' (the document's pattern is written by
+    /// `http::contract`, so that a name outside it gets the manager's `invalid_name` answer).
+    #[oai(deserialize_with = "string_only")]
     pub name: String,
 }
 
@@ -397,7 +402,11 @@ pub struct AdminKey {
     /// The key's first characters, to tell keys apart.
     pub prefix: String,
     pub created_at: String,
+    /// `null` until the key is first used.
+    #[oai(nullable)]
     pub last_used_at: Option<String>,
+    /// `null` while the key is live.
+    #[oai(nullable)]
     pub revoked_at: Option<String>,
     pub revoked: bool,
 }
@@ -417,10 +426,50 @@ impl From<ApiKeyInfo> for AdminKey {
 }
 
 #[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
 pub struct NewKey {
-    /// What the key is for, such as "dashboard" or "slack-bot".
-    #[oai(default)]
-    pub label: String,
+    /// What the key is for, such as "dashboard" or "slack-bot": up to 100 characters, no
+    /// control characters; surrounding spaces are trimmed. Leave it out for no label (`null`
+    /// is refused).
+    #[oai(
+        deserialize_with = "label_not_null",
+        validator(pattern = r"^[^\x00-\x1f\x7f-\x9f]{0,100}$")
+    )]
+    pub label: Option<String>,
+}
+
+/// A missing `label` is no label, but `null` is refused: the document declares a string, and
+/// poem-openapi alone would read `null` as missing.
+fn label_not_null(
+    value: Option<serde_json::Value>,
+) -> poem_openapi::types::ParseResult<Option<String>> {
+    match value {
+        Some(serde_json::Value::Null) => Err(ParseError::custom(
+            "`label` cannot be null: send a string, or leave it out for no label",
+        )),
+        None => Ok(None),
+        Some(value) => string_only(Some(value))
+            .map(Some)
+            .map_err(ParseError::propagate),
+    }
+}
+
+/// A JSON string and nothing else: poem-openapi alone would read `false` or `1` as text.
+fn string_only(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<String> {
+    match value {
+        Some(serde_json::Value::String(s)) => Ok(s),
+        Some(other) => Err(ParseError::custom(format!(
+            "expected a string, found {}",
+            match other {
+                serde_json::Value::Null => "null",
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Array(_) => "an array",
+                _ => "an object",
+            }
+        ))),
+        None => Err(ParseError::expected_input()),
+    }
 }
 
 /// A new API key, shown this once.
@@ -466,6 +515,8 @@ pub struct AdminPush {
     #[oai(flatten)]
     pub push: PushItem,
     pub attempts: u32,
+    /// Why the last summary attempt failed; `null` when none did.
+    #[oai(nullable)]
     pub last_error: Option<String>,
 }
 
@@ -547,6 +598,8 @@ impl AdminApi {
     }
 
     /// End the dashboard session and clear its cookie.
+    ///
+    /// Without a session cookie there is nothing to end: 204 all the same.
     #[oai(path = "/logout", method = "post", operation_id = "adminLogout")]
     async fn logout(
         &self,
@@ -555,7 +608,8 @@ impl AdminApi {
         cookies: &CookieJar,
     ) -> poem::Result<Deleted> {
         // A write with the cookie like any other: a sibling site must not log the owner out.
-        if !same_site_write(req, &state.public_origin) {
+        // Without the cookie there is no session to end, so nothing to protect.
+        if cookies.get(SESSION_COOKIE).is_some() && !same_site_write(req, &state.public_origin) {
             return Ok(Deleted::Forbidden(Json(ErrorBody::new(
                 ErrorCode::Forbidden,
                 "cross-site request refused: send `X-Requested-With: git-push-tracker` from \
@@ -608,7 +662,7 @@ impl AdminApi {
         body: Json<NewProject>,
     ) -> poem::Result<Created<ProjectSecret>> {
         let now = state.clock.now();
-        let created = manage(&state, move |m| m.create_project(body.0.name.trim(), now)).await?;
+        let created = manage(&state, move |m| m.create_project(&body.0.name, now)).await?;
         Ok(answer(created, |p| Created::Created(Json(p.into()))))
     }
 
@@ -622,6 +676,8 @@ impl AdminApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
     ) -> poem::Result<Deleted> {
         Ok(
@@ -644,6 +700,8 @@ impl AdminApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
     ) -> poem::Result<Found<ProjectSecret>> {
         let rotated = manage(&state, move |m| m.rotate_secret(&name.0)).await?;
@@ -660,6 +718,8 @@ impl AdminApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
     ) -> poem::Result<Found<Vec<AdminKey>>> {
         let keys = manage(&state, move |m| m.list_keys(&name.0)).await?;
@@ -678,11 +738,16 @@ impl AdminApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         body: Json<NewKey>,
     ) -> poem::Result<Created<CreatedKey>> {
         let now = state.clock.now();
-        let created = manage(&state, move |m| m.create_key(&name.0, &body.0.label, now)).await?;
+        let created = manage(&state, move |m| {
+            m.create_key(&name.0, body.0.label.as_deref().unwrap_or(""), now)
+        })
+        .await?;
         Ok(answer(created, |k| Created::Created(Json(k.into()))))
     }
 
@@ -696,7 +761,11 @@ impl AdminApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
+        /// The key's `id` or its `prefix`.
+        #[oai(validator(pattern = r"^([0-9]{1,19}|gpt_[A-Za-z0-9]{8})$"))]
         key: Path<String>,
     ) -> poem::Result<Found<AdminKey>> {
         let now = state.clock.now();
@@ -714,18 +783,23 @@ impl AdminApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
-        /// Page size: default 20, at most 100.
-        limit: Query<Option<u32>>,
+        /// Page size: default 20, values over 100 are clamped to 100.
+        #[oai(validator(minimum(value = "0")))]
+        limit: Query<Option<i64>>,
         /// How many pushes to skip.
-        offset: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "0")))]
+        offset: Query<Option<i64>>,
         /// Continue after the previous page: its `pagination.nextCursor`. Stable while new
         /// pushes arrive, and as fast deep in the history as on page one.
         #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
         cursor: Query<Option<String>>,
     ) -> poem::Result<PushList> {
-        let limit = limit.0.unwrap_or(20).min(100);
-        let offset = offset.0.unwrap_or(0);
+        // The validators keep both at 0 or more.
+        let limit = limit.0.unwrap_or(20).clamp(0, 100) as u32;
+        let offset = offset.0.unwrap_or(0).max(0) as u64;
         if cursor.0.is_some() && offset > 0 {
             return Ok(PushList::BadRequest(Json(ErrorBody::new(
                 ErrorCode::InvalidParameter,
@@ -768,6 +842,10 @@ impl AdminApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The push's id.
+        #[oai(validator(
+            pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+        ))]
         id: Path<String>,
     ) -> poem::Result<Found<Queued>> {
         let now = state.clock.now();

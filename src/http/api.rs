@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use poem::web::Data;
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Path, Query};
@@ -171,24 +171,49 @@ pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Accepts a date (`2024-01-01`, midnight UTC) or an ISO 8601 date-time (UTC when no offset).
+/// Accepts a date (`2024-01-01`, midnight UTC) or a date-time (`2024-01-01T10:00`, with optional
+/// seconds, fraction and `Z` or `+HH:MM` offset; UTC when it has none; `T`, `t` or a space
+/// between): exactly the forms the `since` and `until` pattern of the document admits.
 pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
-    let raw = raw.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Some(t.with_timezone(&Utc));
+    let raw = raw.trim_matches(' ');
+    let date = NaiveDate::parse_from_str(raw.get(..10)?, "%Y-%m-%d").ok()?;
+    let rest = &raw[10..];
+    if rest.is_empty() {
+        return date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
     }
-    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-    }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    let (time, offset_secs) = if let Some(time) = rest.strip_suffix(['Z', 'z']) {
+        (time, 0)
+    } else if rest.len() > 6 && matches!(rest.as_bytes()[rest.len() - 6], b'+' | b'-') {
+        let (time, offset) = rest.split_at(rest.len() - 6);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let hours: i32 = offset.get(1..3)?.parse().ok()?;
+        let minutes: i32 = offset.get(4..6)?.parse().ok()?;
+        (
+            offset.get(3..4).filter(|c| *c == ":").map(|_| time)?,
+            sign * (hours * 3600 + minutes * 60),
+        )
+    } else {
+        (rest, 0)
+    };
+    let time = ["%H:%M:%S%.f", "%H:%M"]
         .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
-        .map(|t| t.and_utc())
+        .find_map(|f| chrono::NaiveTime::parse_from_str(time, f).ok())?;
+    let local = date.and_time(time);
+    let offset = chrono::FixedOffset::east_opt(offset_secs)?;
+    local
+        .and_local_timezone(offset)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A `since` or `until` parameter, or the 400 message naming it.
 pub fn time_param(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
-    match raw {
+    // An empty `since=` (as a form sends it) means no bound, as the document's pattern says.
+    match raw
+        .map(|raw| raw.trim_matches(' '))
+        .filter(|raw| !raw.is_empty())
+    {
         None => Ok(None),
         Some(raw) => parse_time(raw).map(Some).ok_or_else(|| {
             format!(
@@ -294,14 +319,14 @@ impl PublicApi {
         /// (`2024-01-01T10:00:00Z`; UTC when it has no offset).
         #[oai(validator(
             max_length = 64,
-            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+            pattern = r"^ *(([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)? *$"
         ))]
         since: Query<Option<String>>,
         /// Only pushes before this date or date-time (exclusive), in the same forms as `since`:
         /// `since=2024-01-01&until=2024-02-01` is January.
         #[oai(validator(
             max_length = 64,
-            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+            pattern = r"^ *(([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)? *$"
         ))]
         until: Query<Option<String>>,
         /// Continue after the previous page: its `pagination.nextCursor`, with the same `branch`,
@@ -373,6 +398,9 @@ impl PublicApi {
         state: Data<&Arc<AppState>>,
         key: ProjectKey,
         /// The push's id.
+        #[oai(validator(
+            pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+        ))]
         id: Path<String>,
     ) -> poem::Result<GetPushResponse> {
         let found = in_scope(&state, &key, move |store, scope| {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod api_body;
 pub mod assets;
 pub mod body;
+pub mod contract;
 pub mod error;
 pub mod host;
 pub mod scrape;
@@ -103,6 +104,20 @@ pub fn api_service() -> OpenApiService<(api::PublicApi, admin::AdminApi), ()> {
     .license(poem_openapi::LicenseObject::new("MIT"))
 }
 
+/// The OpenAPI document `/openapi.json` serves and `git-push-tracker openapi` prints: the
+/// service's, completed by [`contract`].
+pub fn openapi_document() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| contract::complete(&api_service().spec()))
+}
+
+#[poem::handler]
+fn openapi_json() -> poem::Response {
+    poem::Response::builder()
+        .content_type("application/json; charset=utf-8")
+        .body(openapi_document())
+}
+
 /// The document's description, ending with the error catalog: every code an error body can
 /// carry, with its usual status.
 fn api_description() -> String {
@@ -144,7 +159,7 @@ async fn no_store_for_admin<E: Endpoint>(
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = api_service();
     let allow = Arc::new(error::AllowTable::new(
-        &api.spec(),
+        openapi_document(),
         &[
             ("/webhooks/{hook}", "POST"),
             ("/healthz", "GET, HEAD"),
@@ -154,13 +169,21 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         ],
     ));
     let host_policy = Arc::clone(&state.host_policy);
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    // Swagger UI shows the completed document: poem-openapi's page, with its own spec swapped.
+    let docs_html = api
+        .swagger_ui_html()
+        .replace(&api.spec(), openapi_document());
+    let docs = Route::new().at(
+        "/",
+        get(poem::endpoint::make_sync(move |_| {
+            poem::web::Html(docs_html.clone())
+        })),
+    );
     Route::new()
         .at("/webhooks/:hook_id", post(webhooks::receive))
         .at("/healthz", get(healthz))
         .at("/metrics", get(scrape::metrics))
-        .at("/openapi.json", spec)
+        .at("/openapi.json", get(openapi_json))
         // Swagger UI inlines its scripts, so it gets only the framing rule of the strict CSP.
         .nest(
             "/docs",

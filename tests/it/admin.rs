@@ -241,11 +241,19 @@ fn owner_walks_every_route(app: &TestApp, auth: Auth) {
     let unknown = call(
         app,
         "POST",
-        "/api/admin/pushes/nope/resummarize",
+        "/api/admin/pushes/00000000-0000-0000-0000-000000000000/resummarize",
         auth,
         None,
     );
     assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let malformed = call(
+        app,
+        "POST",
+        "/api/admin/pushes/nope/resummarize",
+        auth,
+        None,
+    );
+    assert_eq!(malformed.status, 400, "not a push id: {}", malformed.body);
 
     let deleted = call(app, "DELETE", "/api/admin/projects/beta", auth, None);
     assert_eq!(deleted.status, 204, "{}", deleted.body);

@@ -9,6 +9,7 @@ mod api;
 mod browser;
 mod builtin_fixtures;
 mod cli;
+mod client;
 mod container;
 mod contract;
 mod crash;
