@@ -29,6 +29,8 @@ pub(super) fn fts_query(terms: &[SearchTerm]) -> String {
 /// The FROM and WHERE of a filtered read, with its parameters in order.
 struct Filtered {
     from: &'static str,
+    /// The rank column of the search index that drives the join, when a search does.
+    rank: Option<&'static str>,
     conditions: String,
     params: Vec<Value>,
 }
@@ -37,13 +39,30 @@ impl Filtered {
     fn new(scope: &ProjectScope, filter: &PushFilter) -> Filtered {
         let mut f = Filtered {
             from: "pushes p",
+            rank: None,
             conditions: String::from("p.project_id = ?"),
             params: vec![Value::Integer(scope.id())],
         };
-        if !filter.text.is_empty() {
+        // Whole words match stemmed (`push_fts`), prefixes match words as written
+        // (`push_fts_prefix`); the first index a search uses drives the join and ranks.
+        let (prefixes, words): (Vec<SearchTerm>, Vec<SearchTerm>) =
+            filter.text.iter().cloned().partition(|t| t.prefix);
+        if !words.is_empty() {
             f.from = "push_fts JOIN pushes p ON p.id = push_fts.rowid";
+            f.rank = Some("push_fts.rank");
             f.conditions.push_str(" AND push_fts MATCH ?");
-            f.params.push(Value::Text(fts_query(&filter.text)));
+            f.params.push(Value::Text(fts_query(&words)));
+            if !prefixes.is_empty() {
+                f.conditions.push_str(
+                    " AND p.id IN (SELECT rowid FROM push_fts_prefix WHERE push_fts_prefix MATCH ?)",
+                );
+                f.params.push(Value::Text(fts_query(&prefixes)));
+            }
+        } else if !prefixes.is_empty() {
+            f.from = "push_fts_prefix JOIN pushes p ON p.id = push_fts_prefix.rowid";
+            f.rank = Some("push_fts_prefix.rank");
+            f.conditions.push_str(" AND push_fts_prefix MATCH ?");
+            f.params.push(Value::Text(fts_query(&prefixes)));
         }
         if let Some(branch) = &filter.branch {
             f.conditions.push_str(" AND p.branch = ?");
@@ -130,11 +149,9 @@ pub(super) fn list(
             params.push(Value::Integer(c.pushed_at));
             params.push(Value::Integer(c.id));
         }
-        let order = match filter.order {
-            PushOrder::Relevance if !filter.text.is_empty() => {
-                "push_fts.rank, p.pushed_at DESC, p.id DESC"
-            }
-            _ => "p.pushed_at DESC, p.id DESC",
+        let order = match (filter.order, base.rank) {
+            (PushOrder::Relevance, Some(rank)) => format!("{rank}, p.pushed_at DESC, p.id DESC"),
+            _ => "p.pushed_at DESC, p.id DESC".to_owned(),
         };
         params.push(Value::Integer(i64::from(limit) + 1));
         params.push(Value::Integer(i64::try_from(skip).unwrap_or(i64::MAX)));

@@ -229,7 +229,8 @@ const MIGRATIONS: &[&str] = &[
     END;
     "#,
     // Asking the history: full-text search over summaries, commit messages, branch names and
-    // authors, and exact author and repository filters.
+    // authors (stemmed words in `push_fts`, words as written for prefixes in
+    // `push_fts_prefix`), and exact author and repository filters.
     //
     // `push_search` is the one definition of what a push's search document is; the FTS5 table
     // reads it as its external content and every trigger below indexes from it, so the values a
@@ -261,22 +262,38 @@ const MIGRATIONS: &[&str] = &[
         content='push_search', content_rowid='id',
         tokenize='porter unicode61 remove_diacritics 2');
     INSERT INTO push_fts (push_fts) VALUES ('rebuild');
+    -- Prefix searches read an index of the words as written: the stemmer changes the ends of
+    -- words, so `deploy*` stems to `deploi` and would miss "deployment" (indexed `deploy`).
+    CREATE VIRTUAL TABLE push_fts_prefix USING fts5(summary, messages, branch, authors,
+        content='push_search', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2');
+    INSERT INTO push_fts_prefix (push_fts_prefix) VALUES ('rebuild');
 
     CREATE TRIGGER push_fts_insert AFTER INSERT ON pushes BEGIN
         INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
             SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.id;
     END;
     CREATE TRIGGER push_fts_before_update BEFORE UPDATE OF summary, branch, pusher ON pushes BEGIN
         INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
             SELECT 'delete', id, summary, messages, branch, authors FROM push_search
             WHERE id = OLD.id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.id;
     END;
     CREATE TRIGGER push_fts_after_update AFTER UPDATE OF summary, branch, pusher ON pushes BEGIN
         INSERT INTO push_fts (rowid, summary, messages, branch, authors)
             SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.id;
     END;
     CREATE TRIGGER push_fts_before_delete BEFORE DELETE ON pushes BEGIN
         INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
             SELECT 'delete', id, summary, messages, branch, authors FROM push_search
             WHERE id = OLD.id;
     END;
@@ -305,25 +322,39 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER push_fts_text_insert AFTER INSERT ON push_text BEGIN
         INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
             SELECT 'delete', id, summary, '', branch, pusher FROM pushes WHERE id = NEW.push_id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, '', branch, pusher FROM pushes WHERE id = NEW.push_id;
         INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
             SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
     END;
     CREATE TRIGGER push_fts_text_before_update BEFORE UPDATE ON push_text BEGIN
         INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
             SELECT 'delete', id, summary, messages, branch, authors FROM push_search
             WHERE id = OLD.push_id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.push_id;
     END;
     CREATE TRIGGER push_fts_text_after_update AFTER UPDATE ON push_text BEGIN
         INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
             SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
     END;
     CREATE TRIGGER push_fts_text_before_delete BEFORE DELETE ON push_text BEGIN
         INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
             SELECT 'delete', id, summary, messages, branch, authors FROM push_search
             WHERE id = OLD.push_id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.push_id;
     END;
     CREATE TRIGGER push_fts_text_after_delete AFTER DELETE ON push_text BEGIN
         INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = OLD.push_id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
             SELECT id, summary, messages, branch, authors FROM push_search WHERE id = OLD.push_id;
     END;
 

@@ -104,7 +104,11 @@ pub struct PushQuery {
 /// prefix). Words without a letter or digit can never match a token and are dropped, unless
 /// nothing else is left, when they make a search that finds nothing.
 pub fn parse_search(q: &str) -> Result<Vec<SearchTerm>, QueryError> {
-    let words: Vec<&str> = q.split_whitespace().collect();
+    // Control characters separate words too: a NUL would end the query early inside SQLite.
+    let words: Vec<&str> = q
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect();
     if words.is_empty() {
         return Err(QueryError::invalid(
             "`q` must hold at least one word (leave it out to list everything)",
