@@ -531,8 +531,8 @@ fn filters_combine_with_each_other_and_with_cursor_paging() {
     }
 }
 
-fn tally<'a>(
-    matching: &[&'a Seeded],
+fn tally(
+    matching: &[&Seeded],
     key: impl Fn(&Seeded) -> String,
 ) -> std::collections::BTreeMap<String, (u64, u64)> {
     let mut out = std::collections::BTreeMap::new();
