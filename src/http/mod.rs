@@ -96,9 +96,22 @@ impl AppState {
 pub const SERVICE_TITLE: &str = "Git Push Tracker";
 
 /// The OpenAPI service; `git-push-tracker openapi` prints the same document `serve` serves.
-pub fn api_service() -> OpenApiService<(api::PublicApi, history::HistoryApi, admin::AdminApi), ()> {
+pub fn api_service() -> OpenApiService<
+    (
+        api::PublicApi,
+        history::HistoryApi,
+        admin::AdminApi,
+        history::OwnerHistoryApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (api::PublicApi, history::HistoryApi, admin::AdminApi),
+        (
+            api::PublicApi,
+            history::HistoryApi,
+            admin::AdminApi,
+            history::OwnerHistoryApi,
+        ),
         SERVICE_TITLE,
         env!("CARGO_PKG_VERSION"),
     )
