@@ -698,7 +698,8 @@ fn day_key(ms: i64) -> String {
 }
 
 /// How `activity` groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
 pub enum GroupBy {
     Day,
     Week,

@@ -96,11 +96,18 @@ impl HistoryApi {
         state: Data<&Arc<AppState>>,
         req: &poem::Request,
         key: ProjectKey,
-        /// Required: the range's start, a date (`2024-01-01`) or date-time.
-        #[oai(validator(max_length = 64))]
-        since: Query<Option<String>>,
-        /// The range's end (exclusive); now when left out. At most 366 days after `since`.
-        #[oai(validator(max_length = 64))]
+        /// The range's start: a date (`2024-01-01`, midnight UTC) or date-time.
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        since: Query<String>,
+        /// The range's end (exclusive), in the same forms; now when left out. At most 366 days
+        /// after `since`.
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
         until: Query<Option<String>>,
         /// As in `listPushes`.
         #[oai(validator(max_length = 1100))]
@@ -116,7 +123,7 @@ impl HistoryApi {
             author: author.0.unwrap_or_default(),
             repository: repository.0.unwrap_or_default(),
             ref_type: ref_type.0,
-            since: since.0,
+            since: Some(since.0),
             until: until.0,
             ..RawQuery::default()
         };
@@ -151,15 +158,22 @@ impl HistoryApi {
         &self,
         state: Data<&Arc<AppState>>,
         key: ProjectKey,
-        /// Required: the range's start, a date (`2024-01-01`) or date-time.
-        #[oai(validator(max_length = 64))]
-        since: Query<Option<String>>,
-        /// The range's end (exclusive); now when left out. At most 366 days after `since`.
-        #[oai(validator(max_length = 64))]
+        /// The range's start: a date (`2024-01-01`, midnight UTC) or date-time.
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        since: Query<String>,
+        /// The range's end (exclusive), in the same forms; now when left out. At most 366 days
+        /// after `since`.
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
         until: Query<Option<String>>,
         /// `day` (the default), `week` (keys are Mondays), `author`, `branch` or `repository`.
         #[oai(name = "groupBy")]
-        group_by: Query<Option<String>>,
+        group_by: Query<Option<GroupBy>>,
         /// As in `listPushes`.
         #[oai(validator(max_length = 1100))]
         q: Query<Option<String>>,
@@ -168,17 +182,14 @@ impl HistoryApi {
         repository: Query<Option<Vec<String>>>,
         #[oai(name = "refType")] ref_type: Query<Option<String>>,
     ) -> poem::Result<ActivityResponse> {
-        let by = match GroupBy::parse(group_by.0.as_deref()) {
-            Ok(by) => by,
-            Err(e) => return Ok(ActivityResponse::BadRequest(error_body(&e))),
-        };
+        let by = group_by.0.unwrap_or(GroupBy::Day);
         let raw = RawQuery {
             q: q.0,
             branch: branch.0,
             author: author.0.unwrap_or_default(),
             repository: repository.0.unwrap_or_default(),
             ref_type: ref_type.0,
-            since: since.0,
+            since: Some(since.0),
             until: until.0,
             ..RawQuery::default()
         };
@@ -208,6 +219,15 @@ pub enum OwnerPageResponse {
     /// No project has that name.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// No admin token or session was presented, or it is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A cross-site request with the session cookie was refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 #[derive(ApiResponse)]
@@ -218,6 +238,15 @@ pub enum OwnerPushResponse {
     /// No such project, or it has no push with that id.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// No admin token or session was presented, or it is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A cross-site request with the session cookie was refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 #[derive(ApiResponse)]
@@ -229,6 +258,15 @@ pub enum OwnerDigestResponse {
     /// No project has that name.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// No admin token or session was presented, or it is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A cross-site request with the session cookie was refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 #[derive(ApiResponse)]
@@ -240,6 +278,15 @@ pub enum OwnerActivityResponse {
     /// No project has that name.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// No admin token or session was presented, or it is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A cross-site request with the session cookie was refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 /// What the owner's history routes answer before their own outcome.
@@ -383,8 +430,16 @@ impl OwnerHistoryApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         name: Path<String>,
-        #[oai(validator(max_length = 64))] since: Query<Option<String>>,
-        #[oai(validator(max_length = 64))] until: Query<Option<String>>,
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        since: Query<String>,
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        until: Query<Option<String>>,
         #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
         author: Query<Option<Vec<String>>>,
@@ -397,7 +452,7 @@ impl OwnerHistoryApi {
             author: author.0.unwrap_or_default(),
             repository: repository.0.unwrap_or_default(),
             ref_type: ref_type.0,
-            since: since.0,
+            since: Some(since.0),
             until: until.0,
             ..RawQuery::default()
         };
@@ -432,26 +487,31 @@ impl OwnerHistoryApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         name: Path<String>,
-        #[oai(validator(max_length = 64))] since: Query<Option<String>>,
-        #[oai(validator(max_length = 64))] until: Query<Option<String>>,
-        #[oai(name = "groupBy")] group_by: Query<Option<String>>,
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        since: Query<String>,
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        until: Query<Option<String>>,
+        #[oai(name = "groupBy")] group_by: Query<Option<GroupBy>>,
         #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
         author: Query<Option<Vec<String>>>,
         repository: Query<Option<Vec<String>>>,
         #[oai(name = "refType")] ref_type: Query<Option<String>>,
     ) -> poem::Result<OwnerActivityResponse> {
-        let by = match GroupBy::parse(group_by.0.as_deref()) {
-            Ok(by) => by,
-            Err(e) => return Ok(OwnerActivityResponse::BadRequest(error_body(&e))),
-        };
+        let by = group_by.0.unwrap_or(GroupBy::Day);
         let raw = RawQuery {
             q: q.0,
             branch: branch.0,
             author: author.0.unwrap_or_default(),
             repository: repository.0.unwrap_or_default(),
             ref_type: ref_type.0,
-            since: since.0,
+            since: Some(since.0),
             until: until.0,
             ..RawQuery::default()
         };
