@@ -328,7 +328,7 @@ pub enum CursorError {
     #[error("`cursor` is not a cursor this server made: pass `pagination.nextCursor` as it is")]
     Malformed,
     #[error(
-        "`cursor` was made for other filters (`branch`, `since`, `until`) or another project, or was altered: repeat the filters of the first page, or start again without a cursor"
+        "`cursor` was made for other filters (`q`, `branch`, `author`, `repository`, `refType`, `since`, `until`) or another project, or was altered: repeat the filters of the first page, or start again without a cursor"
     )]
     OtherFilters,
 }

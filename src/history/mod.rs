@@ -51,7 +51,6 @@ pub struct RawQuery {
     pub offset: Option<i64>,
     pub cursor: Option<String>,
     pub sort: Option<String>,
-    pub group_by: Option<String>,
 }
 
 /// A parameter that is not valid; the message names it and says what would be.
@@ -709,6 +708,7 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    /// `groupBy` as text, for front ends whose arguments arrive as strings (MCP tool calls).
     pub fn parse(raw: Option<&str>) -> Result<GroupBy, QueryError> {
         Ok(match raw {
             None | Some("day") => GroupBy::Day,

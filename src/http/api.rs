@@ -351,7 +351,6 @@ impl PublicApi {
             offset: offset.0,
             cursor: cursor.0,
             sort: sort.0,
-            group_by: None,
         };
         let query = match PushQuery::parse(raw) {
             Ok(query) => query,

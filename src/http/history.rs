@@ -367,7 +367,6 @@ impl OwnerHistoryApi {
             offset: offset.0,
             cursor: cursor.0,
             sort: sort.0,
-            group_by: None,
         };
         let query = match PushQuery::parse(raw) {
             Ok(query) => query,
