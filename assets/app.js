@@ -233,6 +233,7 @@
       keys,
       el('h4', { text: 'Recent pushes' }),
       feed,
+      window.PushHistory ? window.PushHistory.section(p.name) : null,
     );
     card.dataset.counts = countsKey(p);
     loadKeys(p.name, keys);

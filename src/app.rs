@@ -167,6 +167,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         public_url: public_url.to_string(),
         public_origin: public_url.origin(),
         summarizer: config.summarizer.source().to_owned(),
+        digest_summarizer: Arc::clone(&config.summarizer),
         body_limit: config.body_limit,
         body_timeout: config.limits.body_timeout,
         webhook_budget: WebhookBudget::new(budget, budget_per_address),

@@ -63,6 +63,8 @@ catalog! {
     UnsupportedContentType = "unsupported_content_type", 415, "unsupported content type";
     BadRequest = "bad_request", 400, "the request is not valid";
     InvalidParameter = "invalid_parameter", 400, "a query parameter is not valid";
+    RangeTooLong = "range_too_long", 400,
+        "a range covers at most 366 days: narrow `since` and `until`";
     Unauthorized = "unauthorized", 401,
         "missing or invalid credentials: send `Authorization: Bearer <key>`";
     Forbidden = "forbidden", 403, "this request is not allowed";

@@ -12,6 +12,7 @@ pub mod config; // validation of flag and environment values
 pub mod db; // the storage façade and all SQL: pool, migrations, projects, keys, pushes, queue, ingest writer
 pub mod domain; // projects, keys, pushes, commits: types without I/O
 pub mod error_code; // the catalog of error codes, their statuses and messages
+pub mod history; // ask the history: search, filters, digests, activity, for one project scope
 pub mod http; // routes: webhooks, public and admin API, dashboard, docs, health, metrics
 pub mod ingest; // the webhook pipeline without HTTP: hook lookup, verify, first summary, store
 pub mod limits; // connection caps, timeouts, body budgets and size caps, with their defaults

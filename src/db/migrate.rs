@@ -228,6 +228,178 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM push_branch_days WHERE n <= 0 AND project_id = OLD.project_id;
     END;
     "#,
+    // Asking the history: full-text search over summaries, commit messages, branch names and
+    // authors (stemmed words in `push_fts`, words as written for prefixes in
+    // `push_fts_prefix`), and exact author and repository filters.
+    //
+    // `push_search` is the one definition of what a push's search document is; the FTS5 table
+    // reads it as its external content and every trigger below indexes from it, so the values a
+    // `'delete'` command passes are exactly the ones indexed before (FTS5 needs that, or the
+    // index goes bad). The BEFORE triggers run while the old values can still be read.
+    // FTS5 cannot read a content view that calls a table-valued function (`json_each`: "no
+    // such table: main.json_each"), so the commits' messages and authors are kept as text in
+    // `push_text`, written by a trigger from the commits document. A push's row is written
+    // before its commits document, so it is indexed twice at ingest: first without commits,
+    // then again when they arrive.
+    r#"
+    CREATE TABLE push_text (
+        push_id   INTEGER PRIMARY KEY REFERENCES pushes(id) ON DELETE CASCADE,
+        messages  TEXT NOT NULL,
+        authors   TEXT NOT NULL
+    );
+    INSERT INTO push_text (push_id, messages, authors)
+        SELECT pc.push_id,
+            COALESCE((SELECT group_concat(json_extract(c.value, '$.message'), char(10))
+                FROM json_each(pc.commits) c), ''),
+            COALESCE((SELECT group_concat(json_extract(c.value, '$.author'), char(10))
+                FROM json_each(pc.commits) c), '')
+        FROM push_commits pc;
+    CREATE VIEW push_search AS
+        SELECT p.id AS id, p.summary AS summary, COALESCE(t.messages, '') AS messages,
+            p.branch AS branch, p.pusher || COALESCE(char(10) || t.authors, '') AS authors
+        FROM pushes p LEFT JOIN push_text t ON t.push_id = p.id;
+    CREATE VIRTUAL TABLE push_fts USING fts5(summary, messages, branch, authors,
+        content='push_search', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2');
+    INSERT INTO push_fts (push_fts) VALUES ('rebuild');
+    -- Prefix searches read an index of the words as written: the stemmer changes the ends of
+    -- words, so `deploy*` stems to `deploi` and would miss "deployment" (indexed `deploy`).
+    CREATE VIRTUAL TABLE push_fts_prefix USING fts5(summary, messages, branch, authors,
+        content='push_search', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2');
+    INSERT INTO push_fts_prefix (push_fts_prefix) VALUES ('rebuild');
+
+    CREATE TRIGGER push_fts_insert AFTER INSERT ON pushes BEGIN
+        INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.id;
+    END;
+    CREATE TRIGGER push_fts_before_update BEFORE UPDATE OF summary, branch, pusher ON pushes BEGIN
+        INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.id;
+    END;
+    CREATE TRIGGER push_fts_after_update AFTER UPDATE OF summary, branch, pusher ON pushes BEGIN
+        INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.id;
+    END;
+    CREATE TRIGGER push_fts_before_delete BEFORE DELETE ON pushes BEGIN
+        INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.id;
+    END;
+
+    -- The commits document decides `push_text`.
+    CREATE TRIGGER push_text_insert AFTER INSERT ON push_commits BEGIN
+        INSERT INTO push_text (push_id, messages, authors) VALUES (NEW.push_id,
+            COALESCE((SELECT group_concat(json_extract(c.value, '$.message'), char(10))
+                FROM json_each(NEW.commits) c), ''),
+            COALESCE((SELECT group_concat(json_extract(c.value, '$.author'), char(10))
+                FROM json_each(NEW.commits) c), ''));
+    END;
+    CREATE TRIGGER push_text_update AFTER UPDATE OF commits ON push_commits BEGIN
+        UPDATE push_text SET
+            messages = COALESCE((SELECT group_concat(json_extract(c.value, '$.message'), char(10))
+                FROM json_each(NEW.commits) c), ''),
+            authors = COALESCE((SELECT group_concat(json_extract(c.value, '$.author'), char(10))
+                FROM json_each(NEW.commits) c), '')
+        WHERE push_id = NEW.push_id;
+    END;
+    CREATE TRIGGER push_text_delete AFTER DELETE ON push_commits BEGIN
+        DELETE FROM push_text WHERE push_id = OLD.push_id;
+    END;
+    -- `push_text` changes what its push's document holds. When the push itself is being
+    -- deleted (the cascade), its row is already gone, its entry with it, and these find nothing.
+    CREATE TRIGGER push_fts_text_insert AFTER INSERT ON push_text BEGIN
+        INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, '', branch, pusher FROM pushes WHERE id = NEW.push_id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, '', branch, pusher FROM pushes WHERE id = NEW.push_id;
+        INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
+    END;
+    CREATE TRIGGER push_fts_text_before_update BEFORE UPDATE ON push_text BEGIN
+        INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.push_id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.push_id;
+    END;
+    CREATE TRIGGER push_fts_text_after_update AFTER UPDATE ON push_text BEGIN
+        INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
+    END;
+    CREATE TRIGGER push_fts_text_before_delete BEFORE DELETE ON push_text BEGIN
+        INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.push_id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.push_id;
+    END;
+    CREATE TRIGGER push_fts_text_after_delete AFTER DELETE ON push_text BEGIN
+        INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = OLD.push_id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = OLD.push_id;
+    END;
+
+    -- Everyone who took part in a push (its pusher and its commits' authors), once each, for
+    -- the `author` filter; NOCASE because `Alice` and `alice` are one person to a reader.
+    CREATE TABLE push_authors (
+        push_id     INTEGER NOT NULL REFERENCES pushes(id) ON DELETE CASCADE,
+        project_id  INTEGER NOT NULL,
+        author      TEXT NOT NULL COLLATE NOCASE,
+        PRIMARY KEY (push_id, author)
+    ) WITHOUT ROWID;
+    CREATE INDEX push_authors_lookup ON push_authors(project_id, author, push_id);
+    INSERT OR IGNORE INTO push_authors (push_id, project_id, author)
+        SELECT id, project_id, pusher FROM pushes;
+    INSERT OR IGNORE INTO push_authors (push_id, project_id, author)
+        SELECT p.id, p.project_id, json_extract(c.value, '$.author')
+        FROM pushes p JOIN push_commits pc ON pc.push_id = p.id, json_each(pc.commits) c
+        WHERE json_extract(c.value, '$.author') <> '';
+    CREATE TRIGGER push_authors_insert AFTER INSERT ON pushes BEGIN
+        INSERT OR IGNORE INTO push_authors (push_id, project_id, author)
+            VALUES (NEW.id, NEW.project_id, NEW.pusher);
+    END;
+    CREATE TRIGGER push_authors_commits AFTER INSERT ON push_commits BEGIN
+        INSERT OR IGNORE INTO push_authors (push_id, project_id, author)
+            SELECT p.id, p.project_id, json_extract(c.value, '$.author')
+            FROM pushes p, json_each(NEW.commits) c
+            WHERE p.id = NEW.push_id AND json_extract(c.value, '$.author') <> '';
+    END;
+
+    -- The `repository` filter, newest first like the other page indexes.
+    CREATE INDEX pushes_project_repository_time
+        ON pushes(project_id, repository, pushed_at DESC, id DESC);
+
+    -- A model's digest of a range (its filters hashed into `range_key`), valid while the
+    -- range's pushes hash to `fingerprint`: a new, gone or re-summarized push changes it.
+    CREATE TABLE digest_cache (
+        project_id   INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        range_key    BLOB NOT NULL,
+        fingerprint  BLOB NOT NULL,
+        summary      TEXT NOT NULL,
+        source       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (project_id, range_key)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -9,6 +9,7 @@
 mod admin;
 pub mod backup;
 mod expiry;
+mod history;
 mod keys;
 pub mod migrate;
 mod private;
@@ -21,8 +22,10 @@ mod summary_queue;
 mod values;
 pub mod writer;
 
+pub use history::{DigestPush, GroupCount, Grouping, RangeCounts};
 pub use pushes::{
-    CursorError, Inserted, PageCursor, PageStart, PreparedPush, PushFilter, PushPage,
+    CursorError, Inserted, PageCursor, PageStart, PreparedPush, PushFilter, PushOrder, PushPage,
+    SearchTerm,
 };
 pub use store::{HookTarget, ProjectScope, Store};
 pub use summary_queue::ClaimedPush;

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 use super::{DbError, ProjectScope, from_millis, to_millis};
-use crate::domain::{NewCommit, NewPush, Push, SummaryStatus};
+use crate::domain::{NewCommit, NewPush, Push, RefKind, SummaryStatus};
 use crate::summarize::BuiltinSummarizer;
 
 /// A push with everything decided at ingest: its id, first summary and status, and its commits
@@ -253,6 +253,41 @@ pub struct PushFilter {
     pub since: Option<DateTime<Utc>>,
     /// Pushed before this time (exclusive).
     pub until: Option<DateTime<Utc>>,
+    /// Full-text search: every term must match (summaries, messages, branch, authors).
+    pub text: Vec<SearchTerm>,
+    /// Pushed by, or holding a commit by, any of these (case-insensitive).
+    pub authors: Vec<String>,
+    /// In any of these repositories (`owner/name`).
+    pub repositories: Vec<String>,
+    pub ref_kind: Option<RefKind>,
+    pub order: PushOrder,
+}
+
+impl PushFilter {
+    /// True when the filter needs more than the day counters and page indexes of `list`.
+    fn is_extended(&self) -> bool {
+        !self.text.is_empty()
+            || !self.authors.is_empty()
+            || !self.repositories.is_empty()
+            || self.ref_kind.is_some()
+            || self.order != PushOrder::Newest
+    }
+}
+
+/// One word of a search: matched as itself (stemmed), or as a prefix of words (`auth*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchTerm {
+    pub word: String,
+    pub prefix: bool,
+}
+
+/// The order of a page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PushOrder {
+    #[default]
+    Newest,
+    /// Best search match first (bm25); paged by offset only.
+    Relevance,
 }
 
 /// Where a page starts: after skipping this many matching pushes, or right after the push a
@@ -282,8 +317,8 @@ pub struct PushPage {
 /// Opaque to clients: [`PageCursor::encode`] and [`PageCursor::parse`] are its only forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageCursor {
-    pushed_at: i64,
-    id: i64,
+    pub(super) pushed_at: i64,
+    pub(super) id: i64,
     tag: [u8; 8],
 }
 
@@ -293,7 +328,7 @@ pub enum CursorError {
     #[error("`cursor` is not a cursor this server made: pass `pagination.nextCursor` as it is")]
     Malformed,
     #[error(
-        "`cursor` was made for other filters (`branch`, `since`, `until`) or another project, or was altered: repeat the filters of the first page, or start again without a cursor"
+        "`cursor` was made for other filters (`q`, `branch`, `author`, `repository`, `refType`, `since`, `until`) or another project, or was altered: repeat the filters of the first page, or start again without a cursor"
     )]
     OtherFilters,
 }
@@ -324,6 +359,27 @@ impl PageCursor {
                 None => hash.update([0]),
             }
         }
+        // Only filters that are set are hashed, so cursors made before these filters existed
+        // still read back.
+        if filter.is_extended() {
+            let mut field = |tag: u8, value: &str| {
+                hash.update([tag]);
+                hash.update((value.len() as u64).to_le_bytes());
+                hash.update(value.as_bytes());
+            };
+            for term in &filter.text {
+                field(if term.prefix { 2 } else { 3 }, &term.word);
+            }
+            for author in &filter.authors {
+                field(4, &author.to_lowercase());
+            }
+            for repository in &filter.repositories {
+                field(5, repository);
+            }
+            if let Some(kind) = filter.ref_kind {
+                field(6, kind.as_str());
+            }
+        }
         hash.update(pushed_at.to_le_bytes());
         hash.update(id.to_le_bytes());
         let digest = hash.finalize();
@@ -332,7 +388,12 @@ impl PageCursor {
         out
     }
 
-    fn new(scope: &ProjectScope, filter: &PushFilter, pushed_at: i64, id: i64) -> PageCursor {
+    pub(super) fn new(
+        scope: &ProjectScope,
+        filter: &PushFilter,
+        pushed_at: i64,
+        id: i64,
+    ) -> PageCursor {
         PageCursor {
             pushed_at,
             id,
@@ -649,6 +710,9 @@ pub fn list(
     limit: u32,
     start: &PageStart,
 ) -> Result<PushPage, DbError> {
+    if filter.is_extended() {
+        return super::history::list(conn, scope, filter, limit, start);
+    }
     let (project_id, project) = (scope.id(), scope.project().as_str());
     let branch = filter.branch.as_deref();
     let lo = filter.since.map(to_millis);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::history::{self, DigestPush, GroupCount, Grouping, RangeCounts};
 use super::pushes::{self, PageStart, PushFilter, PushPage};
 use super::summary_queue::{self, ClaimedPush};
 use super::{Db, DbError, admin, expiry, keys, projects, settings, stats};
@@ -128,6 +129,46 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<PushPage, DbError>;
     /// One push of the scope with its commits; another project's push is `NotFound`.
     fn get_push(&self, scope: &ProjectScope, id: &str) -> Result<(Push, Vec<NewCommit>), DbError>;
+
+    // Asking the history, always within a scope.
+    /// Pushes, commits and who, where and which branch, of the pushes a filter matches.
+    fn range_counts(
+        &self,
+        scope: &ProjectScope,
+        filter: &PushFilter,
+    ) -> Result<RangeCounts, DbError>;
+    /// Pushes and commits per group of the pushes a filter matches.
+    fn activity(
+        &self,
+        scope: &ProjectScope,
+        filter: &PushFilter,
+        by: Grouping,
+    ) -> Result<Vec<GroupCount>, DbError>;
+    /// Up to `max` of the pushes a filter matches, newest first, as a digest reads them.
+    fn digest_pushes(
+        &self,
+        scope: &ProjectScope,
+        filter: &PushFilter,
+        max: u32,
+    ) -> Result<Vec<DigestPush>, DbError>;
+    /// A model digest stored for `range_key`, if it was written for `fingerprint`.
+    fn cached_digest(
+        &self,
+        scope: &ProjectScope,
+        range_key: &[u8; 32],
+        fingerprint: &[u8; 32],
+    ) -> Result<Option<(String, String)>, DbError>;
+    /// Stores a model digest (one per range key and project; the newest wins).
+    #[allow(clippy::too_many_arguments)]
+    fn store_digest(
+        &self,
+        scope: &ProjectScope,
+        range_key: &[u8; 32],
+        fingerprint: &[u8; 32],
+        summary: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError>;
 
     // The summary queue.
     /// Puts pushes a killed process left in progress back in the queue; run once at start.
@@ -313,6 +354,61 @@ impl Store for Db {
 
     fn get_push(&self, scope: &ProjectScope, id: &str) -> Result<(Push, Vec<NewCommit>), DbError> {
         pushes::get(&*self.conn()?, scope, id)
+    }
+
+    fn range_counts(
+        &self,
+        scope: &ProjectScope,
+        filter: &PushFilter,
+    ) -> Result<RangeCounts, DbError> {
+        history::counts(&*self.conn()?, scope, filter)
+    }
+
+    fn activity(
+        &self,
+        scope: &ProjectScope,
+        filter: &PushFilter,
+        by: Grouping,
+    ) -> Result<Vec<GroupCount>, DbError> {
+        history::group(&*self.conn()?, scope, filter, by)
+    }
+
+    fn digest_pushes(
+        &self,
+        scope: &ProjectScope,
+        filter: &PushFilter,
+        max: u32,
+    ) -> Result<Vec<DigestPush>, DbError> {
+        history::digest_pushes(&*self.conn()?, scope, filter, max)
+    }
+
+    fn cached_digest(
+        &self,
+        scope: &ProjectScope,
+        range_key: &[u8; 32],
+        fingerprint: &[u8; 32],
+    ) -> Result<Option<(String, String)>, DbError> {
+        history::cached_digest(&*self.conn()?, scope, range_key, fingerprint)
+    }
+
+    fn store_digest(
+        &self,
+        scope: &ProjectScope,
+        range_key: &[u8; 32],
+        fingerprint: &[u8; 32],
+        summary: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        history::store_digest(
+            &*self.conn()?,
+            scope,
+            range_key,
+            fingerprint,
+            summary,
+            source,
+            super::to_millis(now),
+        )
     }
 
     fn requeue_abandoned(&self, now: DateTime<Utc>) -> Result<usize, DbError> {

@@ -6,18 +6,17 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use poem::web::Data;
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
+use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent, SecurityScheme, Tags};
 
 use super::AppState;
 use super::error::ErrorBody;
-use crate::db::{DbError, PageCursor, PageStart, ProjectScope, PushFilter, Store};
+use super::history::wants_markdown;
+use crate::db::{DbError, ProjectScope, Store};
 use crate::domain::{NewCommit, Push};
 use crate::error_code::ErrorCode;
+use crate::history::{self, HistoryError, PushQuery, RawQuery};
 use crate::tokens::hash_key;
-
-const DEFAULT_LIMIT: i64 = 20;
-const MAX_LIMIT: i64 = 100;
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -126,11 +125,20 @@ pub struct PushPage {
     pub pagination: Pagination,
 }
 
+/// A page as JSON, or as Markdown for `Accept: text/markdown`.
+#[derive(ResponseContent)]
+pub enum PageBody {
+    Json(Json<PushPage>),
+    #[oai(content_type = "text/markdown; charset=utf-8")]
+    Markdown(PlainText<String>),
+}
+
 #[derive(ApiResponse)]
 pub enum ListPushesResponse {
-    /// A page of the project's pushes.
+    /// A page of the project's pushes: JSON, or the same page as Markdown for
+    /// `Accept: text/markdown`.
     #[oai(status = 200)]
-    Ok(Json<PushPage>),
+    Ok(PageBody),
     /// A query parameter is invalid; the message names it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -156,7 +164,7 @@ pub enum GetPushResponse {
 /// printed without a database.
 pub struct PublicApi;
 
-fn unauthorized() -> Json<ErrorBody> {
+pub(super) fn unauthorized() -> Json<ErrorBody> {
     Json(ErrorBody::new(
         ErrorCode::Unauthorized,
         "unknown or revoked API key: send `Authorization: Bearer gpt_...` with a key of this project",
@@ -278,7 +286,11 @@ impl PushDetail {
 /// Runs `work` within the project of a presented key, or answers None for an unknown or revoked
 /// key. The key check and the work share one blocking hop: a second hop cost about as much as
 /// the page query itself.
-async fn in_scope<T, F>(state: &AppState, key: &ProjectKey, work: F) -> poem::Result<Option<T>>
+pub(super) async fn in_scope<T, F>(
+    state: &AppState,
+    key: &ProjectKey,
+    work: F,
+) -> poem::Result<Option<T>>
 where
     T: Send + 'static,
     F: FnOnce(&dyn Store, ProjectScope) -> Result<T, DbError> + Send + 'static,
@@ -304,6 +316,7 @@ impl PublicApi {
     async fn list_pushes(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &poem::Request,
         key: ProjectKey,
         /// Page size: default 20, values over 100 are clamped to 100.
         #[oai(validator(minimum(value = "0")))]
@@ -329,64 +342,56 @@ impl PublicApi {
             pattern = r"^ *(([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)? *$"
         ))]
         until: Query<Option<String>>,
-        /// Continue after the previous page: its `pagination.nextCursor`, with the same `branch`,
-        /// `since` and `until`. Stable while new pushes arrive (none is skipped or repeated), and
-        /// as fast at the millionth push as at the first: the way to walk a history.
+        /// Continue after the previous page: its `pagination.nextCursor`, with the same filters.
+        /// Stable while new pushes arrive (none is skipped or repeated), and as fast at the
+        /// millionth push as at the first: the way to walk a history.
         #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
         cursor: Query<Option<String>>,
+        /// Full-text search over summaries, commit messages, branch names and authors: every
+        /// word must match, with stemming (`authenticate` finds "authentication"); a trailing
+        /// `*` matches a prefix (`auth*`). Searched as text: no operators. Up to 16 words.
+        #[oai(validator(max_length = 1100))]
+        q: Query<Option<String>>,
+        /// Only pushes by this pusher or holding a commit by this author (username or name,
+        /// case-insensitive). Repeat it for any of several.
+        author: Query<Option<Vec<String>>>,
+        /// Only pushes to this repository (`owner/name`). Repeat it for any of several.
+        repository: Query<Option<Vec<String>>>,
+        /// Only pushes to branches (`branch`) or to tags (`tag`).
+        #[oai(name = "refType")]
+        ref_type: Query<Option<String>>,
+        /// `newest` (the default) or, with `q`, `relevance` (best match first; pages by
+        /// `offset`, not `cursor`).
+        sort: Query<Option<String>>,
     ) -> poem::Result<ListPushesResponse> {
-        let limit = match limit.0 {
-            None => DEFAULT_LIMIT,
-            Some(n) if n < 0 => return Ok(bad_request("`limit` must be between 0 and 100")),
-            Some(n) => n.min(MAX_LIMIT),
-        } as u32;
-        let offset = match offset.0 {
-            None => 0,
-            Some(n) if n < 0 => return Ok(bad_request("`offset` must be 0 or more")),
-            Some(n) => n as u64,
-        };
-        let since = match time_param("since", since.0.as_deref()) {
-            Ok(t) => t,
-            Err(message) => return Ok(bad_request(message)),
-        };
-        let until = match time_param("until", until.0.as_deref()) {
-            Ok(t) => t,
-            Err(message) => return Ok(bad_request(message)),
-        };
-        if cursor.0.is_some() && offset > 0 {
-            return Ok(bad_request(
-                "`cursor` and `offset` cannot be used together: a cursor already says where the page starts",
-            ));
-        }
-        let filter = PushFilter {
+        let raw = RawQuery {
+            q: q.0,
             branch: branch.0,
-            since,
-            until,
+            author: author.0.unwrap_or_default(),
+            repository: repository.0.unwrap_or_default(),
+            ref_type: ref_type.0,
+            since: since.0,
+            until: until.0,
+            limit: limit.0,
+            offset: offset.0,
+            cursor: cursor.0,
+            sort: sort.0,
         };
+        let query = match PushQuery::parse(raw) {
+            Ok(query) => query,
+            Err(e) => return Ok(bad_request(e.to_string())),
+        };
+        let markdown = wants_markdown(req);
         let page = in_scope(&state, &key, move |store, scope| {
-            let start = match cursor.0.as_deref() {
-                None => PageStart::Offset(offset),
-                Some(raw) => match PageCursor::parse(raw, &scope, &filter) {
-                    Ok(cursor) => PageStart::After(cursor),
-                    Err(e) => return Ok(Err(e.to_string())),
-                },
-            };
-            let page = store.list_pushes(&scope, &filter, limit, &start)?;
-            Ok(Ok(PushPage {
-                pushes: page.pushes.into_iter().map(PushItem::from).collect(),
-                project: scope.project().to_string(),
-                pagination: Pagination {
-                    limit,
-                    offset: page.offset,
-                    total: page.total,
-                    next_cursor: page.next.map(|c| c.encode()),
-                },
-            }))
+            HistoryError::split(history::list(store, &scope, &query))
         })
         .await?;
         Ok(match page {
-            Some(Ok(page)) => ListPushesResponse::Ok(Json(page)),
-            Some(Err(message)) => bad_request(message),
+            Some(Ok(page)) if markdown => ListPushesResponse::Ok(PageBody::Markdown(PlainText(
+                history::markdown::page(&page),
+            ))),
+            Some(Ok(page)) => ListPushesResponse::Ok(PageBody::Json(Json(page))),
+            Some(Err(e)) => bad_request(e.to_string()),
             None => ListPushesResponse::Unauthorized(unauthorized()),
         })
     }

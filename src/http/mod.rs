@@ -9,6 +9,7 @@ pub mod assets;
 pub mod body;
 pub mod contract;
 pub mod error;
+pub mod history;
 pub mod host;
 pub mod scrape;
 pub mod trace;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub public_origin: String,
     /// `builtin` or the configured model's name, as the dashboard shows it.
     pub summarizer: String,
+    /// What writes a digest's summary (the worker's summarizer; builtin digests when offline).
+    pub digest_summarizer: Arc<dyn crate::summarize::Summarizer>,
     pub body_limit: usize,
     /// Time to read a whole request body.
     pub body_timeout: std::time::Duration,
@@ -94,9 +97,22 @@ impl AppState {
 pub const SERVICE_TITLE: &str = "Git Push Tracker";
 
 /// The OpenAPI service; `git-push-tracker openapi` prints the same document `serve` serves.
-pub fn api_service() -> OpenApiService<(api::PublicApi, admin::AdminApi), ()> {
+pub fn api_service() -> OpenApiService<
+    (
+        api::PublicApi,
+        history::HistoryApi,
+        admin::AdminApi,
+        history::OwnerHistoryApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (api::PublicApi, admin::AdminApi),
+        (
+            api::PublicApi,
+            history::HistoryApi,
+            admin::AdminApi,
+            history::OwnerHistoryApi,
+        ),
         SERVICE_TITLE,
         env!("CARGO_PKG_VERSION"),
     )

@@ -2,7 +2,7 @@
 //! baseline measured in the same run (these machines are shared and noisy), printed as
 //! `name value` lines. Absolute figures are printed too, for the goals stated in absolutes.
 //!
-//! Sections can be picked by name: `cargo bench -- ingest read latency footprint`.
+//! Sections can be picked by name: `cargo bench -- ingest read history latency footprint`.
 //! `BENCH_SECS` sets the length of each throughput run (default 5), `BENCH_WAL_SECS` the
 //! sustained-ingest run of the footprint section (default 60).
 
@@ -669,6 +669,104 @@ fn read(data: &Path) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Asking the history at 1,000,000 pushes: search pages vs the cheapest authenticated request,
+// a builtin digest over 10,000 pushes and a year of daily activity (latencies, as their goals
+// are absolutes). The seeded pushes are one a minute, each "feat: change number {i}".
+
+fn history(data: &Path) {
+    let db = data.join("million.db");
+    let (big, _) = populate(&db);
+    let server = Server::start(builtin_config(&db));
+    let duration = secs("BENCH_SECS", 5);
+    let cheapest = {
+        let key = big.clone();
+        Arc::new(move |_| get_request("/api/v1/pushes/00000000-0000-0000-0000-000000000000", &key))
+    };
+    // A rare word (one push), a prefix (11 pushes: 77777 and 777770..777779), a common word
+    // with a filter beside it (a quarter of the history), and a common word alone.
+    let searches = [
+        ("rare", "/api/v1/pushes?limit=20&q=500000", 1u64),
+        ("prefix", "/api/v1/pushes?limit=20&q=77777*", 11),
+        (
+            "common_branch",
+            "/api/v1/pushes?limit=20&q=change&branch=develop",
+            250_000,
+        ),
+        ("common", "/api/v1/pushes?limit=20&q=change", 1_000_000),
+    ];
+    for (name, path, total) in &searches {
+        let page = get_json(&server, path, &big);
+        assert_eq!(page["pagination"]["total"], *total, "{name}: {path}");
+        assert_eq!(
+            page["pushes"].as_array().map(Vec::len),
+            Some((*total).min(20) as usize),
+            "{name}"
+        );
+    }
+    const PAGE_START: &[u8] = b"\"pushes\":[{\"";
+    let mut base_runs = vec![load(server.addr, 16, duration, 404, cheapest.clone())];
+    let mut rps = Vec::new();
+    for (name, path, _) in &searches {
+        let request = get_request(path, &big);
+        let make = Arc::new(move |_| request.clone());
+        rps.push((
+            *name,
+            load_checked(server.addr, 16, duration, 200, Some(PAGE_START), make).per_second(),
+        ));
+    }
+    base_runs.push(load(server.addr, 16, duration, 404, cheapest));
+    let base = mean_per_second(&base_runs);
+    println!("# history: {base:.0} cheapest authenticated requests/s");
+    for (name, r) in &rps {
+        println!("# history search {name}: {r:.0} pages/s at 1M");
+        report(&format!("history_search_{name}_vs_cheapest"), r / base);
+    }
+
+    // 10,000 pushes from the middle of the history, and a year of it.
+    let from = SEED_BASE_MS + 500_000 * 60_000;
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let digest = format!(
+        "/api/v1/digest?since={}&until={}",
+        iso(from),
+        iso(from + 10_000 * 60_000)
+    );
+    let d = get_json(&server, &digest, &big);
+    assert_eq!(d["pushCount"], 10_000, "{digest}");
+    assert_eq!(d["summarySource"], "builtin");
+    assert!(
+        d["summary"].as_str().unwrap().starts_with("- 10000 pushes"),
+        "{}",
+        d["summary"]
+    );
+    let year_from = SEED_BASE_MS + 100_000 * 60_000;
+    let activity = format!(
+        "/api/v1/activity?since={}&until={}&groupBy=day",
+        iso(year_from),
+        iso(year_from + 365 * 86_400_000)
+    );
+    let a = get_json(&server, &activity, &big);
+    let pushes: u64 = a["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["pushes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(pushes, 365 * 1440, "{activity}");
+    for (name, path) in [("digest_10k", &digest), ("activity_year", &activity)] {
+        let (p50, p95) = latencies(server.addr, 30, |_| get_request(path, &big));
+        println!("# history {name}: p50 {p50:?}, p95 {p95:?} at 1M");
+        report(
+            &format!("history_{name}_p50_ms"),
+            p50.as_secs_f64() * 1000.0,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Time from a webhook's 2xx to `summarized` in the API, with a model that answers at once.
 
 #[handler]
@@ -936,6 +1034,9 @@ fn main() {
     }
     if run("read") {
         read(&data);
+    }
+    if run("history") {
+        history(&data);
     }
     if run("latency") {
         latency(dir.path());

@@ -1,5 +1,6 @@
 //! The dashboard in real headless Chromium through chromedriver: log in, create a project and a
-//! key, receive a signed push, and show hostile commit text as text.
+//! key, receive a signed push, show hostile commit text as text, and ask the history (search,
+//! push detail, activity chart, digest).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -280,6 +281,8 @@ async fn drive(client: Client, app: Arc<TestApp>) {
         "the key form closes"
     );
 
+    history(client, card).await;
+
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     let shot = client.screenshot().await.unwrap();
@@ -327,4 +330,74 @@ async fn drive(client: Client, app: Arc<TestApp>) {
         label.is_displayed().await.unwrap(),
         "the key form stays open"
     );
+}
+
+/// Sets a form field's value as a date picker would (typing into one depends on the locale).
+async fn set_value(client: &Client, css: &str, value: &str) {
+    client
+        .execute(
+            "document.querySelector(arguments[0]).value = arguments[1];",
+            vec![json!(css), json!(value)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("set {css}: {e}"));
+}
+
+/// The project's history section: the activity chart, a search, a push's detail, a digest.
+async fn history(client: &Client, card: &str) {
+    click(client, &format!("{card} details.history > summary")).await;
+    let bars = poll("the activity chart", || async {
+        let bars = client
+            .find_all(Locator::Css(&format!("{card} svg.activity-chart rect.bar")))
+            .await
+            .ok()?;
+        (!bars.is_empty()).then_some(bars.len())
+    })
+    .await;
+    assert_eq!(bars, 90, "one bar per day of the last 90 days");
+
+    type_into(client, &format!("{card} .history-q"), "login").await;
+    click(client, &format!("{card} .history-search")).await;
+    let total_css = format!("{card} .history-total");
+    let total = poll("the search results", || visible_text(client, &total_css)).await;
+    assert_eq!(total, "1 push matches");
+    let results = visible_text(client, &format!("{card} .history-results"))
+        .await
+        .unwrap();
+    assert!(results.contains("Add the login page"), "{results}");
+    assert!(!results.contains(XSS), "{results}");
+
+    click(client, &format!("{card} .detail-button")).await;
+    let detail = poll("the push detail", || async {
+        let text = visible_text(client, &format!("{card} .push-detail")).await?;
+        text.contains("Add the login page").then_some(text)
+    })
+    .await;
+    assert!(detail.contains("acme/app"), "{detail}");
+    let compare = element(client, &format!("{card} .push-detail a.compare")).await;
+    let href = compare.attr("href").await.unwrap().unwrap();
+    assert!(
+        href.starts_with("https://github.com/acme/app/compare/"),
+        "{href}"
+    );
+
+    set_value(client, &format!("{card} .history-q"), "").await;
+    set_value(client, &format!("{card} input[name=since]"), "2023-11-01").await;
+    set_value(client, &format!("{card} input[name=until]"), "2023-12-01").await;
+    click(client, &format!("{card} .history-digest")).await;
+    let counts_css = format!("{card} .digest-counts");
+    let counts = poll("the digest", || visible_text(client, &counts_css)).await;
+    assert_eq!(counts, "2 pushes, 2 commits (builtin)");
+    let summary = visible_text(client, &format!("{card} .digest-summary"))
+        .await
+        .unwrap();
+    assert!(
+        summary.starts_with("- 2 pushes with 2 commits"),
+        "{summary}"
+    );
+    let injected = client
+        .find_all(Locator::Css("#projects img"))
+        .await
+        .unwrap();
+    assert!(injected.is_empty(), "webhook text became an element");
 }

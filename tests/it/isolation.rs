@@ -1,5 +1,6 @@
 //! Project isolation as a property: for random projects, keys (some revoked) and pushes, a live
-//! key only ever sees its own project's data, and a revoked key gets 401 everywhere.
+//! key only ever sees its own project's data (lists, search, filters, digests, activity), and a
+//! revoked key gets 401 everywhere.
 
 use crate::support::app::{TestApp, TestProject, github_payload};
 use chrono::Utc;
@@ -214,6 +215,59 @@ fn check_case(specs: Vec<ProjectSpec>, queries: Vec<ListQuery>) {
                 if expected != 200 {
                     assert!(reply.body["error"]["code"].is_string(), "{}", reply.body);
                 }
+            }
+
+            // Asking the history: search, filters, digest and activity see the key's project
+            // only; every project's marker is searched, and only the own one finds anything.
+            let own = b.push_ids.len() as u64;
+            let mut paths: Vec<(String, Option<u64>)> = (0..n)
+                .map(|o| {
+                    let found = if o == i { own } else { 0 };
+                    (
+                        format!("/api/v1/pushes?limit=100&q={}", marker(o)),
+                        Some(found),
+                    )
+                })
+                .collect();
+            paths.push(("/api/v1/pushes?q=zq*&limit=100".into(), Some(own)));
+            paths.push((
+                "/api/v1/pushes?author=ADA&repository=acme/app&refType=branch&limit=100".into(),
+                Some(own),
+            ));
+            let range = "since=2023-11-01&until=2023-12-01";
+            paths.push((format!("/api/v1/digest?{range}"), Some(own)));
+            paths.push((format!("/api/v1/digest?{range}&q=commit"), Some(own)));
+            for by in ["day", "week", "author", "branch", "repository"] {
+                paths.push((format!("/api/v1/activity?{range}&groupBy={by}"), Some(own)));
+            }
+            for (path, expected) in paths {
+                let reply = app.get(&path, Some(&key));
+                if revoked {
+                    assert_eq!(reply.status, 401, "{path}: {}", reply.body);
+                    continue;
+                }
+                assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+                assert_no_foreign_marker(&reply.body.to_string(), i, n, &path);
+                let counted = if let Some(total) = reply.body["pagination"]["total"].as_u64() {
+                    for push in reply.body["pushes"].as_array().unwrap() {
+                        let id = push["id"].as_str().unwrap();
+                        assert!(b.push_ids.iter().any(|p| p == id), "{path}: {id}");
+                    }
+                    total
+                } else if let Some(count) = reply.body["pushCount"].as_u64() {
+                    for id in reply.body["pushIds"].as_array().unwrap() {
+                        assert!(b.push_ids.iter().any(|p| p == id), "{path}: {id}");
+                    }
+                    count
+                } else {
+                    reply.body["buckets"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|b| b["pushes"].as_u64().unwrap())
+                        .sum()
+                };
+                assert_eq!(Some(counted), expected, "{path}: {}", reply.body);
             }
         }
     }

@@ -16,6 +16,7 @@ mod crash;
 mod durability;
 mod examples;
 mod files;
+mod history;
 mod hostile;
 mod isolation;
 mod limits;

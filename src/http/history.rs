@@ -1,0 +1,533 @@
+//! `GET /api/v1/digest` and `GET /api/v1/activity`: a range of a project's history in one
+//! call, with the project key; and the same history for the owner's dashboard under
+//! `/api/admin/projects/{name}/` (search, one push, digest, activity). The work is
+//! [`crate::history`]'s.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::{ApiResponse, OpenApi, ResponseContent};
+
+use super::AppState;
+use super::admin::{AdminAuth, AdminTags};
+use super::api::{ApiTags, ProjectKey, PushDetail, PushPage, in_scope, unauthorized};
+use super::error::ErrorBody;
+use crate::db::DbError;
+use crate::error_code::ErrorCode;
+use crate::history::{
+    self, Activity, Digest, GroupBy, HistoryError, PushQuery, QueryError, RawQuery,
+};
+
+/// True when the client asked for Markdown (`Accept: text/markdown`) rather than JSON.
+pub fn wants_markdown(req: &poem::Request) -> bool {
+    req.headers()
+        .get_all(poem::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            item.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/markdown"))
+        })
+}
+
+fn error_body(e: &QueryError) -> Json<ErrorBody> {
+    let code = match e {
+        QueryError::RangeTooLong => ErrorCode::RangeTooLong,
+        QueryError::Invalid(_) => ErrorCode::InvalidParameter,
+    };
+    Json(ErrorBody::new(code, e.to_string()))
+}
+
+/// A digest as JSON, or as Markdown for `Accept: text/markdown`.
+#[derive(ResponseContent)]
+pub enum DigestBody {
+    Json(Json<Box<Digest>>),
+    #[oai(content_type = "text/markdown; charset=utf-8")]
+    Markdown(PlainText<String>),
+}
+
+#[derive(ApiResponse)]
+pub enum DigestResponse {
+    /// The range's digest: JSON, or the same digest as Markdown for `Accept: text/markdown`.
+    #[oai(status = 200)]
+    Ok(DigestBody),
+    /// A parameter is invalid (`invalid_parameter`), or the range is over 366 days
+    /// (`range_too_long`).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// The key is missing, unknown or revoked.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum ActivityResponse {
+    /// Pushes and commits per group.
+    #[oai(status = 200)]
+    Ok(Json<Activity>),
+    /// A parameter is invalid (`invalid_parameter`), or the range is over 366 days
+    /// (`range_too_long`).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// The key is missing, unknown or revoked.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+}
+
+pub struct HistoryApi;
+
+#[OpenApi(tag = "ApiTags::Pushes")]
+impl HistoryApi {
+    /// One summary of a range of a project's pushes.
+    ///
+    /// Counts (pushes, commits, per author, branch and repository) are the database's. With a
+    /// model configured the summary is the model's, written from the range's push summaries
+    /// and cached until a push of the range changes; otherwise a builtin digest (themes from
+    /// conventional-commit types and recurring words, per author). Takes every filter of
+    /// `listPushes`.
+    #[oai(path = "/api/v1/digest", method = "get", operation_id = "digest")]
+    #[allow(clippy::too_many_arguments)]
+    async fn digest(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &poem::Request,
+        key: ProjectKey,
+        /// The range's start: a date (`2024-01-01`, midnight UTC) or date-time.
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        since: Query<String>,
+        /// The range's end (exclusive), in the same forms; now when left out. At most 366 days
+        /// after `since`.
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        until: Query<Option<String>>,
+        /// As in `listPushes`.
+        #[oai(validator(max_length = 1100))]
+        q: Query<Option<String>>,
+        #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
+        author: Query<Option<Vec<String>>>,
+        repository: Query<Option<Vec<String>>>,
+        #[oai(name = "refType")] ref_type: Query<Option<String>>,
+    ) -> poem::Result<DigestResponse> {
+        let raw = RawQuery {
+            q: q.0,
+            branch: branch.0,
+            author: author.0.unwrap_or_default(),
+            repository: repository.0.unwrap_or_default(),
+            ref_type: ref_type.0,
+            since: Some(since.0),
+            until: until.0,
+            ..RawQuery::default()
+        };
+        let now = state.clock.now();
+        let query = match PushQuery::parse_range(raw, now) {
+            Ok(query) => query,
+            Err(e) => return Ok(DigestResponse::BadRequest(error_body(&e))),
+        };
+        let markdown = wants_markdown(req);
+        let summarizer = Arc::clone(&state.digest_summarizer);
+        let digest = in_scope(&state, &key, move |store, scope| {
+            HistoryError::split(history::digest(store, &scope, &query, &*summarizer, now))
+        })
+        .await?;
+        Ok(match digest {
+            Some(Ok(d)) if markdown => DigestResponse::Ok(DigestBody::Markdown(PlainText(
+                history::markdown::digest(&d),
+            ))),
+            Some(Ok(d)) => DigestResponse::Ok(DigestBody::Json(Json(Box::new(d)))),
+            Some(Err(e)) => DigestResponse::BadRequest(error_body(&e)),
+            None => DigestResponse::Unauthorized(unauthorized()),
+        })
+    }
+
+    /// Pushes and commits per day, week, author, branch or repository over a range.
+    ///
+    /// Takes every filter of `listPushes`; `since` is required and the range is at most 366
+    /// days.
+    #[oai(path = "/api/v1/activity", method = "get", operation_id = "activity")]
+    #[allow(clippy::too_many_arguments)]
+    async fn activity(
+        &self,
+        state: Data<&Arc<AppState>>,
+        key: ProjectKey,
+        /// The range's start: a date (`2024-01-01`, midnight UTC) or date-time.
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        since: Query<String>,
+        /// The range's end (exclusive), in the same forms; now when left out. At most 366 days
+        /// after `since`.
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        until: Query<Option<String>>,
+        /// `day` (the default), `week` (keys are Mondays), `author`, `branch` or `repository`.
+        #[oai(name = "groupBy")]
+        group_by: Query<Option<GroupBy>>,
+        /// As in `listPushes`.
+        #[oai(validator(max_length = 1100))]
+        q: Query<Option<String>>,
+        #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
+        author: Query<Option<Vec<String>>>,
+        repository: Query<Option<Vec<String>>>,
+        #[oai(name = "refType")] ref_type: Query<Option<String>>,
+    ) -> poem::Result<ActivityResponse> {
+        let by = group_by.0.unwrap_or(GroupBy::Day);
+        let raw = RawQuery {
+            q: q.0,
+            branch: branch.0,
+            author: author.0.unwrap_or_default(),
+            repository: repository.0.unwrap_or_default(),
+            ref_type: ref_type.0,
+            since: Some(since.0),
+            until: until.0,
+            ..RawQuery::default()
+        };
+        let query = match PushQuery::parse_range(raw, state.clock.now()) {
+            Ok(query) => query,
+            Err(e) => return Ok(ActivityResponse::BadRequest(error_body(&e))),
+        };
+        let activity = in_scope(&state, &key, move |store, scope| {
+            HistoryError::split(history::activity(store, &scope, &query, by))
+        })
+        .await?;
+        Ok(match activity {
+            Some(Ok(a)) => ActivityResponse::Ok(Json(a)),
+            Some(Err(e)) => ActivityResponse::BadRequest(error_body(&e)),
+            None => ActivityResponse::Unauthorized(unauthorized()),
+        })
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum OwnerPageResponse {
+    /// A page of the project's pushes, in the public API's shape.
+    #[oai(status = 200)]
+    Ok(Json<PushPage>),
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No project has that name.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// No admin token or session was presented, or it is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A cross-site request with the session cookie was refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+#[derive(ApiResponse)]
+pub enum OwnerPushResponse {
+    /// The push with its commits, in the public API's shape.
+    #[oai(status = 200)]
+    Ok(Json<Box<PushDetail>>),
+    /// No such project, or it has no push with that id.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// No admin token or session was presented, or it is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A cross-site request with the session cookie was refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+#[derive(ApiResponse)]
+pub enum OwnerDigestResponse {
+    #[oai(status = 200)]
+    Ok(Json<Box<Digest>>),
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No project has that name.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// No admin token or session was presented, or it is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A cross-site request with the session cookie was refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+#[derive(ApiResponse)]
+pub enum OwnerActivityResponse {
+    #[oai(status = 200)]
+    Ok(Json<Activity>),
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No project has that name.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// No admin token or session was presented, or it is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A cross-site request with the session cookie was refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+/// What the owner's history routes answer before their own outcome.
+enum Owner<T> {
+    Found(T),
+    Bad(QueryError),
+    NoProject,
+}
+
+/// Runs `work` in the owner's scope over the named project.
+async fn as_owner<T, F>(state: &AppState, name: String, work: F) -> poem::Result<Owner<T>>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn crate::db::Store, crate::db::ProjectScope) -> Result<T, HistoryError>
+        + Send
+        + 'static,
+{
+    state
+        .with_store(move |store| {
+            let Ok(name) = crate::domain::ProjectName::parse(&name) else {
+                return Ok(Owner::NoProject);
+            };
+            let scope = match store.owner_scope(&name) {
+                Ok(scope) => scope,
+                Err(DbError::NotFound) => return Ok(Owner::NoProject),
+                Err(e) => return Err(e),
+            };
+            Ok(match HistoryError::split(work(store, scope))? {
+                Ok(value) => Owner::Found(value),
+                Err(e) => Owner::Bad(e),
+            })
+        })
+        .await
+}
+
+fn no_project() -> Json<ErrorBody> {
+    Json(ErrorBody::of(ErrorCode::ProjectNotFound))
+}
+
+/// The same history for the project's owner (the dashboard), by project name.
+pub struct OwnerHistoryApi;
+
+#[OpenApi(prefix_path = "/api/admin", tag = "AdminTags::Admin")]
+impl OwnerHistoryApi {
+    /// Search and filter a project's pushes: the parameters and answer of `listPushes`.
+    #[oai(
+        path = "/projects/:name/history",
+        method = "get",
+        operation_id = "adminSearchPushes"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn search(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        name: Path<String>,
+        limit: Query<Option<i64>>,
+        offset: Query<Option<i64>>,
+        #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
+        #[oai(validator(max_length = 64))] since: Query<Option<String>>,
+        #[oai(validator(max_length = 64))] until: Query<Option<String>>,
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,64}$"))] cursor: Query<Option<String>>,
+        #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
+        author: Query<Option<Vec<String>>>,
+        repository: Query<Option<Vec<String>>>,
+        #[oai(name = "refType")] ref_type: Query<Option<String>>,
+        sort: Query<Option<String>>,
+    ) -> poem::Result<OwnerPageResponse> {
+        let raw = RawQuery {
+            q: q.0,
+            branch: branch.0,
+            author: author.0.unwrap_or_default(),
+            repository: repository.0.unwrap_or_default(),
+            ref_type: ref_type.0,
+            since: since.0,
+            until: until.0,
+            limit: limit.0,
+            offset: offset.0,
+            cursor: cursor.0,
+            sort: sort.0,
+        };
+        let query = match PushQuery::parse(raw) {
+            Ok(query) => query,
+            Err(e) => return Ok(OwnerPageResponse::BadRequest(error_body(&e))),
+        };
+        Ok(
+            match as_owner(&state, name.0, move |store, scope| {
+                history::list(store, &scope, &query)
+            })
+            .await?
+            {
+                Owner::Found(page) => OwnerPageResponse::Ok(Json(page)),
+                Owner::Bad(e) => OwnerPageResponse::BadRequest(error_body(&e)),
+                Owner::NoProject => OwnerPageResponse::NotFound(no_project()),
+            },
+        )
+    }
+
+    /// One push of a project with its commits and compare link.
+    #[oai(
+        path = "/projects/:name/pushes/:id",
+        method = "get",
+        operation_id = "adminGetPush"
+    )]
+    async fn get_push(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        name: Path<String>,
+        id: Path<String>,
+    ) -> poem::Result<OwnerPushResponse> {
+        let found = as_owner(&state, name.0, move |store, scope| {
+            match store.get_push(&scope, &id.0) {
+                Ok(found) => Ok(Some(found)),
+                Err(DbError::NotFound) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+        Ok(match found {
+            Owner::Found(Some((push, commits))) => {
+                OwnerPushResponse::Ok(Json(Box::new(PushDetail::new(push, commits))))
+            }
+            Owner::Found(None) => {
+                OwnerPushResponse::NotFound(Json(ErrorBody::of(ErrorCode::PushNotFound)))
+            }
+            Owner::Bad(_) | Owner::NoProject => OwnerPushResponse::NotFound(no_project()),
+        })
+    }
+
+    /// A digest of a range of a project's pushes: the parameters and answer of `digest`.
+    #[oai(
+        path = "/projects/:name/digest",
+        method = "get",
+        operation_id = "adminDigest"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn digest(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        name: Path<String>,
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        since: Query<String>,
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        until: Query<Option<String>>,
+        #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
+        #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
+        author: Query<Option<Vec<String>>>,
+        repository: Query<Option<Vec<String>>>,
+        #[oai(name = "refType")] ref_type: Query<Option<String>>,
+    ) -> poem::Result<OwnerDigestResponse> {
+        let raw = RawQuery {
+            q: q.0,
+            branch: branch.0,
+            author: author.0.unwrap_or_default(),
+            repository: repository.0.unwrap_or_default(),
+            ref_type: ref_type.0,
+            since: Some(since.0),
+            until: until.0,
+            ..RawQuery::default()
+        };
+        let now = state.clock.now();
+        let query = match PushQuery::parse_range(raw, now) {
+            Ok(query) => query,
+            Err(e) => return Ok(OwnerDigestResponse::BadRequest(error_body(&e))),
+        };
+        let summarizer = Arc::clone(&state.digest_summarizer);
+        Ok(
+            match as_owner(&state, name.0, move |store, scope| {
+                history::digest(store, &scope, &query, &*summarizer, now)
+            })
+            .await?
+            {
+                Owner::Found(d) => OwnerDigestResponse::Ok(Json(Box::new(d))),
+                Owner::Bad(e) => OwnerDigestResponse::BadRequest(error_body(&e)),
+                Owner::NoProject => OwnerDigestResponse::NotFound(no_project()),
+            },
+        )
+    }
+
+    /// Activity over a range of a project's pushes: the parameters and answer of `activity`.
+    #[oai(
+        path = "/projects/:name/activity",
+        method = "get",
+        operation_id = "adminActivity"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn activity(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: AdminAuth,
+        name: Path<String>,
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        since: Query<String>,
+        #[oai(validator(
+            max_length = 64,
+            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
+        ))]
+        until: Query<Option<String>>,
+        #[oai(name = "groupBy")] group_by: Query<Option<GroupBy>>,
+        #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
+        #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
+        author: Query<Option<Vec<String>>>,
+        repository: Query<Option<Vec<String>>>,
+        #[oai(name = "refType")] ref_type: Query<Option<String>>,
+    ) -> poem::Result<OwnerActivityResponse> {
+        let by = group_by.0.unwrap_or(GroupBy::Day);
+        let raw = RawQuery {
+            q: q.0,
+            branch: branch.0,
+            author: author.0.unwrap_or_default(),
+            repository: repository.0.unwrap_or_default(),
+            ref_type: ref_type.0,
+            since: Some(since.0),
+            until: until.0,
+            ..RawQuery::default()
+        };
+        let query = match PushQuery::parse_range(raw, state.clock.now()) {
+            Ok(query) => query,
+            Err(e) => return Ok(OwnerActivityResponse::BadRequest(error_body(&e))),
+        };
+        Ok(
+            match as_owner(&state, name.0, move |store, scope| {
+                history::activity(store, &scope, &query, by)
+            })
+            .await?
+            {
+                Owner::Found(a) => OwnerActivityResponse::Ok(Json(a)),
+                Owner::Bad(e) => OwnerActivityResponse::BadRequest(error_body(&e)),
+                Owner::NoProject => OwnerActivityResponse::NotFound(no_project()),
+            },
+        )
+    }
+}
