@@ -349,7 +349,7 @@ impl PublicApi {
         cursor: Query<Option<String>>,
         /// Full-text search over summaries, commit messages, branch names and authors: every
         /// word must match, with stemming (`authenticate` finds "authentication"); a trailing
-        /// `*` matches a prefix (`auth*`). Searched as text: no operators. Up to 16 words.
+        /// `*` matches a prefix (`auth*`). Searched as text: no operators. Blank is no search.
         #[oai(validator(max_length = 1100))]
         q: Query<Option<String>>,
         /// Only pushes by this pusher or holding a commit by this author (username or name,

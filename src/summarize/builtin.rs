@@ -119,10 +119,7 @@ fn render(bullets: Vec<String>, distinct: usize, unlisted: usize) -> String {
         (h, 0) => lines.push(format!("- and {h} more")),
         (0, 1) => lines.push("- and 1 more commit not listed".to_owned()),
         (0, u) => lines.push(format!("- and {u} more commits not listed")),
-        (h, u) => lines.push(format!(
-            "- and {h} more, plus {} not listed",
-            commits(u)
-        )),
+        (h, u) => lines.push(format!("- and {h} more, plus {} not listed", commits(u))),
     }
     lines.join("\n")
 }
@@ -457,10 +454,7 @@ mod tests {
         let s = BuiltinSummarizer::summary(&i);
         let lines: Vec<_> = s.lines().collect();
         assert_eq!(lines.len(), 8);
-        assert_eq!(
-            lines[7],
-            "- and 13 more, plus 10 commits not listed"
-        );
+        assert_eq!(lines[7], "- and 13 more, plus 10 commits not listed");
 
         let seven: Vec<_> = (1..=7).map(|i| commit(&format!("change {i}"))).collect();
         let mut i = input(&seven);
