@@ -11,6 +11,7 @@ pub mod backup;
 mod expiry;
 mod keys;
 pub mod migrate;
+mod notifications;
 mod private;
 mod projects;
 mod pushes;
@@ -21,6 +22,7 @@ mod summary_queue;
 mod values;
 pub mod writer;
 
+pub use notifications::{AttemptRecord, DeliveryOutcome, DueDelivery};
 pub use pushes::{
     CursorError, Inserted, PageCursor, PageStart, PreparedPush, PushFilter, PushPage,
 };
