@@ -50,6 +50,8 @@ pub struct AppConfig {
     pub trusted_proxies: TrustedProxies,
     /// Connection caps, timeouts and body budgets.
     pub limits: Limits,
+    /// Notification delivery: threads, retry schedule, send timeout.
+    pub notify: crate::notify::deliver::DeliverySettings,
 }
 
 impl AppConfig {
@@ -67,6 +69,7 @@ impl AppConfig {
             metrics_public: false,
             trusted_proxies: TrustedProxies::default(),
             limits: Limits::default(),
+            notify: crate::notify::deliver::DeliverySettings::default(),
         }
     }
 }
@@ -121,24 +124,38 @@ pub async fn run_extended<E: Endpoint + 'static>(
     store.record_public_url(public_url.as_str())?;
     let metrics = Arc::new(Metrics::new());
 
+    // Its own threads, so a slow receiver never delays summaries or webhooks.
+    let deliveries = crate::notify::deliver::Deliverer::new(
+        Arc::clone(&store),
+        Arc::clone(&config.clock),
+        config.notify.clone(),
+    )
+    .spawn()
+    .map_err(AppError::Thread)?;
+    let delivery_nudger = deliveries.nudger();
     let worker = if config.run_worker {
+        let on_final = delivery_nudger.clone();
         let worker = Worker::new(
             Arc::clone(&store),
             Arc::clone(&config.summarizer),
             Arc::clone(&config.clock),
             config.worker.clone(),
         )
-        .with_metrics(Arc::clone(&metrics));
+        .with_metrics(Arc::clone(&metrics))
+        .after_final(Arc::new(move || on_final.nudge()));
         Some(worker.spawn().map_err(AppError::Thread)?)
     } else {
         None
     };
     let nudger = worker.as_ref().map(WorkerHandle::nudger);
     let worker_nudger = nudger.clone();
+    let writer_delivery_nudger = delivery_nudger.clone();
     let (writer, writer_thread) = IngestWriter::spawn(&db, move || {
         if let Some(nudger) = &nudger {
             nudger.nudge();
         }
+        // A builtin summary is final as the push is stored: its deliveries are due now.
+        writer_delivery_nudger.nudge();
     })?;
     let retention = match config.retention_days {
         Some(days) => Some(
@@ -156,7 +173,8 @@ pub async fn run_extended<E: Endpoint + 'static>(
     );
     let (budget, budget_per_address) = config.limits.webhook_budgets(config.body_limit);
     let state = Arc::new(AppState {
-        manager: Manager::new(Arc::clone(&store), public_url.clone()),
+        manager: Manager::new(Arc::clone(&store), public_url.clone())
+            .with_notify_timeout(config.notify.timeout),
         store,
         ingest,
         clock: config.clock,
@@ -167,6 +185,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         body_timeout: config.limits.body_timeout,
         webhook_budget: WebhookBudget::new(budget, budget_per_address),
         worker: worker_nudger,
+        deliveries: Some(delivery_nudger),
         login_limiter: crate::auth::LoginLimiter::default(),
         trusted_proxies: config.trusted_proxies.clone(),
         metrics,
@@ -206,6 +225,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         if let Some(retention) = retention {
             retention.shutdown();
         }
+        deliveries.shutdown();
     })
     .await
     .ok();

@@ -9,6 +9,7 @@ pub mod assets;
 pub mod body;
 pub mod error;
 pub mod host;
+pub mod notifications;
 pub mod scrape;
 pub mod trace;
 pub mod unread_body;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub webhook_budget: Arc<body::WebhookBudget>,
     /// Wakes the summary worker (None when the caller runs the worker's steps itself).
     pub worker: Option<crate::worker::Nudger>,
+    /// Wakes the notification delivery threads.
+    pub deliveries: Option<crate::notify::deliver::DeliveryNudger>,
     /// Failed admin logins and wrong admin bearer tokens per client, to slow down guessing.
     pub login_limiter: crate::auth::LoginLimiter,
     /// Whose `X-Forwarded-For` names the client, for the login limiter.
@@ -93,9 +96,20 @@ impl AppState {
 pub const SERVICE_TITLE: &str = "Git Push Tracker";
 
 /// The OpenAPI service; `git-push-tracker openapi` prints the same document `serve` serves.
-pub fn api_service() -> OpenApiService<(api::PublicApi, admin::AdminApi), ()> {
+pub fn api_service() -> OpenApiService<
+    (
+        api::PublicApi,
+        admin::AdminApi,
+        notifications::NotificationsApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (api::PublicApi, admin::AdminApi),
+        (
+            api::PublicApi,
+            admin::AdminApi,
+            notifications::NotificationsApi,
+        ),
         SERVICE_TITLE,
         env!("CARGO_PKG_VERSION"),
     )
