@@ -150,12 +150,14 @@ pub async fn run_extended<E: Endpoint + 'static>(
     let nudger = worker.as_ref().map(WorkerHandle::nudger);
     let worker_nudger = nudger.clone();
     let writer_delivery_nudger = delivery_nudger.clone();
-    let (writer, writer_thread) = IngestWriter::spawn(&db, move || {
-        if let Some(nudger) = &nudger {
+    let (writer, writer_thread) = IngestWriter::spawn(&db, move |committed| {
+        if let Some(nudger) = nudger.as_ref().filter(|_| committed.queued) {
             nudger.nudge();
         }
         // A builtin summary is final as the push is stored: its deliveries are due now.
-        writer_delivery_nudger.nudge();
+        if committed.finished {
+            writer_delivery_nudger.nudge();
+        }
     })?;
     let retention = match config.retention_days {
         Some(days) => Some(

@@ -70,9 +70,11 @@ impl Shared {
 pub struct DeliveryNudger(Arc<Shared>);
 
 impl DeliveryNudger {
+    /// Wakes one idle thread; one that finds work wakes the next, so an ingest batch for a
+    /// project without notifications costs one look at the outbox, not one per thread.
     pub fn nudge(&self) {
         self.0.lock().generation += 1;
-        self.0.wake.notify_all();
+        self.0.wake.notify_one();
     }
 }
 
@@ -191,6 +193,8 @@ impl Deliverer {
             let due = self.store.next_delivery(self.clock.now(), &busy)?;
             if let Some(d) = &due {
                 shared.lock().busy.insert(d.notification.id);
+                // More may be due, for other notifications: let another thread look.
+                shared.wake.notify_one();
             }
             due
         };
