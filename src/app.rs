@@ -175,8 +175,10 @@ pub async fn run_extended<E: Endpoint + 'static>(
     );
     let (budget, budget_per_address) = config.limits.webhook_budgets(config.body_limit);
     let state = Arc::new(AppState {
-        manager: Manager::new(Arc::clone(&store), public_url.clone())
-            .with_notify_timeout(config.notify.timeout),
+        manager: Manager::new(Arc::clone(&store), public_url.clone()).with_notify_sender(
+            crate::notify::send::Sender::new(config.notify.timeout)
+                .denying_private(config.notify.deny_private),
+        ),
         store,
         ingest,
         clock: config.clock,

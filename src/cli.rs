@@ -206,6 +206,12 @@ pub struct NotifyArgs {
         hide = true
     )]
     pub notify_retry_scale: f64,
+
+    /// Refuse receivers on loopback, private and link-local addresses (by default they are
+    /// allowed: Mattermost and ntfy often live on the same network); such a notification is
+    /// paused with the reason.
+    #[arg(long, env = "PUSH_TRACKER_NOTIFY_DENY_PRIVATE")]
+    pub notify_deny_private: bool,
 }
 
 impl NotifyArgs {
@@ -216,6 +222,7 @@ impl NotifyArgs {
                 scale: self.notify_retry_scale,
             },
             timeout: Duration::from_secs(self.notify_timeout),
+            deny_private: self.notify_deny_private,
         }
     }
 }

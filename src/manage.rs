@@ -150,9 +150,9 @@ impl Manager {
         }
     }
 
-    /// Test messages give up after `timeout`, like deliveries.
-    pub fn with_notify_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.sender = Sender::new(timeout);
+    /// Test messages are sent as deliveries are: the same timeout and address policy.
+    pub fn with_notify_sender(mut self, sender: Sender) -> Self {
+        self.sender = sender;
         self
     }
 

@@ -27,6 +27,8 @@ pub struct DeliverySettings {
     pub schedule: Schedule,
     /// The longest one request to a receiver may take.
     pub timeout: Duration,
+    /// Refuse receivers on loopback, private and link-local addresses (`--notify-deny-private`).
+    pub deny_private: bool,
 }
 
 impl Default for DeliverySettings {
@@ -35,6 +37,7 @@ impl Default for DeliverySettings {
             threads: 4,
             schedule: Schedule::default(),
             timeout: super::send::TIMEOUT,
+            deny_private: false,
         }
     }
 }
@@ -121,7 +124,7 @@ impl Deliverer {
         Deliverer {
             store,
             clock,
-            sender: Sender::new(settings.timeout),
+            sender: Sender::new(settings.timeout).denying_private(settings.deny_private),
             settings,
         }
     }

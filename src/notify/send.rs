@@ -49,6 +49,8 @@ pub struct Attempted {
 #[derive(Debug, Clone)]
 pub struct Sender {
     agent: ureq::Agent,
+    /// `--notify-deny-private`: refuse receivers on loopback, private and link-local addresses.
+    deny_private: bool,
 }
 
 impl Default for Sender {
@@ -58,6 +60,12 @@ impl Default for Sender {
 }
 
 impl Sender {
+    /// Refuses receivers whose host resolves to a loopback, private or link-local address.
+    pub fn denying_private(mut self, deny: bool) -> Self {
+        self.deny_private = deny;
+        self
+    }
+
     pub fn new(timeout: Duration) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -67,7 +75,10 @@ impl Sender {
             .user_agent(concat!("git-push-tracker/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Sender { agent }
+        Sender {
+            agent,
+            deny_private: false,
+        }
     }
 
     /// POSTs `message` with `headers` (and a bearer `token`), and judges the answer.
@@ -80,6 +91,17 @@ impl Sender {
     ) -> Attempted {
         let started = Instant::now();
         let host = receiver.host();
+        if self.deny_private && resolves_to_private(&message.url) {
+            let reason = format!(
+                "{host} is a loopback, private or link-local address, refused by --notify-deny-private"
+            );
+            return Attempted {
+                status: None,
+                error: Some(reason.clone()),
+                elapsed: started.elapsed(),
+                verdict: Verdict::Pause { reason },
+            };
+        }
         let mut request = self
             .agent
             .post(message.url.as_str())
@@ -128,6 +150,43 @@ impl Sender {
             verdict,
         }
     }
+}
+
+/// Whether any address of the URL's host is one `--notify-deny-private` refuses. An unresolvable
+/// host is left to the request, which fails on its own. (The request resolves the name again; a
+/// name that changes its answer in between is not caught.)
+fn resolves_to_private(url: &url::Url) -> bool {
+    use std::net::{IpAddr, ToSocketAddrs};
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(443);
+    let Ok(addresses) = (host, port).to_socket_addrs() else {
+        return false;
+    };
+    let private = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                // 100.64.0.0/10, carrier-grade NAT.
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
+        }
+    };
+    addresses.into_iter().any(|a| private(a.ip()))
 }
 
 /// The verdict and error text for an answer.
@@ -241,6 +300,26 @@ mod tests {
         }
         assert_eq!(judge(301, None, "").0, Verdict::GiveUp);
         assert_eq!(judge(400, None, "invalid_payload").0, Verdict::GiveUp);
+    }
+
+    #[test]
+    fn loopback_and_private_hosts_are_recognized_and_public_ones_are_not() {
+        for private in [
+            "http://127.0.0.1:9/x",
+            "http://10.1.2.3/x",
+            "http://[::1]/x",
+            "http://192.168.1.1/x",
+            "http://169.254.1.1/x",
+            "http://[fd00::1]/x",
+        ] {
+            assert!(
+                resolves_to_private(&url::Url::parse(private).unwrap()),
+                "{private}"
+            );
+        }
+        assert!(!resolves_to_private(
+            &url::Url::parse("http://93.184.216.34/x").unwrap()
+        ));
     }
 
     #[test]

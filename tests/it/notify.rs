@@ -948,3 +948,33 @@ fn after_repeated_sigkills_every_summarized_push_reached_every_receiver_with_sta
         );
     }
 }
+
+#[test]
+fn with_deny_private_a_loopback_receiver_is_refused_and_the_notification_paused() {
+    let app = TestApp::spawn_with(|c| {
+        c.notify.deny_private = true;
+    });
+    let project = app.create_project("web");
+    let fake = receiver();
+    add(
+        &app,
+        "web",
+        json!({"kind": "ntfy", "url": format!("{}/alerts", fake.base_url())}),
+    );
+    push(&app, &project);
+    let item = app.wait_for("the notification to be paused", DEADLINE, || {
+        list(&app, "web")
+            .into_iter()
+            .find(|n| n["enabled"] == false)
+    });
+    assert!(
+        item["disabledReason"]
+            .as_str()
+            .unwrap()
+            .contains("--notify-deny-private")
+    );
+    assert!(
+        fake.requests().is_empty(),
+        "nothing reached the private address"
+    );
+}
