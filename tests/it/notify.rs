@@ -978,3 +978,88 @@ fn with_deny_private_a_loopback_receiver_is_refused_and_the_notification_paused(
         "nothing reached the private address"
     );
 }
+
+fn model_app(model: &FakeLlm) -> TestApp {
+    use git_push_tracker::summarize::{self, SummarizerKind, SummarizerSettings};
+    let summarizer = summarize::build(&SummarizerSettings {
+        kind: SummarizerKind::OpenAi,
+        openai_base_url: Some(format!("{}/v1", model.base_url())),
+        openai_model: Some("fake-model".to_owned()),
+        timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
+        ..SummarizerSettings::default()
+    })
+    .expect("build the OpenAI summarizer");
+    TestApp::spawn_with(move |c| {
+        c.summarizer = summarizer;
+        c.worker.max_attempts = 1;
+        c.notify.schedule = Schedule { scale: 0.001 };
+    })
+}
+
+fn model_answer(content: &str) -> Scripted {
+    Scripted::json(
+        200,
+        json!({"id": "c1", "object": "chat.completion", "model": "fake-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
+        .to_string(),
+    )
+}
+
+#[test]
+fn with_a_model_one_message_goes_when_its_summary_is_stored_and_a_resummary_sends_nothing_more() {
+    let model = FakeLlm::start_with(|_| model_answer("- Reworked the login flow"));
+    let app = model_app(&model);
+    let project = app.create_project("web");
+    let fake = receiver();
+    add(
+        &app,
+        "web",
+        json!({"kind": "webhook", "url": format!("{}/in", fake.base_url())}),
+    );
+    let id = push_with(&app, &project, |p| p["commits"] = commits(3, "Work"));
+    let got = wait_requests(&fake, 1);
+    let sent = &got[0].json()["data"]["push"];
+    assert_eq!(sent["summaryStatus"], "summarized");
+    assert_eq!(sent["summarySource"], "fake-model");
+    assert!(
+        sent["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Reworked the login flow")
+    );
+    let r = admin(
+        &app,
+        "POST",
+        &format!("/api/admin/pushes/{id}/resummarize"),
+        None,
+    );
+    assert!(r.status < 300, "{} {}", r.status, r.body);
+    app.wait_for("the second summary", DEADLINE, || {
+        (model.requests().len() == 2 && app.owner_push("web", &id)["summaryStatus"] == "summarized")
+            .then_some(())
+    });
+    assert_eq!(app.sql_count("SELECT count(*) FROM notify_outbox"), 1);
+    assert_eq!(fake.requests().len(), 1, "one push, one message");
+}
+
+#[test]
+fn when_the_model_fails_the_message_carries_the_builtin_summary_and_says_so() {
+    let model = FakeLlm::start_with(|_| Scripted::json(500, r#"{"error":"down"}"#));
+    let app = model_app(&model);
+    let project = app.create_project("web");
+    let fake = receiver();
+    add(
+        &app,
+        "web",
+        json!({"kind": "slack", "url": format!("{}/services/a/b/c", fake.base_url())}),
+    );
+    push_with(&app, &project, |p| p["commits"] = commits(3, "Work"));
+    let body = wait_requests(&fake, 1)[0].json();
+    let all = body.to_string();
+    assert!(all.contains("The model's summary failed"), "{all}");
+    assert!(
+        all.contains("Work #0"),
+        "the builtin summary is shown: {all}"
+    );
+}
