@@ -388,6 +388,99 @@ mod tests {
         assert!(e.contains("\\*\\*x\\*\\*"));
     }
 
+    fn big_push() -> Push {
+        let bullet =
+            "- <!channel> @everyone <@123> **bold** <b>html</b> & a long line of change text";
+        Push {
+            id: "0190-push".into(),
+            project: "web".into(),
+            provider: crate::domain::Provider::GitHub,
+            delivery_id: None,
+            repository: "acme/app".into(),
+            git_ref: "refs/heads/main".into(),
+            ref_kind: RefKind::Branch,
+            ref_name: "main".into(),
+            before: None,
+            after: None,
+            created: false,
+            deleted: false,
+            forced: false,
+            pusher: "ada".into(),
+            commit_count: 300,
+            commits_truncated: true,
+            compare_url: Some("https://github.com/acme/app/compare/a...b".into()),
+            pushed_at: Utc::now(),
+            received_at: Utc::now(),
+            summary: vec![bullet; 300].join("\n"),
+            summary_status: SummaryStatus::Summarized,
+            summary_source: "builtin".into(),
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    fn rendered(kind: Kind, url: &str, push: &Push) -> Value {
+        let url = ReceiverUrl::parse(url, kind).unwrap();
+        serde_json::from_slice(&render(kind, &url, Event::Push(push), Utc::now()).body).unwrap()
+    }
+
+    #[test]
+    fn a_300_bullet_summary_fits_every_platform_and_says_how_many_were_left_out() {
+        let push = big_push();
+        let slack = rendered(Kind::Slack, "https://hooks.slack.com/services/a/b/c", &push);
+        assert!(chars(slack["text"].as_str().unwrap()) <= SLACK_TEXT_CHARS);
+        for block in slack["blocks"].as_array().unwrap() {
+            if let Some(t) = block["text"]["text"].as_str() {
+                assert!(chars(t) <= SLACK_SECTION_CHARS);
+            }
+        }
+        assert!(slack.to_string().len() < 12_000);
+        let discord = rendered(Kind::Discord, "https://discord.com/api/webhooks/1/t", &push);
+        let embed = &discord["embeds"][0];
+        let description = embed["description"].as_str().unwrap();
+        assert!(chars(description) <= DISCORD_DESCRIPTION_CHARS);
+        assert!(
+            chars(embed["title"].as_str().unwrap()) + chars(description)
+                <= DISCORD_EMBED_TOTAL_CHARS
+        );
+        let teams =
+            serde_json::to_vec(&rendered(Kind::Teams, "https://x.example/wf", &push)).unwrap();
+        assert!(teams.len() <= 28 * 1024, "{}", teams.len());
+        let ntfy = rendered(Kind::Ntfy, "https://ntfy.sh/t", &push);
+        assert!(ntfy["message"].as_str().unwrap().len() <= NTFY_MESSAGE_BYTES);
+        let mattermost = rendered(Kind::Mattermost, "https://mm.example/hooks/x", &push);
+        assert!(chars(mattermost["text"].as_str().unwrap()) <= MATTERMOST_TEXT_CHARS);
+        for (name, text) in [
+            (
+                "slack",
+                slack["blocks"][1]["text"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            ("discord", description.to_owned()),
+            ("ntfy", ntfy["message"].as_str().unwrap().to_owned()),
+            (
+                "mattermost",
+                mattermost["text"].as_str().unwrap().to_owned(),
+            ),
+        ] {
+            let last = text.lines().last().unwrap();
+            assert!(
+                last.contains(" more") && last.contains("and "),
+                "{name}: {last}"
+            );
+            assert!(!text.contains("@everyone") || name == "slack", "{name}");
+            assert!(!text.contains("<!channel>"), "{name}");
+        }
+        assert!(
+            slack["text"]
+                .as_str()
+                .unwrap()
+                .contains("pushed 300 commits")
+        );
+    }
+
     #[test]
     fn cut_lines_end_with_and_n_more_within_the_budget() {
         let lines: Vec<String> = (0..300)

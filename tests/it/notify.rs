@@ -747,10 +747,11 @@ fn receiver_urls_and_tokens_never_reach_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let (db, log) = (dir.path().join("n.db"), dir.path().join("server.log"));
     let server = Server::start(&db, &log, |c| {
-        c.env("PUSH_TRACKER_SUMMARIZER", "builtin");
+        c.env("PUSH_TRACKER_SUMMARIZER", "builtin")
+            .env("PUSH_TRACKER_NOTIFY_RETRY_SCALE", "0.001");
     });
     let fake = FakeLlm::start_with(|_| Scripted::json(500, "no"));
-    cli::run_json(&db, &["project", "create", "web", "--json"]);
+    let project = cli::run_json(&db, &["project", "create", "web", "--json"]);
     let added = cli::run_json(
         &db,
         &[
@@ -767,14 +768,24 @@ fn receiver_urls_and_tokens_never_reach_the_log() {
         ],
     );
     assert!(added["url"].as_str().unwrap().ends_with("/topicSECRETPATH"));
-    let out = cli::run(&db, &["notify", "test", "web", &added["id"].to_string()]);
-    assert!(!out.status.success());
+    let webhook_url = project["webhookUrl"].as_str().unwrap();
+    let webhook_path = &webhook_url[webhook_url.find("/webhooks/").unwrap()..];
+    assert!(send_push(
+        &server.base,
+        webhook_path,
+        project["webhookSecret"].as_str().unwrap()
+    ));
+    // Every attempt fails (500) and is logged; the first two come within milliseconds.
+    wait_for("two failed attempts in the log", DEADLINE, &mut || {
+        (server.log().matches("notification not delivered").count() >= 2).then_some(())
+    });
     let text = server.log();
+    let host = fake.base_url().trim_start_matches("http://").to_owned();
+    assert!(text.contains(&host), "the log names the host: {text}");
     assert!(
         !text.contains("SECRETPATH") && !text.contains("TOKENVALUE"),
         "{text}"
     );
-    drop(server);
 }
 
 #[test]
