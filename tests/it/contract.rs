@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use crate::support::app::{TestApp, github_payload};
 use crate::support::tool;
 
-/// The whole schemathesis run must finish within this.
-const RUN_LIMIT: Duration = Duration::from_secs(150);
+/// The whole schemathesis run must finish within this. (240 s since the notification routes
+/// took the document from 14 to 21 operations; at 150 s a run on a loaded machine passed every
+/// operation's coverage phase and was cut off in fuzzing.)
+const RUN_LIMIT: Duration = Duration::from_secs(240);
 
 #[test]
 fn the_live_api_conforms_to_its_openapi_document_under_schemathesis() {
