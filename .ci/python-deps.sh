@@ -1,4 +1,5 @@
 #!/bin/sh
-# Python tools the test suite uses: schemathesis drives tests/it/contract.rs.
+# Python tools the test suite uses: schemathesis drives tests/it/contract.rs; standardwebhooks
+# (the reference library) checks the generic webhook signatures in tests/it/notify.rs.
 set -eu
-python3 -m pip install --quiet --disable-pip-version-check schemathesis requests
+python3 -m pip install --quiet --disable-pip-version-check schemathesis requests standardwebhooks

@@ -238,6 +238,8 @@
     card.dataset.counts = countsKey(p);
     loadKeys(p.name, keys);
     loadPushes(p.name, feed);
+    // Other parts of the dashboard (notifications.js) add their own sections to the card.
+    document.dispatchEvent(new CustomEvent('gpt:project-card', { detail: { card, name: p.name } }));
     return card;
   }
 

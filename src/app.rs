@@ -53,6 +53,8 @@ pub struct AppConfig {
     /// Failed admin logins and wrong admin tokens allowed per client (5 a minute); the
     /// contract test raises it so schemathesis's wrong tokens never turn into 429s.
     pub login_limiter: crate::auth::LoginLimiter,
+    /// Notification delivery: threads, retry schedule, send timeout.
+    pub notify: crate::notify::deliver::DeliverySettings,
 }
 
 impl AppConfig {
@@ -71,6 +73,7 @@ impl AppConfig {
             trusted_proxies: TrustedProxies::default(),
             limits: Limits::default(),
             login_limiter: crate::auth::LoginLimiter::default(),
+            notify: crate::notify::deliver::DeliverySettings::default(),
         }
     }
 }
@@ -125,23 +128,39 @@ pub async fn run_extended<E: Endpoint + 'static>(
     store.record_public_url(public_url.as_str())?;
     let metrics = Arc::new(Metrics::new());
 
+    // Its own threads, so a slow receiver never delays summaries or webhooks.
+    let deliveries = crate::notify::deliver::Deliverer::new(
+        Arc::clone(&store),
+        Arc::clone(&config.clock),
+        config.notify.clone(),
+    )
+    .spawn()
+    .map_err(AppError::Thread)?;
+    let delivery_nudger = deliveries.nudger();
     let worker = if config.run_worker {
+        let on_final = delivery_nudger.clone();
         let worker = Worker::new(
             Arc::clone(&store),
             Arc::clone(&config.summarizer),
             Arc::clone(&config.clock),
             config.worker.clone(),
         )
-        .with_metrics(Arc::clone(&metrics));
+        .with_metrics(Arc::clone(&metrics))
+        .after_final(Arc::new(move || on_final.nudge()));
         Some(worker.spawn().map_err(AppError::Thread)?)
     } else {
         None
     };
     let nudger = worker.as_ref().map(WorkerHandle::nudger);
     let worker_nudger = nudger.clone();
-    let (writer, writer_thread) = IngestWriter::spawn(&db, move || {
-        if let Some(nudger) = &nudger {
+    let writer_delivery_nudger = delivery_nudger.clone();
+    let (writer, writer_thread) = IngestWriter::spawn(&db, move |committed| {
+        if let Some(nudger) = nudger.as_ref().filter(|_| committed.queued) {
             nudger.nudge();
+        }
+        // A builtin summary is final as the push is stored: its deliveries are due now.
+        if committed.finished {
+            writer_delivery_nudger.nudge();
         }
     })?;
     let retention = match config.retention_days {
@@ -160,7 +179,10 @@ pub async fn run_extended<E: Endpoint + 'static>(
     );
     let (budget, budget_per_address) = config.limits.webhook_budgets(config.body_limit);
     let state = Arc::new(AppState {
-        manager: Manager::new(Arc::clone(&store), public_url.clone()),
+        manager: Manager::new(Arc::clone(&store), public_url.clone()).with_notify_sender(
+            crate::notify::send::Sender::new(config.notify.timeout)
+                .denying_private(config.notify.deny_private),
+        ),
         store,
         ingest,
         clock: config.clock,
@@ -173,6 +195,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         webhook_budget: WebhookBudget::new(budget, budget_per_address),
         worker: worker_nudger,
         login_limiter: config.login_limiter,
+        deliveries: Some(delivery_nudger),
         trusted_proxies: config.trusted_proxies.clone(),
         metrics,
         metrics_public: config.metrics_public,
@@ -211,6 +234,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         if let Some(retention) = retention {
             retention.shutdown();
         }
+        deliveries.shutdown();
     })
     .await
     .ok();

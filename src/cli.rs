@@ -1,4 +1,4 @@
-//! The command line: `serve`, `project`, `key`, `push` and `openapi`. Every flag can also be
+//! The command line: `serve`, `project`, `key`, `push`, `notify` and `openapi`. Every flag can also be
 //! set with a `PUSH_TRACKER_*` environment variable.
 
 use std::io::Write;
@@ -68,6 +68,9 @@ pub enum Command {
     /// Act on stored pushes.
     #[command(subcommand)]
     Push(PushCommand),
+    /// Send a project's push summaries to Slack, Discord, Teams, Mattermost, ntfy or a webhook.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Print the OpenAPI document the server serves at /openapi.json.
     Openapi,
     /// The owner's admin token for the dashboard and the admin API.
@@ -178,6 +181,50 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub summarizer: SummarizerArgs,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// How notifications are delivered.
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// Deliveries in flight at once (to different notifications), each on its own thread.
+    #[arg(long, env = "PUSH_TRACKER_NOTIFY_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub notify_threads: u64,
+
+    /// Seconds one request to a receiver may take before it counts as a timeout.
+    #[arg(long, env = "PUSH_TRACKER_NOTIFY_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub notify_timeout: u64,
+
+    /// Scales the retry schedule (5 s, 5 min, 30 min, ...) and receivers' Retry-After; for
+    /// tests, which cannot wait minutes. 1 in production.
+    #[arg(
+        long,
+        env = "PUSH_TRACKER_NOTIFY_RETRY_SCALE",
+        default_value_t = 1.0,
+        hide = true
+    )]
+    pub notify_retry_scale: f64,
+
+    /// Refuse receivers on loopback, private and link-local addresses (by default they are
+    /// allowed: Mattermost and ntfy often live on the same network); such a notification is
+    /// paused with the reason.
+    #[arg(long, env = "PUSH_TRACKER_NOTIFY_DENY_PRIVATE")]
+    pub notify_deny_private: bool,
+}
+
+impl NotifyArgs {
+    fn settings(&self) -> crate::notify::deliver::DeliverySettings {
+        crate::notify::deliver::DeliverySettings {
+            threads: self.notify_threads as usize,
+            schedule: crate::notify::schedule::Schedule {
+                scale: self.notify_retry_scale,
+            },
+            timeout: Duration::from_secs(self.notify_timeout),
+            deny_private: self.notify_deny_private,
+        }
+    }
 }
 
 /// What keeps clients without credentials from exhausting memory, descriptors or CPU.
@@ -341,6 +388,49 @@ pub enum KeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Add a notification; prints its URL (and a webhook's signing secret) this once.
+    Add {
+        project: String,
+        /// slack, discord, teams, mattermost, ntfy or webhook.
+        #[arg(long)]
+        kind: String,
+        /// The receiver's URL (an ntfy URL names the topic: https://ntfy.sh/mytopic).
+        #[arg(long)]
+        url: String,
+        /// A branch or tag glob (`main`, `release/*`, `v*`); a leading `!` excludes. Repeat
+        /// it; none means every branch and tag.
+        #[arg(long = "branch", value_name = "PATTERN")]
+        branches: Vec<String>,
+        /// A user name whose pushes are left out (`dependabot[bot]`). Repeat it.
+        #[arg(long = "exclude-author", value_name = "NAME")]
+        exclude_authors: Vec<String>,
+        #[arg(long)]
+        label: Option<String>,
+        /// An access token sent as `Authorization: Bearer` (ntfy, webhook).
+        #[arg(long, env = "PUSH_TRACKER_NOTIFY_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the admin API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a project's notifications (URLs masked).
+    List {
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a test message now.
+    Test { project: String, id: i64 },
+    /// Stop sending until resumed.
+    Pause { project: String, id: i64 },
+    /// Send again (deliveries still due go out).
+    Resume { project: String, id: i64 },
+    /// Remove a notification with its log.
+    Remove { project: String, id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PushCommand {
     /// Queue a push for summarizing again (resets its attempts).
     Resummarize { id: String },
@@ -369,6 +459,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(cmd) => tokio::task::spawn_blocking(move || project(&cli.db, cmd)).await?,
         Command::Key(cmd) => tokio::task::spawn_blocking(move || key(&cli.db, cmd)).await?,
         Command::Push(cmd) => tokio::task::spawn_blocking(move || push(&cli.db, cmd)).await?,
+        Command::Notify(cmd) => tokio::task::spawn_blocking(move || notify(&cli.db, cmd)).await?,
         Command::Admin(cmd) => tokio::task::spawn_blocking(move || admin(&cli.db, cmd)).await?,
         Command::Healthcheck { listen } => {
             tokio::task::spawn_blocking(move || healthcheck(listen)).await?
@@ -406,6 +497,7 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
         trusted_proxies: TrustedProxies::new(args.trusted_proxies),
         limits: args.limits.limits(),
         login_limiter: crate::auth::LoginLimiter::default(),
+        notify: args.notify.settings(),
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())
@@ -624,6 +716,127 @@ fn backup(db_path: &std::path::Path, file: &std::path::Path, force: bool) -> any
     .with_context(|| format!("backing up {} to {}", db_path.display(), file.display()))?;
     println!("Backed up {} to {}.", db_path.display(), file.display());
     Ok(())
+}
+
+fn notify(db_path: &std::path::Path, cmd: NotifyCommand) -> anyhow::Result<()> {
+    use crate::http::notifications::{NotificationCreated, NotificationItem};
+    let manager = Manager::new(open_db(db_path)?, String::new());
+    match cmd {
+        NotifyCommand::Add {
+            project,
+            kind,
+            url,
+            branches,
+            exclude_authors,
+            label,
+            token,
+            json,
+        } => {
+            let request = crate::manage::NotificationRequest {
+                kind,
+                url,
+                label,
+                branches: (!branches.is_empty()).then_some(branches),
+                exclude_authors: (!exclude_authors.is_empty()).then_some(exclude_authors),
+                token,
+            };
+            let created = manager.add_notification(&project, &request, Utc::now())?;
+            let item = NotificationCreated::from(created);
+            if json {
+                return print_json(item);
+            }
+            let n = &item.notification;
+            println!(
+                "Added notification {} ({}) to {project}: {}",
+                n.id, n.kind, n.url
+            );
+            if let Some(secret) = &item.secret {
+                println!("Signing secret (Standard Webhooks), shown this once: {secret}");
+            }
+            println!(
+                "Send a test message: git-push-tracker notify test {project} {}",
+                n.id
+            );
+            Ok(())
+        }
+        NotifyCommand::List { project, json } => {
+            let listed: Vec<NotificationItem> = manager
+                .list_notifications(&project)?
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            if json {
+                return print_json(listed);
+            }
+            if listed.is_empty() {
+                println!(
+                    "No notifications yet. Add one: git-push-tracker notify add {project} --kind slack --url https://hooks.slack.com/services/..."
+                );
+                return Ok(());
+            }
+            let header = [
+                "ID",
+                "KIND",
+                "LABEL",
+                "URL",
+                "BRANCHES",
+                "STATUS",
+                "LAST DELIVERY",
+            ];
+            let rows = listed.iter().map(|n| {
+                vec![
+                    n.id.to_string(),
+                    n.kind.clone(),
+                    n.label.clone(),
+                    n.url.clone(),
+                    if n.branches.is_empty() {
+                        "*".to_owned()
+                    } else {
+                        n.branches.join(",")
+                    },
+                    match (&n.enabled, &n.disabled_reason) {
+                        (true, _) => "active".to_owned(),
+                        (false, Some(reason)) => format!("paused: {reason}"),
+                        (false, None) => "paused".to_owned(),
+                    },
+                    n.last_delivery_at.clone().unwrap_or_else(|| "never".into()),
+                ]
+            });
+            print!("{}", table(&header, &[Align::Left; 7], rows));
+            Ok(())
+        }
+        NotifyCommand::Test { project, id } => {
+            let sent = manager.test_notification(&project, id, Utc::now())?;
+            match (&sent.verdict, sent.status) {
+                (crate::notify::send::Verdict::Delivered, Some(status)) => {
+                    println!(
+                        "The receiver took the test message (HTTP {status}, {} ms).",
+                        sent.elapsed.as_millis()
+                    );
+                    Ok(())
+                }
+                _ => anyhow::bail!(
+                    "the receiver did not take the test message: {}",
+                    sent.error.as_deref().unwrap_or("no answer")
+                ),
+            }
+        }
+        NotifyCommand::Pause { project, id } => {
+            manager.set_notification_enabled(&project, id, false)?;
+            println!("Paused notification {id} of {project}.");
+            Ok(())
+        }
+        NotifyCommand::Resume { project, id } => {
+            manager.set_notification_enabled(&project, id, true)?;
+            println!("Resumed notification {id} of {project}.");
+            Ok(())
+        }
+        NotifyCommand::Remove { project, id } => {
+            manager.remove_notification(&project, id)?;
+            println!("Removed notification {id} of {project}.");
+            Ok(())
+        }
+    }
 }
 
 fn push(db_path: &std::path::Path, cmd: PushCommand) -> anyhow::Result<()> {

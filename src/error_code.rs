@@ -85,6 +85,11 @@ catalog! {
     ProjectNotFound = "project_not_found", 404, "no such project";
     KeyNotFound = "key_not_found", 404, "this project has no such key";
     PushNotFound = "push_not_found", 404, "no push with this id";
+    // Notifications.
+    InvalidNotification = "invalid_notification", 400,
+        "a notification field is not valid; the message names it";
+    NotificationNotFound = "notification_not_found", 404, "this project has no such notification";
+    ReceiverFailed = "receiver_failed", 502, "the receiver did not take the message";
 }
 
 impl std::fmt::Display for ErrorCode {

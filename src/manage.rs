@@ -9,6 +9,11 @@ use crate::db::{
 };
 use crate::domain::{ApiKeyInfo, InvalidProjectName, Project, ProjectName, PushCounts};
 use crate::error_code::ErrorCode;
+use crate::notify::send::{Attempted, Sender};
+use crate::notify::{
+    AuthorFilter, BranchFilter, DeliveryAttempt, InvalidField, Kind, NewNotification, Notification,
+    ReceiverUrl,
+};
 use crate::secret::Secret;
 use crate::tokens;
 
@@ -30,6 +35,12 @@ pub enum ManageError {
     #[error(transparent)]
     InvalidCursor(#[from] CursorError),
     #[error(transparent)]
+    InvalidNotification(#[from] InvalidField),
+    #[error(
+        "project {project:?} has no notification {id} (see `git-push-tracker notify list {project}`)"
+    )]
+    NoSuchNotification { project: String, id: i64 },
+    #[error(transparent)]
     Db(#[from] DbError),
 }
 
@@ -44,6 +55,8 @@ impl ManageError {
             ManageError::NoSuchProject(_) => ErrorCode::ProjectNotFound,
             ManageError::NoSuchKey { .. } => ErrorCode::KeyNotFound,
             ManageError::NoSuchPush(_) => ErrorCode::PushNotFound,
+            ManageError::InvalidNotification(_) => ErrorCode::InvalidNotification,
+            ManageError::NoSuchNotification { .. } => ErrorCode::NotificationNotFound,
             ManageError::Db(_) => ErrorCode::InternalError,
         }
     }
@@ -78,6 +91,51 @@ pub struct ProjectSummary {
 pub struct Manager {
     store: Arc<dyn Store>,
     public_url: String,
+    /// Sends `notify test` messages.
+    sender: Sender,
+}
+
+/// A new notification as its creator sees it this once: the URL in full, and for a generic
+/// webhook its signing secret.
+#[derive(Debug)]
+pub struct CreatedNotification {
+    pub notification: Notification,
+    pub url: ReceiverUrl,
+    pub secret: Option<Secret>,
+}
+
+/// What a new notification is asked to be, as given.
+#[derive(Debug, Default, Clone)]
+pub struct NotificationRequest {
+    pub kind: String,
+    pub url: String,
+    pub label: Option<String>,
+    pub branches: Option<Vec<String>>,
+    pub exclude_authors: Option<Vec<String>>,
+    pub token: Option<String>,
+}
+
+impl NotificationRequest {
+    /// Parses every field, the first bad one refused with its name.
+    pub fn parse(&self) -> Result<NewNotification, InvalidField> {
+        let kind = Kind::parse(self.kind.trim()).ok_or_else(|| {
+            InvalidField::new(
+                "kind",
+                "use slack, discord, teams, mattermost, ntfy or webhook",
+            )
+        })?;
+        Ok(NewNotification {
+            kind,
+            url: ReceiverUrl::parse(&self.url, kind)?,
+            label: crate::notify::parse_label(self.label.as_deref())?,
+            branches: BranchFilter::parse(self.branches.as_deref().unwrap_or_default())?,
+            exclude_authors: AuthorFilter::parse(
+                self.exclude_authors.as_deref().unwrap_or_default(),
+            )?,
+            token: crate::notify::parse_token(self.token.as_deref(), kind)?,
+            secret: (kind == Kind::Webhook).then(crate::notify::sign::generate_secret),
+        })
+    }
 }
 
 /// Labels are free text but short and printable.
@@ -88,7 +146,14 @@ impl Manager {
         Manager {
             store: store.into(),
             public_url: public_url.into(),
+            sender: Sender::default(),
         }
+    }
+
+    /// Test messages are sent as deliveries are: the same timeout and address policy.
+    pub fn with_notify_sender(mut self, sender: Sender) -> Self {
+        self.sender = sender;
+        self
     }
 
     pub fn webhook_url(&self, hook_id: &str) -> String {
@@ -247,5 +312,90 @@ impl Manager {
             DbError::NotFound => ManageError::NoSuchPush(push_id.chars().take(64).collect()),
             e => e.into(),
         })
+    }
+
+    fn no_such_notification(project: &Project, id: i64) -> impl Fn(DbError) -> ManageError {
+        let project = project.name.to_string();
+        move |e| match e {
+            DbError::NotFound => ManageError::NoSuchNotification {
+                project: project.clone(),
+                id,
+            },
+            e => e.into(),
+        }
+    }
+
+    pub fn add_notification(
+        &self,
+        project: &str,
+        request: &NotificationRequest,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedNotification, ManageError> {
+        let project = self.project(project)?;
+        let new = request.parse()?;
+        let notification = self.store.create_notification(&project, &new, now)?;
+        Ok(CreatedNotification {
+            notification,
+            url: new.url,
+            secret: new.secret,
+        })
+    }
+
+    pub fn list_notifications(&self, project: &str) -> Result<Vec<Notification>, ManageError> {
+        let project = self.project(project)?;
+        Ok(self.store.list_notifications(&project)?)
+    }
+
+    pub fn remove_notification(&self, project: &str, id: i64) -> Result<(), ManageError> {
+        let project = self.project(project)?;
+        self.store
+            .delete_notification(&project, id)
+            .map_err(Self::no_such_notification(&project, id))
+    }
+
+    /// Pauses (`enabled` false) or resumes a notification.
+    pub fn set_notification_enabled(
+        &self,
+        project: &str,
+        id: i64,
+        enabled: bool,
+    ) -> Result<Notification, ManageError> {
+        let project = self.project(project)?;
+        let reason = (!enabled).then_some("paused by the owner");
+        self.store
+            .set_notification_enabled(&project, id, enabled, reason)
+            .map_err(Self::no_such_notification(&project, id))
+    }
+
+    /// Sends a test message now; blocking for as long as the receiver takes (up to the timeout).
+    pub fn test_notification(
+        &self,
+        project: &str,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Attempted, ManageError> {
+        let project = self.project(project)?;
+        let n = self
+            .store
+            .find_notification(&project, id)
+            .map_err(Self::no_such_notification(&project, id))?;
+        Ok(crate::notify::deliver::send_test(
+            &*self.store,
+            &self.sender,
+            &n,
+            now,
+        )?)
+    }
+
+    /// The last attempts to reach a notification's receiver, newest first.
+    pub fn notification_deliveries(
+        &self,
+        project: &str,
+        id: i64,
+    ) -> Result<Vec<DeliveryAttempt>, ManageError> {
+        let project = self.project(project)?;
+        self.store
+            .notification_attempts(&project, id)
+            .map_err(Self::no_such_notification(&project, id))
     }
 }

@@ -73,6 +73,8 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     settings: WorkerSettings,
     metrics: Arc<Metrics>,
+    /// Called when a push's summary became final (stored or given up): deliveries are due.
+    after_final: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Worker {
@@ -88,7 +90,14 @@ impl Worker {
             clock,
             settings,
             metrics: Arc::new(Metrics::new()),
+            after_final: None,
         }
+    }
+
+    /// Calls `hook` after each summary that became final (the notification threads' nudge).
+    pub fn after_final(mut self, hook: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.after_final = Some(hook);
+        self
     }
 
     /// Counts model errors and summary latency into `metrics` (the ones `/metrics` shows).
@@ -180,6 +189,11 @@ impl Worker {
         loop {
             match self.run_once() {
                 Ok(Outcome::Idle) => return,
+                Ok(Outcome::Summarized { .. } | Outcome::Failed { .. }) => {
+                    if let Some(hook) = &self.after_final {
+                        hook();
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(error = %crate::error_chain(&e), "summary worker step failed");

@@ -400,6 +400,73 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, range_key)
     ) WITHOUT ROWID;
     "#,
+    // Notifications: where a project's summaries go, the outbox of deliveries still to make,
+    // and the log of attempts. Outbox rows are written by triggers in the same transaction that
+    // makes a summary final (the ingest writer's builtin summary, the worker's model summary or
+    // its giving up), so a crash loses none; unique (notification, push) so a re-summary never
+    // sends again. A project without notifications pays one empty index lookup per push.
+    // Filters (branches, authors) are applied by the sender, which marks such rows `skipped`.
+    r#"
+    CREATE TABLE notifications (
+        id                INTEGER PRIMARY KEY,
+        project_id        INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        kind              TEXT NOT NULL,
+        url               TEXT NOT NULL,
+        label             TEXT NOT NULL,
+        branches          TEXT NOT NULL,
+        exclude_authors   TEXT NOT NULL,
+        token             TEXT,
+        secret            TEXT,
+        enabled           INTEGER NOT NULL DEFAULT 1,
+        disabled_reason   TEXT,
+        failures_in_a_row INTEGER NOT NULL DEFAULT 0,
+        last_delivery_at  INTEGER,
+        blocked_until     INTEGER NOT NULL DEFAULT 0,
+        created_at        INTEGER NOT NULL
+    );
+    CREATE INDEX notifications_project ON notifications(project_id) WHERE enabled = 1;
+
+    CREATE TABLE notify_outbox (
+        id               INTEGER PRIMARY KEY,
+        notification_id  INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+        push_id          INTEGER NOT NULL REFERENCES pushes(id) ON DELETE CASCADE,
+        state            TEXT NOT NULL DEFAULT 'pending',
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  INTEGER NOT NULL,
+        created_at       INTEGER NOT NULL,
+        UNIQUE (notification_id, push_id)
+    );
+    CREATE INDEX notify_outbox_due ON notify_outbox(next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX notify_outbox_push ON notify_outbox(push_id);
+
+    CREATE TABLE notify_attempts (
+        id               INTEGER PRIMARY KEY,
+        notification_id  INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+        push_public_id   TEXT,
+        attempt          INTEGER NOT NULL,
+        status           INTEGER,
+        error            TEXT,
+        ms               INTEGER NOT NULL,
+        at               INTEGER NOT NULL
+    );
+    CREATE INDEX notify_attempts_notification ON notify_attempts(notification_id, id);
+
+    CREATE TRIGGER pushes_notify_insert AFTER INSERT ON pushes
+    WHEN NEW.summary_status IN ('summarized', 'failed') BEGIN
+        INSERT INTO notify_outbox (notification_id, push_id, next_attempt_at, created_at)
+        SELECT id, NEW.id, 0, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+        FROM notifications WHERE project_id = NEW.project_id AND enabled = 1
+        ON CONFLICT (notification_id, push_id) DO NOTHING;
+    END;
+    CREATE TRIGGER pushes_notify_final AFTER UPDATE OF summary_status ON pushes
+    WHEN NEW.summary_status IN ('summarized', 'failed')
+        AND OLD.summary_status NOT IN ('summarized', 'failed') BEGIN
+        INSERT INTO notify_outbox (notification_id, push_id, next_attempt_at, created_at)
+        SELECT id, NEW.id, 0, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+        FROM notifications WHERE project_id = NEW.project_id AND enabled = 1
+        ON CONFLICT (notification_id, push_id) DO NOTHING;
+    END;
+    "#,
 ];
 
 /// The schema version this binary writes.

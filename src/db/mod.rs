@@ -12,6 +12,7 @@ mod expiry;
 mod history;
 mod keys;
 pub mod migrate;
+mod notifications;
 mod private;
 mod projects;
 mod pushes;
@@ -23,6 +24,7 @@ mod values;
 pub mod writer;
 
 pub use history::{DigestPush, GroupCount, Grouping, RangeCounts};
+pub use notifications::{AttemptRecord, DeliveryOutcome, DueDelivery};
 pub use pushes::{
     CursorError, Inserted, PageCursor, PageStart, PreparedPush, PushFilter, PushOrder, PushPage,
     SearchTerm,

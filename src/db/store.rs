@@ -11,11 +11,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::history::{self, DigestPush, GroupCount, Grouping, RangeCounts};
+use super::notifications::{self, AttemptRecord, DeliveryOutcome, DueDelivery};
 use super::pushes::{self, PageStart, PushFilter, PushPage};
 use super::summary_queue::{self, ClaimedPush};
 use super::{Db, DbError, admin, expiry, keys, projects, settings, stats};
 use crate::domain::{ApiKeyInfo, NewCommit, Project, ProjectName, Push, PushCounts};
 use crate::metrics::DbStats;
+use crate::notify::{DeliveryAttempt, NewNotification, Notification};
 use crate::secret::Secret;
 
 /// The one project a caller may read. Handed out only by [`Store::authenticate_key`] (a
@@ -207,6 +209,50 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         scope: Option<&ProjectScope>,
         now: DateTime<Utc>,
     ) -> Result<(), DbError>;
+
+    // Notifications.
+    fn create_notification(
+        &self,
+        project: &Project,
+        new: &NewNotification,
+        now: DateTime<Utc>,
+    ) -> Result<Notification, DbError>;
+    fn list_notifications(&self, project: &Project) -> Result<Vec<Notification>, DbError>;
+    fn find_notification(&self, project: &Project, id: i64) -> Result<Notification, DbError>;
+    fn delete_notification(&self, project: &Project, id: i64) -> Result<(), DbError>;
+    /// Pauses with a reason, or resumes (clearing the failure count and any backoff).
+    fn set_notification_enabled(
+        &self,
+        project: &Project,
+        id: i64,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<Notification, DbError>;
+    /// The last attempts to reach a notification's receiver, newest first.
+    fn notification_attempts(
+        &self,
+        project: &Project,
+        id: i64,
+    ) -> Result<Vec<DeliveryAttempt>, DbError>;
+    /// The oldest due delivery of an enabled notification that is neither in `busy` (being
+    /// sent by another thread) nor waiting out a receiver's backoff.
+    fn next_delivery(
+        &self,
+        now: DateTime<Utc>,
+        busy: &[i64],
+    ) -> Result<Option<DueDelivery>, DbError>;
+    /// When the next delivery falls due, if any is waiting.
+    fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, DbError>;
+    /// Logs an attempt and applies what it came to; `outbox_id` is None for a test message.
+    fn record_delivery(
+        &self,
+        notification_id: i64,
+        outbox_id: Option<i64>,
+        attempt: Option<&AttemptRecord<'_>>,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), DbError>;
+    /// Deliveries not yet made.
+    fn pending_deliveries(&self) -> Result<u64, DbError>;
 
     // Retention.
     /// Deletes up to `limit` pushes received before `cutoff`; returns how many went.
@@ -462,6 +508,81 @@ impl Store for Db {
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
         summary_queue::requeue(&*self.conn()?, public_id, scope.map(ProjectScope::id), now)
+    }
+
+    fn create_notification(
+        &self,
+        project: &Project,
+        new: &NewNotification,
+        now: DateTime<Utc>,
+    ) -> Result<Notification, DbError> {
+        let conn = self.conn()?;
+        let id = notifications::create(&conn, project.id, new, now)?;
+        notifications::get(&conn, project.id, id)
+    }
+
+    fn list_notifications(&self, project: &Project) -> Result<Vec<Notification>, DbError> {
+        notifications::list(&*self.conn()?, project.id)
+    }
+
+    fn find_notification(&self, project: &Project, id: i64) -> Result<Notification, DbError> {
+        notifications::get(&*self.conn()?, project.id, id)
+    }
+
+    fn delete_notification(&self, project: &Project, id: i64) -> Result<(), DbError> {
+        notifications::delete(&*self.conn()?, project.id, id)
+    }
+
+    fn set_notification_enabled(
+        &self,
+        project: &Project,
+        id: i64,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<Notification, DbError> {
+        let conn = self.conn()?;
+        notifications::set_enabled(&conn, project.id, id, enabled, reason)?;
+        notifications::get(&conn, project.id, id)
+    }
+
+    fn notification_attempts(
+        &self,
+        project: &Project,
+        id: i64,
+    ) -> Result<Vec<DeliveryAttempt>, DbError> {
+        notifications::attempts(&*self.conn()?, project.id, id)
+    }
+
+    fn next_delivery(
+        &self,
+        now: DateTime<Utc>,
+        busy: &[i64],
+    ) -> Result<Option<DueDelivery>, DbError> {
+        notifications::next_due(&mut *self.conn()?, now, busy)
+    }
+
+    fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, DbError> {
+        notifications::next_due_at(&*self.conn()?)
+    }
+
+    fn record_delivery(
+        &self,
+        notification_id: i64,
+        outbox_id: Option<i64>,
+        attempt: Option<&AttemptRecord<'_>>,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), DbError> {
+        notifications::record(
+            &mut *self.conn()?,
+            notification_id,
+            outbox_id,
+            attempt,
+            outcome,
+        )
+    }
+
+    fn pending_deliveries(&self) -> Result<u64, DbError> {
+        notifications::pending_count(&*self.conn()?)
     }
 
     fn delete_received_before(

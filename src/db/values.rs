@@ -50,6 +50,7 @@ stored_as_text!(SummaryStatus, "summary status");
 stored_as_text!(ProjectName, "project name", |s| ProjectName::parse(s).ok());
 stored_as_text!(Provider, "provider");
 stored_as_text!(RefKind, "ref type");
+stored_as_text!(crate::notify::Kind, "notification kind");
 
 #[cfg(test)]
 mod tests {

@@ -89,12 +89,13 @@ impl Drop for Incoming {
 }
 
 impl IngestWriter {
-    /// Starts the writer thread. `after_commit` runs after every batch that queued a push for
-    /// the summary worker (it wakes the worker). The thread ends once every handle is dropped
-    /// and the queue is drained.
+    /// Starts the writer thread. `after_commit` runs after every batch that stored a new push,
+    /// saying whether one waits for the summary worker and whether one's summary is already
+    /// final (their notifications are due). The thread ends once every handle is dropped and
+    /// the queue is drained.
     pub fn spawn(
         db: &Db,
-        after_commit: impl Fn() + Send + 'static,
+        after_commit: impl Fn(Committed) + Send + 'static,
     ) -> Result<(IngestWriter, JoinHandle<()>), DbError> {
         let conn = db.dedicated_connection()?;
         // A 2xx promises the push survives a power cut, so every commit here syncs the WAL
@@ -161,11 +162,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, after_commit: impl Fn()) {
+    fn run(mut self, after_commit: impl Fn(Committed)) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while self.gather(&mut batch) {
-            if commit_batch(&mut self.conn, &mut batch) {
-                after_commit();
+            let committed = commit_batch(&mut self.conn, &mut batch);
+            if committed.queued || committed.finished {
+                after_commit(committed);
             }
             let wal_bytes = WAL_BYTES.get();
             self.checkpointer.committed(wal_bytes);
@@ -212,7 +214,16 @@ impl Writer {
 /// anything, so they need no savepoint; anything unexpected rolls back the whole batch, which
 /// is then stored one delivery per transaction so one bad delivery cannot sink the others.
 /// True when a push was queued for the summary worker.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> bool {
+/// What a committed batch stored that others wait for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// A new push waits for the summary worker.
+    pub queued: bool,
+    /// A new push's summary is final already (the builtin one): its notifications are due.
+    pub finished: bool,
+}
+
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> Committed {
     let results = match store_batch(conn, batch) {
         Ok(results) => results,
         Err(e) => {
@@ -220,18 +231,20 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> bool {
             batch.iter().map(|job| store_alone(conn, job)).collect()
         }
     };
-    let mut queued = false;
+    let mut committed = Committed::default();
     for (job, result) in batch.drain(..).zip(results) {
-        queued |= result.as_ref().is_ok_and(|inserted| {
-            inserted
-                .iter()
-                .zip(&job.pushes)
-                .any(|(i, p)| matches!(i, Inserted::New(_)) && p.status == SummaryStatus::Pending)
-        });
+        if let Ok(inserted) = &result {
+            for (i, p) in inserted.iter().zip(&job.pushes) {
+                if matches!(i, Inserted::New(_)) {
+                    committed.queued |= p.status == SummaryStatus::Pending;
+                    committed.finished |= p.status != SummaryStatus::Pending;
+                }
+            }
+        }
         // The handler may have gone (client hung up); the push is stored either way.
         let _ = job.reply.send((result, job.pushes));
     }
-    queued
+    committed
 }
 
 type JobResult = Result<Vec<Inserted>, DbError>;

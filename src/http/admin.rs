@@ -171,7 +171,7 @@ pub async fn count_bearer_attempts<E: poem::Endpoint>(
 
 /// Owner operations are blocking: they run off the async threads. Unexpected failures become
 /// an opaque 500; refusals come back for a typed answer.
-async fn manage<T, F>(state: &AppState, work: F) -> poem::Result<Result<T, Refusal>>
+pub(super) async fn manage<T, F>(state: &AppState, work: F) -> poem::Result<Result<T, Refusal>>
 where
     T: Send + 'static,
     F: FnOnce(&Manager) -> Result<T, ManageError> + Send + 'static,
@@ -291,7 +291,10 @@ impl<T: ToJSON + ParseFromJSON> From<Refusal> for Created<T> {
     }
 }
 
-fn answer<T, R: From<Refusal>>(result: Result<T, Refusal>, ok: impl FnOnce(T) -> R) -> R {
+pub(super) fn answer<T, R: From<Refusal>>(
+    result: Result<T, Refusal>,
+    ok: impl FnOnce(T) -> R,
+) -> R {
     match result {
         Ok(v) => ok(v),
         Err(refusal) => refusal.into(),

@@ -11,6 +11,7 @@ pub mod contract;
 pub mod error;
 pub mod history;
 pub mod host;
+pub mod notifications;
 pub mod scrape;
 pub mod trace;
 pub mod unread_body;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub webhook_budget: Arc<body::WebhookBudget>,
     /// Wakes the summary worker (None when the caller runs the worker's steps itself).
     pub worker: Option<crate::worker::Nudger>,
+    /// Wakes the notification delivery threads.
+    pub deliveries: Option<crate::notify::deliver::DeliveryNudger>,
     /// Failed admin logins and wrong admin bearer tokens per client, to slow down guessing.
     pub login_limiter: crate::auth::LoginLimiter,
     /// Whose `X-Forwarded-For` names the client, for the login limiter.
@@ -103,6 +106,7 @@ pub fn api_service() -> OpenApiService<
         history::HistoryApi,
         admin::AdminApi,
         history::OwnerHistoryApi,
+        notifications::NotificationsApi,
     ),
     (),
 > {
@@ -112,6 +116,7 @@ pub fn api_service() -> OpenApiService<
             history::HistoryApi,
             admin::AdminApi,
             history::OwnerHistoryApi,
+            notifications::NotificationsApi,
         ),
         SERVICE_TITLE,
         env!("CARGO_PKG_VERSION"),

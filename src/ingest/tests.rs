@@ -25,7 +25,7 @@ fn fixture(summarize_at_ingest: bool) -> Fixture {
     let hook_id = "h00k".repeat(8);
     db.create_project(&name, &hook_id, &Secret::new(SECRET), Utc::now())
         .unwrap();
-    let (writer, _thread) = IngestWriter::spawn(&db, || {}).unwrap();
+    let (writer, _thread) = IngestWriter::spawn(&db, |_| {}).unwrap();
     let ingest = Ingest::new(
         Arc::new(db.clone()),
         writer,

@@ -2,7 +2,7 @@
 //! baseline measured in the same run (these machines are shared and noisy), printed as
 //! `name value` lines. Absolute figures are printed too, for the goals stated in absolutes.
 //!
-//! Sections can be picked by name: `cargo bench -- ingest read history latency footprint`.
+//! Sections can be picked by name: `cargo bench -- ingest read history latency footprint notify`.
 //! `BENCH_SECS` sets the length of each throughput run (default 5), `BENCH_WAL_SECS` the
 //! sustained-ingest run of the footprint section (default 60).
 
@@ -866,6 +866,261 @@ fn latency(dir: &Path) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Notifications: how soon a receiver has a summary, that nothing is lost on the way, and what
+// configured notifications cost ingest.
+
+/// An instant receiver over keep-alive HTTP/1.1: answers 200 at once and records, per push id
+/// (the generic webhook's `data.push.id`), when it first arrived and how often.
+struct Receiver {
+    addr: SocketAddr,
+    seen: Arc<Mutex<std::collections::HashMap<String, (Instant, u32)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<std::collections::HashMap<String, (Instant, u32)>>> = Arc::default();
+        let record = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let record = Arc::clone(&record);
+                std::thread::spawn(move || Receiver::serve(stream, &record));
+            }
+        });
+        Receiver { addr, seen }
+    }
+
+    fn serve(stream: TcpStream, seen: &Mutex<std::collections::HashMap<String, (Instant, u32)>>) {
+        stream.set_nodelay(true).unwrap();
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut length = 0usize;
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let at = Instant::now();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if let Some(id) = json["data"]["push"]["id"].as_str() {
+                let mut seen = seen.lock().unwrap();
+                let entry = seen.entry(id.to_owned()).or_insert((at, 0));
+                entry.1 += 1;
+            }
+            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            if reader.get_mut().write_all(answer).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+fn add_webhook(db: &Path, project: &str, receiver: &Receiver) {
+    let manager = Manager::new(Db::open(db).unwrap(), "http://bench");
+    let request = git_push_tracker::manage::NotificationRequest {
+        kind: "webhook".into(),
+        url: format!("http://{}/in", receiver.addr),
+        ..Default::default()
+    };
+    manager
+        .add_notification(project, &request, Utc::now())
+        .unwrap();
+}
+
+fn notify(dir: &Path) {
+    // 1. Summary stored -> the receiver has it: the builtin summary is final when the webhook's
+    // 201 is answered, so each sample runs from just before the webhook is sent (an upper bound).
+    let db = dir.join("notify-latency.db");
+    let (path, secret, _) = project(&db, "latency");
+    let receiver = Receiver::start();
+    add_webhook(&db, "latency", &receiver);
+    let server = Server::start(builtin_config(&db));
+    let mut client = RawClient::connect(server.addr);
+    let mut samples = Vec::new();
+    for _ in 0..300 {
+        let body = app_support::github_payload("main", &["feat: one thing"], 1_776_160_800);
+        let sig = provider::github_signature(&secret, &body);
+        let t0 = Instant::now();
+        assert_eq!(client.send(&webhook_request(&path, &sig, &body)), 201);
+        let json: serde_json::Value = serde_json::from_slice(&client.body).unwrap();
+        let id = json["pushes"][0].as_str().unwrap().to_owned();
+        let deadline = t0 + Duration::from_secs(30);
+        let arrived = loop {
+            if let Some((at, _)) = receiver.seen.lock().unwrap().get(&id) {
+                break *at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "push {id} never reached the receiver"
+            );
+            std::thread::yield_now();
+        };
+        samples.push(arrived.saturating_duration_since(t0));
+    }
+    drop(server);
+    samples.sort();
+    let p50 = samples[samples.len() / 2];
+    let p95 = samples[samples.len() * 95 / 100];
+    println!(
+        "# notify latency (webhook sent -> signed webhook at the receiver): p50 {p50:?}, p95 {p95:?}"
+    );
+    report("notify_latency_p50_ms", p50.as_secs_f64() * 1e3);
+    report("notify_latency_p95_ms", p95.as_secs_f64() * 1e3);
+
+    // 2. 10,000 summarized pushes to 3 receivers: every receiver has every push.
+    let db = dir.join("notify-bulk.db");
+    project(&db, "bulk");
+    let receivers: Vec<Receiver> = (0..3).map(|_| Receiver::start()).collect();
+    for r in &receivers {
+        add_webhook(&db, "bulk", r);
+    }
+    const PUSHES: usize = 10_000;
+    let name = ProjectName::parse("bulk").unwrap();
+    let pushes: Vec<PreparedPush> = (0..PUSHES)
+        .map(|i| {
+            let at = Utc::now();
+            let push = NewPush {
+                provider: Provider::GitHub,
+                delivery_id: Some(format!("bulk-{i}")),
+                repository: "acme/app".into(),
+                git_ref: "refs/heads/main".into(),
+                ref_kind: RefKind::Branch,
+                ref_name: "main".into(),
+                before: None,
+                after: None,
+                created: false,
+                deleted: false,
+                forced: false,
+                pusher: "ada".into(),
+                commit_count: 1,
+                compare_url: None,
+                pushed_at: Some(at),
+                commits: vec![],
+            };
+            PreparedPush::new(
+                uuid::Uuid::now_v7().to_string(),
+                push,
+                format!("- Change number {i}"),
+                SummaryStatus::Summarized,
+                at,
+            )
+        })
+        .collect();
+    // The import's transaction fills the outbox (30,000 rows) through the same trigger as ingest.
+    assert_eq!(
+        Db::open(&db)
+            .unwrap()
+            .import_pushes(&name, &pushes)
+            .unwrap(),
+        PUSHES
+    );
+    let started = Instant::now();
+    let server = Server::start(builtin_config(&db));
+    let deadline = started + Duration::from_secs(600);
+    while receivers.iter().any(|r| r.count() < PUSHES) {
+        assert!(
+            Instant::now() < deadline,
+            "deliveries still missing after 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    drop(server);
+    let duplicates: u32 = receivers
+        .iter()
+        .map(|r| {
+            r.seen
+                .lock()
+                .unwrap()
+                .values()
+                .map(|(_, n)| n - 1)
+                .sum::<u32>()
+        })
+        .sum();
+    let pending: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM notify_outbox WHERE state <> 'done'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(pending, 0, "every outbox row is done");
+    let rate = (3 * PUSHES) as f64 / took.as_secs_f64();
+    println!(
+        "# notify bulk: {PUSHES} pushes to 3 receivers in {took:?} ({rate:.0} deliveries/s), none lost, {duplicates} duplicates"
+    );
+    report("notify_bulk_deliveries_per_s", rate);
+    report("notify_bulk_lost", 0.0);
+
+    // 3. Ingest with 3 notifications on the project against the same run without any.
+    let db = dir.join("notify-ingest.db");
+    let (plain_path, plain_secret, _) = project(&db, "plain");
+    let (notified_path, notified_secret, _) = project(&db, "notified");
+    let sinks: Vec<Receiver> = (0..3).map(|_| Receiver::start()).collect();
+    for r in &sinks {
+        add_webhook(&db, "notified", r);
+    }
+    let server = Server::start(builtin_config(&db));
+    let duration = secs("BENCH_SECS", 5);
+    let run = |target: &str, secret: &str, expected: u16| {
+        let push = Arc::new(FreshPush::new(real_push_payload(), secret));
+        let target = target.to_owned();
+        load(
+            server.addr,
+            CONNECTIONS,
+            duration,
+            expected,
+            Arc::new(move |_| {
+                let (body, sig) = push.next();
+                webhook_request(&target, &sig, &body)
+            }),
+        )
+    };
+    let (mut sink_runs, mut plain_runs, mut notified_runs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..2 {
+        sink_runs.push(run("/bench/sink", &plain_secret, 202));
+        plain_runs.push(run(&plain_path, &plain_secret, 201));
+        notified_runs.push(run(&notified_path, &notified_secret, 201));
+    }
+    drop(server);
+    let (sink_rps, plain_rps, notified_rps) = (
+        mean_per_second(&sink_runs),
+        mean_per_second(&plain_runs),
+        mean_per_second(&notified_runs),
+    );
+    println!(
+        "# notify ingest: {plain_rps:.0}/s without notifications, {notified_rps:.0}/s with 3, sink {sink_rps:.0}/s"
+    );
+    report("notify_ingest_vs_sink_without", plain_rps / sink_rps);
+    report("notify_ingest_vs_sink_with_3", notified_rps / sink_rps);
+    report("notify_ingest_with_vs_without", notified_rps / plain_rps);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The release binary as a child process: memory, WAL, size, start-up.
 
 fn binary() -> PathBuf {
@@ -1043,5 +1298,8 @@ fn main() {
     }
     if run("footprint") {
         footprint(dir.path(), &data);
+    }
+    if run("notify") {
+        notify(dir.path());
     }
 }

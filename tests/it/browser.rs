@@ -1,6 +1,6 @@
 //! The dashboard in real headless Chromium through chromedriver: log in, create a project and a
-//! key, receive a signed push, show hostile commit text as text, and ask the history (search,
-//! push detail, activity chart, digest).
+//! key, add a Slack notification and send it a test, receive a signed push, show hostile
+//! commit text as text, and ask the history (search, push detail, activity chart, digest).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload};
+use crate::support::fake_llm::{FakeLlm, Scripted};
 use crate::support::tool;
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -228,6 +229,48 @@ async fn drive(client: Client, app: Arc<TestApp>) {
         text.contains("browser").then_some(())
     })
     .await;
+
+    // A Slack notification to a fake receiver: added on the card, sent a test, its log shown.
+    let slack = FakeLlm::start_with(|_| Scripted::json(200, "ok"));
+    click(client, &format!("{card} .notify-new")).await;
+    let slack_url = format!("{}/services/T1/B1/BROWSERSECRET", slack.base_url());
+    type_into(client, &format!("{card} .notify-url"), &slack_url).await;
+    type_into(
+        client,
+        &format!("{card} .notify-branches"),
+        "main, release/*",
+    )
+    .await;
+    click(client, &format!("{card} .notify-add")).await;
+    let listed = poll("the notification in the list", || async {
+        let text = visible_text(client, &format!("{card} .notification-list")).await?;
+        text.contains("slack").then_some(text)
+    })
+    .await;
+    assert!(
+        listed.contains("/services/***"),
+        "the URL is masked: {listed}"
+    );
+    assert!(!listed.contains("BROWSERSECRET"), "{listed}");
+    assert!(listed.contains("main, release/*"), "{listed}");
+    click(client, &format!("{card} .notify-test")).await;
+    let message_css = format!("{card} .notify-message");
+    let said = poll("the test's answer", || visible_text(client, &message_css)).await;
+    assert!(said.contains("answered 200"), "{said}");
+    let log = poll("the delivery in the log", || async {
+        let text = visible_text(client, &format!("{card} .delivery-list")).await?;
+        text.contains("HTTP 200").then_some(text)
+    })
+    .await;
+    assert!(log.contains("test"), "{log}");
+    let sent = slack.requests();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("Test message")
+    );
 
     let project = TestProject {
         name: "browser-app".into(),

@@ -22,6 +22,7 @@ mod isolation;
 mod limits;
 mod logs;
 mod model_faults;
+mod notify;
 mod ops;
 mod pagination;
 mod payloads;

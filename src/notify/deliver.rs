@@ -1,0 +1,337 @@
+//! The delivery threads: each takes the oldest due delivery of a notification no other thread
+//! is sending, applies its filters, sends it and records the outcome; so a receiver that hangs
+//! holds one thread (for at most the send timeout), and a rate-limited one only its own
+//! deliveries. The threads wake when a summary becomes final (a [`DeliveryNudger`]), when the
+//! next retry falls due, and at least every few seconds.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::format::{Event, render};
+use super::schedule::Schedule;
+use super::send::{Attempted, Sender, Verdict};
+use super::{Kind, Notification, sign};
+use crate::clock::Clock;
+use crate::db::{AttemptRecord, DbError, DeliveryOutcome, DueDelivery, Store};
+
+/// How deliveries are paced.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Deliveries in flight at once (to different notifications).
+    pub threads: usize,
+    pub schedule: Schedule,
+    /// The longest one request to a receiver may take.
+    pub timeout: Duration,
+    /// Refuse receivers on loopback, private and link-local addresses (`--notify-deny-private`).
+    pub deny_private: bool,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            threads: 4,
+            schedule: Schedule::default(),
+            timeout: super::send::TIMEOUT,
+            deny_private: false,
+        }
+    }
+}
+
+/// The longest a thread sleeps without a nudge: a safety net, not the way work is found.
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default)]
+struct State {
+    /// Notifications a thread is sending to right now.
+    busy: HashSet<i64>,
+    stop: bool,
+    /// Bumped by every nudge, so one that arrives during a look at the outbox is not lost.
+    generation: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    /// Held while a thread picks its next delivery, so two never pick the same one.
+    picking: Mutex<()>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Wakes the delivery threads; cheap, and harmless after shutdown.
+#[derive(Debug, Clone)]
+pub struct DeliveryNudger(Arc<Shared>);
+
+impl DeliveryNudger {
+    /// Wakes one idle thread; one that finds work wakes the next, so an ingest batch for a
+    /// project without notifications costs one look at the outbox, not one per thread.
+    pub fn nudge(&self) {
+        self.0.lock().generation += 1;
+        self.0.wake.notify_one();
+    }
+}
+
+/// Sends due deliveries; [`Deliverer::spawn`] runs it on its threads.
+pub struct Deliverer {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    sender: Sender,
+    settings: DeliverySettings,
+}
+
+/// The running threads; dropping it (or [`DeliveryHandle::shutdown`]) stops them.
+pub struct DeliveryHandle {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl DeliveryHandle {
+    pub fn nudger(&self) -> DeliveryNudger {
+        DeliveryNudger(Arc::clone(&self.shared))
+    }
+
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_all();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for DeliveryHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Deliverer {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: DeliverySettings) -> Self {
+        Deliverer {
+            store,
+            clock,
+            sender: Sender::new(settings.timeout).denying_private(settings.deny_private),
+            settings,
+        }
+    }
+
+    pub fn spawn(self) -> std::io::Result<DeliveryHandle> {
+        let shared = Arc::new(Shared::default());
+        let this = Arc::new(self);
+        let mut threads = Vec::new();
+        for i in 0..this.settings.threads.max(1) {
+            let (this, mine) = (Arc::clone(&this), Arc::clone(&shared));
+            let thread = std::thread::Builder::new()
+                .name(format!("notify-{i}"))
+                .spawn(move || this.run(&mine));
+            match thread {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    let mut handle = DeliveryHandle { shared, threads };
+                    handle.stop();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(DeliveryHandle { shared, threads })
+    }
+
+    fn run(&self, shared: &Shared) {
+        loop {
+            let generation = {
+                let state = shared.lock();
+                if state.stop {
+                    return;
+                }
+                state.generation
+            };
+            let step = std::panic::catch_unwind(AssertUnwindSafe(|| self.step(shared)));
+            let worked = match step {
+                Ok(Ok(worked)) => worked,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %crate::error_chain(&e), "notification delivery step failed");
+                    false
+                }
+                Err(_) => {
+                    tracing::error!("notification delivery panicked; going on");
+                    false
+                }
+            };
+            if worked {
+                continue;
+            }
+            let pause = self.idle_time();
+            let state = shared.lock();
+            if state.stop || state.generation != generation {
+                continue;
+            }
+            let _ = shared
+                .wake
+                .wait_timeout_while(state, pause, |s| !s.stop && s.generation == generation);
+        }
+    }
+
+    /// Picks and sends one delivery; false when nothing was due.
+    fn step(&self, shared: &Shared) -> Result<bool, DbError> {
+        let due = {
+            let _picking = shared
+                .picking
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let busy: Vec<i64> = shared.lock().busy.iter().copied().collect();
+            let due = self.store.next_delivery(self.clock.now(), &busy)?;
+            if let Some(d) = &due {
+                shared.lock().busy.insert(d.notification.id);
+                // More may be due, for other notifications: let another thread look.
+                shared.wake.notify_one();
+            }
+            due
+        };
+        let Some(due) = due else {
+            return Ok(false);
+        };
+        let id = due.notification.id;
+        let result = self.deliver(&due);
+        shared.lock().busy.remove(&id);
+        // Another thread may be waiting for this notification's next delivery.
+        shared.wake.notify_all();
+        result.map(|()| true)
+    }
+
+    fn idle_time(&self) -> Duration {
+        match self.store.next_delivery_at().ok().flatten() {
+            Some(at) => (at - self.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(1), MAX_IDLE),
+            None => MAX_IDLE,
+        }
+    }
+
+    /// Sends one due delivery (unless filtered out) and records what became of it.
+    pub fn deliver(&self, due: &DueDelivery) -> Result<(), DbError> {
+        let n = &due.notification;
+        let push = &due.push;
+        if !n.branches.matches(&push.ref_name) || n.exclude_authors.excludes(push, &due.commits) {
+            return self.store.record_delivery(
+                n.id,
+                Some(due.outbox_id),
+                None,
+                &DeliveryOutcome::Skipped,
+            );
+        }
+        let attempt = due.attempts + 1;
+        let now = self.clock.now();
+        let sent = send(&self.sender, n, Event::Push(push), Some(due.outbox_id), now);
+        let outcome = match &sent.verdict {
+            Verdict::Delivered => DeliveryOutcome::Delivered,
+            Verdict::Retry { wait } => match self.settings.schedule.next_wait(attempt, *wait) {
+                Some(after) => DeliveryOutcome::Retry {
+                    at: self.clock.now()
+                        + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX),
+                    receiver_wait: wait.is_some(),
+                },
+                None => DeliveryOutcome::Dead,
+            },
+            Verdict::Pause { reason } => DeliveryOutcome::Paused(reason.clone()),
+            Verdict::GiveUp => DeliveryOutcome::Dead,
+        };
+        let ms = u64::try_from(sent.elapsed.as_millis()).unwrap_or(u64::MAX);
+        let host = n.url.host();
+        match &outcome {
+            DeliveryOutcome::Delivered => {
+                tracing::info!(notification = n.id, kind = %n.kind, %host, push = %push.id, attempt, status = sent.status, ms, "notification delivered")
+            }
+            other => {
+                tracing::warn!(notification = n.id, kind = %n.kind, %host, push = %push.id, attempt, status = sent.status, ms, error = sent.error.as_deref().unwrap_or(""), outcome = ?other, "notification not delivered")
+            }
+        }
+        let record = AttemptRecord {
+            push_id: Some(&push.id),
+            attempt,
+            status: sent.status,
+            error: sent.error.as_deref(),
+            ms,
+            at: now,
+        };
+        self.store
+            .record_delivery(n.id, Some(due.outbox_id), Some(&record), &outcome)
+    }
+}
+
+/// One request for `event` to `n`'s receiver, signed for a generic webhook. `outbox_id` gives
+/// the stable `webhook-id`; a test message gets a fresh one.
+pub fn send(
+    sender: &Sender,
+    n: &Notification,
+    event: Event<'_>,
+    outbox_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Attempted {
+    let message = render(n.kind, &n.url, event, now);
+    let mut headers = Vec::new();
+    if n.kind == Kind::Webhook {
+        let id = match outbox_id {
+            Some(id) => sign::message_id(id),
+            None => format!("msg_test_{}", uuid::Uuid::new_v4().simple()),
+        };
+        let timestamp = now.timestamp();
+        if let Some(secret) = &n.secret {
+            headers.push((
+                "webhook-signature",
+                sign::signature(secret, &id, timestamp, &message.body),
+            ));
+        }
+        headers.push(("webhook-id", id));
+        headers.push(("webhook-timestamp", timestamp.to_string()));
+    }
+    sender.send(&n.url, &message, &headers, n.token.as_ref())
+}
+
+/// Sends a test message now and logs the attempt; the notification's state is not changed
+/// beyond its last delivery time.
+pub fn send_test(
+    store: &dyn Store,
+    sender: &Sender,
+    n: &Notification,
+    now: DateTime<Utc>,
+) -> Result<Attempted, DbError> {
+    let sent = send(
+        sender,
+        n,
+        Event::Test {
+            project: n.project.as_str(),
+        },
+        None,
+        now,
+    );
+    let record = AttemptRecord {
+        push_id: None,
+        attempt: 1,
+        status: sent.status,
+        error: sent.error.as_deref(),
+        ms: u64::try_from(sent.elapsed.as_millis()).unwrap_or(u64::MAX),
+        at: now,
+    };
+    let outcome = if sent.verdict == Verdict::Delivered {
+        DeliveryOutcome::Delivered
+    } else {
+        DeliveryOutcome::Skipped
+    };
+    store.record_delivery(n.id, None, Some(&record), &outcome)?;
+    Ok(sent)
+}
