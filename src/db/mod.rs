@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod backup;
+mod changes;
 mod expiry;
 mod keys;
 pub mod migrate;
@@ -21,6 +22,7 @@ mod summary_queue;
 mod values;
 pub mod writer;
 
+pub use changes::{Change, ChangeCursor, ChangeKind};
 pub use pushes::{
     CursorError, Inserted, PageCursor, PageStart, PreparedPush, PushFilter, PushPage,
 };
@@ -94,6 +96,8 @@ impl From<rusqlite::Error> for DbError {
 pub struct Db {
     pool: Pool,
     path: PathBuf,
+    /// Woken after every commit that may have added to the change log (see [`Store::change_signal`]).
+    changed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Db {
@@ -119,6 +123,7 @@ impl Db {
         Ok(Db {
             pool,
             path: path.to_owned(),
+            changed: std::sync::Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -154,6 +159,7 @@ impl Db {
             }
         }
         tx.commit()?;
+        self.changed.notify_one();
         Ok(stored)
     }
 }

@@ -106,6 +106,7 @@ impl IngestWriter {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.wal_hook(Some(record_wal_size));
         let checkpointer = Checkpointer::spawn(db)?;
+        let changed = Arc::clone(&db.changed);
         let (tx, rx) = channel();
         let incoming = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
@@ -113,6 +114,7 @@ impl IngestWriter {
             jobs: rx,
             incoming: Arc::clone(&incoming),
             checkpointer,
+            changed,
         };
         let handle = std::thread::Builder::new()
             .name("ingest-writer".into())
@@ -158,13 +160,19 @@ struct Writer {
     jobs: Receiver<Job>,
     incoming: Arc<AtomicUsize>,
     checkpointer: Checkpointer,
+    /// The change log's signal: a stored push is a change for the live stream.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
     fn run(mut self, after_commit: impl Fn()) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while self.gather(&mut batch) {
-            if commit_batch(&mut self.conn, &mut batch) {
+            let committed = commit_batch(&mut self.conn, &mut batch);
+            if committed.stored {
+                self.changed.notify_one();
+            }
+            if committed.queued {
                 after_commit();
             }
             let wal_bytes = WAL_BYTES.get();
@@ -211,8 +219,7 @@ impl Writer {
 /// Expected refusals (a rotated secret, a deleted project) are found before a job writes
 /// anything, so they need no savepoint; anything unexpected rolls back the whole batch, which
 /// is then stored one delivery per transaction so one bad delivery cannot sink the others.
-/// True when a push was queued for the summary worker.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> bool {
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> Committed {
     let results = match store_batch(conn, batch) {
         Ok(results) => results,
         Err(e) => {
@@ -220,9 +227,12 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> bool {
             batch.iter().map(|job| store_alone(conn, job)).collect()
         }
     };
-    let mut queued = false;
+    let mut committed = Committed::default();
     for (job, result) in batch.drain(..).zip(results) {
-        queued |= result.as_ref().is_ok_and(|inserted| {
+        committed.stored |= result
+            .as_ref()
+            .is_ok_and(|inserted| inserted.iter().any(|i| matches!(i, Inserted::New(_))));
+        committed.queued |= result.as_ref().is_ok_and(|inserted| {
             inserted
                 .iter()
                 .zip(&job.pushes)
@@ -231,7 +241,16 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> bool {
         // The handler may have gone (client hung up); the push is stored either way.
         let _ = job.reply.send((result, job.pushes));
     }
-    queued
+    committed
+}
+
+/// What a batch's commit did.
+#[derive(Default)]
+struct Committed {
+    /// A new push was stored.
+    stored: bool,
+    /// A push was queued for the summary worker.
+    queued: bool,
 }
 
 type JobResult = Result<Vec<Inserted>, DbError>;
