@@ -1,4 +1,5 @@
 #!/bin/sh
-# Python tools the test suite uses: schemathesis drives tests/it/contract.rs.
+# Python tools the test suite uses: schemathesis drives tests/it/contract.rs; feedparser
+# reads the Atom feed in tests/it/live.rs.
 set -eu
-python3 -m pip install --quiet --disable-pip-version-check schemathesis requests
+python3 -m pip install --quiet --disable-pip-version-check schemathesis requests feedparser

@@ -404,6 +404,8 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
         metrics_public: args.metrics_public,
         trusted_proxies: TrustedProxies::new(args.trusted_proxies),
         limits: args.limits.limits(),
+        stream_keepalive: app::DEFAULT_STREAM_KEEPALIVE,
+        stream_backlog: app::DEFAULT_STREAM_BACKLOG,
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())

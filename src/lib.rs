@@ -21,6 +21,7 @@ pub mod metrics; // counters and the Prometheus text of /metrics
 pub mod retention; // the thread that deletes pushes older than --retention-days
 pub mod secret; // a string that never prints
 pub mod single_server; // one `serve` per database file: a lock held for its lifetime
+pub mod stream; // the change log's fan-out to live streams, and their filter
 pub mod summarize; // push -> bullets: builtin, Gemini, OpenAI-compatible
 pub mod tokens; // random keys, hook ids and secrets; key hashes
 pub mod webhook; // verify and parse deliveries from every git host

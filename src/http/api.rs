@@ -5,12 +5,12 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use poem::web::Data;
 use poem_openapi::auth::Bearer;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 
-use super::AppState;
 use super::error::ErrorBody;
+use super::{AppState, etag};
 use crate::db::{DbError, PageCursor, PageStart, ProjectScope, PushFilter, Store};
 use crate::domain::{NewCommit, Push};
 use crate::error_code::ErrorCode;
@@ -28,7 +28,7 @@ pub enum ApiTags {
 /// A project API key (`gpt_...`), created on the dashboard or with `git-push-tracker key create`.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "gpt_...")]
-pub struct ProjectKey(Bearer);
+pub struct ProjectKey(pub Bearer);
 
 /// A push as listed.
 #[derive(Debug, Object)]
@@ -128,9 +128,12 @@ pub struct PushPage {
 
 #[derive(ApiResponse)]
 pub enum ListPushesResponse {
-    /// A page of the project's pushes.
+    /// A page of the project's pushes, with a strong `ETag` that changes whenever the page would.
     #[oai(status = 200)]
-    Ok(Json<PushPage>),
+    Ok(Json<PushPage>, #[oai(header = "ETag")] String),
+    /// `If-None-Match` named the page's current `ETag`: nothing changed, no body.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String),
     /// A query parameter is invalid; the message names it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -141,9 +144,12 @@ pub enum ListPushesResponse {
 
 #[derive(ApiResponse)]
 pub enum GetPushResponse {
-    /// The push with its commits.
+    /// The push with its commits, with a strong `ETag` that changes whenever the answer would.
     #[oai(status = 200)]
-    Ok(Json<Box<PushDetail>>),
+    Ok(Json<Box<PushDetail>>, #[oai(header = "ETag")] String),
+    /// `If-None-Match` named the push's current `ETag`: nothing changed, no body.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String),
     /// The key is missing, unknown or revoked.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
@@ -156,7 +162,7 @@ pub enum GetPushResponse {
 /// printed without a database.
 pub struct PublicApi;
 
-fn unauthorized() -> Json<ErrorBody> {
+pub(crate) fn unauthorized() -> Json<ErrorBody> {
     Json(ErrorBody::new(
         ErrorCode::Unauthorized,
         "unknown or revoked API key: send `Authorization: Bearer gpt_...` with a key of this project",
@@ -253,12 +259,12 @@ impl PushDetail {
 /// Runs `work` within the project of a presented key, or answers None for an unknown or revoked
 /// key. The key check and the work share one blocking hop: a second hop cost about as much as
 /// the page query itself.
-async fn in_scope<T, F>(state: &AppState, key: &ProjectKey, work: F) -> poem::Result<Option<T>>
+pub(crate) async fn in_scope<T, F>(state: &AppState, key: &str, work: F) -> poem::Result<Option<T>>
 where
     T: Send + 'static,
     F: FnOnce(&dyn Store, ProjectScope) -> Result<T, DbError> + Send + 'static,
 {
-    let hash = hash_key(&key.0.token);
+    let hash = hash_key(key);
     let now = state.clock.now();
     state
         .with_store(move |store| match store.authenticate_key(&hash, now)? {
@@ -309,6 +315,9 @@ impl PublicApi {
         /// as fast at the millionth push as at the first: the way to walk a history.
         #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
         cursor: Query<Option<String>>,
+        /// An `ETag` of an earlier answer: a 304 without a body when the page is unchanged.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> poem::Result<ListPushesResponse> {
         let limit = match limit.0 {
             None => DEFAULT_LIMIT,
@@ -338,7 +347,23 @@ impl PublicApi {
             since,
             until,
         };
-        let page = in_scope(&state, &key, move |store, scope| {
+        let page = in_scope(&state, &key.0.token, move |store, scope| {
+            let tag = etag::of_page(
+                &store.project_version(&scope)?,
+                &scope,
+                &[
+                    "list",
+                    &limit.to_string(),
+                    &offset.to_string(),
+                    filter.branch.as_deref().unwrap_or("\0"),
+                    &filter.since.map(iso).unwrap_or_default(),
+                    &filter.until.map(iso).unwrap_or_default(),
+                    cursor.0.as_deref().unwrap_or(""),
+                ],
+            );
+            if etag::none_match(if_none_match.0.as_deref(), &tag) {
+                return Ok(Ok(Err(tag)));
+            }
             let start = match cursor.0.as_deref() {
                 None => PageStart::Offset(offset),
                 Some(raw) => match PageCursor::parse(raw, &scope, &filter) {
@@ -347,20 +372,24 @@ impl PublicApi {
                 },
             };
             let page = store.list_pushes(&scope, &filter, limit, &start)?;
-            Ok(Ok(PushPage {
-                pushes: page.pushes.into_iter().map(PushItem::from).collect(),
-                project: scope.project().to_string(),
-                pagination: Pagination {
-                    limit,
-                    offset: page.offset,
-                    total: page.total,
-                    next_cursor: page.next.map(|c| c.encode()),
+            Ok(Ok(Ok((
+                tag,
+                PushPage {
+                    pushes: page.pushes.into_iter().map(PushItem::from).collect(),
+                    project: scope.project().to_string(),
+                    pagination: Pagination {
+                        limit,
+                        offset: page.offset,
+                        total: page.total,
+                        next_cursor: page.next.map(|c| c.encode()),
+                    },
                 },
-            }))
+            ))))
         })
         .await?;
         Ok(match page {
-            Some(Ok(page)) => ListPushesResponse::Ok(Json(page)),
+            Some(Ok(Ok((tag, page)))) => ListPushesResponse::Ok(Json(page), tag),
+            Some(Ok(Err(tag))) => ListPushesResponse::NotModified(tag),
             Some(Err(message)) => bad_request(message),
             None => ListPushesResponse::Unauthorized(unauthorized()),
         })
@@ -374,19 +403,31 @@ impl PublicApi {
         key: ProjectKey,
         /// The push's id.
         id: Path<String>,
+        /// An `ETag` of an earlier answer: a 304 without a body when the push is unchanged.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> poem::Result<GetPushResponse> {
-        let found = in_scope(&state, &key, move |store, scope| {
+        let found = in_scope(&state, &key.0.token, move |store, scope| {
+            // One row by its unique id, without the commits: the check costs less than the answer.
+            let Some(version) = store.push_version(&scope, &id.0)? else {
+                return Ok(None);
+            };
+            let tag = etag::of_page(&(0, 0), &scope, &["push", &id.0, &version]);
+            if etag::none_match(if_none_match.0.as_deref(), &tag) {
+                return Ok(Some(Err(tag)));
+            }
             match store.get_push(&scope, &id.0) {
                 Err(DbError::NotFound) => Ok(None),
-                other => other.map(Some),
+                other => other.map(|found| Some(Ok((tag, found)))),
             }
         })
         .await?;
         Ok(match found {
             None => GetPushResponse::Unauthorized(unauthorized()),
-            Some(Some((push, commits))) => {
-                GetPushResponse::Ok(Json(Box::new(PushDetail::new(push, commits))))
+            Some(Some(Ok((tag, (push, commits))))) => {
+                GetPushResponse::Ok(Json(Box::new(PushDetail::new(push, commits))), tag)
             }
+            Some(Some(Err(tag))) => GetPushResponse::NotModified(tag),
             Some(None) => GetPushResponse::NotFound(Json(ErrorBody::new(
                 ErrorCode::NotFound,
                 "this project has no push with that id",

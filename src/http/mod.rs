@@ -6,9 +6,12 @@ pub mod admin;
 pub mod api;
 pub mod api_body;
 pub mod assets;
+pub mod atom;
 pub mod body;
 pub mod error;
+pub mod etag;
 pub mod host;
+pub mod live;
 pub mod scrape;
 pub mod trace;
 pub mod unread_body;
@@ -56,6 +59,10 @@ pub struct AppState {
     pub metrics_public: bool,
     /// Which `Host` names are answered (DNS rebinding).
     pub host_policy: Arc<host::HostPolicy>,
+    /// The change log's fan-out to live streams.
+    pub hub: Arc<crate::stream::ChangeHub>,
+    /// How often a live stream sends a comment so proxies keep it open.
+    pub stream_keepalive: std::time::Duration,
 }
 
 impl AppState {
@@ -93,9 +100,9 @@ impl AppState {
 pub const SERVICE_TITLE: &str = "Git Push Tracker";
 
 /// The OpenAPI service; `git-push-tracker openapi` prints the same document `serve` serves.
-pub fn api_service() -> OpenApiService<(api::PublicApi, admin::AdminApi), ()> {
+pub fn api_service() -> OpenApiService<(api::PublicApi, live::LiveApi, admin::AdminApi), ()> {
     OpenApiService::new(
-        (api::PublicApi, admin::AdminApi),
+        (api::PublicApi, live::LiveApi, admin::AdminApi),
         SERVICE_TITLE,
         env!("CARGO_PKG_VERSION"),
     )
@@ -177,6 +184,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
                 .around(no_store_for_admin),
         )
         .catch_all_error(error::to_json)
+        .around(live::refuse_keys_in_urls)
         .around(admin::count_bearer_attempts)
         .around(move |ep, req| {
             let allow = Arc::clone(&allow);
