@@ -18,6 +18,7 @@ mod files;
 mod hostile;
 mod isolation;
 mod limits;
+mod live;
 mod logs;
 mod model_faults;
 mod ops;
