@@ -50,6 +50,17 @@ fn the_live_api_conforms_to_its_openapi_document_under_schemathesis() {
             // answers them with its documented 400. Every other check runs.
             "--exclude-checks",
             "positive_data_acceptance",
+            // A stream never ends, so every request to one would time out; tests/it/live.rs
+            // drives them over real HTTP instead.
+            "--exclude-operation-id",
+            "streamPushes",
+            "--exclude-operation-id",
+            "adminStream",
+            // schemathesis 4.32.5 crashes generating cases for the feed with this seed (a
+            // hypothesis "AST constructor recursion depth mismatch", an error of the tool, not a
+            // finding); tests/it/live.rs reads the feed with feedparser instead.
+            "--exclude-operation-id",
+            "pushesFeed",
             "--header",
             &format!("Authorization: Bearer {}", project.key),
             "--phases",
