@@ -150,6 +150,7 @@
     } catch (e) {
       // The session is gone either way once the cookie is cleared.
     }
+    if (window.gptLive) window.gptLive.stop();
     showLogin();
   }
 
@@ -260,17 +261,23 @@
 
   // ---- live updates ----
 
-  // How often an open, visible dashboard looks for new pushes and finished summaries.
-  const LIVE_INTERVAL_MS = 5000;
+  // The owner's event stream (live.js) calls refreshLive when a push arrives or a summary is
+  // finished, failed or retried; nothing polls.
   let liveBusy = false;
+  let liveAgain = false;
 
   /**
    * Brings counts and push feeds up to date in place, so a half-typed project name or key label
    * is never wiped. Cards are rebuilt only when projects were added or deleted elsewhere (the
-   * CLI, another tab), and then only while no key form is open.
+   * CLI, another tab), and then only while no key form is open. A change announced during a
+   * refresh is caught by one more refresh after it.
    */
   async function refreshLive() {
-    if (liveBusy || document.hidden || $('app').hidden || $('reveal').hasAttribute('open')) return;
+    if (liveBusy) {
+      liveAgain = true;
+      return;
+    }
+    if (document.hidden || $('app').hidden || $('reveal').hasAttribute('open')) return;
     liveBusy = true;
     try {
       const projects = await api('GET', '/projects');
@@ -292,9 +299,13 @@
         await loadPushes(p.name, card.querySelector('.feed'), true);
       }
     } catch (e) {
-      // Quietly: the next tick tries again, and a lost session already shows the login form.
+      // Quietly: the next change tries again, and a lost session already shows the login form.
     } finally {
       liveBusy = false;
+      if (liveAgain) {
+        liveAgain = false;
+        refreshLive();
+      }
     }
   }
 
@@ -452,6 +463,7 @@
     show($('login'), false);
     show($('app'), true);
     show($('logout'), true);
+    if (window.gptLive) window.gptLive.start();
     await loadProjects();
   }
 
@@ -462,7 +474,8 @@
     $('logout').addEventListener('click', logout);
     $('new-project').addEventListener('submit', createProject);
     $('refresh').addEventListener('click', () => loadProjects());
-    setInterval(refreshLive, LIVE_INTERVAL_MS);
+    window.gptDashboard = { refresh: refreshLive };
+    // Changes announced while the tab was hidden were not shown: catch up when it is back.
     document.addEventListener('visibilitychange', refreshLive);
     $('reveal-value').addEventListener('click', selectValue);
     $('reveal-copy').addEventListener('click', copyValue);

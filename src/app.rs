@@ -28,6 +28,11 @@ use crate::worker::{Worker, WorkerHandle, WorkerSettings};
 /// Default upper bound for a webhook body; GitHub caps payloads at 25 MB.
 pub const DEFAULT_BODY_LIMIT: usize = 25 * 1024 * 1024;
 
+/// The HTML standard's advice for proxies that close quiet connections: a comment every 15 s.
+pub const DEFAULT_STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
+/// Changes held for a stream that has not read them yet.
+pub const DEFAULT_STREAM_BACKLOG: usize = 1024;
+
 /// Everything `serve` needs, already validated. Tests build it directly.
 pub struct AppConfig {
     pub db_path: PathBuf,
@@ -55,6 +60,10 @@ pub struct AppConfig {
     pub login_limiter: crate::auth::LoginLimiter,
     /// Notification delivery: threads, retry schedule, send timeout.
     pub notify: crate::notify::deliver::DeliverySettings,
+    /// How often a live stream sends a keep-alive comment (15 s; tests shorten it).
+    pub stream_keepalive: Duration,
+    /// Changes a live stream may fall behind before it is disconnected (it then resumes).
+    pub stream_backlog: usize,
 }
 
 impl AppConfig {
@@ -74,6 +83,8 @@ impl AppConfig {
             limits: Limits::default(),
             login_limiter: crate::auth::LoginLimiter::default(),
             notify: crate::notify::deliver::DeliverySettings::default(),
+            stream_keepalive: DEFAULT_STREAM_KEEPALIVE,
+            stream_backlog: DEFAULT_STREAM_BACKLOG,
         }
     }
 }
@@ -178,6 +189,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
         config.summarizer.is_offline(),
     );
     let (budget, budget_per_address) = config.limits.webhook_budgets(config.body_limit);
+    let hub = crate::stream::ChangeHub::start(Arc::clone(&store), config.stream_backlog);
     let state = Arc::new(AppState {
         manager: Manager::new(Arc::clone(&store), public_url.clone()).with_notify_sender(
             crate::notify::send::Sender::new(config.notify.timeout)
@@ -200,7 +212,14 @@ pub async fn run_extended<E: Endpoint + 'static>(
         metrics,
         metrics_public: config.metrics_public,
         host_policy: Arc::new(host_policy),
+        hub: Arc::clone(&hub),
+        stream_keepalive: config.stream_keepalive,
     });
+    // Open streams would hold the graceful shutdown for its whole grace period: end them.
+    let shutdown = async move {
+        shutdown.await;
+        hub.stop();
+    };
 
     let limits = &config.limits;
     let acceptor = LimitedAcceptor::new(listener, limits, config.trusted_proxies)

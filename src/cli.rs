@@ -498,6 +498,8 @@ async fn serve(db_path: &std::path::Path, args: ServeArgs) -> anyhow::Result<()>
         limits: args.limits.limits(),
         login_limiter: crate::auth::LoginLimiter::default(),
         notify: args.notify.settings(),
+        stream_keepalive: app::DEFAULT_STREAM_KEEPALIVE,
+        stream_backlog: app::DEFAULT_STREAM_BACKLOG,
     };
     app::run(config, listener, shutdown_signal()).await?;
     Ok(())

@@ -234,6 +234,8 @@ pub struct Push {
     pub summary_source: String,
     pub attempts: u32,
     pub last_error: Option<String>,
+    /// When its summary last changed (its arrival until a model summary replaced the first).
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A project name: a slug of lowercase letters, digits, `-` and `_`, 1 to 64 characters.

@@ -67,6 +67,8 @@ catalog! {
         "a range covers at most 366 days: narrow `since` and `until`";
     Unauthorized = "unauthorized", 401,
         "missing or invalid credentials: send `Authorization: Bearer <key>`";
+    KeyInUrl = "key_in_url", 401,
+        "a key in the URL is accepted on /api/v1/pushes/stream and /api/v1/pushes.atom only: send `Authorization: Bearer <key>` instead, and revoke a key that was sent in a URL";
     Forbidden = "forbidden", 403, "this request is not allowed";
     NotFound = "not_found", 404, "no such resource";
     MethodNotAllowed = "method_not_allowed", 405, "this method is not allowed here";

@@ -19,11 +19,12 @@ pub mod limits; // connection caps, timeouts, body budgets and size caps, with t
 pub mod listener; // the accept loop: connection caps, pause after errors, header and idle timeouts
 pub mod manage; // owner operations shared by the CLI and the admin API
 pub mod metrics; // counters and the Prometheus text of /metrics
-pub mod progress; // a progress bar on a terminal, a line per tenth otherwise: backups
 pub mod notify; // notifications: kinds, filters, formatting, signing, the delivery threads
+pub mod progress; // a progress bar on a terminal, a line per tenth otherwise: backups
 pub mod retention; // the thread that deletes pushes older than --retention-days
 pub mod secret; // a string that never prints
 pub mod single_server; // one `serve` per database file: a lock held for its lifetime
+pub mod stream; // the change log's fan-out to live streams, and their filter
 pub mod summarize; // push -> bullets: builtin, Gemini, OpenAI-compatible
 pub mod tokens; // random keys, hook ids and secrets; key hashes
 pub mod webhook; // verify and parse deliveries from every git host

@@ -467,6 +467,51 @@ const MIGRATIONS: &[&str] = &[
         ON CONFLICT (notification_id, push_id) DO NOTHING;
     END;
     "#,
+    // The change log the live stream, the Atom feed and the ETags read: one row when a push is
+    // stored and one each time what the API shows of it changes (its summary, summary source or
+    // public status: `in_progress` shows as `pending`, so a claim is no change). Written by
+    // triggers, so no code path that writes a push can forget it; a push's rows go with it
+    // (retention, project deletion), and `push_change_floors` keeps, per project, the highest
+    // seq deleted, below which a stream cursor is too old to resume from. AUTOINCREMENT: a seq
+    // is never handed out twice, even after the newest rows were deleted.
+    r#"
+    CREATE TABLE push_changes (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        project_id  INTEGER NOT NULL,
+        push_id     INTEGER NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('created', 'updated'))
+    );
+    CREATE INDEX push_changes_project ON push_changes(project_id, seq);
+    CREATE INDEX push_changes_push ON push_changes(push_id);
+    CREATE TABLE push_change_floors (
+        project_id  INTEGER PRIMARY KEY,
+        seq         INTEGER NOT NULL
+    );
+    CREATE TRIGGER pushes_change_insert AFTER INSERT ON pushes BEGIN
+        INSERT INTO push_changes (project_id, push_id, kind)
+            VALUES (NEW.project_id, NEW.id, 'created');
+    END;
+    CREATE TRIGGER pushes_change_update
+        AFTER UPDATE OF summary, summary_source, summary_status ON pushes
+        WHEN NEW.summary IS NOT OLD.summary
+            OR NEW.summary_source IS NOT OLD.summary_source
+            OR replace(NEW.summary_status, 'in_progress', 'pending')
+                IS NOT replace(OLD.summary_status, 'in_progress', 'pending')
+    BEGIN
+        INSERT INTO push_changes (project_id, push_id, kind)
+            VALUES (NEW.project_id, NEW.id, 'updated');
+    END;
+    CREATE TRIGGER pushes_change_delete AFTER DELETE ON pushes BEGIN
+        DELETE FROM push_changes WHERE push_id = OLD.id;
+    END;
+    CREATE TRIGGER push_changes_floor AFTER DELETE ON push_changes BEGIN
+        INSERT INTO push_change_floors (project_id, seq) VALUES (OLD.project_id, OLD.seq)
+        ON CONFLICT (project_id) DO UPDATE SET seq = max(seq, excluded.seq);
+    END;
+    CREATE TRIGGER projects_change_floor AFTER DELETE ON projects BEGIN
+        DELETE FROM push_change_floors WHERE project_id = OLD.id;
+    END;
+    "#,
 ];
 
 /// The schema version this binary writes.

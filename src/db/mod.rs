@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod backup;
+mod changes;
 mod expiry;
 mod history;
 mod keys;
@@ -23,6 +24,7 @@ mod summary_queue;
 mod values;
 pub mod writer;
 
+pub use changes::{Change, ChangeCursor, ChangeKind};
 pub use history::{DigestPush, GroupCount, Grouping, RangeCounts};
 pub use notifications::{AttemptRecord, DeliveryOutcome, DueDelivery};
 pub use pushes::{
@@ -99,6 +101,8 @@ impl From<rusqlite::Error> for DbError {
 pub struct Db {
     pool: Pool,
     path: PathBuf,
+    /// Woken after every commit that may have added to the change log (see [`Store::change_signal`]).
+    changed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Db {
@@ -124,6 +128,7 @@ impl Db {
         Ok(Db {
             pool,
             path: path.to_owned(),
+            changed: std::sync::Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -159,6 +164,7 @@ impl Db {
             }
         }
         tx.commit()?;
+        self.changed.notify_one();
         Ok(stored)
     }
 }

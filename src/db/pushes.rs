@@ -448,7 +448,8 @@ impl PageCursor {
 pub(crate) const PUSH_COLUMNS: &str = "p.public_id, p.provider, p.delivery_id, p.repository,
     p.git_ref, p.ref_type, p.branch, p.before_sha, p.after_sha, p.created, p.deleted, p.forced,
     p.pusher, p.commit_count, p.commits_truncated, p.compare_url, p.pushed_at, p.received_at,
-    p.summary, p.summary_status, p.summary_source, p.attempts, p.last_error";
+    p.summary, p.summary_status, p.summary_source, p.attempts, p.last_error,
+    COALESCE(p.summarized_at, p.received_at)";
 
 /// Maps the [`PUSH_COLUMNS`] that start at column `base` of a row.
 pub(crate) fn push_from_row(row: &Row<'_>, base: usize, project: &str) -> rusqlite::Result<Push> {
@@ -478,6 +479,7 @@ pub(crate) fn push_from_row(row: &Row<'_>, base: usize, project: &str) -> rusqli
         summary_source: row.get(col(20))?,
         attempts: row.get(col(21))?,
         last_error: row.get(col(22))?,
+        updated_at: from_millis(row.get(col(23))?),
     })
 }
 

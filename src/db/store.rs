@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::changes::{self, Change, ChangeCursor};
 use super::history::{self, DigestPush, GroupCount, Grouping, RangeCounts};
 use super::notifications::{self, AttemptRecord, DeliveryOutcome, DueDelivery};
 use super::pushes::{self, PageStart, PushFilter, PushPage};
@@ -253,6 +254,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<(), DbError>;
     /// Deliveries not yet made.
     fn pending_deliveries(&self) -> Result<u64, DbError>;
+    // The change log.
+    /// Up to `limit` changes after `after`, oldest first, within `scope` or across projects.
+    fn changes_after(
+        &self,
+        after: ChangeCursor,
+        scope: Option<&ProjectScope>,
+        limit: u32,
+    ) -> Result<Vec<Change>, DbError>;
+    /// The newest change made so far.
+    fn latest_change(&self) -> Result<ChangeCursor, DbError>;
+    /// A cursor below this one missed a change of the scope's that is no longer stored.
+    fn change_floor(&self, scope: &ProjectScope) -> Result<ChangeCursor, DbError>;
+    /// Changes whenever any answer about the scope's pushes would; cheap (two index lookups).
+    fn project_version(&self, scope: &ProjectScope) -> Result<(i64, i64), DbError>;
+    /// Changes whenever the answer about one push would; None when there is no such push.
+    fn push_version(&self, scope: &ProjectScope, id: &str) -> Result<Option<String>, DbError>;
+    /// Notified after every commit of this process that may have added to the change log
+    /// (stored pushes, summary outcomes, re-queues): what the live stream waits on.
+    fn change_signal(&self) -> Arc<tokio::sync::Notify>;
 
     // Retention.
     /// Deletes up to `limit` pushes received before `cutoff`; returns how many went.
@@ -458,7 +478,9 @@ impl Store for Db {
     }
 
     fn requeue_abandoned(&self, now: DateTime<Utc>) -> Result<usize, DbError> {
-        summary_queue::requeue_abandoned(&*self.conn()?, now)
+        let n = summary_queue::requeue_abandoned(&*self.conn()?, now)?;
+        self.changed.notify_one();
+        Ok(n)
     }
 
     fn claim_next(&self, now: DateTime<Utc>) -> Result<Option<ClaimedPush>, DbError> {
@@ -472,7 +494,9 @@ impl Store for Db {
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        summary_queue::complete(&*self.conn()?, push.row_id, summary, source, now)
+        summary_queue::complete(&*self.conn()?, push.row_id, summary, source, now)?;
+        self.changed.notify_one();
+        Ok(())
     }
 
     fn retry_at(
@@ -481,7 +505,9 @@ impl Store for Db {
         error: &str,
         next_at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        summary_queue::retry_at(&*self.conn()?, push.row_id, error, next_at)
+        summary_queue::retry_at(&*self.conn()?, push.row_id, error, next_at)?;
+        self.changed.notify_one();
+        Ok(())
     }
 
     fn postpone(
@@ -490,11 +516,15 @@ impl Store for Db {
         error: &str,
         next_at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        summary_queue::postpone(&*self.conn()?, push.row_id, error, next_at)
+        summary_queue::postpone(&*self.conn()?, push.row_id, error, next_at)?;
+        self.changed.notify_one();
+        Ok(())
     }
 
     fn fail(&self, push: &ClaimedPush, error: &str) -> Result<(), DbError> {
-        summary_queue::fail(&*self.conn()?, push.row_id, error)
+        summary_queue::fail(&*self.conn()?, push.row_id, error)?;
+        self.changed.notify_one();
+        Ok(())
     }
 
     fn next_due(&self) -> Result<Option<DateTime<Utc>>, DbError> {
@@ -507,7 +537,38 @@ impl Store for Db {
         scope: Option<&ProjectScope>,
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        summary_queue::requeue(&*self.conn()?, public_id, scope.map(ProjectScope::id), now)
+        summary_queue::requeue(&*self.conn()?, public_id, scope.map(ProjectScope::id), now)?;
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    fn changes_after(
+        &self,
+        after: ChangeCursor,
+        scope: Option<&ProjectScope>,
+        limit: u32,
+    ) -> Result<Vec<Change>, DbError> {
+        changes::after(&*self.conn()?, after, scope.map(ProjectScope::id), limit)
+    }
+
+    fn latest_change(&self) -> Result<ChangeCursor, DbError> {
+        changes::latest(&*self.conn()?)
+    }
+
+    fn change_floor(&self, scope: &ProjectScope) -> Result<ChangeCursor, DbError> {
+        changes::floor(&*self.conn()?, scope)
+    }
+
+    fn project_version(&self, scope: &ProjectScope) -> Result<(i64, i64), DbError> {
+        changes::project_version(&*self.conn()?, scope)
+    }
+
+    fn push_version(&self, scope: &ProjectScope, id: &str) -> Result<Option<String>, DbError> {
+        changes::push_version(&*self.conn()?, scope, id)
+    }
+
+    fn change_signal(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.changed)
     }
 
     fn create_notification(

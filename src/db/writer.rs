@@ -107,6 +107,7 @@ impl IngestWriter {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.wal_hook(Some(record_wal_size));
         let checkpointer = Checkpointer::spawn(db)?;
+        let changed = Arc::clone(&db.changed);
         let (tx, rx) = channel();
         let incoming = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
@@ -114,6 +115,7 @@ impl IngestWriter {
             jobs: rx,
             incoming: Arc::clone(&incoming),
             checkpointer,
+            changed,
         };
         let handle = std::thread::Builder::new()
             .name("ingest-writer".into())
@@ -159,6 +161,8 @@ struct Writer {
     jobs: Receiver<Job>,
     incoming: Arc<AtomicUsize>,
     checkpointer: Checkpointer,
+    /// The change log's signal: a stored push is a change for the live stream.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
@@ -166,6 +170,9 @@ impl Writer {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while self.gather(&mut batch) {
             let committed = commit_batch(&mut self.conn, &mut batch);
+            if committed.stored {
+                self.changed.notify_one();
+            }
             if committed.queued || committed.finished {
                 after_commit(committed);
             }
@@ -209,20 +216,21 @@ impl Writer {
     }
 }
 
-/// Commits every job of the batch in one transaction and replies to each after the commit.
-/// Expected refusals (a rotated secret, a deleted project) are found before a job writes
-/// anything, so they need no savepoint; anything unexpected rolls back the whole batch, which
-/// is then stored one delivery per transaction so one bad delivery cannot sink the others.
-/// True when a push was queued for the summary worker.
 /// What a committed batch stored that others wait for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Committed {
+    /// A new push was stored: a change for the live stream.
+    pub stored: bool,
     /// A new push waits for the summary worker.
     pub queued: bool,
     /// A new push's summary is final already (the builtin one): its notifications are due.
     pub finished: bool,
 }
 
+/// Commits every job of the batch in one transaction and replies to each after the commit.
+/// Expected refusals (a rotated secret, a deleted project) are found before a job writes
+/// anything, so they need no savepoint; anything unexpected rolls back the whole batch, which
+/// is then stored one delivery per transaction so one bad delivery cannot sink the others.
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> Committed {
     let results = match store_batch(conn, batch) {
         Ok(results) => results,
@@ -236,6 +244,7 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> Committed {
         if let Ok(inserted) = &result {
             for (i, p) in inserted.iter().zip(&job.pushes) {
                 if matches!(i, Inserted::New(_)) {
+                    committed.stored = true;
                     committed.queued |= p.status == SummaryStatus::Pending;
                     committed.finished |= p.status != SummaryStatus::Pending;
                 }

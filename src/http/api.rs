@@ -5,13 +5,13 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use poem::web::Data;
 use poem_openapi::auth::Bearer;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent, SecurityScheme, Tags};
 
-use super::AppState;
 use super::error::ErrorBody;
 use super::history::wants_markdown;
+use super::{AppState, etag};
 use crate::db::{DbError, ProjectScope, Store};
 use crate::domain::{NewCommit, Push};
 use crate::error_code::ErrorCode;
@@ -27,7 +27,7 @@ pub enum ApiTags {
 /// A project API key (`gpt_...`), created on the dashboard or with `git-push-tracker key create`.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "gpt_...")]
-pub struct ProjectKey(Bearer);
+pub struct ProjectKey(pub Bearer);
 
 /// A push as listed.
 #[derive(Debug, Object)]
@@ -136,9 +136,12 @@ pub enum PageBody {
 #[derive(ApiResponse)]
 pub enum ListPushesResponse {
     /// A page of the project's pushes: JSON, or the same page as Markdown for
-    /// `Accept: text/markdown`.
+    /// `Accept: text/markdown`; with a strong `ETag` that changes whenever the page would.
     #[oai(status = 200)]
-    Ok(PageBody),
+    Ok(PageBody, #[oai(header = "ETag")] String),
+    /// `If-None-Match` named the page's current `ETag`: nothing changed, no body.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String),
     /// A query parameter is invalid; the message names it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -149,9 +152,12 @@ pub enum ListPushesResponse {
 
 #[derive(ApiResponse)]
 pub enum GetPushResponse {
-    /// The push with its commits.
+    /// The push with its commits, with a strong `ETag` that changes whenever the answer would.
     #[oai(status = 200)]
-    Ok(Json<Box<PushDetail>>),
+    Ok(Json<Box<PushDetail>>, #[oai(header = "ETag")] String),
+    /// `If-None-Match` named the push's current `ETag`: nothing changed, no body.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String),
     /// The key is missing, unknown or revoked.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
@@ -164,7 +170,7 @@ pub enum GetPushResponse {
 /// printed without a database.
 pub struct PublicApi;
 
-pub(super) fn unauthorized() -> Json<ErrorBody> {
+pub(crate) fn unauthorized() -> Json<ErrorBody> {
     Json(ErrorBody::new(
         ErrorCode::Unauthorized,
         "unknown or revoked API key: send `Authorization: Bearer gpt_...` with a key of this project",
@@ -286,16 +292,12 @@ impl PushDetail {
 /// Runs `work` within the project of a presented key, or answers None for an unknown or revoked
 /// key. The key check and the work share one blocking hop: a second hop cost about as much as
 /// the page query itself.
-pub(super) async fn in_scope<T, F>(
-    state: &AppState,
-    key: &ProjectKey,
-    work: F,
-) -> poem::Result<Option<T>>
+pub(crate) async fn in_scope<T, F>(state: &AppState, key: &str, work: F) -> poem::Result<Option<T>>
 where
     T: Send + 'static,
     F: FnOnce(&dyn Store, ProjectScope) -> Result<T, DbError> + Send + 'static,
 {
-    let hash = hash_key(&key.0.token);
+    let hash = hash_key(key);
     let now = state.clock.now();
     state
         .with_store(move |store| match store.authenticate_key(&hash, now)? {
@@ -363,6 +365,9 @@ impl PublicApi {
         /// `newest` (the default) or, with `q`, `relevance` (best match first; pages by
         /// `offset`, not `cursor`).
         sort: Query<Option<String>>,
+        /// An `ETag` of an earlier answer: a 304 without a body when the page is unchanged.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> poem::Result<ListPushesResponse> {
         let raw = RawQuery {
             q: q.0,
@@ -382,16 +387,32 @@ impl PublicApi {
             Err(e) => return Ok(bad_request(e.to_string())),
         };
         let markdown = wants_markdown(req);
-        let page = in_scope(&state, &key, move |store, scope| {
-            HistoryError::split(history::list(store, &scope, &query))
+        let page = in_scope(&state, &key.0.token, move |store, scope| {
+            // The validated query names the page exactly, so it keys the tag with the format.
+            let asked = format!("{query:?}");
+            let format = if markdown { "markdown" } else { "json" };
+            let tag = etag::of_page(
+                &store.project_version(&scope)?,
+                &scope,
+                &["list", format, &asked],
+            );
+            if etag::none_match(if_none_match.0.as_deref(), &tag) {
+                return Ok(Err(tag));
+            }
+            Ok(Ok((
+                tag,
+                HistoryError::split(history::list(store, &scope, &query))?,
+            )))
         })
         .await?;
         Ok(match page {
-            Some(Ok(page)) if markdown => ListPushesResponse::Ok(PageBody::Markdown(PlainText(
-                history::markdown::page(&page),
-            ))),
-            Some(Ok(page)) => ListPushesResponse::Ok(PageBody::Json(Json(page))),
-            Some(Err(e)) => bad_request(e.to_string()),
+            Some(Ok((tag, Ok(page)))) if markdown => ListPushesResponse::Ok(
+                PageBody::Markdown(PlainText(history::markdown::page(&page))),
+                tag,
+            ),
+            Some(Ok((tag, Ok(page)))) => ListPushesResponse::Ok(PageBody::Json(Json(page)), tag),
+            Some(Ok((_, Err(e)))) => bad_request(e.to_string()),
+            Some(Err(tag)) => ListPushesResponse::NotModified(tag),
             None => ListPushesResponse::Unauthorized(unauthorized()),
         })
     }
@@ -407,19 +428,31 @@ impl PublicApi {
             pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
         ))]
         id: Path<String>,
+        /// An `ETag` of an earlier answer: a 304 without a body when the push is unchanged.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> poem::Result<GetPushResponse> {
-        let found = in_scope(&state, &key, move |store, scope| {
+        let found = in_scope(&state, &key.0.token, move |store, scope| {
+            // One row by its unique id, without the commits: the check costs less than the answer.
+            let Some(version) = store.push_version(&scope, &id.0)? else {
+                return Ok(None);
+            };
+            let tag = etag::of_page(&(0, 0), &scope, &["push", &id.0, &version]);
+            if etag::none_match(if_none_match.0.as_deref(), &tag) {
+                return Ok(Some(Err(tag)));
+            }
             match store.get_push(&scope, &id.0) {
                 Err(DbError::NotFound) => Ok(None),
-                other => other.map(Some),
+                other => other.map(|found| Some(Ok((tag, found)))),
             }
         })
         .await?;
         Ok(match found {
             None => GetPushResponse::Unauthorized(unauthorized()),
-            Some(Some((push, commits))) => {
-                GetPushResponse::Ok(Json(Box::new(PushDetail::new(push, commits))))
+            Some(Some(Ok((tag, (push, commits))))) => {
+                GetPushResponse::Ok(Json(Box::new(PushDetail::new(push, commits))), tag)
             }
+            Some(Some(Err(tag))) => GetPushResponse::NotModified(tag),
             Some(None) => GetPushResponse::NotFound(Json(ErrorBody::new(
                 ErrorCode::NotFound,
                 "this project has no push with that id",

@@ -134,7 +134,7 @@ impl HistoryApi {
         };
         let markdown = wants_markdown(req);
         let summarizer = Arc::clone(&state.digest_summarizer);
-        let digest = in_scope(&state, &key, move |store, scope| {
+        let digest = in_scope(&state, &key.0.token, move |store, scope| {
             HistoryError::split(history::digest(store, &scope, &query, &*summarizer, now))
         })
         .await?;
@@ -197,7 +197,7 @@ impl HistoryApi {
             Ok(query) => query,
             Err(e) => return Ok(ActivityResponse::BadRequest(error_body(&e))),
         };
-        let activity = in_scope(&state, &key, move |store, scope| {
+        let activity = in_scope(&state, &key.0.token, move |store, scope| {
             HistoryError::split(history::activity(store, &scope, &query, by))
         })
         .await?;

@@ -6,11 +6,14 @@ pub mod admin;
 pub mod api;
 pub mod api_body;
 pub mod assets;
+pub mod atom;
 pub mod body;
 pub mod contract;
 pub mod error;
+pub mod etag;
 pub mod history;
 pub mod host;
+pub mod live;
 pub mod notifications;
 pub mod scrape;
 pub mod trace;
@@ -63,6 +66,10 @@ pub struct AppState {
     pub metrics_public: bool,
     /// Which `Host` names are answered (DNS rebinding).
     pub host_policy: Arc<host::HostPolicy>,
+    /// The change log's fan-out to live streams.
+    pub hub: Arc<crate::stream::ChangeHub>,
+    /// How often a live stream sends a comment so proxies keep it open.
+    pub stream_keepalive: std::time::Duration,
 }
 
 impl AppState {
@@ -104,6 +111,7 @@ pub fn api_service() -> OpenApiService<
     (
         api::PublicApi,
         history::HistoryApi,
+        live::LiveApi,
         admin::AdminApi,
         history::OwnerHistoryApi,
         notifications::NotificationsApi,
@@ -114,6 +122,7 @@ pub fn api_service() -> OpenApiService<
         (
             api::PublicApi,
             history::HistoryApi,
+            live::LiveApi,
             admin::AdminApi,
             history::OwnerHistoryApi,
             notifications::NotificationsApi,
@@ -221,6 +230,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
                 .around(no_store_for_admin),
         )
         .catch_all_error(error::to_json)
+        .around(live::refuse_keys_in_urls)
         .around(admin::count_bearer_attempts)
         .around(move |ep, req| {
             let allow = Arc::clone(&allow);

@@ -411,6 +411,7 @@ mod tests {
             compare_url: Some("https://github.com/acme/app/compare/a...b".into()),
             pushed_at: Utc::now(),
             received_at: Utc::now(),
+            updated_at: Utc::now(),
             summary: vec![bullet; 300].join("\n"),
             summary_status: SummaryStatus::Summarized,
             summary_source: "builtin".into(),

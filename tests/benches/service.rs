@@ -2,7 +2,8 @@
 //! baseline measured in the same run (these machines are shared and noisy), printed as
 //! `name value` lines. Absolute figures are printed too, for the goals stated in absolutes.
 //!
-//! Sections can be picked by name: `cargo bench -- ingest read history latency footprint notify`.
+//! Sections can be picked by name:
+//! `cargo bench -- ingest read history latency footprint notify live`.
 //! `BENCH_SECS` sets the length of each throughput run (default 5), `BENCH_WAL_SECS` the
 //! sustained-ingest run of the footprint section (default 60).
 
@@ -1145,6 +1146,11 @@ struct ChildServer {
 impl ChildServer {
     /// Starts `serve` on `db` and returns it with the time until `/healthz` answered.
     fn start(db: &Path) -> (ChildServer, Duration) {
+        ChildServer::start_with_env(db, &[])
+    }
+
+    /// [`ChildServer::start`] with more environment variables.
+    fn start_with_env(db: &Path, env: &[(&str, &str)]) -> (ChildServer, Duration) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -1162,6 +1168,7 @@ impl ChildServer {
             ])
             .env("PUSH_TRACKER_LOG", "warn")
             .env("PUSH_TRACKER_ADMIN_TOKEN", ADMIN_TOKEN)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -1268,6 +1275,159 @@ fn footprint(dir: &Path, data: &Path) {
     );
 }
 
+const SUBSCRIBERS: usize = 1_000;
+const LIVE_ROUNDS: usize = 30;
+
+/// The percentile `p` (0..=100) of sorted samples.
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+/// The live stream and "nothing changed": 1,000 stream subscribers on the real binary, the time
+/// from a webhook's 2xx to its `push.created` at every one of them, the resident memory with
+/// them connected, and 304 answers against full pages of the list.
+fn live(dir: &Path) {
+    let db = dir.join("live.db");
+    let (path, secret, key) = project(&db, "live");
+    let (server, _) =
+        ChildServer::start_with_env(&db, &[("PUSH_TRACKER_MAX_CONNECTIONS_PER_ADDRESS", "4096")]);
+    let (addr, pid) = (server.addr, server.child.id());
+    let idle = rss_kb(pid, "VmRSS:") as f64 / 1024.0;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    for _ in 0..SUBSCRIBERS {
+        let (seen, ready, key) = (seen_tx.clone(), ready_tx.clone(), key.clone());
+        rt.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let request = format!(
+                "GET /api/v1/pushes/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut carry: Vec<u8> = Vec::new();
+            let (mut announced, mut events) = (false, 0usize);
+            const MARK: &[u8] = b"event: push.created";
+            loop {
+                let n = match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let at = Instant::now();
+                carry.extend_from_slice(&buf[..n]);
+                if !announced && carry.windows(12).any(|w| w == b"retry: 3000\n") {
+                    assert!(carry.starts_with(b"HTTP/1.1 200"), "the stream answers 200");
+                    announced = true;
+                    let _ = ready.send(());
+                }
+                while let Some(i) = carry.windows(MARK.len()).position(|w| w == MARK) {
+                    let _ = seen.send((events, at));
+                    events += 1;
+                    carry.drain(..i + MARK.len());
+                }
+                // Keep only a tail that could hold the start of a mark.
+                if carry.len() > MARK.len() && announced {
+                    let keep = carry.len() - MARK.len();
+                    carry.drain(..keep);
+                }
+            }
+        });
+    }
+    for _ in 0..SUBSCRIBERS {
+        rt.block_on(ready_rx.recv())
+            .expect("every subscriber connects");
+    }
+    let connected = rss_kb(pid, "VmRSS:") as f64 / 1024.0;
+
+    let push = FreshPush::new(real_push_payload(), &secret);
+    let mut hook = RawClient::connect(addr);
+    let mut delays = Vec::with_capacity(SUBSCRIBERS * LIVE_ROUNDS);
+    for round in 0..LIVE_ROUNDS {
+        let (body, sig) = push.next();
+        let status = hook.send(&webhook_request(&path, &sig, &body));
+        let acked = Instant::now();
+        assert_eq!(status, 201, "the webhook is stored");
+        for _ in 0..SUBSCRIBERS {
+            let (n, at) = rt
+                .block_on(async {
+                    tokio::time::timeout(Duration::from_secs(30), seen_rx.recv()).await
+                })
+                .expect("every subscriber gets the event in time")
+                .unwrap();
+            assert_eq!(n, round, "events arrive in order, one per push");
+            delays.push(at.saturating_duration_since(acked));
+        }
+    }
+    delays.sort();
+    let peak = rss_kb(pid, "VmHWM:") as f64 / 1024.0;
+    report("live_subscribers", SUBSCRIBERS as f64);
+    report(
+        "live_event_p50_ms",
+        percentile(&delays, 50).as_secs_f64() * 1e3,
+    );
+    report(
+        "live_event_p99_ms",
+        percentile(&delays, 99).as_secs_f64() * 1e3,
+    );
+    report("live_idle_rss_mb", idle);
+    report("live_rss_with_subscribers_mb", connected);
+    report("live_peak_rss_mb", peak);
+    drop(rt);
+
+    // 304 against the full page it stands for (20 pushes).
+    let page = "/api/v1/pushes?limit=20";
+    let mut probe = RawClient::connect(addr);
+    let status = probe.send(&get_request(page, &key));
+    assert_eq!(status, 200);
+    let etag = {
+        let mut raw = TcpStream::connect(addr).unwrap();
+        raw.write_all(&get_request(page, &key)).unwrap();
+        let mut reader = BufReader::new(raw);
+        let mut line = String::new();
+        let mut tag = None;
+        while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+            if let Some(v) = line.strip_prefix("etag: ") {
+                tag = Some(v.trim().to_owned());
+            }
+            line.clear();
+        }
+        tag.expect("the page has an ETag")
+    };
+    let duration = secs("BENCH_SECS", 5);
+    let key_for_full = key.clone();
+    let full = load_checked(
+        addr,
+        CONNECTIONS,
+        duration,
+        200,
+        Some(b"\"pushes\":[{"),
+        Arc::new(move |_| get_request(page, &key_for_full)),
+    )
+    .per_second();
+    let not_modified = load(
+        addr,
+        CONNECTIONS,
+        duration,
+        304,
+        Arc::new(move |_| {
+            format!(
+                "GET {page} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\nIf-None-Match: {etag}\r\n\r\n"
+            )
+            .into_bytes()
+        }),
+    )
+    .per_second();
+    report("list_full_page_per_s", full);
+    report("list_304_per_s", not_modified);
+    report("list_304_vs_full_page", not_modified / full);
+}
+
 fn main() {
     let wanted: Vec<String> = std::env::args()
         .skip(1)
@@ -1301,5 +1461,8 @@ fn main() {
     }
     if run("notify") {
         notify(dir.path());
+    }
+    if run("live") {
+        live(dir.path());
     }
 }

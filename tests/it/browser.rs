@@ -285,7 +285,7 @@ async fn drive(client: Client, app: Arc<TestApp>) {
     let api = app.get("/api/v1/pushes", Some(&project.key));
     assert_eq!(api.body["pagination"]["total"], 2, "{}", api.body);
 
-    // No click: an open dashboard picks up new pushes by itself.
+    // No click: an open dashboard picks up new pushes by itself, from its event stream.
     let feed = poll("both pushes in the feed", || async {
         let items = client
             .find_all(Locator::Css(&format!("{card} .push")))
@@ -297,6 +297,19 @@ async fn drive(client: Client, app: Arc<TestApp>) {
         visible_text(client, &format!("{card} .push-list")).await
     })
     .await;
+    // They came over the owner's event stream: the dashboard does not poll.
+    let live = client
+        .execute(
+            "return [window.gptLive.connected(), window.gptLive.events()];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(live[0], true, "the dashboard's stream is open");
+    assert!(
+        live[1].as_u64().unwrap() >= 2,
+        "the pushes arrived as events: {live}"
+    );
     assert!(feed.contains("Add the login page"), "{feed}");
     assert!(feed.contains("main"), "{feed}");
     assert!(feed.contains("summarized"), "{feed}");

@@ -20,6 +20,7 @@ mod history;
 mod hostile;
 mod isolation;
 mod limits;
+mod live;
 mod logs;
 mod model_faults;
 mod notify;

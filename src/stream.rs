@@ -1,0 +1,184 @@
+//! The change log's fan-out: one task reads every new change once and broadcasts it to every
+//! live stream, and the filter a stream applies to it.
+//!
+//! Contact points: the task waits on [`Store::change_signal`], which the storage engine fires
+//! after each commit that may add to the change log (the ingest writer, the summary outcomes,
+//! re-queues), so it reads the log right after a commit instead of polling it; `http::live`
+//! subscribes one receiver per stream. The channel is bounded: a subscriber that falls
+//! [`ChangeHub::capacity`] changes behind is dropped (it resumes from the database with its
+//! last event id) rather than slowing the others or holding memory for it.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+
+use crate::db::{Change, PushFilter, Store};
+use crate::domain::Push;
+
+/// Most changes read from the database at once.
+const READ_BATCH: u32 = 256;
+/// Writes from another process (the CLI re-queueing a push) do not fire this process's signal;
+/// they are picked up this often. Every write of this process wakes the task at once.
+const SAFETY_NET: Duration = Duration::from_secs(5);
+
+/// One change as every subscriber receives it, with its JSON forms made once, by the first
+/// subscriber that needs each, not once per subscriber.
+#[derive(Debug)]
+pub struct Broadcast {
+    pub change: Change,
+    item_json: OnceLock<String>,
+    owner_json: OnceLock<String>,
+}
+
+impl Broadcast {
+    pub fn new(change: Change) -> Broadcast {
+        Broadcast {
+            change,
+            item_json: OnceLock::new(),
+            owner_json: OnceLock::new(),
+        }
+    }
+
+    /// The push as a project key's holder sees it, made by `make` the first time.
+    pub fn item_json(&self, make: impl FnOnce(&Change) -> String) -> &str {
+        self.item_json.get_or_init(|| make(&self.change))
+    }
+
+    /// The change as the owner's stream shows it, made by `make` the first time.
+    pub fn owner_json(&self, make: impl FnOnce(&Change) -> String) -> &str {
+        self.owner_json.get_or_init(|| make(&self.change))
+    }
+}
+
+/// The fan-out: started once per server, stopped at shutdown, which ends every stream.
+pub struct ChangeHub {
+    sender: broadcast::Sender<Arc<Broadcast>>,
+    stopping: watch::Sender<bool>,
+    capacity: usize,
+}
+
+/// One stream's receiver, taken before it reads the database so nothing falls in between.
+pub struct Subscription {
+    pub changes: broadcast::Receiver<Arc<Broadcast>>,
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl ChangeHub {
+    /// Starts the reading task on the current Tokio runtime; `capacity` changes are held for a
+    /// subscriber that has not read them yet.
+    pub fn start(store: Arc<dyn Store>, capacity: usize) -> Arc<ChangeHub> {
+        let (sender, _) = broadcast::channel(capacity);
+        let (stopping, _) = watch::channel(false);
+        let hub = Arc::new(ChangeHub {
+            sender,
+            stopping,
+            capacity,
+        });
+        tokio::spawn(read_changes(
+            store,
+            hub.sender.clone(),
+            hub.stopping.subscribe(),
+        ));
+        hub
+    }
+
+    pub fn subscribe(&self) -> Subscription {
+        Subscription {
+            changes: self.sender.subscribe(),
+            stopping: self.stopping.subscribe(),
+        }
+    }
+
+    /// How many changes a subscriber may fall behind before it is dropped.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Streams connected now.
+    pub fn subscribers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
+    /// Ends the task and every stream (a server shutting down waits for open responses).
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+}
+
+async fn read_changes(
+    store: Arc<dyn Store>,
+    sender: broadcast::Sender<Arc<Broadcast>>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let signal = store.change_signal();
+    // Where the log stands when the server starts: only what comes after is broadcast.
+    let mut last = loop {
+        if let Some(seq) = read(&store, |s| s.latest_change()).await {
+            break seq;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopping.changed() => return,
+        }
+    };
+    loop {
+        loop {
+            let at = last;
+            let Some(batch) = read(&store, move |s| s.changes_after(at, None, READ_BATCH)).await
+            else {
+                break;
+            };
+            let full = batch.len() == READ_BATCH as usize;
+            for change in batch {
+                last = change.seq;
+                // No receiver is no error: nobody is listening right now.
+                let _ = sender.send(Arc::new(Broadcast::new(change)));
+            }
+            if !full {
+                break;
+            }
+        }
+        tokio::select! {
+            () = signal.notified() => {}
+            () = tokio::time::sleep(SAFETY_NET) => {}
+            _ = stopping.changed() => return,
+        }
+    }
+}
+
+async fn read<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    work: impl FnOnce(&dyn Store) -> Result<T, crate::db::DbError> + Send + 'static,
+) -> Option<T> {
+    let store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || work(&*store)).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(e)) => {
+            tracing::error!(error = %crate::error_chain(&e), "could not read the change log");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Which pushes a stream (or feed) wants: the list's filters that apply to single pushes. New
+/// filters go here, in [`ChangeFilter::matches`] and [`ChangeFilter::page_filter`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    pub branch: Option<String>,
+}
+
+impl ChangeFilter {
+    pub fn matches(&self, push: &Push) -> bool {
+        self.branch.as_ref().is_none_or(|b| *b == push.ref_name)
+    }
+
+    /// The same filter for a page of the list.
+    pub fn page_filter(&self) -> PushFilter {
+        PushFilter {
+            branch: self.branch.clone(),
+            ..PushFilter::default()
+        }
+    }
+}

@@ -1,0 +1,709 @@
+//! Live answers over real HTTP: the push stream (Server-Sent Events) with its resume, filters and
+//! scopes, the Atom feed read by Python's feedparser, ETags and 304s, and keys in URLs.
+
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, agent, github_payload, reply};
+use crate::support::cli;
+use crate::support::fake_llm::{FakeLlm, Scripted};
+use crate::support::server::Server;
+use crate::support::tool;
+use git_push_tracker::summarize::{GeminiConfig, GeminiSummarizer, Summarizer};
+use serde_json::Value;
+
+/// How long a test waits for an event that should come.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// One frame of an event stream: an event, a `retry:` or a comment.
+#[derive(Debug, Clone, Default)]
+struct Frame {
+    event: String,
+    id: Option<String>,
+    data: String,
+    retry: Option<u64>,
+    comment: bool,
+}
+
+impl Frame {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("{e}: {:?}", self.data))
+    }
+}
+
+/// An open stream read by a thread of its own, frame by frame; the connection closes when the
+/// test drops it and the next frame arrives.
+struct Stream {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    frames: mpsc::Receiver<Frame>,
+}
+
+impl Stream {
+    fn open(url: &str, headers: &[(&str, &str)]) -> Stream {
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = http.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.call().expect("GET the stream");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let (tx, frames) = mpsc::channel();
+        if status != 200 {
+            let body = reply(response).body.to_string();
+            return Stream {
+                status,
+                headers,
+                body,
+                frames,
+            };
+        }
+        std::thread::spawn(move || {
+            let reader = BufReader::new(response.into_body().into_reader());
+            let (mut frame, mut started) = (Frame::default(), false);
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                if line.is_empty() {
+                    if started && tx.send(std::mem::take(&mut frame)).is_err() {
+                        return;
+                    }
+                    started = false;
+                    continue;
+                }
+                if line.starts_with(':') {
+                    let comment = Frame {
+                        comment: true,
+                        ..Frame::default()
+                    };
+                    if tx.send(comment).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let (field, value) = match line.split_once(':') {
+                    Some((f, v)) => (f.to_owned(), v.strip_prefix(' ').unwrap_or(v).to_owned()),
+                    None => (line.clone(), String::new()),
+                };
+                match field.as_str() {
+                    "event" => frame.event = value,
+                    "id" => frame.id = Some(value),
+                    "retry" => frame.retry = value.parse().ok(),
+                    "data" => {
+                        if !frame.data.is_empty() {
+                            frame.data.push('\n');
+                        }
+                        frame.data.push_str(&value);
+                    }
+                    _ => {}
+                }
+                started = true;
+            }
+        });
+        Stream {
+            status,
+            headers,
+            body: String::new(),
+            frames,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The next frame of any kind.
+    fn frame(&self) -> Frame {
+        self.frames
+            .recv_timeout(WAIT)
+            .expect("a frame within the deadline")
+    }
+
+    /// The next named event, past comments and `retry:`.
+    fn event(&self) -> Frame {
+        loop {
+            let frame = self.frame();
+            if !frame.event.is_empty() {
+                return frame;
+            }
+        }
+    }
+}
+
+fn stream_url(app: &TestApp, query: &str) -> String {
+    format!("{}/api/v1/pushes/stream{query}", app.base_url)
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+/// Sends a push to `branch` and returns its id.
+fn push(app: &TestApp, project: &TestProject, branch: &str, message: &str) -> String {
+    let delivery = format!("live-{}", git_push_tracker::tokens::generate_hook_id());
+    let reply = app.github_push(
+        project,
+        &delivery,
+        &github_payload(branch, &[message], 1_776_160_800),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body["pushes"][0].as_str().unwrap().to_owned()
+}
+
+fn gemini_answer(text: &str) -> Scripted {
+    Scripted::json(
+        200,
+        serde_json::json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}]})
+            .to_string(),
+    )
+}
+
+/// An app whose pushes are summarized by a fake Gemini, answering "* Summary N" for the Nth call.
+fn app_with_model(fake: &FakeLlm) -> TestApp {
+    let mut config = GeminiConfig::new(
+        git_push_tracker::secret::Secret::new("AIzaLIVE-key"),
+        "gemini-flash-latest",
+    );
+    config.base_url = fake.base_url();
+    let summarizer: Arc<dyn Summarizer> = Arc::new(GeminiSummarizer::new(config));
+    TestApp::spawn_with(move |c| c.summarizer = summarizer)
+}
+
+#[test]
+fn the_stream_delivers_push_created_then_push_updated_when_the_model_summary_arrives_later() {
+    let fake = FakeLlm::start(vec![
+        gemini_answer("* Added the live stream").delayed(Duration::from_millis(300)),
+    ]);
+    let app = app_with_model(&fake);
+    let project = app.create_project("live");
+    let stream = Stream::open(
+        &stream_url(&app, ""),
+        &[("Authorization", &bearer(&project.key))],
+    );
+    assert_eq!(stream.status, 200, "{}", stream.body);
+    assert!(
+        stream
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/event-stream"))
+    );
+    assert_eq!(stream.header("x-accel-buffering"), Some("no"));
+    let first = stream.frame();
+    assert!(first.retry.is_some(), "retry: comes first: {first:?}");
+
+    let id = push(&app, &project, "main", "feat: stream");
+    let created = stream.event();
+    assert_eq!(created.event, "push.created");
+    assert_eq!(created.json()["id"], id);
+    assert_eq!(created.json()["summaryStatus"], "pending");
+    let updated = stream.event();
+    assert_eq!(updated.event, "push.updated");
+    assert_eq!(updated.json()["summaryStatus"], "summarized");
+    assert_eq!(updated.json()["summary"], "- Added the live stream");
+    assert!(
+        updated.id > created.id
+            || updated.id.as_ref().unwrap().len() == created.id.as_ref().unwrap().len()
+    );
+    assert_ne!(updated.id, created.id);
+
+    // The data is the push exactly as the list shows it.
+    let list = app.get("/api/v1/pushes", Some(&project.key));
+    assert_eq!(list.body["pushes"][0], updated.json());
+}
+
+#[test]
+fn a_client_that_reconnects_with_last_event_id_gets_exactly_the_changes_it_missed_in_order_then_live()
+ {
+    let app = TestApp::spawn();
+    let project = app.create_project("resume");
+    let auth = bearer(&project.key);
+    let stream = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    let first = push(&app, &project, "main", "feat: one");
+    let seen = stream.event();
+    assert_eq!(seen.json()["id"], first);
+    let last_id = seen.id.clone().expect("events carry an id");
+    drop(stream);
+
+    let missed: Vec<String> = (0..5)
+        .map(|i| push(&app, &project, "main", &format!("feat: missed {i}")))
+        .collect();
+    let resumed = Stream::open(
+        &stream_url(&app, ""),
+        &[("Authorization", &auth), ("Last-Event-ID", &last_id)],
+    );
+    assert_eq!(resumed.status, 200, "{}", resumed.body);
+    let replayed: Vec<String> = (0..missed.len())
+        .map(|_| {
+            let event = resumed.event();
+            assert_eq!(event.event, "push.created");
+            event.json()["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(replayed, missed);
+
+    // Then live, with nothing repeated: the next event is the next push.
+    let after = push(&app, &project, "main", "feat: after");
+    assert_eq!(resumed.event().json()["id"], after);
+
+    // `?after=` is the same resume for clients that cannot set the header.
+    let by_query = Stream::open(
+        &stream_url(&app, &format!("?after={last_id}")),
+        &[("Authorization", &auth)],
+    );
+    let mut expected = missed.clone();
+    expected.push(after);
+    for id in &expected {
+        assert_eq!(by_query.event().json()["id"], *id);
+    }
+}
+
+#[test]
+fn a_resume_while_pushes_keep_arriving_has_no_gap_and_no_duplicate() {
+    let app = TestApp::spawn();
+    let project = app.create_project("race");
+    let auth = bearer(&project.key);
+    let watcher = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    let first = push(&app, &project, "main", "feat: start");
+    let start = watcher.event();
+    assert_eq!(start.json()["id"], first);
+    let cursor = start.id.unwrap();
+
+    // Pushes arrive before, during and after the resume's replay.
+    let sent = std::thread::scope(|s| {
+        let pusher = s.spawn(|| {
+            (0..30)
+                .map(|i| push(&app, &project, "main", &format!("feat: race {i}")))
+                .collect::<Vec<_>>()
+        });
+        std::thread::sleep(Duration::from_millis(5));
+        let resumed = Stream::open(
+            &stream_url(&app, ""),
+            &[("Authorization", &auth), ("Last-Event-ID", &cursor)],
+        );
+        let sent = pusher.join().unwrap();
+        (sent, resumed)
+    });
+    let (sent, resumed) = sent;
+    let received: Vec<String> = (0..sent.len())
+        .map(|_| resumed.event().json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(received, sent);
+    let tail = push(&app, &project, "main", "feat: tail");
+    assert_eq!(resumed.event().json()["id"], tail, "nothing came twice");
+}
+
+#[test]
+fn filters_apply_and_a_key_of_another_project_sees_nothing_of_this_one() {
+    let app = TestApp::spawn();
+    let mine = app.create_project("mine");
+    let theirs = app.create_project("theirs");
+    let on_docs = Stream::open(
+        &stream_url(&app, "?branch=docs"),
+        &[("Authorization", &bearer(&mine.key))],
+    );
+    let other = Stream::open(
+        &stream_url(&app, ""),
+        &[("Authorization", &bearer(&theirs.key))],
+    );
+
+    push(&app, &mine, "main", "feat: not docs");
+    let docs = push(&app, &mine, "docs", "docs: yes");
+    let event = on_docs.event();
+    assert_eq!(event.json()["id"], docs);
+    assert_eq!(event.json()["branch"], "docs");
+
+    let their_push = push(&app, &theirs, "main", "feat: theirs");
+    assert_eq!(
+        other.event().json()["id"],
+        their_push,
+        "the other project's stream saw none of this one's pushes before its own"
+    );
+}
+
+#[test]
+fn a_too_old_or_foreign_event_id_gets_stream_expired_then_the_current_state() {
+    let app = TestApp::spawn();
+    let project = app.create_project("expired");
+    let auth = bearer(&project.key);
+    let watcher = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    let old = push(&app, &project, "main", "feat: old");
+    let cursor = watcher.event().id.unwrap();
+    let kept = push(&app, &project, "main", "feat: kept");
+    let later = watcher.event().id.unwrap();
+    drop(watcher);
+    // The first push goes (as retention deletes it): a resume from before it missed a change.
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    conn.execute("DELETE FROM pushes WHERE public_id = ?1", [&old])
+        .unwrap();
+
+    let before_floor = "c1.AAAAAAAAAAA";
+    let stream = Stream::open(
+        &stream_url(&app, ""),
+        &[("Authorization", &auth), ("Last-Event-ID", before_floor)],
+    );
+    let expired = stream.event();
+    assert_eq!(expired.event, "stream.expired");
+    assert!(expired.id.is_some());
+    let current = stream.event();
+    assert_eq!(current.event, "push.current");
+    assert_eq!(current.json()["id"], kept);
+
+    // A cursor after the deleted push is still good.
+    let fine = Stream::open(
+        &stream_url(&app, ""),
+        &[("Authorization", &auth), ("Last-Event-ID", &cursor)],
+    );
+    let replayed = fine.event();
+    assert_eq!(replayed.event, "push.created");
+    assert_eq!(replayed.id.as_deref(), Some(later.as_str()));
+
+    let bad = Stream::open(
+        &stream_url(&app, "?after=nonsense"),
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
+#[test]
+fn a_quiet_stream_sends_a_keep_alive_comment_at_the_configured_interval() {
+    let app = TestApp::spawn_with(|c| c.stream_keepalive = Duration::from_millis(100));
+    let project = app.create_project("quiet");
+    let stream = Stream::open(
+        &stream_url(&app, ""),
+        &[("Authorization", &bearer(&project.key))],
+    );
+    let mut retries = 0;
+    let comment = loop {
+        let frame = stream.frame();
+        if frame.retry.is_some() {
+            retries += 1;
+            continue;
+        }
+        break frame;
+    };
+    assert!(comment.comment, "{comment:?}");
+    assert_eq!(retries, 1);
+    // And again: `retry:` was sent once, the comments keep coming.
+    assert!(stream.frame().comment);
+}
+
+#[test]
+fn the_dashboards_owner_stream_takes_the_admin_credential_and_sees_every_project() {
+    let app = TestApp::spawn();
+    let a = app.create_project("alpha");
+    let b = app.create_project("beta");
+    let refused = Stream::open(&format!("{}/api/admin/stream", app.base_url), &[]);
+    assert_eq!(refused.status, 401);
+    let key_refused = Stream::open(
+        &format!("{}/api/admin/stream", app.base_url),
+        &[("Authorization", &bearer(&a.key))],
+    );
+    assert_eq!(key_refused.status, 401);
+    let owner = Stream::open(
+        &format!("{}/api/admin/stream", app.base_url),
+        &[("Authorization", &bearer(ADMIN_TOKEN))],
+    );
+    assert_eq!(owner.status, 200, "{}", owner.body);
+    let pa = push(&app, &a, "main", "feat: a");
+    let pb = push(&app, &b, "main", "feat: b");
+    let first = owner.event().json();
+    assert_eq!(
+        (first["project"].as_str(), first["push"]["id"].as_str()),
+        (Some("alpha"), Some(pa.as_str()))
+    );
+    let second = owner.event().json();
+    assert_eq!(
+        (second["project"].as_str(), second["push"]["id"].as_str()),
+        (Some("beta"), Some(pb.as_str()))
+    );
+}
+
+#[test]
+fn the_push_list_and_a_push_answer_304_to_their_etag_until_something_changes() {
+    let app = TestApp::spawn();
+    let project = app.create_project("etags");
+    let id = push(&app, &project, "main", "feat: tagged");
+    let get = |path: &str, tag: Option<&str>| {
+        let mut request = app
+            .agent
+            .get(format!("{}{path}", app.base_url))
+            .header("Authorization", bearer(&project.key));
+        if let Some(tag) = tag {
+            request = request.header("If-None-Match", tag);
+        }
+        reply(request.call().unwrap())
+    };
+    for path in ["/api/v1/pushes?limit=5", &format!("/api/v1/pushes/{id}")] {
+        let full = get(path, None);
+        assert_eq!(full.status, 200);
+        let tag = full.header("etag").expect("an ETag").to_owned();
+        assert!(tag.starts_with('"') && tag.ends_with('"'), "strong: {tag}");
+        let again = get(path, Some(&tag));
+        assert_eq!(again.status, 304, "{path}");
+        assert_eq!(again.body, Value::String(String::new()), "no body");
+        assert_eq!(again.header("etag"), Some(tag.as_str()));
+        assert_eq!(get(path, Some("\"other\"")).status, 200);
+    }
+    let list_tag = get("/api/v1/pushes?limit=5", None)
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let push_tag = get(&format!("/api/v1/pushes/{id}"), None)
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    // Other parameters are another answer.
+    assert_eq!(get("/api/v1/pushes?limit=6", Some(&list_tag)).status, 200);
+
+    // A new push changes the list, not the push; a re-summary changes both.
+    let another = push(&app, &project, "main", "feat: another");
+    assert_eq!(get("/api/v1/pushes?limit=5", Some(&list_tag)).status, 200);
+    assert_eq!(
+        get(&format!("/api/v1/pushes/{id}"), Some(&push_tag)).status,
+        304
+    );
+    let requeue = app.post(
+        &format!("{}/api/admin/pushes/{id}/resummarize", app.base_url),
+        &[("Authorization", &bearer(ADMIN_TOKEN))],
+        b"",
+    );
+    assert!(requeue.status < 300, "{}", requeue.body);
+    app.wait_for("the push to change", WAIT, || {
+        (get(&format!("/api/v1/pushes/{id}"), Some(&push_tag)).status == 200).then_some(())
+    });
+    // Deleting a push (retention) changes the list too, also one whose change is not the
+    // project's newest (the re-summary of `id` came after it).
+    let tag = get("/api/v1/pushes?limit=5", None)
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    conn.execute("DELETE FROM pushes WHERE public_id = ?1", [&another])
+        .unwrap();
+    assert_eq!(get("/api/v1/pushes?limit=5", Some(&tag)).status, 200);
+}
+
+/// feedparser's reading of a feed, as JSON: bozo (an error), version, ids, titles, updated.
+fn feedparser(xml: &str) -> Option<Value> {
+    let python = tool::require(
+        "feed parses in feedparser",
+        "python3",
+        &["-c", "import feedparser; print(feedparser.__version__)"],
+        "pip install feedparser, or .ci/python-deps.sh",
+    )?;
+    let _ = python;
+    let script = r#"
+import feedparser, json, sys
+d = feedparser.parse(sys.stdin.buffer.read())
+print(json.dumps({
+    "bozo": bool(d.bozo), "error": str(d.get("bozo_exception", "")), "version": d.version,
+    "id": d.feed.get("id"), "title": d.feed.get("title"), "updated": d.feed.get("updated"),
+    "links": [(l.get("rel"), l.get("href")) for l in d.feed.get("links", [])],
+    "entries": [{"id": e.get("id"), "title": e.get("title"), "updated": e.get("updated"),
+                 "author": e.get("author"), "summary": e.get("summary")} for e in d.entries],
+}))
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), xml.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn the_atom_feed_parses_in_feedparser_keeps_entry_ids_across_a_re_summary_and_moves_updated() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let fake = FakeLlm::start_with(move |_| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        gemini_answer(&format!("* Summary <{n}> & more"))
+    });
+    let app = app_with_model(&fake);
+    let project = app.create_project("feed");
+    let id = push(&app, &project, "main", "feat: feed me");
+    let feed_url = format!("{}/api/v1/pushes.atom?token={}", app.base_url, project.key);
+    let fetch = |extra: &[(&str, &str)]| {
+        let mut request = app.agent.get(&feed_url);
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.call().unwrap();
+        let status = response.status().as_u16();
+        let header = |n: &str| {
+            response
+                .headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let (ct, etag, modified) = (
+            header("content-type"),
+            header("etag"),
+            header("last-modified"),
+        );
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        (status, ct, etag, modified, body)
+    };
+    let summarized = |n: usize| {
+        app.wait_for("the model summary", WAIT, || {
+            let (_, _, _, _, body) = fetch(&[]);
+            body.contains(&format!("Summary &lt;{n}&gt;"))
+                .then_some(body)
+        })
+    };
+    let first_xml = summarized(1);
+    let (status, ct, etag, modified, _) = fetch(&[]);
+    assert_eq!(status, 200);
+    assert!(ct.unwrap().starts_with("application/atom+xml"));
+    let (etag, modified) = (etag.expect("ETag"), modified.expect("Last-Modified"));
+
+    // 304 on either validator, nothing changed.
+    let (status, _, _, _, body) = fetch(&[("If-None-Match", &etag)]);
+    assert_eq!((status, body.as_str()), (304, ""));
+    let (status, _, _, _, _) = fetch(&[("If-Modified-Since", &modified)]);
+    assert_eq!(status, 304);
+    assert_eq!(fetch(&[("If-None-Match", "\"stale\"")]).0, 200);
+
+    let Some(first) = feedparser(&first_xml) else {
+        return;
+    };
+    assert_eq!(first["bozo"], false, "{}", first["error"]);
+    assert_eq!(first["version"], "atom10");
+    let entry = &first["entries"][0];
+    assert_eq!(entry["id"], format!("urn:uuid:{id}"));
+    assert_eq!(entry["title"], "main: Summary <1> & more");
+    assert_eq!(entry["author"], "ada");
+    assert!(
+        first["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l[0] == "self")
+    );
+
+    // A re-summary: same entry id, a new summary and a later `updated`, a new ETag.
+    std::thread::sleep(Duration::from_millis(5)); // `updated` has millisecond precision
+    let requeue = app.post(
+        &format!("{}/api/admin/pushes/{id}/resummarize", app.base_url),
+        &[("Authorization", &bearer(ADMIN_TOKEN))],
+        b"",
+    );
+    assert!(requeue.status < 300, "{}", requeue.body);
+    let second_xml = summarized(2);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let second = feedparser(&second_xml).unwrap();
+    assert_eq!(second["bozo"], false, "{}", second["error"]);
+    let again = &second["entries"][0];
+    assert_eq!(again["id"], entry["id"]);
+    assert_eq!(again["title"], "main: Summary <2> & more");
+    assert!(
+        again["updated"].as_str() > entry["updated"].as_str(),
+        "{again} vs {entry}"
+    );
+    assert_eq!(fetch(&[("If-None-Match", &etag)]).0, 200);
+    assert_eq!(second["id"], first["id"], "the feed's id is stable");
+}
+
+#[test]
+fn a_key_in_the_url_works_on_the_stream_and_the_feed_only_and_never_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("url.db"), dir.path().join("serve.log"));
+    let server = Server::start(&db, &log, |command| {
+        command
+            .env("PUSH_TRACKER_LOG", "trace")
+            .env("PUSH_TRACKER_SUMMARIZER", "builtin")
+            .env("PUSH_TRACKER_ADMIN_TOKEN", ADMIN_TOKEN);
+    });
+    cli::run_json(&db, &["project", "create", "urlkeys", "--json"]);
+    let key = cli::run_json(
+        &db,
+        &[
+            "key",
+            "create",
+            "urlkeys",
+            "--label",
+            "feed-reader",
+            "--json",
+        ],
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = agent();
+    let get = |path: &str| reply(http.get(format!("{}{path}", server.base)).call().unwrap());
+
+    let feed = get(&format!("/api/v1/pushes.atom?token={key}"));
+    assert_eq!(feed.status, 200, "{}", feed.body);
+    let stream = Stream::open(
+        &format!("{}/api/v1/pushes/stream?token={key}", server.base),
+        &[],
+    );
+    assert_eq!(stream.status, 200, "{}", stream.body);
+    assert!(stream.frame().retry.is_some());
+    drop(stream);
+    // HTTP Basic with the key as the password, any user name.
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("reader:{key}"));
+    let by_basic = reply(
+        http.get(format!("{}/api/v1/pushes.atom", server.base))
+            .header("Authorization", format!("Basic {basic}"))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(by_basic.status, 200, "{}", by_basic.body);
+    let wrong = get("/api/v1/pushes.atom?token=gpt_NotAKeyOfAnyProject0123456789abcdef");
+    assert_eq!(wrong.status, 401);
+
+    for path in [
+        format!("/api/v1/pushes?token={key}"),
+        format!("/api/v1/pushes/x?token={key}"),
+        format!("/api/admin/projects?token={ADMIN_TOKEN}"),
+        format!("/healthz?access_token={key}"),
+    ] {
+        let refused = get(&path);
+        assert_eq!(refused.status, 401, "{path}: {}", refused.body);
+        assert_eq!(refused.body["error"]["code"], "key_in_url", "{path}");
+        assert!(
+            refused.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Authorization: Bearer"),
+            "{}",
+            refused.body
+        );
+    }
+    let metrics = reply(
+        http.get(format!("{}/metrics", server.base))
+            .header("Authorization", bearer(ADMIN_TOKEN))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(metrics.status, 200);
+    assert!(!metrics.body.to_string().contains(&key));
+    server.stop();
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(written.contains("request"), "the log has the requests");
+    assert!(!written.contains(&key), "the key reached the log");
+    assert!(
+        !written.contains(&key["gpt_".len()..]),
+        "part of the key reached the log"
+    );
+}
