@@ -9,6 +9,7 @@ pub mod assets;
 pub mod body;
 pub mod error;
 pub mod host;
+pub mod mcp;
 pub mod scrape;
 pub mod trace;
 pub mod unread_body;
@@ -151,6 +152,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             ("/metrics", "GET, HEAD"),
             ("/openapi.json", "GET, HEAD"),
             ("/", "GET, HEAD"),
+            ("/mcp", "POST"),
         ],
     ));
     let host_policy = Arc::clone(&state.host_policy);
@@ -168,6 +170,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
                 SetHeader::new().overriding("Content-Security-Policy", "frame-ancestors 'none'"),
             ),
         )
+        .at("/mcp", mcp::endpoint(Arc::clone(&state)))
         .at("/", get(assets::index))
         .at("/assets/*path", get(assets::asset))
         .nest_no_strip(
