@@ -349,7 +349,11 @@ impl PushTools {
         }))
     }
 
-    async fn get_push(&self, scope: ProjectScope, args: GetPushArgs) -> Result<ToolOutcome, RunError> {
+    async fn get_push(
+        &self,
+        scope: ProjectScope,
+        args: GetPushArgs,
+    ) -> Result<ToolOutcome, RunError> {
         let id = args.id;
         let lookup = id.clone();
         let found = self
@@ -373,8 +377,7 @@ impl PushTools {
 
 /// Parses a tool's arguments, or says what is wrong with them in words a model can act on.
 fn arguments<T: DeserializeOwned>(kind: ToolKind, args: Value) -> Result<T, String> {
-    serde_json::from_value(args)
-        .map_err(|e| format!("invalid arguments for {}: {e}", kind.name()))
+    serde_json::from_value(args).map_err(|e| format!("invalid arguments for {}: {e}", kind.name()))
 }
 
 /// The JSON Schema of a poem-openapi type, with the definitions it refers to, so a tool's
@@ -395,7 +398,12 @@ fn output_schema<T: Type>() -> Arc<JsonObject> {
         }
     }
     let Value::Object(mut root) = root else {
-        return Arc::new(json!({"type": "object"}).as_object().cloned().unwrap_or_default());
+        return Arc::new(
+            json!({"type": "object"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
     };
     if !defs.is_empty() {
         root.insert("$defs".to_owned(), Value::Object(defs));

@@ -19,6 +19,7 @@ mod hostile;
 mod isolation;
 mod limits;
 mod logs;
+mod mcp;
 mod model_faults;
 mod ops;
 mod pagination;
