@@ -182,3 +182,85 @@ fn mcp_without_a_live_key_is_a_401_json_error_and_no_oauth_is_advertised() {
         "stateless: no session"
     );
 }
+
+/// A 2026-07-28 request: no handshake, the version and client in `_meta`, the method in headers.
+fn modern(
+    app: &TestApp,
+    key: &str,
+    method: &str,
+    name: Option<&str>,
+    params: Value,
+) -> crate::support::app::Reply {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+    let mut req = app
+        .agent
+        .post(format!("{}/mcp", app.base_url))
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {key}"))
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", method);
+    if let Some(name) = name {
+        req = req.header("Mcp-Name", name);
+    }
+    crate::support::app::reply(req.send(body.to_string().as_bytes()).expect("POST /mcp"))
+}
+
+#[test]
+fn stateless_requests_follow_the_2026_07_28_transport_rules() {
+    let app = TestApp::spawn();
+    let a = app.create_project("alpha");
+    let discover = modern(&app, &a.key, "server/discover", None, json!({}));
+    assert_eq!(discover.status, 200, "{:?}", discover.body);
+    let versions = discover.body["result"]["supportedVersions"].to_string();
+    assert!(
+        versions.contains("2026-07-28") && versions.contains("2025-03-26"),
+        "{versions}"
+    );
+
+    let args = json!({"name": "list_pushes", "arguments": {"limit": 5}});
+    let call = modern(
+        &app,
+        &a.key,
+        "tools/call",
+        Some("list_pushes"),
+        args.clone(),
+    );
+    assert_eq!(call.status, 200, "{:?}", call.body);
+    assert_eq!(call.body["result"]["resultType"], "complete");
+    assert_eq!(call.body["result"]["structuredContent"]["project"], "alpha");
+    assert_eq!(call.body["result"]["isError"], false);
+
+    // The name header must match the body: a proxy routing on it cannot be lied to.
+    let missing = modern(&app, &a.key, "tools/call", None, args.clone());
+    assert_eq!(missing.status, 400, "{:?}", missing.body);
+    let mismatch = modern(&app, &a.key, "tools/call", Some("get_push"), args);
+    assert_eq!(mismatch.status, 400, "{:?}", mismatch.body);
+
+    // No sessions and no stream to open: GET is 405 with the methods that work.
+    let get = app.get("/mcp", Some(&a.key));
+    assert_eq!(get.status, 405);
+    assert_eq!(get.header("allow"), Some("POST"));
+}
+
+#[test]
+fn mcp_refuses_a_host_name_it_does_not_answer_to() {
+    let app = TestApp::spawn();
+    let a = app.create_project("alpha");
+    let reply = crate::support::app::reply(
+        app.agent
+            .post(format!("{}/mcp", app.base_url))
+            .header("Host", "attacker.example")
+            .header("Authorization", format!("Bearer {}", a.key))
+            .header("Content-Type", "application/json")
+            .send(b"{}".as_slice())
+            .expect("POST /mcp"),
+    );
+    assert!(matches!(reply.status, 403 | 421), "{}", reply.status);
+}
