@@ -93,6 +93,9 @@ async fn require_key<E: Endpoint>(
         return Ok(unauthorized());
     };
     req.extensions_mut().insert(scope);
+    // The scope is all the tools need; rmcp keeps the request's headers in what it hands
+    // around (and may log at debug level), so the key goes no further than this check.
+    req.headers_mut().remove(poem::http::header::AUTHORIZATION);
     Ok(ep.call(req).await?.into_response())
 }
 
