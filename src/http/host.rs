@@ -36,6 +36,14 @@ impl HostPolicy {
         }
     }
 
+    /// The names answered besides IP literals and `localhost`, or None for every name.
+    pub fn names(&self) -> Option<&[String]> {
+        match self {
+            HostPolicy::Any => None,
+            HostPolicy::Names(names) => Some(names),
+        }
+    }
+
     /// True when a request naming `host` (a `Host` header value) may be answered.
     pub fn allows(&self, host: &str) -> bool {
         let Some(name) = host_name(host) else {

@@ -14,6 +14,7 @@ pub mod etag;
 pub mod history;
 pub mod host;
 pub mod live;
+pub mod mcp;
 pub mod notifications;
 pub mod scrape;
 pub mod trace;
@@ -196,6 +197,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             ("/metrics", "GET, HEAD"),
             ("/openapi.json", "GET, HEAD"),
             ("/", "GET, HEAD"),
+            ("/mcp", "POST"),
         ],
     ));
     let host_policy = Arc::clone(&state.host_policy);
@@ -221,6 +223,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
                 SetHeader::new().overriding("Content-Security-Policy", "frame-ancestors 'none'"),
             ),
         )
+        .at("/mcp", mcp::endpoint(Arc::clone(&state)))
         .at("/", get(assets::index))
         .at("/assets/*path", get(assets::asset))
         .nest_no_strip(

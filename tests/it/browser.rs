@@ -205,6 +205,19 @@ async fn drive(client: Client, app: Arc<TestApp>) {
     let docs = visible_text(client, "#docs").await.unwrap();
     assert!(!docs.contains("DOMAIN_PLACEHOLDER"));
     assert!(docs.contains(&format!("{}/api/v1/pushes", app.base_url)));
+    // The MCP setup snippets name this server's real /mcp URL.
+    for snippet in [
+        "#mcp-claude-code",
+        "#mcp-cursor",
+        "#mcp-vscode",
+        "#mcp-claude-desktop",
+    ] {
+        let text = visible_text(client, snippet).await.unwrap();
+        assert!(
+            text.contains(&format!("{}/mcp", app.base_url)),
+            "{snippet}: {text}"
+        );
+    }
     let empty = poll("the empty state", || {
         visible_text(client, "#projects-status")
     })

@@ -22,6 +22,7 @@ mod isolation;
 mod limits;
 mod live;
 mod logs;
+mod mcp;
 mod model_faults;
 mod notify;
 mod ops;
