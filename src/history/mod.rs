@@ -131,7 +131,9 @@ pub fn parse_search(q: &str) -> Vec<SearchTerm> {
     }
 }
 
-fn values(name: &str, raw: Vec<String>, max_len: usize) -> Result<Vec<String>, QueryError> {
+/// The distinct non-blank values of a repeatable parameter. A blank one is no filter, as an empty
+/// `since=` is no bound; one longer than anything stored is kept, and matches nothing.
+fn values(name: &str, raw: Vec<String>) -> Result<Vec<String>, QueryError> {
     if raw.len() > MAX_VALUES {
         return Err(QueryError::invalid(format!(
             "`{name}` can be given at most {MAX_VALUES} times"
@@ -140,12 +142,7 @@ fn values(name: &str, raw: Vec<String>, max_len: usize) -> Result<Vec<String>, Q
     let mut out = Vec::with_capacity(raw.len());
     for value in raw {
         let value = value.trim().to_owned();
-        if value.is_empty() || value.len() > max_len {
-            return Err(QueryError::invalid(format!(
-                "`{name}` must be 1 to {max_len} bytes"
-            )));
-        }
-        if !out.contains(&value) {
+        if !value.is_empty() && !out.contains(&value) {
             out.push(value);
         }
     }
@@ -214,8 +211,8 @@ impl PushQuery {
                 since,
                 until,
                 text,
-                authors: values("author", raw.author, 256)?,
-                repositories: values("repository", raw.repository, 512)?,
+                authors: values("author", raw.author)?,
+                repositories: values("repository", raw.repository)?,
                 ref_kind,
                 order,
             },

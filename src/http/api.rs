@@ -356,14 +356,17 @@ impl PublicApi {
         q: Query<Option<String>>,
         /// Only pushes by this pusher or holding a commit by this author (username or name,
         /// case-insensitive). Repeat it for any of several.
+        #[oai(validator(max_items = 20))]
         author: Query<Option<Vec<String>>>,
         /// Only pushes to this repository (`owner/name`). Repeat it for any of several.
+        #[oai(validator(max_items = 20))]
         repository: Query<Option<Vec<String>>>,
         /// Only pushes to branches (`branch`) or to tags (`tag`).
-        #[oai(name = "refType")]
+        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))]
         ref_type: Query<Option<String>>,
         /// `newest` (the default) or, with `q`, `relevance` (best match first; pages by
         /// `offset`, not `cursor`).
+        #[oai(validator(pattern = r"^(newest|relevance)$"))]
         sort: Query<Option<String>>,
         /// An `ETag` of an earlier answer: a 304 without a body when the page is unchanged.
         #[oai(name = "If-None-Match")]

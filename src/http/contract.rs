@@ -22,6 +22,41 @@ type Link = (
 
 pub const LINKS: &[Link] = &[
     (
+        "adminCreateNotification",
+        "201",
+        "DeleteNotification",
+        "adminDeleteNotification",
+        &[("name", "$request.path.name"), ("id", "$response.body#/id")],
+    ),
+    (
+        "adminCreateNotification",
+        "201",
+        "NotificationDeliveries",
+        "adminNotificationDeliveries",
+        &[("name", "$request.path.name"), ("id", "$response.body#/id")],
+    ),
+    (
+        "adminCreateNotification",
+        "201",
+        "PauseNotification",
+        "adminPauseNotification",
+        &[("name", "$request.path.name"), ("id", "$response.body#/id")],
+    ),
+    (
+        "adminCreateNotification",
+        "201",
+        "ResumeNotification",
+        "adminResumeNotification",
+        &[("name", "$request.path.name"), ("id", "$response.body#/id")],
+    ),
+    (
+        "adminCreateNotification",
+        "201",
+        "TestNotification",
+        "adminTestNotification",
+        &[("name", "$request.path.name"), ("id", "$response.body#/id")],
+    ),
+    (
         "adminCreateProject",
         "201",
         "ListKeys",
@@ -187,6 +222,12 @@ fn common_statuses(doc: &mut Value) {
             responses
                 .entry(status)
                 .or_insert_with(|| error_response(description));
+        }
+        if has_params {
+            // Answered by the HTTP layer itself, before any route runs, so without a JSON body.
+            responses.entry("414").or_insert_with(
+                || json!({"description": "The request line (the path and query) is too long."}),
+            );
         }
     }
 }

@@ -113,9 +113,11 @@ impl HistoryApi {
         #[oai(validator(max_length = 1100))]
         q: Query<Option<String>>,
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
-        author: Query<Option<Vec<String>>>,
-        repository: Query<Option<Vec<String>>>,
-        #[oai(name = "refType")] ref_type: Query<Option<String>>,
+        #[oai(validator(max_items = 20))] author: Query<Option<Vec<String>>>,
+        #[oai(validator(max_items = 20))] repository: Query<Option<Vec<String>>>,
+        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
+            Option<String>,
+        >,
     ) -> poem::Result<DigestResponse> {
         let raw = RawQuery {
             q: q.0,
@@ -178,9 +180,11 @@ impl HistoryApi {
         #[oai(validator(max_length = 1100))]
         q: Query<Option<String>>,
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
-        author: Query<Option<Vec<String>>>,
-        repository: Query<Option<Vec<String>>>,
-        #[oai(name = "refType")] ref_type: Query<Option<String>>,
+        #[oai(validator(max_items = 20))] author: Query<Option<Vec<String>>>,
+        #[oai(validator(max_items = 20))] repository: Query<Option<Vec<String>>>,
+        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
+            Option<String>,
+        >,
     ) -> poem::Result<ActivityResponse> {
         let by = group_by.0.unwrap_or(GroupBy::Day);
         let raw = RawQuery {
@@ -350,10 +354,12 @@ impl OwnerHistoryApi {
         #[oai(validator(max_length = 64))] until: Query<Option<String>>,
         #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,64}$"))] cursor: Query<Option<String>>,
         #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
-        author: Query<Option<Vec<String>>>,
-        repository: Query<Option<Vec<String>>>,
-        #[oai(name = "refType")] ref_type: Query<Option<String>>,
-        sort: Query<Option<String>>,
+        #[oai(validator(max_items = 20))] author: Query<Option<Vec<String>>>,
+        #[oai(validator(max_items = 20))] repository: Query<Option<Vec<String>>>,
+        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
+            Option<String>,
+        >,
+        #[oai(validator(pattern = r"^(newest|relevance)$"))] sort: Query<Option<String>>,
     ) -> poem::Result<OwnerPageResponse> {
         let raw = RawQuery {
             q: q.0,
@@ -441,9 +447,11 @@ impl OwnerHistoryApi {
         until: Query<Option<String>>,
         #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
-        author: Query<Option<Vec<String>>>,
-        repository: Query<Option<Vec<String>>>,
-        #[oai(name = "refType")] ref_type: Query<Option<String>>,
+        #[oai(validator(max_items = 20))] author: Query<Option<Vec<String>>>,
+        #[oai(validator(max_items = 20))] repository: Query<Option<Vec<String>>>,
+        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
+            Option<String>,
+        >,
     ) -> poem::Result<OwnerDigestResponse> {
         let raw = RawQuery {
             q: q.0,
@@ -499,9 +507,11 @@ impl OwnerHistoryApi {
         #[oai(name = "groupBy")] group_by: Query<Option<GroupBy>>,
         #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
-        author: Query<Option<Vec<String>>>,
-        repository: Query<Option<Vec<String>>>,
-        #[oai(name = "refType")] ref_type: Query<Option<String>>,
+        #[oai(validator(max_items = 20))] author: Query<Option<Vec<String>>>,
+        #[oai(validator(max_items = 20))] repository: Query<Option<Vec<String>>>,
+        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
+            Option<String>,
+        >,
     ) -> poem::Result<OwnerActivityResponse> {
         let by = group_by.0.unwrap_or(GroupBy::Day);
         let raw = RawQuery {

@@ -82,6 +82,11 @@ impl Recorder<'_> {
     }
 }
 
+/// Operations whose answers are not JSON documents a typed client reads whole: the event
+/// streams never end and the feed is Atom XML (tests/it/live.rs reads all three with real
+/// clients: a line reader and feedparser).
+const NOT_JSON: &[&str] = &["streamPushes", "adminStream", "pushesFeed"];
+
 /// Calls every operation of the document, with its success and its usual refusals.
 fn record_every_operation(app: &TestApp) -> Vec<Recorded> {
     let mut r = Recorder {
@@ -198,6 +203,78 @@ fn record_every_operation(app: &TestApp) -> Vec<Recorded> {
     r.call("adminResummarize", "POST", &again, admin, None);
     let missing = "/api/admin/pushes/00000000-0000-0000-0000-000000000000/resummarize";
     r.call("adminResummarize", "POST", missing, admin, None);
+    // Asking the history, with the key and as the owner.
+    let range = "since=2024-01-01&until=2024-12-31";
+    r.call(
+        "digest",
+        "GET",
+        &format!("/api/v1/digest?{range}"),
+        reader,
+        None,
+    );
+    r.call("digest", "GET", "/api/v1/digest", reader, None);
+    let activity = format!("/api/v1/activity?{range}&groupBy=author");
+    r.call("activity", "GET", &activity, reader, None);
+    let owner = "/api/admin/projects/client";
+    let history = format!("{owner}/history?q=typed");
+    r.call("adminSearchPushes", "GET", &history, admin, None);
+    let detail = format!("{owner}/pushes/{push}");
+    r.call("adminGetPush", "GET", &detail, admin, None);
+    let digest = format!("{owner}/digest?{range}");
+    r.call("adminDigest", "GET", &digest, admin, None);
+    let activity = format!("{owner}/activity?{range}");
+    r.call("adminActivity", "GET", &activity, admin, None);
+    // Notifications: the receiver is this test server's health route, which answers 200.
+    let notifications = format!("{owner}/notifications");
+    let receiver = format!("{}/healthz", app.base_url);
+    let created = r.call(
+        "adminCreateNotification",
+        "POST",
+        &notifications,
+        admin,
+        Some(json!({"kind": "webhook", "url": receiver, "label": "ts"})),
+    );
+    let bad = json!({"kind": "pager", "url": receiver});
+    r.call(
+        "adminCreateNotification",
+        "POST",
+        &notifications,
+        admin,
+        Some(bad),
+    );
+    r.call("adminListNotifications", "GET", &notifications, admin, None);
+    let one = format!("{notifications}/{}", created["id"]);
+    r.call(
+        "adminTestNotification",
+        "POST",
+        &format!("{one}/test"),
+        admin,
+        None,
+    );
+    r.call(
+        "adminPauseNotification",
+        "POST",
+        &format!("{one}/pause"),
+        admin,
+        None,
+    );
+    r.call(
+        "adminResumeNotification",
+        "POST",
+        &format!("{one}/resume"),
+        admin,
+        None,
+    );
+    let deliveries = format!("{one}/deliveries");
+    r.call(
+        "adminNotificationDeliveries",
+        "GET",
+        &deliveries,
+        admin,
+        None,
+    );
+    r.call("adminDeleteNotification", "DELETE", &one, admin, None);
+    r.call("adminDeleteNotification", "DELETE", &one, admin, None);
     let revoke = format!("{keys}/{}", key["id"]);
     r.call("adminRevokeKey", "DELETE", &revoke, admin, None);
     r.call(
@@ -281,7 +358,10 @@ fn a_typescript_client_generated_from_the_document_type_checks_every_recorded_an
         .filter_map(|op| op["operationId"].as_str())
         .collect();
     let called: BTreeSet<&str> = answers.iter().map(|a| a.operation).collect();
-    let uncalled: Vec<_> = declared.difference(&called).collect();
+    let uncalled: Vec<_> = declared
+        .difference(&called)
+        .filter(|op| !NOT_JSON.contains(op))
+        .collect();
     assert!(
         uncalled.is_empty(),
         "add calls of {uncalled:?} to record_every_operation"

@@ -22,7 +22,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(600);
 
 /// A server with a login limit schemathesis cannot reach (its wrong tokens would otherwise
 /// turn every later admin call into a 429), one project with a key, and stored pushes.
-fn seeded_app() -> (TestApp, String, Vec<String>) {
+fn seeded_app() -> (TestApp, String, Vec<String>, [i64; 2]) {
     let app = TestApp::spawn_with(|config| {
         config.login_limiter =
             git_push_tracker::auth::LoginLimiter::new(1_000_000, Duration::from_secs(1));
@@ -42,7 +42,23 @@ fn seeded_app() -> (TestApp, String, Vec<String>) {
         assert_eq!(reply.status, 201, "{}", reply.body);
         pushes.push(reply.body["pushes"][0].as_str().unwrap().to_owned());
     }
-    (app, project.key, pushes)
+    // Two notifications (to this server's health route), so the operations on one have a real
+    // id: the first for pause, resume, test and deliveries, the second for deletion.
+    let notifications = format!("{}/api/admin/projects/contract/notifications", app.base_url);
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let receiver = format!("{}/healthz", app.base_url);
+    let body = serde_json::json!({"kind": "webhook", "url": receiver}).to_string();
+    let mut ids = [0; 2];
+    for id in &mut ids {
+        let created = app.post(&notifications, &headers, body.as_bytes());
+        assert_eq!(created.status, 201, "{}", created.body);
+        *id = created.body["id"].as_i64().unwrap();
+    }
+    (app, project.key, pushes, ids)
 }
 
 /// Schemathesis's configuration: each security scheme of the document gets its credential.
@@ -53,7 +69,12 @@ fn seeded_app() -> (TestApp, String, Vec<String>) {
 ///
 /// A push `id` parameter gets a stored push's id (random UUIDs only ever find nothing), and the
 /// login, whose job is to refuse every token but one, is not warned about for answering 401.
-fn config(project_key: &str, document: &serde_json::Value, push: &str) -> String {
+fn config(
+    project_key: &str,
+    document: &serde_json::Value,
+    push: &str,
+    notifications: [i64; 2],
+) -> String {
     let mut operations = String::from(
         "\n[[operations]]\ninclude-operation-id = \"adminLogin\"\n\
          warnings = { display = [\"missing_test_data\"], fail-on = true }\n",
@@ -63,6 +84,22 @@ fn config(project_key: &str, document: &serde_json::Value, push: &str) -> String
             "\n[[operations]]\ninclude-operation-id = \"{id}\"\nparameters = {{ id = \"{push}\" }}\n"
         ));
     }
+    let [kept, deleted] = notifications;
+    for (op, id) in [
+        ("adminPauseNotification", kept),
+        ("adminResumeNotification", kept),
+        ("adminTestNotification", kept),
+        ("adminNotificationDeliveries", kept),
+        ("adminDeleteNotification", deleted),
+    ] {
+        operations.push_str(&format!(
+            "\n[[operations]]\ninclude-operation-id = \"{op}\"\n\
+             parameters = {{ name = \"contract\", id = {id} }}\n{NOT_WARNED_MISSING_DATA}"
+        ));
+    }
+    operations.push_str(&format!(
+        "\n[[operations]]\ninclude-operation-id = \"adminRevokeKey\"\n{NOT_WARNED_MISSING_DATA}"
+    ));
     for item in document["paths"].as_object().unwrap().values() {
         for op in item.as_object().unwrap().values() {
             let takes_cursor = op["parameters"]
@@ -70,7 +107,19 @@ fn config(project_key: &str, document: &serde_json::Value, push: &str) -> String
                 .into_iter()
                 .flatten()
                 .any(|p| p["name"] == "cursor" && p["in"] == "query");
-            if takes_cursor {
+            // Rules a JSON Schema cannot state, answered with their documented 400: a forged
+            // cursor; a range of over 366 days (two parameters together); a receiver URL that
+            // must parse with a host and http(s), more than a pattern can say.
+            let id = op["operationId"].as_str().unwrap();
+            let cross_rule = [
+                "digest",
+                "activity",
+                "adminDigest",
+                "adminActivity",
+                "adminCreateNotification",
+            ]
+            .contains(&id);
+            if takes_cursor || cross_rule {
                 operations.push_str(&format!(
                     "\n[[operations]]\ninclude-operation-id = \"{}\"\n\
                      checks.positive_data_acceptance.expected-statuses = \
@@ -97,6 +146,16 @@ bearer = "{ADMIN_TOKEN}"
 {operations}"#
     )
 }
+
+/// Every warning but `missing_test_data`, for the operations on a notification and a key's
+/// revocation: with the seeded ids (and the links from their creation) they are called with real
+/// objects, but the fuzzing phase's other names and ids still find nothing often enough that
+/// schemathesis 4.32.5 warns; the success answers are checked through the links and by
+/// tests/it/client.rs and tests/it/notify.rs.
+const NOT_WARNED_MISSING_DATA: &str = "warnings = { display = [\"missing_auth\", \
+     \"base_url_mismatch\", \"missing_deserializer\", \"unused_openapi_auth\", \
+     \"unsupported_regex\", \"method_not_allowed\", \"unmatched_filter\", \
+     \"unresolvable_reference\"], fail-on = true }\n";
 
 /// Operations schemathesis cannot drive, each tested elsewhere:
 /// - `receiveWebhook`: its bodies are signed with the project's secret, which schemathesis cannot
@@ -157,14 +216,14 @@ fn the_live_api_conforms_to_its_openapi_document_under_schemathesis_as_the_owner
     if tool::require("contract test", "schemathesis", &["--version"], install).is_none() {
         return;
     }
-    let (app, key, pushes) = seeded_app();
+    let (app, key, pushes, notifications) = seeded_app();
     let seed = std::env::var("CONTRACT_SEED").unwrap_or_else(|_| "20260101".to_owned());
     let examples = std::env::var("CONTRACT_MAX_EXAMPLES").unwrap_or_else(|_| "60".to_owned());
     let work = tempfile::tempdir().unwrap();
     let document = app.get("/openapi.json", None).body;
     std::fs::write(
         work.path().join("schemathesis.toml"),
-        config(&key, &document, &pushes[0]),
+        config(&key, &document, &pushes[0], notifications),
     )
     .unwrap();
     let url = format!("{}/openapi.json", app.base_url);
