@@ -29,7 +29,7 @@ if [[ -z "${BIN:-}" ]]; then
 
     step "cargo build --release --target $TARGET"
     cargo build --release --locked --target "$TARGET"
-    BIN="target/$TARGET/release/git-push-tracker"
+    BIN="${CARGO_TARGET_DIR:-target}/$TARGET/release/git-push-tracker"
 fi
 [[ -x "$BIN" ]] || fail "no binary at $BIN"
 
