@@ -22,7 +22,6 @@ use crate::notify::{DeliveryAttempt, Notification};
 #[oai(rename_all = "camelCase")]
 pub struct NewNotificationBody {
     /// `slack`, `discord`, `teams`, `mattermost`, `ntfy` or `webhook`.
-    #[oai(validator(pattern = r"^(slack|discord|teams|mattermost|ntfy|webhook)$"))]
     pub kind: String,
     /// The receiver: an incoming webhook URL, a Teams Workflows URL, an ntfy topic URL
     /// (`https://ntfy.sh/mytopic`) or any http(s) endpoint for `webhook`.

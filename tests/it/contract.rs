@@ -108,8 +108,9 @@ fn config(
                 .flatten()
                 .any(|p| p["name"] == "cursor" && p["in"] == "query");
             // Rules a JSON Schema cannot state, answered with their documented 400: a forged
-            // cursor; a range of over 366 days (two parameters together); a receiver URL that
-            // must parse with a host and http(s), more than a pattern can say.
+            // cursor; a range of over 366 days (two parameters together); a notification's kind
+            // and receiver URL, refused by the handler with a message naming the field (a URL
+            // must parse with a host and http(s), more than a pattern can say).
             let id = op["operationId"].as_str().unwrap();
             let cross_rule = [
                 "digest",
