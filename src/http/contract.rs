@@ -10,6 +10,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::notify::Kind;
+
 /// `(from operationId, status, link name, to operationId, parameters)`: the response of `from`
 /// supplies `to`'s parameters, as runtime expressions.
 type Link = (
@@ -92,6 +94,94 @@ pub const LINKS: &[Link] = &[
         &[("name", "$response.body#/name")],
     ),
     (
+        "adminCreateProject",
+        "201",
+        "CreateNotification",
+        "adminCreateNotification",
+        &[("name", "$response.body#/name")],
+    ),
+    (
+        "adminCreateProject",
+        "201",
+        "ListNotifications",
+        "adminListNotifications",
+        &[("name", "$response.body#/name")],
+    ),
+    (
+        "adminListProjects",
+        "200",
+        "ListNotifications",
+        "adminListNotifications",
+        &[("name", "$response.body#/0/name")],
+    ),
+    (
+        "adminListProjects",
+        "200",
+        "ListKeys",
+        "adminListKeys",
+        &[("name", "$response.body#/0/name")],
+    ),
+    (
+        "adminListNotifications",
+        "200",
+        "DeleteNotification",
+        "adminDeleteNotification",
+        &[
+            ("name", "$request.path.name"),
+            ("id", "$response.body#/0/id"),
+        ],
+    ),
+    (
+        "adminListNotifications",
+        "200",
+        "NotificationDeliveries",
+        "adminNotificationDeliveries",
+        &[
+            ("name", "$request.path.name"),
+            ("id", "$response.body#/0/id"),
+        ],
+    ),
+    (
+        "adminListNotifications",
+        "200",
+        "PauseNotification",
+        "adminPauseNotification",
+        &[
+            ("name", "$request.path.name"),
+            ("id", "$response.body#/0/id"),
+        ],
+    ),
+    (
+        "adminListNotifications",
+        "200",
+        "ResumeNotification",
+        "adminResumeNotification",
+        &[
+            ("name", "$request.path.name"),
+            ("id", "$response.body#/0/id"),
+        ],
+    ),
+    (
+        "adminListNotifications",
+        "200",
+        "TestNotification",
+        "adminTestNotification",
+        &[
+            ("name", "$request.path.name"),
+            ("id", "$response.body#/0/id"),
+        ],
+    ),
+    (
+        "adminListKeys",
+        "200",
+        "RevokeKey",
+        "adminRevokeKey",
+        &[
+            ("name", "$request.path.name"),
+            ("key", "$response.body#/0/id"),
+        ],
+    ),
+    (
         "adminCreateKey",
         "201",
         "RevokeKey",
@@ -99,6 +189,26 @@ pub const LINKS: &[Link] = &[
         &[
             ("name", "$response.body#/project"),
             ("key", "$response.body#/id"),
+        ],
+    ),
+    (
+        "adminListPushes",
+        "200",
+        "GetPush",
+        "adminGetPush",
+        &[
+            ("name", "$request.path.name"),
+            ("id", "$response.body#/pushes/0/id"),
+        ],
+    ),
+    (
+        "adminSearchPushes",
+        "200",
+        "GetPush",
+        "adminGetPush",
+        &[
+            ("name", "$request.path.name"),
+            ("id", "$response.body#/pushes/0/id"),
         ],
     ),
     (
@@ -137,6 +247,10 @@ pub fn complete(spec: &str) -> String {
     closed_request_bodies(&mut doc);
     doc["components"]["schemas"]["NewProject"]["properties"]["name"]["pattern"] =
         Value::String(PROJECT_NAME_PATTERN.into());
+    // The handler reads `kind` as a string so that a wrong one is a 400 naming the field; the
+    // document still lists the values it accepts, for generated clients.
+    doc["components"]["schemas"]["NewNotificationBody"]["properties"]["kind"]["enum"] =
+        Kind::ALL.iter().map(|k| Value::from(k.as_str())).collect();
     nullable_means_present(&mut doc);
     date_time_formats(&mut doc);
     links(&mut doc);
@@ -425,9 +539,8 @@ fn webhook(doc: &mut Value) {
 /// An example for each parameter and request body a client sends, by name: what Swagger's
 /// "Try it out" fills in and schemathesis's examples phase sends.
 const PARAMETER_EXAMPLES: &[(&str, &str)] = &[
-    ("name", "\"contract\""),
+    ("name", "\"my-app\""),
     ("key", "\"1\""),
-    ("id", "\"0192f0c4-5a1e-7c3b-9d2e-1f0a2b3c4d5e\""),
     ("limit", "20"),
     ("offset", "0"),
     ("branch", "\"main\""),
@@ -451,7 +564,16 @@ fn examples(doc: &mut Value) {
             .flatten()
         {
             let name = param["name"].as_str().unwrap_or("");
-            if let Some((_, example)) = PARAMETER_EXAMPLES.iter().find(|(n, _)| *n == name) {
+            // `id` names a push (a UUID) on some routes and a notification (an integer) on others.
+            let example = match (name, param["schema"]["type"].as_str()) {
+                ("id", Some("integer")) => Some("1"),
+                ("id", _) => Some("\"0192f0c4-5a1e-7c3b-9d2e-1f0a2b3c4d5e\""),
+                _ => PARAMETER_EXAMPLES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, example)| *example),
+            };
+            if let Some(example) = example {
                 param["example"] = serde_json::from_str(example).expect("a JSON example");
             }
         }

@@ -346,6 +346,8 @@ impl OwnerHistoryApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         limit: Query<Option<i64>>,
         offset: Query<Option<i64>>,
@@ -401,6 +403,8 @@ impl OwnerHistoryApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         id: Path<String>,
     ) -> poem::Result<OwnerPushResponse> {
@@ -434,6 +438,8 @@ impl OwnerHistoryApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         #[oai(validator(
             max_length = 64,
@@ -493,6 +499,8 @@ impl OwnerHistoryApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         #[oai(validator(
             max_length = 64,

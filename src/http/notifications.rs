@@ -181,6 +181,8 @@ impl NotificationsApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         body: Json<NewNotificationBody>,
     ) -> poem::Result<Created<NotificationCreated>> {
@@ -200,6 +202,8 @@ impl NotificationsApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
     ) -> poem::Result<Found<Vec<NotificationItem>>> {
         let listed = manage(&state, move |m| m.list_notifications(&name.0)).await?;
@@ -218,6 +222,8 @@ impl NotificationsApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         id: Path<i64>,
     ) -> poem::Result<Deleted> {
@@ -241,6 +247,8 @@ impl NotificationsApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         id: Path<i64>,
     ) -> poem::Result<TestAnswer> {
@@ -276,6 +284,8 @@ impl NotificationsApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         id: Path<i64>,
     ) -> poem::Result<Found<NotificationItem>> {
@@ -296,6 +306,8 @@ impl NotificationsApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         id: Path<i64>,
     ) -> poem::Result<Found<NotificationItem>> {
@@ -319,6 +331,8 @@ impl NotificationsApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
+        /// The project's name.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         id: Path<i64>,
     ) -> poem::Result<Found<Vec<DeliveryItem>>> {

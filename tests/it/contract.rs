@@ -20,14 +20,26 @@ use crate::support::tool;
 /// joined, on a loaded 2-core machine.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 
+/// The seeded project the fuzzing phase may delete.
+const DOOMED: &str = "doomed";
+
 /// A server with a login limit schemathesis cannot reach (its wrong tokens would otherwise
 /// turn every later admin call into a 429), one project with a key, and stored pushes.
-fn seeded_app() -> (TestApp, String, Vec<String>, [i64; 2]) {
+struct Seeded {
+    app: TestApp,
+    key: String,
+    hook_id: String,
+    pushes: Vec<String>,
+    notifications: [i64; 2],
+}
+
+fn seeded_app() -> Seeded {
     let app = TestApp::spawn_with(|config| {
         config.login_limiter =
             git_push_tracker::auth::LoginLimiter::new(1_000_000, Duration::from_secs(1));
     });
     let project = app.create_project("contract");
+    app.create_project(DOOMED);
     let mut pushes = Vec::new();
     for (n, branch) in ["main", "main", "feature/x", "release-1"]
         .iter()
@@ -58,7 +70,14 @@ fn seeded_app() -> (TestApp, String, Vec<String>, [i64; 2]) {
         assert_eq!(created.status, 201, "{}", created.body);
         *id = created.body["id"].as_i64().unwrap();
     }
-    (app, project.key, pushes, ids)
+    let hook_id = project.webhook_url.rsplit('/').next().unwrap().to_owned();
+    Seeded {
+        app,
+        key: project.key,
+        hook_id,
+        pushes,
+        notifications: ids,
+    }
 }
 
 /// Schemathesis's configuration: each security scheme of the document gets its credential.
@@ -69,12 +88,10 @@ fn seeded_app() -> (TestApp, String, Vec<String>, [i64; 2]) {
 ///
 /// A push `id` parameter gets a stored push's id (random UUIDs only ever find nothing), and the
 /// login, whose job is to refuse every token but one, is not warned about for answering 401.
-fn config(
-    project_key: &str,
-    document: &serde_json::Value,
-    push: &str,
-    notifications: [i64; 2],
-) -> String {
+fn config(seeded: &Seeded, document: &serde_json::Value) -> String {
+    let push = &seeded.pushes[0];
+    let notifications = seeded.notifications;
+    let project_key = &seeded.key;
     let mut operations = String::from(
         "\n[[operations]]\ninclude-operation-id = \"adminLogin\"\n\
          warnings = { display = [\"missing_test_data\"], fail-on = true }\n",
@@ -84,21 +101,41 @@ fn config(
             "\n[[operations]]\ninclude-operation-id = \"{id}\"\nparameters = {{ id = \"{push}\" }}\n"
         ));
     }
-    let [kept, deleted] = notifications;
-    for (op, id) in [
-        ("adminPauseNotification", kept),
-        ("adminResumeNotification", kept),
-        ("adminTestNotification", kept),
-        ("adminNotificationDeliveries", kept),
-        ("adminDeleteNotification", deleted),
-    ] {
+    operations.push_str(&format!(
+        "\n[[operations]]\ninclude-operation-id = \"adminGetPush\"\n\
+         parameters = {{ name = \"contract\", id = \"{push}\" }}\n"
+    ));
+    // The delivery log and the test message of the seeded notification: the fuzzing phase's
+    // own notifications are in projects it deletes again, so it finds too few alive.
+    let [kept, _] = notifications;
+    for op in ["adminNotificationDeliveries", "adminTestNotification"] {
         operations.push_str(&format!(
             "\n[[operations]]\ninclude-operation-id = \"{op}\"\n\
-             parameters = {{ name = \"contract\", id = {id} }}\n{NOT_WARNED_MISSING_DATA}"
+             parameters = {{ name = \"contract\", id = {kept} }}\n"
         ));
     }
+    // Unsigned deliveries to the seeded project's hook: schemathesis cannot sign a body with the
+    // project's secret, so a well-formed one gets the documented 401 (signed deliveries are
+    // tests/it/payloads.rs's and client.rs's); its other answers are checked against the document.
     operations.push_str(&format!(
-        "\n[[operations]]\ninclude-operation-id = \"adminRevokeKey\"\n{NOT_WARNED_MISSING_DATA}"
+        "\n[[operations]]\ninclude-operation-id = \"receiveWebhook\"\n\
+         parameters = {{ hookId = \"{}\" }}\n\
+         checks.positive_data_acceptance.expected-statuses = [\"2xx\", \"400\", \"401\", \"415\"]\n",
+        seeded.hook_id
+    ));
+    // A test message that the receiver refuses, or that cannot reach it, is the documented 502.
+    operations.push_str(
+        "\n[[operations]]\ninclude-operation-id = \"adminTestNotification\"\n\
+         checks.not_a_server_error.expected-statuses = [\"1xx\", \"2xx\", \"3xx\", \"4xx\", \"502\"]\n",
+    );
+    // What the fuzzing phase deletes is the other seeded notification and a project of its own,
+    // never the seeded project and notification the operations above use.
+    let [_, deleted] = notifications;
+    operations.push_str(&format!(
+        "\n[[operations]]\ninclude-operation-id = \"adminDeleteNotification\"\n\
+         parameters = {{ name = \"contract\", id = {deleted} }}\n\
+         \n[[operations]]\ninclude-operation-id = \"adminDeleteProject\"\n\
+         parameters = {{ name = \"{DOOMED}\" }}\n"
     ));
     for item in document["paths"].as_object().unwrap().values() {
         for op in item.as_object().unwrap().values() {
@@ -124,7 +161,7 @@ fn config(
                 operations.push_str(&format!(
                     "\n[[operations]]\ninclude-operation-id = \"{}\"\n\
                      checks.positive_data_acceptance.expected-statuses = \
-                     [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"409\", \"429\"]\n",
+                     [\"2xx\", \"304\", \"400\", \"401\", \"403\", \"404\", \"409\", \"429\"]\n",
                     op["operationId"].as_str().unwrap()
                 ));
             }
@@ -139,6 +176,10 @@ fn config(
 display = ["missing_auth", "missing_test_data", "base_url_mismatch", "missing_deserializer", "unused_openapi_auth", "unsupported_regex", "method_not_allowed", "unmatched_filter", "unresolvable_reference"]
 fail-on = true
 
+# Long enough scenarios to walk project -> notification -> its operations.
+[phases.stateful]
+max-steps = 20
+
 [auth.openapi.ProjectKey]
 bearer = "{project_key}"
 
@@ -148,22 +189,9 @@ bearer = "{ADMIN_TOKEN}"
     )
 }
 
-/// Every warning but `missing_test_data`, for the operations on a notification and a key's
-/// revocation: with the seeded ids (and the links from their creation) they are called with real
-/// objects, but the fuzzing phase's other names and ids still find nothing often enough that
-/// schemathesis 4.32.5 warns; the success answers are checked through the links and by
-/// tests/it/client.rs and tests/it/notify.rs.
-const NOT_WARNED_MISSING_DATA: &str = "warnings = { display = [\"missing_auth\", \
-     \"base_url_mismatch\", \"missing_deserializer\", \"unused_openapi_auth\", \
-     \"unsupported_regex\", \"method_not_allowed\", \"unmatched_filter\", \
-     \"unresolvable_reference\"], fail-on = true }\n";
-
-/// Operations schemathesis cannot drive, each tested elsewhere:
-/// - `receiveWebhook`: its bodies are signed with the project's secret, which schemathesis cannot
-///   do; tests/it/client.rs checks its answers against the document instead.
-/// - `streamPushes`, `adminStream`: a stream never ends, so every request to one would time out;
-///   tests/it/live.rs drives them over real HTTP.
-const EXCLUDED: &[&str] = &["receiveWebhook", "streamPushes", "adminStream"];
+/// Operations schemathesis cannot drive: `streamPushes` and `adminStream` never end, so every
+/// request to one would time out; tests/it/live.rs drives them over real HTTP.
+const EXCLUDED: &[&str] = &["streamPushes", "adminStream"];
 
 /// Runs `schemathesis run` in `dir` with `args`, within [`RUN_LIMIT`]; its success and output.
 fn schemathesis(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
@@ -217,17 +245,24 @@ fn the_live_api_conforms_to_its_openapi_document_under_schemathesis_as_the_owner
     if tool::require("contract test", "schemathesis", &["--version"], install).is_none() {
         return;
     }
-    let (app, key, pushes, notifications) = seeded_app();
+    let seeded = seeded_app();
+    let app = &seeded.app;
     let seed = std::env::var("CONTRACT_SEED").unwrap_or_else(|_| "20260101".to_owned());
     let examples = std::env::var("CONTRACT_MAX_EXAMPLES").unwrap_or_else(|_| "60".to_owned());
     let work = tempfile::tempdir().unwrap();
     let document = app.get("/openapi.json", None).body;
     std::fs::write(
         work.path().join("schemathesis.toml"),
-        config(&key, &document, &pushes[0], notifications),
+        config(&seeded, &document),
     )
     .unwrap();
     let url = format!("{}/openapi.json", app.base_url);
+    // CONTRACT_REPORT_DIR=dir keeps a HAR file of every request and answer, to see why a
+    // warning or failure happened.
+    let report = std::env::var("CONTRACT_REPORT_DIR").ok();
+    let report_args = report
+        .iter()
+        .flat_map(|dir| ["--report", "har", "--report-dir", dir.as_str()]);
     let (ok, out) = schemathesis(
         work.path(),
         &[
@@ -256,6 +291,7 @@ fn the_live_api_conforms_to_its_openapi_document_under_schemathesis_as_the_owner
                 .iter()
                 .flat_map(|id| ["--exclude-operation-id", *id]),
         )
+        .chain(report_args)
         .collect::<Vec<_>>(),
     );
     eprintln!("{out}");
