@@ -8,6 +8,7 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, OpenApi, ResponseContent};
 
 use super::AppState;
@@ -213,73 +214,17 @@ impl HistoryApi {
     }
 }
 
+/// What an owner's history route answers: `T`, or why not.
 #[derive(ApiResponse)]
-pub enum OwnerPageResponse {
-    /// A page of the project's pushes, in the public API's shape.
+pub enum OwnerAnswer<T: ToJSON> {
+    /// The answer, in the shape of the project-key route of the same name.
     #[oai(status = 200)]
-    Ok(Json<PushPage>),
+    Ok(Json<T>),
+    /// A parameter is invalid (`invalid_parameter`), or a range is over 366 days
+    /// (`range_too_long`).
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// No project has that name.
-    #[oai(status = 404)]
-    NotFound(Json<ErrorBody>),
-    /// No admin token or session was presented, or it is not valid.
-    #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
-    /// A cross-site request with the session cookie was refused.
-    #[oai(status = 403)]
-    Forbidden(Json<ErrorBody>),
-    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
-    #[oai(status = 429)]
-    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
-}
-
-#[derive(ApiResponse)]
-pub enum OwnerPushResponse {
-    /// The push with its commits, in the public API's shape.
-    #[oai(status = 200)]
-    Ok(Json<Box<PushDetail>>),
-    /// No such project, or it has no push with that id.
-    #[oai(status = 404)]
-    NotFound(Json<ErrorBody>),
-    /// No admin token or session was presented, or it is not valid.
-    #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
-    /// A cross-site request with the session cookie was refused.
-    #[oai(status = 403)]
-    Forbidden(Json<ErrorBody>),
-    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
-    #[oai(status = 429)]
-    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
-}
-
-#[derive(ApiResponse)]
-pub enum OwnerDigestResponse {
-    #[oai(status = 200)]
-    Ok(Json<Box<Digest>>),
-    #[oai(status = 400)]
-    BadRequest(Json<ErrorBody>),
-    /// No project has that name.
-    #[oai(status = 404)]
-    NotFound(Json<ErrorBody>),
-    /// No admin token or session was presented, or it is not valid.
-    #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
-    /// A cross-site request with the session cookie was refused.
-    #[oai(status = 403)]
-    Forbidden(Json<ErrorBody>),
-    /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
-    #[oai(status = 429)]
-    TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
-}
-
-#[derive(ApiResponse)]
-pub enum OwnerActivityResponse {
-    #[oai(status = 200)]
-    Ok(Json<Activity>),
-    #[oai(status = 400)]
-    BadRequest(Json<ErrorBody>),
-    /// No project has that name.
+    /// No project has that name, or it has no push with that id.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// No admin token or session was presented, or it is not valid.
@@ -326,8 +271,16 @@ where
         .await
 }
 
-fn no_project() -> Json<ErrorBody> {
-    Json(ErrorBody::of(ErrorCode::ProjectNotFound))
+impl<T> Owner<T> {
+    fn answer<U: ToJSON>(self, ok: impl FnOnce(T) -> U) -> OwnerAnswer<U> {
+        match self {
+            Owner::Found(value) => OwnerAnswer::Ok(Json(ok(value))),
+            Owner::Bad(e) => OwnerAnswer::BadRequest(error_body(&e)),
+            Owner::NoProject => {
+                OwnerAnswer::NotFound(Json(ErrorBody::of(ErrorCode::ProjectNotFound)))
+            }
+        }
+    }
 }
 
 /// The same history for the project's owner (the dashboard), by project name.
@@ -362,7 +315,7 @@ impl OwnerHistoryApi {
             Option<String>,
         >,
         #[oai(validator(pattern = r"^(newest|relevance)$"))] sort: Query<Option<String>>,
-    ) -> poem::Result<OwnerPageResponse> {
+    ) -> poem::Result<OwnerAnswer<PushPage>> {
         let raw = RawQuery {
             q: q.0,
             branch: branch.0,
@@ -378,19 +331,13 @@ impl OwnerHistoryApi {
         };
         let query = match PushQuery::parse(raw) {
             Ok(query) => query,
-            Err(e) => return Ok(OwnerPageResponse::BadRequest(error_body(&e))),
+            Err(e) => return Ok(OwnerAnswer::BadRequest(error_body(&e))),
         };
-        Ok(
-            match as_owner(&state, name.0, move |store, scope| {
-                history::list(store, &scope, &query)
-            })
-            .await?
-            {
-                Owner::Found(page) => OwnerPageResponse::Ok(Json(page)),
-                Owner::Bad(e) => OwnerPageResponse::BadRequest(error_body(&e)),
-                Owner::NoProject => OwnerPageResponse::NotFound(no_project()),
-            },
-        )
+        let page = as_owner(&state, name.0, move |store, scope| {
+            history::list(store, &scope, &query)
+        })
+        .await?;
+        Ok(page.answer(|page| page))
     }
 
     /// One push of a project with its commits and compare link.
@@ -407,7 +354,7 @@ impl OwnerHistoryApi {
         #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
         name: Path<String>,
         id: Path<String>,
-    ) -> poem::Result<OwnerPushResponse> {
+    ) -> poem::Result<OwnerAnswer<Box<PushDetail>>> {
         let found = as_owner(&state, name.0, move |store, scope| {
             match store.get_push(&scope, &id.0) {
                 Ok(found) => Ok(Some(found)),
@@ -417,13 +364,13 @@ impl OwnerHistoryApi {
         })
         .await?;
         Ok(match found {
-            Owner::Found(Some((push, commits))) => {
-                OwnerPushResponse::Ok(Json(Box::new(PushDetail::new(push, commits))))
-            }
             Owner::Found(None) => {
-                OwnerPushResponse::NotFound(Json(ErrorBody::of(ErrorCode::PushNotFound)))
+                OwnerAnswer::NotFound(Json(ErrorBody::of(ErrorCode::PushNotFound)))
             }
-            Owner::Bad(_) | Owner::NoProject => OwnerPushResponse::NotFound(no_project()),
+            found => found.answer(|push| {
+                let (push, commits) = push.expect("a missing push is answered above");
+                Box::new(PushDetail::new(push, commits))
+            }),
         })
     }
 
@@ -458,7 +405,7 @@ impl OwnerHistoryApi {
         #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
             Option<String>,
         >,
-    ) -> poem::Result<OwnerDigestResponse> {
+    ) -> poem::Result<OwnerAnswer<Box<Digest>>> {
         let raw = RawQuery {
             q: q.0,
             branch: branch.0,
@@ -472,20 +419,14 @@ impl OwnerHistoryApi {
         let now = state.clock.now();
         let query = match PushQuery::parse_range(raw, now) {
             Ok(query) => query,
-            Err(e) => return Ok(OwnerDigestResponse::BadRequest(error_body(&e))),
+            Err(e) => return Ok(OwnerAnswer::BadRequest(error_body(&e))),
         };
         let summarizer = Arc::clone(&state.digest_summarizer);
-        Ok(
-            match as_owner(&state, name.0, move |store, scope| {
-                history::digest(store, &scope, &query, &*summarizer, now)
-            })
-            .await?
-            {
-                Owner::Found(d) => OwnerDigestResponse::Ok(Json(Box::new(d))),
-                Owner::Bad(e) => OwnerDigestResponse::BadRequest(error_body(&e)),
-                Owner::NoProject => OwnerDigestResponse::NotFound(no_project()),
-            },
-        )
+        let digest = as_owner(&state, name.0, move |store, scope| {
+            history::digest(store, &scope, &query, &*summarizer, now)
+        })
+        .await?;
+        Ok(digest.answer(Box::new))
     }
 
     /// Activity over a range of a project's pushes: the parameters and answer of `activity`.
@@ -520,7 +461,7 @@ impl OwnerHistoryApi {
         #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
             Option<String>,
         >,
-    ) -> poem::Result<OwnerActivityResponse> {
+    ) -> poem::Result<OwnerAnswer<Activity>> {
         let by = group_by.0.unwrap_or(GroupBy::Day);
         let raw = RawQuery {
             q: q.0,
@@ -534,18 +475,12 @@ impl OwnerHistoryApi {
         };
         let query = match PushQuery::parse_range(raw, state.clock.now()) {
             Ok(query) => query,
-            Err(e) => return Ok(OwnerActivityResponse::BadRequest(error_body(&e))),
+            Err(e) => return Ok(OwnerAnswer::BadRequest(error_body(&e))),
         };
-        Ok(
-            match as_owner(&state, name.0, move |store, scope| {
-                history::activity(store, &scope, &query, by)
-            })
-            .await?
-            {
-                Owner::Found(a) => OwnerActivityResponse::Ok(Json(a)),
-                Owner::Bad(e) => OwnerActivityResponse::BadRequest(error_body(&e)),
-                Owner::NoProject => OwnerActivityResponse::NotFound(no_project()),
-            },
-        )
+        let activity = as_owner(&state, name.0, move |store, scope| {
+            history::activity(store, &scope, &query, by)
+        })
+        .await?;
+        Ok(activity.answer(|activity| activity))
     }
 }
