@@ -9,43 +9,8 @@
   const DAY_MS = 86400000;
   const SVG = 'http://www.w3.org/2000/svg';
 
-  async function get(path) {
-    let res;
-    try {
-      res = await fetch('/api/admin' + path, {
-        credentials: 'same-origin',
-        headers: { 'X-Requested-With': 'git-push-tracker', Accept: 'application/json' },
-      });
-    } catch (e) {
-      throw new Error('The server cannot be reached. Check your connection and try again.');
-    }
-    let data = null;
-    try {
-      data = await res.json();
-    } catch (e) {
-      data = null;
-    }
-    if (!res.ok) {
-      const err = (data && data.error) || {};
-      throw new Error(err.message || 'Request failed (' + res.status + ').');
-    }
-    return data;
-  }
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === 'class') node.className = v;
-      else if (k === 'text') node.textContent = v;
-      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-      else node.setAttribute(k, v);
-    }
-    for (const c of children) {
-      if (c === null || c === undefined) continue;
-      node.append(typeof c === 'string' ? document.createTextNode(c) : c);
-    }
-    return node;
-  }
+  const { api, el } = window.Dashboard;
+  const get = (path) => api('GET', path);
 
   function svg(tag, attrs, ...children) {
     const node = document.createElementNS(SVG, tag);
