@@ -512,6 +512,113 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM push_change_floors WHERE project_id = OLD.id;
     END;
     "#,
+    // 10: the same counters per hour and per block of 32 days, beside the day counters, so a
+    // `since`/`until` total sums a few blocks, days and hours and counts pushes one by one only
+    // within the hour at each edge, whatever the history's length. Bucket numbers are
+    // `floor(pushed_at / size)`; rows that reach zero are deleted.
+    r#"
+    CREATE TABLE push_hours (
+        project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        bucket      INTEGER NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (project_id, bucket)
+    ) WITHOUT ROWID;
+    CREATE TABLE push_branch_hours (
+        project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        branch      TEXT NOT NULL,
+        bucket      INTEGER NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (project_id, branch, bucket)
+    ) WITHOUT ROWID;
+    INSERT INTO push_hours (project_id, bucket, n)
+        SELECT project_id, (pushed_at - ((pushed_at % 3600000) + 3600000) % 3600000) / 3600000 AS k, count(*) FROM pushes GROUP BY project_id, k;
+    INSERT INTO push_branch_hours (project_id, branch, bucket, n)
+        SELECT project_id, branch, (pushed_at - ((pushed_at % 3600000) + 3600000) % 3600000) / 3600000 AS k, count(*)
+        FROM pushes GROUP BY project_id, branch, k;
+    CREATE TABLE push_blocks (
+        project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        bucket      INTEGER NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (project_id, bucket)
+    ) WITHOUT ROWID;
+    CREATE TABLE push_branch_blocks (
+        project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        branch      TEXT NOT NULL,
+        bucket      INTEGER NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (project_id, branch, bucket)
+    ) WITHOUT ROWID;
+    INSERT INTO push_blocks (project_id, bucket, n)
+        SELECT project_id, (pushed_at - ((pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000 AS k, count(*) FROM pushes GROUP BY project_id, k;
+    INSERT INTO push_branch_blocks (project_id, branch, bucket, n)
+        SELECT project_id, branch, (pushed_at - ((pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000 AS k, count(*)
+        FROM pushes GROUP BY project_id, branch, k;
+    CREATE TRIGGER pushes_buckets_insert AFTER INSERT ON pushes BEGIN
+        INSERT INTO push_hours (project_id, bucket, n)
+            VALUES (NEW.project_id, (NEW.pushed_at - ((NEW.pushed_at % 3600000) + 3600000) % 3600000) / 3600000, 1)
+        ON CONFLICT (project_id, bucket) DO UPDATE SET n = n + 1;
+        INSERT INTO push_branch_hours (project_id, branch, bucket, n)
+            VALUES (NEW.project_id, NEW.branch, (NEW.pushed_at - ((NEW.pushed_at % 3600000) + 3600000) % 3600000) / 3600000, 1)
+        ON CONFLICT (project_id, branch, bucket) DO UPDATE SET n = n + 1;
+        INSERT INTO push_blocks (project_id, bucket, n)
+            VALUES (NEW.project_id, (NEW.pushed_at - ((NEW.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000, 1)
+        ON CONFLICT (project_id, bucket) DO UPDATE SET n = n + 1;
+        INSERT INTO push_branch_blocks (project_id, branch, bucket, n)
+            VALUES (NEW.project_id, NEW.branch, (NEW.pushed_at - ((NEW.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000, 1)
+        ON CONFLICT (project_id, branch, bucket) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER pushes_buckets_delete AFTER DELETE ON pushes BEGIN
+        UPDATE push_hours SET n = n - 1
+            WHERE project_id = OLD.project_id AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 3600000) + 3600000) % 3600000) / 3600000;
+        DELETE FROM push_hours
+            WHERE project_id = OLD.project_id AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 3600000) + 3600000) % 3600000) / 3600000 AND n <= 0;
+        UPDATE push_branch_hours SET n = n - 1
+            WHERE project_id = OLD.project_id AND branch = OLD.branch
+            AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 3600000) + 3600000) % 3600000) / 3600000;
+        DELETE FROM push_branch_hours
+            WHERE project_id = OLD.project_id AND branch = OLD.branch
+            AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 3600000) + 3600000) % 3600000) / 3600000 AND n <= 0;
+        UPDATE push_blocks SET n = n - 1
+            WHERE project_id = OLD.project_id AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000;
+        DELETE FROM push_blocks
+            WHERE project_id = OLD.project_id AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000 AND n <= 0;
+        UPDATE push_branch_blocks SET n = n - 1
+            WHERE project_id = OLD.project_id AND branch = OLD.branch
+            AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000;
+        DELETE FROM push_branch_blocks
+            WHERE project_id = OLD.project_id AND branch = OLD.branch
+            AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000 AND n <= 0;
+    END;
+    CREATE TRIGGER pushes_buckets_move AFTER UPDATE OF project_id, branch, pushed_at ON pushes
+    BEGIN
+        UPDATE push_hours SET n = n - 1
+            WHERE project_id = OLD.project_id AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 3600000) + 3600000) % 3600000) / 3600000;
+        UPDATE push_branch_hours SET n = n - 1
+            WHERE project_id = OLD.project_id AND branch = OLD.branch
+            AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 3600000) + 3600000) % 3600000) / 3600000;
+        UPDATE push_blocks SET n = n - 1
+            WHERE project_id = OLD.project_id AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000;
+        UPDATE push_branch_blocks SET n = n - 1
+            WHERE project_id = OLD.project_id AND branch = OLD.branch
+            AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000;
+        INSERT INTO push_hours (project_id, bucket, n)
+            VALUES (NEW.project_id, (NEW.pushed_at - ((NEW.pushed_at % 3600000) + 3600000) % 3600000) / 3600000, 1)
+        ON CONFLICT (project_id, bucket) DO UPDATE SET n = n + 1;
+        INSERT INTO push_branch_hours (project_id, branch, bucket, n)
+            VALUES (NEW.project_id, NEW.branch, (NEW.pushed_at - ((NEW.pushed_at % 3600000) + 3600000) % 3600000) / 3600000, 1)
+        ON CONFLICT (project_id, branch, bucket) DO UPDATE SET n = n + 1;
+        INSERT INTO push_blocks (project_id, bucket, n)
+            VALUES (NEW.project_id, (NEW.pushed_at - ((NEW.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000, 1)
+        ON CONFLICT (project_id, bucket) DO UPDATE SET n = n + 1;
+        INSERT INTO push_branch_blocks (project_id, branch, bucket, n)
+            VALUES (NEW.project_id, NEW.branch, (NEW.pushed_at - ((NEW.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000, 1)
+        ON CONFLICT (project_id, branch, bucket) DO UPDATE SET n = n + 1;
+        DELETE FROM push_hours WHERE n <= 0 AND project_id = OLD.project_id;
+        DELETE FROM push_branch_hours WHERE n <= 0 AND project_id = OLD.project_id;
+        DELETE FROM push_blocks WHERE n <= 0 AND project_id = OLD.project_id;
+        DELETE FROM push_branch_blocks WHERE n <= 0 AND project_id = OLD.project_id;
+    END;
+    "#,
 ];
 
 /// The schema version this binary writes.

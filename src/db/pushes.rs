@@ -499,8 +499,40 @@ fn first_day_from(ms: i64) -> i64 {
 /// day counters where it falls.
 const DIRECT_OFFSET: u64 = 2_000;
 
-/// Counts one project's pushes (of one branch) in a window of time, with the day counters for
-/// whole days and the `pushes` indexes only for the partial days at the edges.
+/// One level of the push counters (migrations 6 and 10): the size of its buckets, and the sum
+/// of its buckets `?3 <= bucket < ?4` for a project (`?1`), of all branches or of one (`?2`).
+struct Level {
+    size: i64,
+    all: &'static str,
+    branch: &'static str,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Coarsest first; each level's buckets are whole multiples of the next one's.
+const LEVELS: [Level; 3] = [
+    Level {
+        size: 32 * DAY_MS,
+        all: "SELECT COALESCE(SUM(n), 0) FROM push_blocks WHERE project_id = ?1 AND bucket >= ?3 AND bucket < ?4 AND ?2 IS NULL",
+        branch: "SELECT COALESCE(SUM(n), 0) FROM push_branch_blocks WHERE project_id = ?1 AND branch = ?2 AND bucket >= ?3 AND bucket < ?4",
+    },
+    Level {
+        size: DAY_MS,
+        all: "SELECT COALESCE(SUM(n), 0) FROM push_days WHERE project_id = ?1 AND day >= ?3 AND day < ?4 AND ?2 IS NULL",
+        branch: "SELECT COALESCE(SUM(n), 0) FROM push_branch_days WHERE project_id = ?1 AND branch = ?2 AND day >= ?3 AND day < ?4",
+    },
+    Level {
+        size: HOUR_MS,
+        all: "SELECT COALESCE(SUM(n), 0) FROM push_hours WHERE project_id = ?1 AND bucket >= ?3 AND bucket < ?4 AND ?2 IS NULL",
+        branch: "SELECT COALESCE(SUM(n), 0) FROM push_branch_hours WHERE project_id = ?1 AND branch = ?2 AND bucket >= ?3 AND bucket < ?4",
+    },
+];
+
+/// The levels finer than a day.
+const WITHIN_A_DAY: &[Level] = LEVELS.split_at(2).1;
+
+/// Counts one project's pushes (of one branch) in a window of time from the counters of whole
+/// 32-day blocks, days and hours, and the `pushes` indexes only within the hour at each edge.
 struct Counter<'c> {
     conn: &'c Connection,
     project_id: i64,
@@ -508,7 +540,7 @@ struct Counter<'c> {
 }
 
 impl Counter<'_> {
-    /// Pushes with `lo <= pushed_at < hi` counted one by one; for spans within a day or two.
+    /// Pushes with `lo <= pushed_at < hi` counted one by one; for spans within an hour.
     fn exact(&self, lo: i64, hi: i64) -> Result<i64, DbError> {
         if lo >= hi {
             return Ok(0);
@@ -527,49 +559,32 @@ impl Counter<'_> {
             .query_row(params![self.project_id, self.branch, lo, hi], |r| r.get(0))?)
     }
 
-    /// Pushes with `lo <= pushed_at < hi`, both in one day (`hi` may be its end): counted on
-    /// the shorter side of the day, the day's counter minus the rest when that is shorter.
-    fn partial(&self, lo: i64, hi: i64) -> Result<i64, DbError> {
+    /// Pushes with `lo <= pushed_at < hi`: the whole buckets of the coarsest of `levels` that
+    /// fit, and the edges on either side from the finer ones.
+    fn count(&self, lo: i64, hi: i64, levels: &[Level]) -> Result<i64, DbError> {
         if lo >= hi {
             return Ok(0);
         }
-        if hi - lo <= DAY_MS / 2 {
+        let Some((level, finer)) = levels.split_first() else {
             return self.exact(lo, hi);
-        }
-        let day = day_of(lo);
-        let (start, end) = (day * DAY_MS, (day + 1) * DAY_MS);
-        Ok(self.days(day, day + 1)? - self.exact(start, lo)? - self.exact(hi, end)?)
-    }
-
-    /// Pushes with `lo <= pushed_at < hi`, a span over two days at most.
-    fn span(&self, lo: i64, hi: i64) -> Result<i64, DbError> {
-        let midnight = (day_of(lo) + 1) * DAY_MS;
-        if hi <= midnight {
-            self.partial(lo, hi)
-        } else {
-            Ok(self.partial(lo, midnight)? + self.partial(midnight, hi)?)
-        }
-    }
-
-    /// The sum of the day counters for days `from <= day < to`.
-    fn days(&self, from: i64, to: i64) -> Result<i64, DbError> {
-        if from >= to {
-            return Ok(0);
+        };
+        let size = level.size;
+        let first = lo.div_euclid(size) + i64::from(lo.rem_euclid(size) != 0);
+        let end = hi.div_euclid(size);
+        if first >= end {
+            return self.count(lo, hi, finer);
         }
         let sql = match self.branch {
-            None => {
-                "SELECT COALESCE(SUM(n), 0) FROM push_days WHERE project_id = ?1 AND day >= ?3 AND day < ?4 AND ?2 IS NULL"
-            }
-            Some(_) => {
-                "SELECT COALESCE(SUM(n), 0) FROM push_branch_days WHERE project_id = ?1 AND branch = ?2 AND day >= ?3 AND day < ?4"
-            }
+            None => level.all,
+            Some(_) => level.branch,
         };
-        Ok(self
+        let whole: i64 = self
             .conn
             .prepare_cached(sql)?
-            .query_row(params![self.project_id, self.branch, from, to], |r| {
+            .query_row(params![self.project_id, self.branch, first, end], |r| {
                 r.get(0)
-            })?)
+            })?;
+        Ok(self.count(lo, first * size, finer)? + whole + self.count(end * size, hi, finer)?)
     }
 
     /// Every push of the project (or branch), from the per-branch counters.
@@ -595,24 +610,9 @@ impl Counter<'_> {
         match (lo, hi) {
             (None, None) => self.all(),
             // Everything before `hi` is everything but what is at or after it: the same cost as
-            // a `since` count, and no walk over every day of the history's start.
+            // a `since` count, and no walk over the history's start.
             (None, Some(hi)) => Ok(self.all()? - self.between(Some(hi), None)?),
-            (Some(lo), hi) => {
-                let first_whole = first_day_from(lo);
-                let end_whole = hi.map_or(i64::MAX, day_of);
-                if let Some(hi) = hi
-                    && first_whole >= end_whole
-                {
-                    // Within two days at most.
-                    return self.span(lo, hi);
-                }
-                let mut n = self.partial(lo, first_whole * DAY_MS)?;
-                n += self.days(first_whole, end_whole)?;
-                if let Some(hi) = hi {
-                    n += self.partial(end_whole * DAY_MS, hi)?;
-                }
-                Ok(n)
-            }
+            (Some(lo), hi) => self.count(lo, hi.unwrap_or(i64::MAX), &LEVELS),
         }
     }
 
@@ -636,7 +636,7 @@ impl Counter<'_> {
         let mut rest = offset as i64;
         // The partial day at the top.
         if let Some(hi) = hi {
-            let top = self.partial(end_whole * DAY_MS, hi)?;
+            let top = self.count(end_whole * DAY_MS, hi, WITHIN_A_DAY)?;
             if rest < top {
                 return Ok((Some(hi), rest as u64));
             }

@@ -173,7 +173,7 @@ fn offset_walk(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<Strin
 }
 
 /// Windows with whole days, partial days at either edge, both edges in one day, open ends.
-const WINDOWS: [(Option<&str>, Option<&str>); 9] = [
+const WINDOWS: [(Option<&str>, Option<&str>); 10] = [
     (None, None),
     (Some("2024-03-03"), None),
     (None, Some("2024-03-07T13:20:00Z")),
@@ -189,6 +189,7 @@ const WINDOWS: [(Option<&str>, Option<&str>); 9] = [
     ),
     (Some("2024-02-01"), Some("2024-04-01")),
     (Some("2024-03-06"), Some("2024-03-06")),
+    (Some("2024-03-01T00:17:00Z"), Some("2024-03-10T19:43:00Z")),
 ];
 
 fn window_query(branch: Option<&str>, since: Option<&str>, until: Option<&str>) -> String {
@@ -350,6 +351,16 @@ fn pushes_arriving_between_two_pages_are_neither_skipped_nor_repeated() {
     );
 }
 
+/// The push counters per day, hour and 32-day block, of all branches and per branch.
+const COUNTER_TABLES: [&str; 6] = [
+    "push_days",
+    "push_branch_days",
+    "push_hours",
+    "push_branch_hours",
+    "push_blocks",
+    "push_branch_blocks",
+];
+
 #[test]
 fn totals_with_since_until_and_branch_are_exact_at_partial_days_and_after_deletes() {
     let app = TestApp::spawn();
@@ -382,13 +393,15 @@ fn totals_with_since_until_and_branch_are_exact_at_partial_days_and_after_delete
 
     // Deleting a project takes its counters with it and leaves the other's alone.
     app.manager().delete_project("other").unwrap();
-    assert_eq!(
-        app.sql_count("SELECT count(*) FROM push_days WHERE project_id NOT IN (SELECT id FROM projects)")
-            + app.sql_count(
-                "SELECT count(*) FROM push_branch_days WHERE project_id NOT IN (SELECT id FROM projects)"
-            ),
-        0
-    );
+    for table in COUNTER_TABLES {
+        assert_eq!(
+            app.sql_count(&format!(
+                "SELECT count(*) FROM {table} WHERE project_id NOT IN (SELECT id FROM projects)"
+            )),
+            0,
+            "{table} keeps no row of a deleted project"
+        );
+    }
     assert_eq!(
         app.get("/api/v1/pushes", Some(&other.key)).status,
         401,
@@ -400,12 +413,13 @@ fn totals_with_since_until_and_branch_are_exact_at_partial_days_and_after_delete
         &seeded,
         "after deleting another project",
     );
-    assert_eq!(
-        app.sql_count("SELECT count(*) FROM push_days WHERE n <= 0")
-            + app.sql_count("SELECT count(*) FROM push_branch_days WHERE n <= 0"),
-        0,
-        "no empty day is left behind"
-    );
+    for table in COUNTER_TABLES {
+        assert_eq!(
+            app.sql_count(&format!("SELECT count(*) FROM {table} WHERE n <= 0")),
+            0,
+            "{table} leaves no empty bucket behind"
+        );
+    }
 }
 
 #[test]
