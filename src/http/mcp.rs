@@ -690,8 +690,8 @@ fn output_schema<T: Type>() -> Arc<JsonObject> {
     Arc::new(root)
 }
 
-/// OpenAPI 3.0 schema to JSON Schema 2020-12: `nullable` becomes a `null` type, and component
-/// references point into `$defs`.
+/// OpenAPI 3.0 schema to JSON Schema 2020-12: `nullable` becomes a `null` type, unsigned
+/// formats a minimum, and component references point into `$defs`.
 fn to_json_schema(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
@@ -699,6 +699,14 @@ fn to_json_schema(schema: &mut Value) {
                 && let Some(def) = target.strip_prefix("#/components/schemas/")
             {
                 *target = format!("#/$defs/{def}");
+            }
+            // `uint32`/`uint64` are poem-openapi's names, unknown to JSON Schema validators
+            // (which warn about each): what they say is a lower bound.
+            if let Some(Value::String(format)) = map.get("format")
+                && format.starts_with("uint")
+            {
+                map.remove("format");
+                map.entry("minimum").or_insert(json!(0));
             }
             if map.remove("nullable") == Some(Value::Bool(true)) {
                 match map.get("type").cloned() {
@@ -780,6 +788,7 @@ mod tests {
             let text = schema.to_string();
             assert!(!text.contains("nullable"), "{text}");
             assert!(!text.contains("#/components/"), "{text}");
+            assert!(!text.contains("uint"), "{text}");
             assert_eq!(schema["type"], "object");
         }
     }
