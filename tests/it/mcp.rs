@@ -7,6 +7,11 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::time::Duration;
+
+use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
 
 use serde_json::{Value, json};
 
@@ -782,4 +787,94 @@ fn the_mcp_conformance_suite_passes_the_scenarios_of_a_tools_only_server() {
             "{scenario} did not pass:\n{report}"
         );
     }
+}
+
+/// A model whose digests wait until the test opens the gate; push summaries answer at once.
+#[derive(Default)]
+struct GatedModel {
+    waiting: AtomicUsize,
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl GatedModel {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+/// Opens the gate when dropped, so a failing test ends instead of leaving digests waiting.
+struct OpenOnDrop<'a>(&'a GatedModel);
+
+impl Drop for OpenOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+impl Summarizer for GatedModel {
+    fn source(&self) -> &str {
+        "gated-model"
+    }
+
+    fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
+        if !input.ref_name.starts_with("digest ") {
+            return Ok("- A model summary".to_owned());
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let open = self.open.lock().unwrap();
+        let _open = self.opened.wait_while(open, |open| !*open).unwrap();
+        Ok("- The model's digest".to_owned())
+    }
+}
+
+#[test]
+fn digests_waiting_on_a_model_leave_the_server_answering_other_calls() {
+    let model = Arc::new(GatedModel::default());
+    let summarizer: Arc<dyn Summarizer> = model.clone();
+    let app = TestApp::spawn_with(move |config| config.summarizer = summarizer);
+    let a = app.create_project("alpha");
+    let body = github_payload("main", &["feat: one push"], BASE);
+    assert_eq!(app.github_push(&a, "a-0", &body).status, 201);
+    let digest =
+        json!({"name": "digest", "arguments": {"since": "2026-01-01", "until": "2026-01-02"}});
+    // More digests than the test server has async worker threads (two): were a model call made
+    // on one of them, the last digest could not even start and nothing else would be answered.
+    let parallel = 3;
+    std::thread::scope(|s| {
+        let gate = OpenOnDrop(&model);
+        let digests: Vec<_> = (0..parallel)
+            .map(|_| s.spawn(|| modern(&app, &a.key, "tools/call", Some("digest"), digest.clone())))
+            .collect();
+        app.wait_for(
+            "every digest waiting on the model",
+            Duration::from_secs(20),
+            || (model.waiting.load(Ordering::SeqCst) == parallel).then_some(()),
+        );
+        let (tx, rx) = mpsc::channel();
+        let (app, key) = (&app, &a.key);
+        s.spawn(move || {
+            let args = json!({"name": "list_pushes", "arguments": {}});
+            let _ = tx.send(modern(app, key, "tools/call", Some("list_pushes"), args));
+        });
+        let list = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("list_pushes answered while the digests wait on the model");
+        assert_eq!(list.status, 200, "{:?}", list.body);
+        assert_eq!(
+            list.body["result"]["structuredContent"]["pagination"]["total"],
+            1
+        );
+
+        drop(gate);
+        for handle in digests {
+            let reply = handle.join().unwrap();
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            let digest = &reply.body["result"]["structuredContent"];
+            assert_eq!(digest["summarySource"], "gated-model", "{digest}");
+            assert_eq!(digest["summary"], "- The model's digest");
+            assert_eq!(digest["pushCount"], 1);
+        }
+    });
 }
