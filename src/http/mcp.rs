@@ -516,6 +516,11 @@ impl PushTools {
                 Err(message) => Ok(Err(message)),
             },
             ToolKind::SearchPushes => match arguments::<SearchPushesArgs>(kind, args) {
+                // The list reads a blank `q` as no search: here that would answer every push.
+                Ok(args) if args.q.trim().is_empty() => Ok(Err(
+                    "`q` must name the words to search for; list_pushes pages through every push"
+                        .to_owned(),
+                )),
                 Ok(args) => self.list(kind, scope, args.into_raw()).await,
                 Err(message) => Ok(Err(message)),
             },

@@ -180,6 +180,7 @@ fn calls(get_id: &str, foreign_id: &str) -> Value {
         ["typo", "list_pushes", {"brnch": "main"}],
         ["badRef", "search_pushes", {"q": "x", "refType": "tags"}],
         ["noQuery", "search_pushes", {}],
+        ["blankQuery", "search_pushes", {"q": "  "}],
         ["tooLong", "digest", {"since": "2024-01-01", "until": "2026-01-01"}],
         ["noSince", "activity", {"groupBy": "day"}],
         ["badGroup", "activity", {"since": since, "groupBy": "month"}],
@@ -418,6 +419,7 @@ fn the_python_sdk_lists_and_calls_all_five_tools_in_both_protocol_generations() 
         error("typo", "brnch");
         error("badRef", "`refType` must be `branch` or `tag`");
         error("noQuery", "`q`");
+        error("blankQuery", "`q` must name the words");
         error("tooLong", "366 days");
         error("noSince", "`since`");
         error("badGroup", "`groupBy` must be");
@@ -877,4 +879,53 @@ fn digests_waiting_on_a_model_leave_the_server_answering_other_calls() {
             assert_eq!(digest["pushCount"], 1);
         }
     });
+}
+
+#[test]
+fn the_readme_and_the_dashboard_name_every_tool_the_server_lists() {
+    let app = TestApp::spawn();
+    let a = app.create_project("alpha");
+    let listed = modern(&app, &a.key, "tools/list", None, json!({}));
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let names: Vec<String> = listed.body["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## MCP server for AI agents")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the README's MCP section");
+    let page = app.get("/", None);
+    let html = page.body.as_str().unwrap();
+    let snippet = html
+        .split("id=\"mcp-tools\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</ul>").next())
+        .expect("the dashboard's list of MCP tools");
+    for name in &names {
+        assert!(
+            section.contains(&format!("| `{name}` |")),
+            "README lacks {name}"
+        );
+        assert!(
+            snippet.contains(&format!("<code>{name}</code>")),
+            "dashboard lacks {name}"
+        );
+    }
+    assert_eq!(
+        section.matches("\n| `").count(),
+        names.len(),
+        "the README's table has no extra tool"
+    );
+    assert_eq!(
+        snippet.matches("<li>").count(),
+        names.len(),
+        "the dashboard lists no extra tool"
+    );
 }
