@@ -10,9 +10,12 @@
 //! only what that scope gives it. No OAuth discovery is advertised, because clients that find it
 //! drop the `Authorization` header they were configured with.
 //!
-//! Each tool is one [`ToolKind`]: its arguments (input schema from their type), its structured
-//! result (output schema from the same poem-openapi type the REST API serves, so both say the
-//! same thing) and a short text rendering for clients that show text only.
+//! Each tool is one [`ToolKind`]: its arguments (input schema from their type, named as the REST
+//! API's query parameters), its structured result (output schema from the same poem-openapi type
+//! the REST API serves, so both say the same thing) and a text rendering for clients that show
+//! text only (the `Accept: text/markdown` Markdown where the API has one). The arguments become a
+//! [`RawQuery`] that [`PushQuery`] validates exactly as for the REST handlers, and the answers
+//! are [`crate::history`]'s, so a tool and its route cannot drift apart, errors included.
 
 use std::sync::{Arc, LazyLock};
 
