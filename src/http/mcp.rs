@@ -10,9 +10,12 @@
 //! only what that scope gives it. No OAuth discovery is advertised, because clients that find it
 //! drop the `Authorization` header they were configured with.
 //!
-//! Each tool is one [`ToolKind`]: its arguments (input schema from their type), its structured
-//! result (output schema from the same poem-openapi type the REST API serves, so both say the
-//! same thing) and a short text rendering for clients that show text only.
+//! Each tool is one [`ToolKind`]: its arguments (input schema from their type, named as the REST
+//! API's query parameters), its structured result (output schema from the same poem-openapi type
+//! the REST API serves, so both say the same thing) and a text rendering for clients that show
+//! text only (the `Accept: text/markdown` Markdown where the API has one). The arguments become a
+//! [`RawQuery`] that [`PushQuery`] validates exactly as for the REST handlers, and the answers
+//! are [`crate::history`]'s, so a tool and its route cannot drift apart, errors included.
 
 use std::sync::{Arc, LazyLock};
 
@@ -36,13 +39,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::api::{PushDetail, PushItem, PushPage, time_param};
-use crate::db::{DbError, PageCursor, PageStart, ProjectScope, PushFilter};
+use super::api::{PushDetail, PushItem, PushPage};
+use crate::db::{DbError, ProjectScope};
 use crate::error_code::ErrorCode;
+use crate::history::{self, Activity, Digest, GroupBy, HistoryError, PushQuery, RawQuery};
 use crate::tokens::hash_key;
-
-const DEFAULT_LIMIT: u32 = 20;
-const MAX_LIMIT: u32 = 100;
 
 /// `/mcp`, behind the project-key check.
 pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
@@ -124,16 +125,32 @@ struct PushTools {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ToolKind {
     ListPushes,
+    SearchPushes,
     GetPush,
+    Digest,
+    Activity,
 }
 
+/// How the time filters read, for the tools' descriptions.
+const TIME_FORMS: &str = "`since` inclusive, `until` exclusive: a date such as 2024-01-01 \
+                          (midnight UTC) or an ISO 8601 date-time, UTC unless it has an offset";
+
 impl ToolKind {
-    const ALL: &[ToolKind] = &[ToolKind::ListPushes, ToolKind::GetPush];
+    const ALL: &[ToolKind] = &[
+        ToolKind::ListPushes,
+        ToolKind::SearchPushes,
+        ToolKind::GetPush,
+        ToolKind::Digest,
+        ToolKind::Activity,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             ToolKind::ListPushes => "list_pushes",
+            ToolKind::SearchPushes => "search_pushes",
             ToolKind::GetPush => "get_push",
+            ToolKind::Digest => "digest",
+            ToolKind::Activity => "activity",
         }
     }
 
@@ -145,20 +162,60 @@ impl ToolKind {
         let (title, description, input, output) = match self {
             ToolKind::ListPushes => (
                 "List pushes",
-                "List this project's pushes, newest first, each with its short bullet summary. \
-                 Filter by `branch` and by time (`since` inclusive, `until` exclusive: a date \
-                 such as 2024-01-01 or an ISO 8601 date-time, UTC unless it has an offset). For \
-                 the next page pass `pagination.nextCursor` as `cursor` with the same filters. \
-                 Use get_push for a push's commits.",
+                format!(
+                    "List this project's pushes, newest first, each with its short bullet \
+                     summary: the parameters and answer of GET /api/v1/pushes. Filter by `q` \
+                     (full-text), `branch`, `author`, `repository`, `refType` and time \
+                     ({TIME_FORMS}). For the next page pass `pagination.nextCursor` as `cursor` \
+                     with the same filters. Use get_push for a push's commits."
+                ),
                 schema_for_type::<ListPushesArgs>(),
+                output_schema::<PushPage>(),
+            ),
+            ToolKind::SearchPushes => (
+                "Search pushes",
+                format!(
+                    "Full-text search over this project's push summaries, commit messages, \
+                     branch names and authors (\"who worked on auth?\"): every word of `q` must \
+                     match, with stemming (`authenticate` finds \"authentication\"); a trailing \
+                     `*` matches a prefix (`auth*`). Newest first, or best match first with \
+                     `sort: \"relevance\"` (then page with `offset`). Takes every filter of \
+                     list_pushes ({TIME_FORMS}) and answers in its shape."
+                ),
+                schema_for_type::<SearchPushesArgs>(),
                 output_schema::<PushPage>(),
             ),
             ToolKind::GetPush => (
                 "Get a push",
-                "One push of this project by its `id` (from list_pushes), with its commits \
-                 (sha, message, author, changed files) and compare link.",
+                "One push of this project by its `id` (from list_pushes or search_pushes), with \
+                 its commits (sha, message, author, changed files) and compare link."
+                    .to_owned(),
                 schema_for_type::<GetPushArgs>(),
                 output_schema::<PushDetail>(),
+            ),
+            ToolKind::Digest => (
+                "Digest of a range",
+                format!(
+                    "One summary of a whole range of this project's pushes (\"summarize this \
+                     sprint\", \"what was deployed today?\"): push and commit counts per author, \
+                     branch and repository (counted by the database, exact), a bullet summary \
+                     and the push ids. `since` is required; the range is at most 366 days \
+                     ({TIME_FORMS}; `until` is now when left out). Takes the filters of \
+                     list_pushes. The answer of GET /api/v1/digest."
+                ),
+                schema_for_type::<DigestArgs>(),
+                output_schema::<Digest>(),
+            ),
+            ToolKind::Activity => (
+                "Activity over a range",
+                format!(
+                    "Pushes and commits per `groupBy` (`day`, the default; `week`, keyed by \
+                     Monday; `author`; `branch`; `repository`) over a range of at most 366 days \
+                     ({TIME_FORMS}; `since` is required, `until` is now when left out). Takes \
+                     the filters of list_pushes. The answer of GET /api/v1/activity."
+                ),
+                schema_for_type::<ActivityArgs>(),
+                output_schema::<Activity>(),
             ),
         };
         Tool::new(self.name(), description, input)
@@ -177,29 +234,205 @@ impl ToolKind {
 static TOOLS: LazyLock<Vec<Tool>> =
     LazyLock::new(|| ToolKind::ALL.iter().map(|t| t.definition()).collect());
 
-/// `list_pushes`: the list's filters, named as `GET /api/v1/pushes` names them.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ListPushesArgs {
-    /// Page size: default 20, at most 100.
-    #[schemars(range(min = 0, max = 100))]
-    limit: Option<u32>,
-    /// Only pushes to this branch or tag (exact name, such as `main`).
-    #[schemars(length(max = 1024))]
-    branch: Option<String>,
-    /// Only pushes at or after this date (`2024-01-01`, midnight UTC) or ISO 8601 date-time.
-    since: Option<String>,
-    /// Only pushes before this date or date-time (exclusive).
-    until: Option<String>,
-    /// `pagination.nextCursor` of the previous page, with the same filters.
-    cursor: Option<String>,
+/// A tool's arguments: its own fields, then the filters every history tool takes, named and
+/// documented as `GET /api/v1/pushes` names them. Unknown names are refused (a misspelt filter
+/// silently ignored would answer a different question).
+macro_rules! with_filters {
+    ($(#[$meta:meta])* struct $name:ident { $($own:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            $($own)*
+            /// Only pushes to this branch or tag (exact name, such as `main`).
+            #[schemars(length(max = 1024))]
+            branch: Option<String>,
+            /// Only pushes by these pushers or holding a commit by them (username or name,
+            /// case-insensitive): any of them.
+            #[serde(default, deserialize_with = "one_or_many")]
+            #[schemars(with = "Vec<String>", length(max = 20))]
+            author: Vec<String>,
+            /// Only pushes to these repositories (`owner/name`): any of them.
+            #[serde(default, deserialize_with = "one_or_many")]
+            #[schemars(with = "Vec<String>", length(max = 20))]
+            repository: Vec<String>,
+            /// Only pushes to branches (`branch`) or to tags (`tag`).
+            #[serde(rename = "refType")]
+            #[schemars(extend("enum" = ["branch", "tag", null]))]
+            ref_type: Option<String>,
+        }
+    };
+}
+
+with_filters! {
+    /// `list_pushes`.
+    struct ListPushesArgs {
+        /// Full-text search, as in search_pushes; blank is no search.
+        #[schemars(length(max = 1100))]
+        q: Option<String>,
+        /// Only pushes at or after this date (`2024-01-01`, midnight UTC) or ISO 8601 date-time.
+        since: Option<String>,
+        /// Only pushes before this date or date-time (exclusive).
+        until: Option<String>,
+        /// `newest` (the default) or, with `q`, `relevance` (pages by `offset`).
+        #[schemars(extend("enum" = ["newest", "relevance", null]))]
+        sort: Option<String>,
+        /// Page size: default 20, values over 100 are 100.
+        #[schemars(range(min = 0))]
+        limit: Option<i64>,
+        /// How many pushes to skip (for `sort: "relevance"`; otherwise prefer `cursor`).
+        #[schemars(range(min = 0))]
+        offset: Option<i64>,
+        /// `pagination.nextCursor` of the previous page, with the same filters.
+        cursor: Option<String>,
+    }
+}
+
+with_filters! {
+    /// `search_pushes`.
+    struct SearchPushesArgs {
+        /// The words to find: all must match, stemmed; `auth*` is a prefix. Searched as text,
+        /// without operators.
+        #[schemars(length(min = 1, max = 1100))]
+        q: String,
+        /// Only pushes at or after this date (`2024-01-01`, midnight UTC) or ISO 8601 date-time.
+        since: Option<String>,
+        /// Only pushes before this date or date-time (exclusive).
+        until: Option<String>,
+        /// `newest` (the default) or `relevance` (best match first; pages by `offset`).
+        #[schemars(extend("enum" = ["newest", "relevance", null]))]
+        sort: Option<String>,
+        /// Page size: default 20, values over 100 are 100.
+        #[schemars(range(min = 0))]
+        limit: Option<i64>,
+        /// How many results to skip (for `sort: "relevance"`; otherwise prefer `cursor`).
+        #[schemars(range(min = 0))]
+        offset: Option<i64>,
+        /// `pagination.nextCursor` of the previous page, with the same filters.
+        cursor: Option<String>,
+    }
+}
+
+with_filters! {
+    /// `digest`.
+    struct DigestArgs {
+        /// The range's start (inclusive): a date (`2024-01-01`, midnight UTC) or date-time.
+        since: String,
+        /// The range's end (exclusive), in the same forms; now when left out. At most 366 days
+        /// after `since`.
+        until: Option<String>,
+        /// Only pushes matching this full-text search.
+        #[schemars(length(max = 1100))]
+        q: Option<String>,
+    }
+}
+
+with_filters! {
+    /// `activity`.
+    struct ActivityArgs {
+        /// The range's start (inclusive): a date (`2024-01-01`, midnight UTC) or date-time.
+        since: String,
+        /// The range's end (exclusive), in the same forms; now when left out. At most 366 days
+        /// after `since`.
+        until: Option<String>,
+        /// `day` (the default), `week` (keys are Mondays), `author`, `branch` or `repository`.
+        #[serde(rename = "groupBy")]
+        #[schemars(extend("enum" = ["day", "week", "author", "branch", "repository", null]))]
+        group_by: Option<String>,
+        /// Only pushes matching this full-text search.
+        #[schemars(length(max = 1100))]
+        q: Option<String>,
+    }
+}
+
+/// A repeatable filter: an array, or one value alone (as a model often writes it).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(value)) => vec![value],
+        Some(OneOrMany::Many(values)) => values,
+    })
+}
+
+impl ListPushesArgs {
+    fn into_raw(self) -> RawQuery {
+        RawQuery {
+            q: self.q,
+            branch: self.branch,
+            author: self.author,
+            repository: self.repository,
+            ref_type: self.ref_type,
+            since: self.since,
+            until: self.until,
+            limit: self.limit,
+            offset: self.offset,
+            cursor: self.cursor,
+            sort: self.sort,
+        }
+    }
+}
+
+impl SearchPushesArgs {
+    fn into_raw(self) -> RawQuery {
+        RawQuery {
+            q: Some(self.q),
+            branch: self.branch,
+            author: self.author,
+            repository: self.repository,
+            ref_type: self.ref_type,
+            since: self.since,
+            until: self.until,
+            limit: self.limit,
+            offset: self.offset,
+            cursor: self.cursor,
+            sort: self.sort,
+        }
+    }
+}
+
+impl DigestArgs {
+    fn into_raw(self) -> RawQuery {
+        RawQuery {
+            q: self.q,
+            branch: self.branch,
+            author: self.author,
+            repository: self.repository,
+            ref_type: self.ref_type,
+            since: Some(self.since),
+            until: self.until,
+            ..RawQuery::default()
+        }
+    }
+}
+
+impl ActivityArgs {
+    /// The range's query and the grouping.
+    fn into_raw(self) -> (RawQuery, Option<String>) {
+        let raw = RawQuery {
+            q: self.q,
+            branch: self.branch,
+            author: self.author,
+            repository: self.repository,
+            ref_type: self.ref_type,
+            since: Some(self.since),
+            until: self.until,
+            ..RawQuery::default()
+        };
+        (raw, self.group_by)
+    }
 }
 
 /// `get_push`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct GetPushArgs {
-    /// The push's id, as list_pushes gives it.
+    /// The push's id, as list_pushes and search_pushes give it.
     id: String,
 }
 
@@ -216,8 +449,11 @@ impl ServerHandler for PushTools {
             )
             .with_instructions(
                 "The git pushes of one project (the project of the API key) with short bullet \
-                 summaries of each. list_pushes pages through them newest first by branch and \
-                 date; get_push gives one push with its commits.",
+                 summaries of each. list_pushes pages through them newest first with filters \
+                 (branch, author, repository, dates); search_pushes finds pushes by words; \
+                 get_push gives one push with its commits; digest summarizes a date range with \
+                 exact counts; activity counts pushes per day, week, author, branch or \
+                 repository.",
             )
     }
 
@@ -279,17 +515,37 @@ impl PushTools {
     ) -> Result<ToolOutcome, RunError> {
         match kind {
             ToolKind::ListPushes => match arguments::<ListPushesArgs>(kind, args) {
-                Ok(args) => self.list_pushes(scope, args).await,
+                Ok(args) => self.list(kind, scope, args.into_raw()).await,
+                Err(message) => Ok(Err(message)),
+            },
+            ToolKind::SearchPushes => match arguments::<SearchPushesArgs>(kind, args) {
+                // The list reads a blank `q` as no search: here that would answer every push.
+                Ok(args) if args.q.trim().is_empty() => Ok(Err(
+                    "`q` must name the words to search for; list_pushes pages through every push"
+                        .to_owned(),
+                )),
+                Ok(args) => self.list(kind, scope, args.into_raw()).await,
                 Err(message) => Ok(Err(message)),
             },
             ToolKind::GetPush => match arguments::<GetPushArgs>(kind, args) {
                 Ok(args) => self.get_push(scope, args).await,
                 Err(message) => Ok(Err(message)),
             },
+            ToolKind::Digest => match arguments::<DigestArgs>(kind, args) {
+                Ok(args) => self.digest(scope, args.into_raw()).await,
+                Err(message) => Ok(Err(message)),
+            },
+            ToolKind::Activity => match arguments::<ActivityArgs>(kind, args) {
+                Ok(args) => {
+                    let (raw, by) = args.into_raw();
+                    self.activity(scope, raw, by).await
+                }
+                Err(message) => Ok(Err(message)),
+            },
         }
     }
 
-    /// Runs blocking storage work off the async threads.
+    /// Runs blocking storage work (and a digest's model call) off the async threads.
     async fn with_store<T, F>(&self, work: F) -> Result<T, RunError>
     where
         T: Send + 'static,
@@ -299,56 +555,41 @@ impl PushTools {
         Ok(tokio::task::spawn_blocking(move || work(&*store)).await??)
     }
 
-    async fn list_pushes(
+    /// Asks the history: the caller's mistake is the tool's error message, storage a failure.
+    async fn ask<T, F>(&self, work: F) -> Result<Result<T, String>, RunError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn crate::db::Store) -> Result<T, HistoryError> + Send + 'static,
+    {
+        let answer = self
+            .with_store(move |store| HistoryError::split(work(store)))
+            .await?;
+        Ok(answer.map_err(|e| e.to_string()))
+    }
+
+    /// `list_pushes` and `search_pushes`: `GET /api/v1/pushes`'s parsing, page and Markdown.
+    async fn list(
         &self,
+        kind: ToolKind,
         scope: ProjectScope,
-        args: ListPushesArgs,
+        raw: RawQuery,
     ) -> Result<ToolOutcome, RunError> {
-        let limit = args.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
-        let (since, until) = match (
-            time_param("since", args.since.as_deref()),
-            time_param("until", args.until.as_deref()),
-        ) {
-            (Ok(since), Ok(until)) => (since, until),
-            (Err(message), _) | (_, Err(message)) => return Ok(Err(message)),
+        let query = match PushQuery::parse(raw) {
+            Ok(query) => query,
+            Err(e) => return Ok(Err(e.to_string())),
         };
-        let filter = PushFilter {
-            branch: args.branch,
-            since,
-            until,
-            ..PushFilter::default()
-        };
-        let cursor = args.cursor;
         let page = self
-            .with_store(move |store| {
-                let start = match cursor.as_deref() {
-                    None => PageStart::Offset(0),
-                    Some(raw) => match PageCursor::parse(raw, &scope, &filter) {
-                        Ok(cursor) => PageStart::After(cursor),
-                        Err(e) => {
-                            return Ok(Err(format!(
-                                "{e}: pass `cursor` exactly as the last page's \
-                                 `pagination.nextCursor`, with the same filters, or leave it out \
-                                 for the first page"
-                            )));
-                        }
-                    },
-                };
-                let page = store.list_pushes(&scope, &filter, limit, &start)?;
-                Ok(Ok(PushPage {
-                    pushes: page.pushes.into_iter().map(PushItem::from).collect(),
-                    project: scope.project().to_string(),
-                    pagination: super::api::Pagination {
-                        limit,
-                        offset: page.offset,
-                        total: page.total,
-                        next_cursor: page.next.map(|c| c.encode()),
-                    },
-                }))
-            })
+            .ask(move |store| history::list(store, &scope, &query))
             .await?;
         Ok(page.map(|page| {
-            let text = render_page(&page);
+            let mut text = history::markdown::page(&page);
+            if let Some(cursor) = &page.pagination.next_cursor {
+                text.push_str(&format!(
+                    "\nMore pushes: call {} again with \"cursor\": \"{cursor}\" and the same \
+                     filters.\n",
+                    kind.name()
+                ));
+            }
             (page.to_json().unwrap_or(Value::Null), text)
         }))
     }
@@ -373,9 +614,51 @@ impl PushTools {
                 Ok((detail.to_json().unwrap_or(Value::Null), text))
             }
             None => Err(format!(
-                "this project has no push with id `{id}`: take an `id` from list_pushes"
+                "this project has no push with id `{id}`: take an `id` from list_pushes or \
+                 search_pushes"
             )),
         })
+    }
+
+    /// `GET /api/v1/digest`'s parsing and answer. With a model the digest waits on it, so
+    /// it runs on the blocking pool with the storage work, as the REST handler does.
+    async fn digest(&self, scope: ProjectScope, raw: RawQuery) -> Result<ToolOutcome, RunError> {
+        let now = self.state.clock.now();
+        let query = match PushQuery::parse_range(raw, now) {
+            Ok(query) => query,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let summarizer = Arc::clone(&self.state.digest_summarizer);
+        let digest = self
+            .ask(move |store| history::digest(store, &scope, &query, &*summarizer, now))
+            .await?;
+        Ok(digest.map(|d| {
+            (
+                d.to_json().unwrap_or(Value::Null),
+                history::markdown::digest(&d),
+            )
+        }))
+    }
+
+    /// `GET /api/v1/activity`'s parsing and answer.
+    async fn activity(
+        &self,
+        scope: ProjectScope,
+        raw: RawQuery,
+        by: Option<String>,
+    ) -> Result<ToolOutcome, RunError> {
+        let by = match GroupBy::parse(by.as_deref()) {
+            Ok(by) => by,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let query = match PushQuery::parse_range(raw, self.state.clock.now()) {
+            Ok(query) => query,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let activity = self
+            .ask(move |store| history::activity(store, &scope, &query, by))
+            .await?;
+        Ok(activity.map(|a| (a.to_json().unwrap_or(Value::Null), render_activity(&a))))
     }
 }
 
@@ -415,8 +698,8 @@ fn output_schema<T: Type>() -> Arc<JsonObject> {
     Arc::new(root)
 }
 
-/// OpenAPI 3.0 schema to JSON Schema 2020-12: `nullable` becomes a `null` type, and component
-/// references point into `$defs`.
+/// OpenAPI 3.0 schema to JSON Schema 2020-12: `nullable` becomes a `null` type, unsigned
+/// formats a minimum, and component references point into `$defs`.
 fn to_json_schema(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
@@ -424,6 +707,14 @@ fn to_json_schema(schema: &mut Value) {
                 && let Some(def) = target.strip_prefix("#/components/schemas/")
             {
                 *target = format!("#/$defs/{def}");
+            }
+            // `uint32`/`uint64` are poem-openapi's names, unknown to JSON Schema validators
+            // (which warn about each): what they say is a lower bound.
+            if let Some(Value::String(format)) = map.get("format")
+                && format.starts_with("uint")
+            {
+                map.remove("format");
+                map.entry("minimum").or_insert(json!(0));
             }
             if map.remove("nullable") == Some(Value::Bool(true)) {
                 match map.get("type").cloned() {
@@ -441,26 +732,6 @@ fn to_json_schema(schema: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(to_json_schema),
         _ => {}
     }
-}
-
-/// A page as text: one line per push, its summary bullets under it.
-fn render_page(page: &PushPage) -> String {
-    let mut text = format!(
-        "{} of {} pushes in project {} (newest first).\n",
-        page.pushes.len(),
-        page.pagination.total,
-        page.project
-    );
-    for push in &page.pushes {
-        text.push('\n');
-        text.push_str(&render_item(push));
-    }
-    if let Some(cursor) = &page.pagination.next_cursor {
-        text.push_str(&format!(
-            "\nMore pushes: call list_pushes again with cursor \"{cursor}\" and the same filters.\n"
-        ));
-    }
-    text
 }
 
 fn render_item(push: &PushItem) -> String {
@@ -495,6 +766,25 @@ fn render_detail(detail: &PushDetail) -> String {
     text
 }
 
+/// Activity as text: one line per bucket.
+fn render_activity(activity: &Activity) -> String {
+    let mut text = format!(
+        "Activity of project {} by {}, {} to {} (pushes, commits):\n",
+        activity.project, activity.group_by, activity.since, activity.until
+    );
+    for bucket in &activity.buckets {
+        text.push_str(&format!(
+            "- {}: {} push{}, {} commit{}\n",
+            bucket.key,
+            bucket.pushes,
+            if bucket.pushes == 1 { "" } else { "es" },
+            bucket.commits,
+            if bucket.commits == 1 { "" } else { "s" }
+        ));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,6 +796,7 @@ mod tests {
             let text = schema.to_string();
             assert!(!text.contains("nullable"), "{text}");
             assert!(!text.contains("#/components/"), "{text}");
+            assert!(!text.contains("uint"), "{text}");
             assert_eq!(schema["type"], "object");
         }
     }
@@ -515,6 +806,48 @@ mod tests {
         let schema = output_schema::<PushPage>();
         let next = &schema["$defs"]["Pagination"]["properties"]["nextCursor"]["type"];
         assert_eq!(next, &json!(["string", "null"]));
+    }
+
+    #[test]
+    fn the_history_tools_take_the_apis_parameter_names_and_repeatable_filters_as_arrays() {
+        for kind in [ToolKind::ListPushes, ToolKind::SearchPushes] {
+            let schema = kind.definition().input_schema;
+            let props = schema["properties"].as_object().unwrap();
+            let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            assert_eq!(
+                names,
+                [
+                    "author",
+                    "branch",
+                    "cursor",
+                    "limit",
+                    "offset",
+                    "q",
+                    "refType",
+                    "repository",
+                    "since",
+                    "sort",
+                    "until"
+                ]
+            );
+            assert_eq!(props["author"]["type"], "array");
+            assert_eq!(props["refType"]["enum"], json!(["branch", "tag", null]));
+        }
+        let activity = ToolKind::Activity.definition().input_schema;
+        assert_eq!(activity["required"], json!(["since"]));
+        assert!(activity["properties"]["groupBy"]["enum"].is_array());
+    }
+
+    #[test]
+    fn a_repeatable_filter_takes_one_value_or_many() {
+        let one: ListPushesArgs = serde_json::from_value(json!({"author": "ada"})).unwrap();
+        assert_eq!(one.author, ["ada"]);
+        let many: ListPushesArgs =
+            serde_json::from_value(json!({"repository": ["a/b", "c/d"]})).unwrap();
+        assert_eq!(many.repository, ["a/b", "c/d"]);
+        let none: ListPushesArgs = serde_json::from_value(json!({"author": null})).unwrap();
+        assert!(none.author.is_empty());
     }
 
     #[test]

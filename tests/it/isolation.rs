@@ -1,10 +1,11 @@
 //! Project isolation as a property: for random projects, keys (some revoked) and pushes, a live
-//! key only ever sees its own project's data (lists, search, filters, digests, activity), and a
-//! revoked key gets 401 everywhere.
+//! key only ever sees its own project's data (lists, search, filters, digests, activity, and
+//! every MCP tool), and a revoked key gets 401 everywhere.
 
 use crate::support::app::{TestApp, TestProject, github_payload};
 use chrono::Utc;
 use proptest::prelude::*;
+use serde_json::{Value, json};
 
 /// One project of a generated case: which of its keys are revoked, and its pushes as
 /// (branch number, commit count, day offset).
@@ -148,6 +149,118 @@ fn assert_no_foreign_marker(body: &str, own: usize, projects: usize, what: &str)
     }
 }
 
+/// One MCP `tools/call` in the stateless 2026-07-28 form (no handshake to repeat per call).
+fn mcp_call(app: &TestApp, key: &str, tool: &str, arguments: Value) -> crate::support::app::Reply {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": tool,
+        "arguments": arguments,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "isolation", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}
+        }
+    }});
+    let req = app
+        .agent
+        .post(format!("{}/mcp", app.base_url))
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {key}"))
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", tool);
+    crate::support::app::reply(req.send(body.to_string().as_bytes()).expect("POST /mcp"))
+}
+
+/// The MCP tools with a key: each answers its own project's data only, with the same counts as
+/// the REST routes; another project's push is an error result naming nothing of it.
+fn check_mcp(
+    app: &TestApp,
+    b: &Built,
+    i: usize,
+    key: &str,
+    revoked: bool,
+    all: &[(usize, &String)],
+    n: usize,
+) {
+    let own = b.push_ids.len() as u64;
+    let (since, until) = ("2023-11-01", "2023-12-01");
+    let mut calls: Vec<(&str, Value, Option<u64>)> = (0..n)
+        .map(|o| {
+            let found = if o == i { own } else { 0 };
+            (
+                "search_pushes",
+                json!({"q": marker(o), "limit": 100}),
+                Some(found),
+            )
+        })
+        .collect();
+    calls.push(("list_pushes", json!({"limit": 100}), Some(own)));
+    calls.push((
+        "search_pushes",
+        json!({"q": "zq*", "limit": 100}),
+        Some(own),
+    ));
+    calls.push((
+        "list_pushes",
+        json!({"author": ["ADA"], "repository": "acme/app", "refType": "branch", "limit": 100}),
+        Some(own),
+    ));
+    calls.push(("digest", json!({"since": since, "until": until}), Some(own)));
+    calls.push((
+        "digest",
+        json!({"since": since, "until": until, "q": "commit"}),
+        Some(own),
+    ));
+    for by in ["day", "week", "author", "branch", "repository"] {
+        calls.push((
+            "activity",
+            json!({"since": since, "until": until, "groupBy": by}),
+            Some(own),
+        ));
+    }
+    for (owner, id) in all {
+        let expected = if *owner == i { Some(1) } else { None };
+        calls.push(("get_push", json!({"id": id}), expected));
+    }
+    for (tool, args, expected) in calls {
+        let what = format!("MCP {tool} {args}");
+        let reply = mcp_call(app, key, tool, args);
+        if revoked {
+            assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+            continue;
+        }
+        assert_eq!(reply.status, 200, "{what}: {}", reply.body);
+        assert_no_foreign_marker(&reply.body.to_string(), i, n, &what);
+        let result = &reply.body["result"];
+        let Some(expected) = expected else {
+            assert_eq!(result["isError"], true, "{what}: {}", reply.body);
+            continue;
+        };
+        assert_eq!(result["isError"], false, "{what}: {}", reply.body);
+        let s = &result["structuredContent"];
+        let counted = if let Some(total) = s["pagination"]["total"].as_u64() {
+            for push in s["pushes"].as_array().unwrap() {
+                let id = push["id"].as_str().unwrap();
+                assert!(b.push_ids.iter().any(|p| p == id), "{what}: {id}");
+            }
+            total
+        } else if let Some(count) = s["pushCount"].as_u64() {
+            for id in s["pushIds"].as_array().unwrap() {
+                assert!(b.push_ids.iter().any(|p| p == id), "{what}: {id}");
+            }
+            count
+        } else if let Some(buckets) = s["buckets"].as_array() {
+            buckets.iter().map(|b| b["pushes"].as_u64().unwrap()).sum()
+        } else {
+            let id = s["id"].as_str().unwrap();
+            assert!(b.push_ids.iter().any(|p| p == id), "{what}: {id}");
+            1
+        };
+        assert_eq!(counted, expected, "{what}: {}", reply.body);
+    }
+}
+
 fn check_case(specs: Vec<ProjectSpec>, queries: Vec<ListQuery>) {
     let app = TestApp::spawn();
     let built = build(&app, &specs);
@@ -240,6 +353,7 @@ fn check_case(specs: Vec<ProjectSpec>, queries: Vec<ListQuery>) {
             for by in ["day", "week", "author", "branch", "repository"] {
                 paths.push((format!("/api/v1/activity?{range}&groupBy={by}"), Some(own)));
             }
+            check_mcp(&app, b, i, &key, revoked, &all_ids, n);
             for (path, expected) in paths {
                 let reply = app.get(&path, Some(&key));
                 if revoked {

@@ -1,5 +1,8 @@
 """Drives /mcp with the official MCP Python SDK for tests/it/mcp.rs: connects with a Bearer key in
-one protocol mode, lists the tools, calls each one (and the error cases), prints JSON."""
+one protocol mode, lists the tools, makes the calls it is given, prints JSON.
+
+Arguments: URL KEY MODE CALLS, where CALLS is a JSON list of [label, tool, arguments]; an
+argument "$next:LABEL" is the `pagination.nextCursor` of the call labelled LABEL."""
 
 import asyncio
 import json
@@ -18,8 +21,18 @@ def result(r):
     }
 
 
-async def main(url, key, mode, push_id, foreign_id):
+def resolve(args, results):
     out = {}
+    for name, value in args.items():
+        if isinstance(value, str) and value.startswith("$next:"):
+            earlier = results[value[len("$next:"):]]["structured"] or {}
+            value = earlier.get("pagination", {}).get("nextCursor")
+        out[name] = value
+    return out
+
+
+async def main(url, key, mode, calls):
+    out = {"results": {}}
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx2.AsyncClient(headers=headers) as http:
         async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
@@ -28,14 +41,10 @@ async def main(url, key, mode, push_id, foreign_id):
             out["tools"] = {
                 t.name: {"input": t.input_schema, "output": t.output_schema} for t in tools.tools
             }
-            out["list"] = result(await client.call_tool("list_pushes", {"limit": 1}))
-            cursor = (out["list"]["structured"] or {}).get("pagination", {}).get("nextCursor")
-            out["next"] = result(await client.call_tool("list_pushes", {"limit": 1, "cursor": cursor}))
-            out["get"] = result(await client.call_tool("get_push", {"id": push_id}))
-            out["foreign"] = result(await client.call_tool("get_push", {"id": foreign_id}))
-            out["badDate"] = result(await client.call_tool("list_pushes", {"since": "yesterday"}))
-            out["typo"] = result(await client.call_tool("list_pushes", {"brnch": "main"}))
+            for label, tool, args in json.loads(calls):
+                args = resolve(args, out["results"])
+                out["results"][label] = result(await client.call_tool(tool, args))
     print(json.dumps(out))
 
 
-asyncio.run(main(*sys.argv[1:6]))
+asyncio.run(main(*sys.argv[1:5]))
