@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{self, ChatBackend, ModelClient, RawResponse, permanent, transient};
+use super::http::{self, ChatBackend, Endpoint, ModelClient, RawResponse, permanent, transient};
 use super::{SummarizeError, SummaryInput, build_prompt, normalize_reply};
 use crate::secret::Secret;
 
@@ -61,7 +61,6 @@ pub type GeminiSummarizer = ModelClient<GeminiApi>;
 /// Gemini's request, answer and error shapes.
 pub struct GeminiApi {
     config: GeminiConfig,
-    url: String,
 }
 
 /// `models/gemini-x` and `gemini-x` name the same model.
@@ -78,7 +77,14 @@ impl GeminiSummarizer {
             config.base_url.trim_end_matches('/'),
             config.model
         );
-        ModelClient::with_backend(GeminiApi { config, url })
+        let endpoint = Endpoint {
+            model: config.model.clone(),
+            url,
+            timeout: config.timeout,
+            connect_timeout: config.connect_timeout,
+            secret: Some(config.api_key.clone()),
+        };
+        ModelClient::with_backend(endpoint, GeminiApi { config })
     }
 }
 
@@ -94,22 +100,6 @@ impl ChatBackend for GeminiApi {
 
     fn config(&self) -> &GeminiConfig {
         &self.config
-    }
-
-    fn model(&self) -> &str {
-        &self.config.model
-    }
-
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn timeouts(&self) -> (Duration, Duration) {
-        (self.config.timeout, self.config.connect_timeout)
-    }
-
-    fn secret(&self) -> Option<&Secret> {
-        Some(&self.config.api_key)
     }
 
     fn headers(&self) -> Vec<(&'static str, &str)> {
@@ -282,7 +272,7 @@ mod tests {
     fn the_url_names_the_model_and_never_the_key() {
         let s = summarizer();
         assert_eq!(
-            s.backend().url,
+            s.url(),
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-x:generateContent"
         );
         assert!(!format!("{s:?}").contains("SECRETKEY"));

@@ -32,6 +32,19 @@ fn agent(timeout: Duration, connect_timeout: Duration) -> ureq::Agent {
         .into()
 }
 
+/// What every model API is reached with; the backend says what to send and how to read it.
+pub struct Endpoint {
+    /// The model's name, which is also the summary source.
+    pub model: String,
+    /// Where the request goes; it never carries the key.
+    pub url: String,
+    /// The whole request's timeout.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// The key: sent in a header by the backend, scrubbed from every error text.
+    pub secret: Option<Secret>,
+}
+
 /// What one model API does its own way; [`ModelClient`] does the rest.
 pub trait ChatBackend: Send + Sync {
     /// Names the API in debug logs.
@@ -40,14 +53,6 @@ pub trait ChatBackend: Send + Sync {
     type Config: fmt::Debug;
 
     fn config(&self) -> &Self::Config;
-    /// The model's name, which is also the summary source.
-    fn model(&self) -> &str;
-    /// Where the request goes; it never carries the key.
-    fn url(&self) -> &str;
-    /// The whole request's timeout, and the connect timeout.
-    fn timeouts(&self) -> (Duration, Duration);
-    /// The key: sent in a header, scrubbed from every error text.
-    fn secret(&self) -> Option<&Secret>;
     fn headers(&self) -> Vec<(&'static str, &str)>;
     fn body(&self, input: &SummaryInput<'_>) -> serde_json::Value;
     /// The summary in a 2xx answer.
@@ -58,6 +63,7 @@ pub trait ChatBackend: Send + Sync {
 
 /// A summarizer over HTTP: one POST per push to the backend's API.
 pub struct ModelClient<B> {
+    endpoint: Endpoint,
     backend: B,
     agent: ureq::Agent,
     /// `host[:port]` of the URL, for transport errors.
@@ -65,11 +71,11 @@ pub struct ModelClient<B> {
 }
 
 impl<B: ChatBackend> ModelClient<B> {
-    pub(crate) fn with_backend(backend: B) -> Self {
-        let (timeout, connect_timeout) = backend.timeouts();
+    pub(crate) fn with_backend(endpoint: Endpoint, backend: B) -> Self {
         ModelClient {
-            agent: agent(timeout, connect_timeout),
-            host: host_of(backend.url()),
+            agent: agent(endpoint.timeout, endpoint.connect_timeout),
+            host: host_of(&endpoint.url),
+            endpoint,
             backend,
         }
     }
@@ -79,11 +85,18 @@ impl<B: ChatBackend> ModelClient<B> {
         &self.backend
     }
 
+    #[cfg(test)]
+    pub(crate) fn url(&self) -> &str {
+        &self.endpoint.url
+    }
+
     /// POSTs JSON and reads the answer; transport failures come back as transient errors.
     fn post_json(&self, body: &serde_json::Value) -> Result<RawResponse, SummarizeError> {
-        let (timeout, _) = self.backend.timeouts();
-        let fail = |e: &ureq::Error| transport_error(e, &self.host, timeout, self.backend.secret());
-        let mut request = self.agent.post(self.backend.url());
+        let endpoint = &self.endpoint;
+        let fail = |e: &ureq::Error| {
+            transport_error(e, &self.host, endpoint.timeout, endpoint.secret.as_ref())
+        };
+        let mut request = self.agent.post(&endpoint.url);
         for (name, value) in self.backend.headers() {
             request = request.header(name, value);
         }
@@ -119,7 +132,7 @@ impl<B: ChatBackend> fmt::Debug for ModelClient<B> {
 
 impl<B: ChatBackend> Summarizer for ModelClient<B> {
     fn source(&self) -> &str {
-        self.backend.model()
+        &self.endpoint.model
     }
 
     fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
@@ -131,7 +144,7 @@ impl<B: ChatBackend> Summarizer for ModelClient<B> {
             Err(self.backend.classify_error(&response))
         };
         if let Err(e) = &result {
-            tracing::debug!(api = B::NAME, model = %self.backend.model(), status = response.status, error = %e, "the model gave no summary");
+            tracing::debug!(api = B::NAME, model = %self.endpoint.model, status = response.status, error = %e, "the model gave no summary");
         }
         result
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{self, ChatBackend, ModelClient, RawResponse, permanent, transient};
+use super::http::{self, ChatBackend, Endpoint, ModelClient, RawResponse, permanent, transient};
 use super::{SummarizeError, SummaryInput, build_prompt, normalize_reply};
 use crate::secret::Secret;
 
@@ -61,7 +61,6 @@ pub type OpenAiSummarizer = ModelClient<OpenAiApi>;
 /// The OpenAI chat completion request, answer and error shapes, as the compatible servers vary them.
 pub struct OpenAiApi {
     config: OpenAiConfig,
-    url: String,
     /// `{base_url}/chat/completions` as logs may show it.
     endpoint: String,
     authorization: Option<Secret>,
@@ -78,12 +77,21 @@ impl OpenAiSummarizer {
             .as_ref()
             .map(|k| Secret::new(format!("Bearer {}", k.expose())));
         let endpoint = http::display_url(&url);
-        ModelClient::with_backend(OpenAiApi {
-            config,
+        let reached = Endpoint {
+            model: config.model.clone(),
             url,
-            endpoint,
-            authorization,
-        })
+            timeout: config.timeout,
+            connect_timeout: config.connect_timeout,
+            secret: config.api_key.clone(),
+        };
+        ModelClient::with_backend(
+            reached,
+            OpenAiApi {
+                config,
+                endpoint,
+                authorization,
+            },
+        )
     }
 }
 
@@ -99,22 +107,6 @@ impl ChatBackend for OpenAiApi {
 
     fn config(&self) -> &OpenAiConfig {
         &self.config
-    }
-
-    fn model(&self) -> &str {
-        &self.config.model
-    }
-
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn timeouts(&self) -> (Duration, Duration) {
-        (self.config.timeout, self.config.connect_timeout)
-    }
-
-    fn secret(&self) -> Option<&Secret> {
-        self.config.api_key.as_ref()
     }
 
     fn headers(&self) -> Vec<(&'static str, &str)> {
@@ -243,10 +235,7 @@ mod tests {
     #[test]
     fn the_url_appends_chat_completions_to_the_base() {
         let s = OpenAiSummarizer::new(OpenAiConfig::new("http://localhost:11434/v1/", "llama3.2"));
-        assert_eq!(
-            s.backend().url,
-            "http://localhost:11434/v1/chat/completions"
-        );
+        assert_eq!(s.url(), "http://localhost:11434/v1/chat/completions");
     }
 
     #[test]
