@@ -316,7 +316,7 @@ pub fn record(conn: &mut Connection, records: &[DeliveryRecord]) -> Result<(), D
 pub fn record_in(tx: &Connection, records: &[DeliveryRecord]) -> Result<(), DbError> {
     let mut logged: Vec<i64> = Vec::new();
     for r in records {
-        apply(&tx, r)?;
+        apply(tx, r)?;
         if r.attempt.is_some() && !logged.contains(&r.notification_id) {
             logged.push(r.notification_id);
         }
