@@ -315,11 +315,33 @@ pub fn record(conn: &mut Connection, records: &[DeliveryRecord]) -> Result<(), D
 /// threads' batches with the pushes it commits.
 pub fn record_in(tx: &Connection, records: &[DeliveryRecord]) -> Result<(), DbError> {
     let mut logged: Vec<i64> = Vec::new();
+    // A run of deliveries to one notification updates its row once, with the last one's time;
+    // any other outcome applies that first, so the row ends as if each were applied in turn.
+    let mut delivered: Vec<(i64, Option<i64>)> = Vec::new();
     for r in records {
+        if r.outcome == DeliveryOutcome::Delivered {
+            let at = r.attempt.as_ref().map(|a| to_millis(a.at));
+            match delivered
+                .iter_mut()
+                .find(|(id, _)| *id == r.notification_id)
+            {
+                Some(last) => last.1 = at,
+                None => delivered.push((r.notification_id, at)),
+            }
+        } else if let Some(i) = delivered
+            .iter()
+            .position(|(id, _)| *id == r.notification_id)
+        {
+            let (id, at) = delivered.swap_remove(i);
+            mark_delivered(tx, id, at)?;
+        }
         apply(tx, r)?;
         if r.attempt.is_some() && !logged.contains(&r.notification_id) {
             logged.push(r.notification_id);
         }
+    }
+    for (id, at) in delivered {
+        mark_delivered(tx, id, at)?;
     }
     for notification_id in logged {
         tx.prepare_cached(
@@ -329,6 +351,14 @@ pub fn record_in(tx: &Connection, records: &[DeliveryRecord]) -> Result<(), DbEr
         )?
         .execute(params![notification_id, KEPT_ATTEMPTS])?;
     }
+    Ok(())
+}
+
+fn mark_delivered(tx: &Connection, notification_id: i64, at: Option<i64>) -> Result<(), DbError> {
+    tx.prepare_cached(
+        "UPDATE notifications SET failures_in_a_row = 0, last_delivery_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![notification_id, at])?;
     Ok(())
 }
 
@@ -349,7 +379,6 @@ fn apply(tx: &Connection, r: &DeliveryRecord) -> Result<(), DbError> {
             to_millis(a.at)
         ])?;
     }
-    let at = r.attempt.as_ref().map(|a| to_millis(a.at));
     if let Some(outbox_id) = r.outbox_id {
         let (state, next) = match outcome {
             DeliveryOutcome::Delivered => ("done", None),
@@ -366,12 +395,8 @@ fn apply(tx: &Connection, r: &DeliveryRecord) -> Result<(), DbError> {
         .execute(params![outbox_id, state, i64::from(counted), next])?;
     }
     match outcome {
-        DeliveryOutcome::Delivered => {
-            tx.prepare_cached(
-                "UPDATE notifications SET failures_in_a_row = 0, last_delivery_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![notification_id, at])?;
-        }
+        // See `record_in`.
+        DeliveryOutcome::Delivered => {}
         DeliveryOutcome::Retry {
             at: next,
             receiver_wait,
