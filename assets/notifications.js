@@ -130,14 +130,16 @@
       }
     }
 
-    async function test(n, log) {
+    async function test(n) {
       try {
         const answer = await api('POST', base(project) + '/' + n.id + '/test');
         say('Test message sent: the receiver answered ' + answer.status + ' in ' + answer.ms + ' ms.');
       } catch (e) {
         say('The test message failed: ' + e.message, true);
       }
-      await showLog(n, log);
+      // The test changed the notification's last delivery (or failures): show it as stored,
+      // with its log open.
+      await load(n.id);
     }
 
     async function showLog(n, log) {
@@ -164,8 +166,12 @@
       ))));
     }
 
+    // The items last rendered, by notification id: load() reopens a log in the fresh list.
+    let rendered = new Map();
+
     function item(n) {
       const log = el('div', { class: 'delivery-log', hidden: '' });
+      rendered.set(n.id, { n, log });
       return el(
         'li',
         { class: 'notification' + (n.enabled ? '' : ' paused'), 'data-notification': String(n.id) },
@@ -181,7 +187,7 @@
         el(
           'div',
           { class: 'actions' },
-          el('button', { type: 'button', class: 'small notify-test', text: 'Send test', onclick: () => test(n, log) }),
+          el('button', { type: 'button', class: 'small notify-test', text: 'Send test', onclick: () => test(n) }),
           el('button', { type: 'button', class: 'secondary small notify-log', text: 'Deliveries', onclick: () => (log.hidden ? showLog(n, log) : (log.hidden = true)) }),
           n.enabled
             ? el('button', { type: 'button', class: 'secondary small notify-pause', text: 'Pause', onclick: () => act(n, 'pause') })
@@ -192,7 +198,7 @@
       );
     }
 
-    async function load() {
+    async function load(openLogOf) {
       let all;
       try {
         all = await api('GET', base(project));
@@ -204,7 +210,10 @@
         box.replaceChildren(el('p', { class: 'status', text: 'No notifications. Add one to send every summary to Slack, Discord, Teams, Mattermost, ntfy or a webhook.' }));
         return;
       }
+      rendered = new Map();
       box.replaceChildren(el('ul', { class: 'notification-list' }, ...all.map(item)));
+      const open = rendered.get(openLogOf);
+      if (open) await showLog(open.n, open.log);
     }
 
     card.append(

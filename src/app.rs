@@ -174,6 +174,7 @@ pub async fn run_extended<E: Endpoint + 'static>(
             writer_delivery_nudger.nudge();
         }
     })?;
+    deliveries.record_through(writer.clone());
     let retention = match config.retention_days {
         Some(days) => Some(
             crate::retention::spawn(Arc::clone(&store), Arc::clone(&config.clock), days)
@@ -244,8 +245,10 @@ pub async fn run_extended<E: Endpoint + 'static>(
         )
         .await;
 
-    // The routes held the last writer handles: the writer drains its queue and ends.
+    // The routes and the delivery threads held the last writer handles: once both are gone the
+    // writer drains its queue and ends.
     tokio::task::spawn_blocking(move || {
+        deliveries.shutdown();
         let _ = writer_thread.join();
         if let Some(worker) = worker {
             worker.shutdown();
@@ -253,7 +256,6 @@ pub async fn run_extended<E: Endpoint + 'static>(
         if let Some(retention) = retention {
             retention.shutdown();
         }
-        deliveries.shutdown();
     })
     .await
     .ok();

@@ -413,6 +413,10 @@ pub enum NotifyCommand {
         /// Print the admin API's JSON answer.
         #[arg(long)]
         json: bool,
+        /// Refuse a receiver on a loopback, private or link-local address, as `serve
+        /// --notify-deny-private` does.
+        #[arg(long, env = "PUSH_TRACKER_NOTIFY_DENY_PRIVATE")]
+        notify_deny_private: bool,
     },
     /// List a project's notifications (URLs masked).
     List {
@@ -421,7 +425,14 @@ pub enum NotifyCommand {
         json: bool,
     },
     /// Send a test message now.
-    Test { project: String, id: i64 },
+    Test {
+        project: String,
+        id: i64,
+        /// Refuse a receiver on a loopback, private or link-local address, as `serve
+        /// --notify-deny-private` does.
+        #[arg(long, env = "PUSH_TRACKER_NOTIFY_DENY_PRIVATE")]
+        notify_deny_private: bool,
+    },
     /// Stop sending until resumed.
     Pause { project: String, id: i64 },
     /// Send again (deliveries still due go out).
@@ -733,7 +744,11 @@ fn notify(db_path: &std::path::Path, cmd: NotifyCommand) -> anyhow::Result<()> {
             label,
             token,
             json,
+            notify_deny_private,
         } => {
+            let manager = manager.with_notify_sender(
+                crate::notify::send::Sender::default().denying_private(notify_deny_private),
+            );
             let request = crate::manage::NotificationRequest {
                 kind,
                 url,
@@ -807,7 +822,14 @@ fn notify(db_path: &std::path::Path, cmd: NotifyCommand) -> anyhow::Result<()> {
             print!("{}", table(&header, &[Align::Left; 7], rows));
             Ok(())
         }
-        NotifyCommand::Test { project, id } => {
+        NotifyCommand::Test {
+            project,
+            id,
+            notify_deny_private,
+        } => {
+            let manager = manager.with_notify_sender(
+                crate::notify::send::Sender::default().denying_private(notify_deny_private),
+            );
             let sent = manager.test_notification(&project, id, Utc::now())?;
             match (&sent.verdict, sent.status) {
                 (crate::notify::send::Verdict::Delivered, Some(status)) => {

@@ -333,6 +333,7 @@ impl Manager {
     ) -> Result<CreatedNotification, ManageError> {
         let project = self.project(project)?;
         let new = request.parse()?;
+        self.sender.check_receiver(&new.url)?;
         let notification = self.store.create_notification(&project, &new, now)?;
         Ok(CreatedNotification {
             notification,

@@ -619,6 +619,16 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM push_branch_blocks WHERE n <= 0 AND project_id = OLD.project_id;
     END;
     "#,
+    // 11: the outbox by notification: the delivery threads claim a notification's oldest due rows
+    // in one indexed range, and find the notifications with work in one probe each, where the
+    // index by time alone made a thread skip every due row of the notifications already being
+    // sent to (quadratic in the backlog). It replaces that index, so the trigger's insert
+    // still maintains as many.
+    r#"
+    CREATE INDEX notify_outbox_lane ON notify_outbox(notification_id, next_attempt_at)
+        WHERE state = 'pending';
+    DROP INDEX notify_outbox_due;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -19,7 +19,6 @@ pub const KEPT_ATTEMPTS: i64 = 100;
 const COLUMNS: &str = "n.id, pr.name, n.kind, n.url, n.label, n.branches, n.exclude_authors, \
     n.token, n.secret, n.enabled, n.disabled_reason, n.failures_in_a_row, n.last_delivery_at, \
     n.created_at";
-const COLUMN_COUNT: usize = 14;
 
 fn corrupt(kind: &'static str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -151,52 +150,66 @@ pub struct DueDelivery {
     pub commits: Vec<NewCommit>,
 }
 
-/// The oldest due delivery of a notification not in `busy` and not backing off.
+/// The notification with the oldest due delivery, not in `busy` and not backing off, and up to
+/// `limit` of its due deliveries, oldest first (empty when nothing is due). One probe of the
+/// lane index per notification, then one range of it: the cost does not grow with the backlog.
 pub fn next_due(
     conn: &mut Connection,
     now: DateTime<Utc>,
     busy: &[i64],
-) -> Result<Option<DueDelivery>, DbError> {
+    limit: usize,
+) -> Result<Vec<DueDelivery>, DbError> {
     let busy = serde_json::to_string(busy).expect("ids always serialize");
+    let now = to_millis(now);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-    let sql = format!(
-        "SELECT o.id, o.attempts, o.push_id, {COLUMNS}, {PUSH_COLUMNS}
-         FROM notify_outbox o
-         JOIN notifications n ON n.id = o.notification_id
-         JOIN projects pr ON pr.id = n.project_id
-         JOIN pushes p ON p.id = o.push_id
-         WHERE o.state = 'pending' AND o.next_attempt_at <= ?1
-           AND n.enabled = 1 AND n.blocked_until <= ?1
-           AND n.id NOT IN (SELECT value FROM json_each(?2))
-         ORDER BY o.next_attempt_at, o.id LIMIT 1"
-    );
-    let found = tx
-        .prepare_cached(&sql)?
-        .query_row(params![to_millis(now), busy], |r| {
-            // The notification's columns start after the outbox's three.
-            let notification = ShiftedRow { row: r, by: 3 }.notification()?;
-            let push = push_from_row(r, 3 + COLUMN_COUNT, notification.project.as_str())?;
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, u32>(1)?,
-                r.get::<_, i64>(2)?,
-                notification,
-                push,
-            ))
-        })
+    let lane: Option<i64> = tx
+        .prepare_cached(
+            "SELECT n.id, (SELECT o.next_attempt_at FROM notify_outbox o
+                    WHERE o.notification_id = n.id AND o.state = 'pending'
+                    ORDER BY o.next_attempt_at LIMIT 1) AS due
+             FROM notifications n
+             WHERE n.enabled = 1 AND n.blocked_until <= ?1 AND due <= ?1
+               AND n.id NOT IN (SELECT value FROM json_each(?2))
+             ORDER BY due, n.id LIMIT 1",
+        )?
+        .query_row(params![now, busy], |r| r.get(0))
         .optional()?;
-    let Some((outbox_id, attempts, push_row, notification, push)) = found else {
-        return Ok(None);
+    let Some(lane) = lane else {
+        return Ok(Vec::new());
     };
-    let commits = commits(&tx, push_row)?;
+    let notification = tx
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM notifications n JOIN projects pr ON pr.id = n.project_id
+             WHERE n.id = ?1"
+        ))?
+        .query_row([lane], from_row)?;
+    let rows: Vec<(i64, u32, i64, Push)> = tx
+        .prepare_cached(&format!(
+            "SELECT o.id, o.attempts, o.push_id, {PUSH_COLUMNS}
+             FROM notify_outbox o JOIN pushes p ON p.id = o.push_id
+             WHERE o.notification_id = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2
+             ORDER BY o.next_attempt_at, o.id LIMIT ?3"
+        ))?
+        .query_map(
+            params![lane, now, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                let push = push_from_row(r, 3, notification.project.as_str())?;
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, push))
+            },
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut due = Vec::with_capacity(rows.len());
+    for (outbox_id, attempts, push_row, push) in rows {
+        due.push(DueDelivery {
+            outbox_id,
+            attempts,
+            notification: notification.clone(),
+            commits: commits(&tx, push_row)?,
+            push,
+        });
+    }
     tx.commit()?;
-    Ok(Some(DueDelivery {
-        outbox_id,
-        attempts,
-        notification,
-        push,
-        commits,
-    }))
+    Ok(due)
 }
 
 /// Reads a notification from a row whose notification columns start at `by`.
@@ -238,9 +251,10 @@ impl ShiftedRow<'_, '_> {
 pub fn next_due_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, DbError> {
     let next: Option<i64> = conn
         .prepare_cached(
-            "SELECT MIN(MAX(o.next_attempt_at, n.blocked_until)) FROM notify_outbox o
-             JOIN notifications n ON n.id = o.notification_id
-             WHERE o.state = 'pending' AND n.enabled = 1",
+            "SELECT MIN(MAX(n.blocked_until, (SELECT o.next_attempt_at FROM notify_outbox o
+                    WHERE o.notification_id = n.id AND o.state = 'pending'
+                    ORDER BY o.next_attempt_at LIMIT 1)))
+             FROM notifications n WHERE n.enabled = 1",
         )?
         .query_row([], |r| r.get(0))?;
     Ok(next.map(from_millis))
@@ -265,25 +279,92 @@ pub enum DeliveryOutcome {
 
 /// One attempt as logged.
 #[derive(Debug, Clone)]
-pub struct AttemptRecord<'a> {
-    pub push_id: Option<&'a str>,
+pub struct AttemptRecord {
+    pub push_id: Option<String>,
     pub attempt: u32,
     pub status: Option<u16>,
-    pub error: Option<&'a str>,
+    pub error: Option<String>,
     pub ms: u64,
     pub at: DateTime<Utc>,
 }
 
-/// Logs an attempt (none for a skipped delivery) and applies its outcome, in one transaction.
-pub fn record(
-    conn: &mut Connection,
-    notification_id: i64,
-    outbox_id: Option<i64>,
-    attempt: Option<&AttemptRecord<'_>>,
-    outcome: &DeliveryOutcome,
-) -> Result<(), DbError> {
+/// What became of one delivery (or test message: no `outbox_id`), to be recorded.
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub notification_id: i64,
+    pub outbox_id: Option<i64>,
+    /// None for a skipped delivery: nothing was sent.
+    pub attempt: Option<AttemptRecord>,
+    pub outcome: DeliveryOutcome,
+}
+
+/// Logs the attempts and applies their outcomes, in order, in one transaction: the delivery
+/// threads take SQLite's one write lock once per batch, not once per message, beside the
+/// group-committing ingest writer.
+pub fn record(conn: &mut Connection, records: &[DeliveryRecord]) -> Result<(), DbError> {
+    if records.is_empty() {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if let Some(a) = attempt {
+    record_in(&tx, records)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// [`record`] inside the caller's transaction: the ingest writer's, which records the delivery
+/// threads' batches with the pushes it commits.
+pub fn record_in(tx: &Connection, records: &[DeliveryRecord]) -> Result<(), DbError> {
+    let mut logged: Vec<i64> = Vec::new();
+    // A run of deliveries to one notification updates its row once, with the last one's time;
+    // any other outcome applies that first, so the row ends as if each were applied in turn.
+    let mut delivered: Vec<(i64, Option<i64>)> = Vec::new();
+    for r in records {
+        if r.outcome == DeliveryOutcome::Delivered {
+            let at = r.attempt.as_ref().map(|a| to_millis(a.at));
+            match delivered
+                .iter_mut()
+                .find(|(id, _)| *id == r.notification_id)
+            {
+                Some(last) => last.1 = at,
+                None => delivered.push((r.notification_id, at)),
+            }
+        } else if let Some(i) = delivered
+            .iter()
+            .position(|(id, _)| *id == r.notification_id)
+        {
+            let (id, at) = delivered.swap_remove(i);
+            mark_delivered(tx, id, at)?;
+        }
+        apply(tx, r)?;
+        if r.attempt.is_some() && !logged.contains(&r.notification_id) {
+            logged.push(r.notification_id);
+        }
+    }
+    for (id, at) in delivered {
+        mark_delivered(tx, id, at)?;
+    }
+    for notification_id in logged {
+        tx.prepare_cached(
+            "DELETE FROM notify_attempts WHERE notification_id = ?1 AND id <= (
+                SELECT id FROM notify_attempts WHERE notification_id = ?1
+                ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )?
+        .execute(params![notification_id, KEPT_ATTEMPTS])?;
+    }
+    Ok(())
+}
+
+fn mark_delivered(tx: &Connection, notification_id: i64, at: Option<i64>) -> Result<(), DbError> {
+    tx.prepare_cached(
+        "UPDATE notifications SET failures_in_a_row = 0, last_delivery_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![notification_id, at])?;
+    Ok(())
+}
+
+fn apply(tx: &Connection, r: &DeliveryRecord) -> Result<(), DbError> {
+    let (notification_id, outcome) = (r.notification_id, &r.outcome);
+    if let Some(a) = &r.attempt {
         tx.prepare_cached(
             "INSERT INTO notify_attempts (notification_id, push_public_id, attempt, status, error, ms, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -297,15 +378,8 @@ pub fn record(
             i64::try_from(a.ms).unwrap_or(i64::MAX),
             to_millis(a.at)
         ])?;
-        tx.prepare_cached(
-            "DELETE FROM notify_attempts WHERE notification_id = ?1 AND id <= (
-                SELECT id FROM notify_attempts WHERE notification_id = ?1
-                ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-        )?
-        .execute(params![notification_id, KEPT_ATTEMPTS])?;
     }
-    let at = attempt.map(|a| to_millis(a.at));
-    if let Some(outbox_id) = outbox_id {
+    if let Some(outbox_id) = r.outbox_id {
         let (state, next) = match outcome {
             DeliveryOutcome::Delivered => ("done", None),
             DeliveryOutcome::Retry { at, .. } => ("pending", Some(to_millis(*at))),
@@ -313,7 +387,7 @@ pub fn record(
             DeliveryOutcome::Paused(_) => ("pending", None),
             DeliveryOutcome::Skipped => ("skipped", None),
         };
-        let counted = attempt.is_some();
+        let counted = r.attempt.is_some();
         tx.prepare_cached(
             "UPDATE notify_outbox SET state = ?2, attempts = attempts + ?3,
                 next_attempt_at = COALESCE(?4, next_attempt_at) WHERE id = ?1",
@@ -321,12 +395,8 @@ pub fn record(
         .execute(params![outbox_id, state, i64::from(counted), next])?;
     }
     match outcome {
-        DeliveryOutcome::Delivered => {
-            tx.prepare_cached(
-                "UPDATE notifications SET failures_in_a_row = 0, last_delivery_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![notification_id, at])?;
-        }
+        // See `record_in`.
+        DeliveryOutcome::Delivered => {}
         DeliveryOutcome::Retry {
             at: next,
             receiver_wait,
@@ -353,7 +423,6 @@ pub fn record(
         }
         DeliveryOutcome::Skipped => {}
     }
-    tx.commit()?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::changes::{self, Change, ChangeCursor};
 use super::history::{self, DigestPush, GroupCount, Grouping, RangeCounts};
-use super::notifications::{self, AttemptRecord, DeliveryOutcome, DueDelivery};
+use super::notifications::{self, DeliveryRecord, DueDelivery};
 use super::pushes::{self, PageStart, PushFilter, PushPage};
 use super::summary_queue::{self, ClaimedPush};
 use super::{Db, DbError, admin, expiry, keys, projects, settings, stats};
@@ -235,23 +235,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         project: &Project,
         id: i64,
     ) -> Result<Vec<DeliveryAttempt>, DbError>;
-    /// The oldest due delivery of an enabled notification that is neither in `busy` (being
-    /// sent by another thread) nor waiting out a receiver's backoff.
-    fn next_delivery(
+    /// Up to `limit` due deliveries, oldest first, of the enabled notification with the oldest
+    /// one that is neither in `busy` (being sent by another thread) nor waiting out a
+    /// receiver's backoff; empty when none is due.
+    fn next_deliveries(
         &self,
         now: DateTime<Utc>,
         busy: &[i64],
-    ) -> Result<Option<DueDelivery>, DbError>;
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>, DbError>;
     /// When the next delivery falls due, if any is waiting.
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, DbError>;
-    /// Logs an attempt and applies what it came to; `outbox_id` is None for a test message.
-    fn record_delivery(
-        &self,
-        notification_id: i64,
-        outbox_id: Option<i64>,
-        attempt: Option<&AttemptRecord<'_>>,
-        outcome: &DeliveryOutcome,
-    ) -> Result<(), DbError>;
+    /// Logs attempts and applies what they came to, in order, in one transaction.
+    fn record_deliveries(&self, records: &[DeliveryRecord]) -> Result<(), DbError>;
     /// Deliveries not yet made.
     fn pending_deliveries(&self) -> Result<u64, DbError>;
     // The change log.
@@ -614,32 +610,21 @@ impl Store for Db {
         notifications::attempts(&*self.conn()?, project.id, id)
     }
 
-    fn next_delivery(
+    fn next_deliveries(
         &self,
         now: DateTime<Utc>,
         busy: &[i64],
-    ) -> Result<Option<DueDelivery>, DbError> {
-        notifications::next_due(&mut *self.conn()?, now, busy)
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>, DbError> {
+        notifications::next_due(&mut *self.conn()?, now, busy, limit)
     }
 
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, DbError> {
         notifications::next_due_at(&*self.conn()?)
     }
 
-    fn record_delivery(
-        &self,
-        notification_id: i64,
-        outbox_id: Option<i64>,
-        attempt: Option<&AttemptRecord<'_>>,
-        outcome: &DeliveryOutcome,
-    ) -> Result<(), DbError> {
-        notifications::record(
-            &mut *self.conn()?,
-            notification_id,
-            outbox_id,
-            attempt,
-            outcome,
-        )
+    fn record_deliveries(&self, records: &[DeliveryRecord]) -> Result<(), DbError> {
+        notifications::record(&mut *self.conn()?, records)
     }
 
     fn pending_deliveries(&self) -> Result<u64, DbError> {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::notifications::{self, DeliveryRecord};
 use super::projects::secret_is_current;
 use super::pushes::{Inserted, PreparedPush, insert};
 use super::{Db, DbError};
@@ -62,6 +63,20 @@ fn record_wal_size(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlit
 /// writer never waits on the allocator's locks for another thread's memory.
 type Reply = oneshot::Sender<(JobResult, Vec<PreparedPush>)>;
 
+/// What the writer thread is handed: a webhook's pushes, or a delivery thread's outcomes.
+enum Work {
+    Pushes(Job),
+    Deliveries(DeliveryJob),
+}
+
+/// Outcomes of notification deliveries, committed with the next batch of pushes: the one
+/// writer then holds SQLite's write lock alone, where the delivery threads' own transactions
+/// made it wait out SQLite's busy handler (sleeps of a millisecond and more) beside them.
+struct DeliveryJob {
+    records: Vec<DeliveryRecord>,
+    reply: oneshot::Sender<Result<(), DbError>>,
+}
+
 struct Job {
     project_id: i64,
     /// The secret the delivery was verified with; checked again inside the transaction.
@@ -75,7 +90,7 @@ struct Job {
 pub struct IngestWriter {
     // Unbounded: every queued job is a request waiting for its reply, so the queue is bounded by
     // the requests in flight, and handing over never blocks an async thread.
-    jobs: Sender<Job>,
+    jobs: Sender<Work>,
     incoming: Arc<AtomicUsize>,
 }
 
@@ -149,16 +164,33 @@ impl IngestWriter {
             pushes,
             reply,
         };
-        self.jobs.send(job).map_err(|_| DbError::WriterGone)?;
+        self.jobs
+            .send(Work::Pushes(job))
+            .map_err(|_| DbError::WriterGone)?;
         drop(announced);
         let (result, _handed_back) = answer.await.map_err(|_| DbError::WriterGone)?;
         result
     }
 }
 
+impl IngestWriter {
+    /// Records delivery outcomes in the writer's next transaction and returns once it has
+    /// committed; blocking, for the delivery threads.
+    pub fn record_deliveries(&self, records: Vec<DeliveryRecord>) -> Result<(), DbError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Work::Deliveries(DeliveryJob { records, reply }))
+            .map_err(|_| DbError::WriterGone)?;
+        answer.blocking_recv().map_err(|_| DbError::WriterGone)?
+    }
+}
+
 struct Writer {
     conn: Connection,
-    jobs: Receiver<Job>,
+    jobs: Receiver<Work>,
     incoming: Arc<AtomicUsize>,
     checkpointer: Checkpointer,
     /// The change log's signal: a stored push is a change for the live stream.
@@ -168,8 +200,9 @@ struct Writer {
 impl Writer {
     fn run(mut self, after_commit: impl Fn(Committed)) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while self.gather(&mut batch) {
-            let committed = commit_batch(&mut self.conn, &mut batch);
+        let mut deliveries = Vec::new();
+        while self.gather(&mut batch, &mut deliveries) {
+            let committed = commit_batch(&mut self.conn, &mut batch, &mut deliveries);
             if committed.stored {
                 self.changed.notify_one();
             }
@@ -190,15 +223,21 @@ impl Writer {
 
     /// Waits for a job, then takes every job already queued and those announced as on their
     /// way, for up to [`GATHER_WINDOW`]. False once every handle is gone and the queue is empty.
-    fn gather(&self, batch: &mut Vec<Job>) -> bool {
+    fn gather(&self, batch: &mut Vec<Job>, deliveries: &mut Vec<DeliveryJob>) -> bool {
         let Ok(first) = self.jobs.recv() else {
             return false;
         };
-        batch.push(first);
+        let mut take = |work| match work {
+            Work::Pushes(job) => batch.push(job),
+            Work::Deliveries(job) => deliveries.push(job),
+        };
+        take(first);
         let deadline = Instant::now() + GATHER_WINDOW;
-        while batch.len() < MAX_BATCH {
+        let mut taken = 1;
+        while taken < MAX_BATCH {
             if let Ok(job) = self.jobs.try_recv() {
-                batch.push(job);
+                take(job);
+                taken += 1;
                 continue;
             }
             if self.incoming.load(Ordering::Relaxed) == 0 {
@@ -208,7 +247,10 @@ impl Writer {
                 .jobs
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             {
-                Ok(job) => batch.push(job),
+                Ok(job) => {
+                    take(job);
+                    taken += 1;
+                }
                 Err(_) => break,
             }
         }
@@ -231,14 +273,28 @@ pub struct Committed {
 /// Expected refusals (a rotated secret, a deleted project) are found before a job writes
 /// anything, so they need no savepoint; anything unexpected rolls back the whole batch, which
 /// is then stored one delivery per transaction so one bad delivery cannot sink the others.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> Committed {
-    let results = match store_batch(conn, batch) {
-        Ok(results) => results,
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &mut Vec<Job>,
+    deliveries: &mut Vec<DeliveryJob>,
+) -> Committed {
+    let (results, recorded) = match store_batch(conn, batch, deliveries) {
+        Ok(results) => (results, Vec::new()),
         Err(e) => {
             tracing::warn!(error = %crate::error_chain(&e), jobs = batch.len(), "ingest batch failed; storing its deliveries one by one");
-            batch.iter().map(|job| store_alone(conn, job)).collect()
+            let results = batch.iter().map(|job| store_alone(conn, job)).collect();
+            let recorded = deliveries
+                .iter()
+                .map(|job| record_alone(conn, job))
+                .collect();
+            (results, recorded)
         }
     };
+    let mut recorded = recorded.into_iter();
+    for job in deliveries.drain(..) {
+        // The delivery thread may be gone (shutdown); the outbox then sends again.
+        let _ = job.reply.send(recorded.next().unwrap_or(Ok(())));
+    }
     let mut committed = Committed::default();
     for (job, result) in batch.drain(..).zip(results) {
         if let Ok(inserted) = &result {
@@ -258,7 +314,11 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) -> Committed {
 
 type JobResult = Result<Vec<Inserted>, DbError>;
 
-fn store_batch(conn: &mut Connection, batch: &[Job]) -> Result<Vec<JobResult>, DbError> {
+fn store_batch(
+    conn: &mut Connection,
+    batch: &[Job],
+    deliveries: &[DeliveryJob],
+) -> Result<Vec<JobResult>, DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
@@ -267,6 +327,9 @@ fn store_batch(conn: &mut Connection, batch: &[Job]) -> Result<Vec<JobResult>, D
             Err(e) => return Err(e),
             Ok(inserted) => results.push(Ok(inserted)),
         }
+    }
+    for job in deliveries {
+        notifications::record_in(&tx, &job.records)?;
     }
     tx.commit()?;
     Ok(results)
@@ -277,6 +340,14 @@ fn store_alone(conn: &mut Connection, job: &Job) -> JobResult {
     let inserted = store(&tx, job)?;
     tx.commit()?;
     Ok(inserted)
+}
+
+/// One delivery thread's outcomes from a batch that failed, in a transaction of their own.
+fn record_alone(conn: &mut Connection, job: &DeliveryJob) -> Result<(), DbError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    notifications::record_in(&tx, &job.records)?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn store(conn: &Connection, job: &Job) -> JobResult {

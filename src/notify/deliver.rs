@@ -1,14 +1,14 @@
-//! The delivery threads: each takes the oldest due delivery of a notification no other thread
-//! is sending, applies its filters, sends it and records the outcome; so a receiver that hangs
-//! holds one thread (for at most the send timeout), and a rate-limited one only its own
-//! deliveries. The threads wake when a summary becomes final (a [`DeliveryNudger`]), when the
+//! The delivery threads: each takes the oldest due deliveries (a batch) of a notification no
+//! other thread is sending, applies its filters, sends them in order and records the outcomes
+//! in one transaction; so a receiver that hangs holds one thread (for at most the send timeout),
+//! and a rate-limited one only its own deliveries. The threads wake when a summary becomes final (a [`DeliveryNudger`]), when the
 //! next retry falls due, and at least every few seconds.
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -17,7 +17,8 @@ use super::schedule::Schedule;
 use super::send::{Attempted, Sender, Verdict};
 use super::{Kind, Notification, sign};
 use crate::clock::Clock;
-use crate::db::{AttemptRecord, DbError, DeliveryOutcome, DueDelivery, Store};
+use crate::db::writer::IngestWriter;
+use crate::db::{AttemptRecord, DbError, DeliveryOutcome, DeliveryRecord, DueDelivery, Store};
 
 /// How deliveries are paced.
 #[derive(Debug, Clone)]
@@ -45,6 +46,47 @@ impl Default for DeliverySettings {
 /// The longest a thread sleeps without a nudge: a safety net, not the way work is found.
 const MAX_IDLE: Duration = Duration::from_secs(5);
 
+/// Deliveries of one notification a thread picks at once: one read and one write transaction
+/// for this many messages instead of one each per message.
+const BATCH: usize = 64;
+
+/// A batch to a slow receiver records what it has done after this long, so the deliveries log
+/// (and a restart) does not wait for the whole batch.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
+/// Delivery threads run at a lower priority (a nice value), so on a busy machine ingest's
+/// threads go first and the outbox's backlog waits: a delivery costs about as much CPU as
+/// ingesting the push (the bench: ~190 µs of CPU per delivery), and ingest leaves the CPU idle
+/// only while its commits sync. They hold no write lock (the ingest writer commits their
+/// outcomes), so being preempted holds nobody up. (19 measured no better than 10 beside the
+/// shared machine's noise, and starves deliveries harder on a host that is always busy.)
+const NICENESS: i32 = 10;
+
+/// One delivery of a batch, sent (or skipped) and not yet recorded.
+struct Done {
+    /// Its place in the batch.
+    index: usize,
+    /// None when it was filtered out.
+    sent: Option<Attempted>,
+    outcome: DeliveryOutcome,
+    at: DateTime<Utc>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Lowers the calling thread's scheduling priority (Linux: the nice value is per thread).
+fn run_in_background() {
+    #[cfg(target_os = "linux")]
+    {
+        let me = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(me), NICENESS) {
+            tracing::debug!(error = %e, "could not lower the delivery thread's priority");
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Notifications a thread is sending to right now.
@@ -56,10 +98,41 @@ struct State {
 
 #[derive(Debug, Default)]
 struct Shared {
+    recorder: Recorder,
     state: Mutex<State>,
     wake: Condvar,
     /// Held while a thread picks its next delivery, so two never pick the same one.
     picking: Mutex<()>,
+}
+
+/// The ingest writer, while it runs: outcomes are committed in its transactions (see
+/// [`IngestWriter::record_deliveries`]); before, in the delivery threads' own. Taken out when
+/// the threads stop: the writer's own callback holds a nudger, so a handle kept here would keep
+/// the writer from ever seeing its last handle go.
+#[derive(Default)]
+struct Recorder(Mutex<Option<IngestWriter>>);
+
+impl Recorder {
+    fn get(&self) -> Option<IngestWriter> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, writer: Option<IngestWriter>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = writer;
+    }
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.get().is_some() {
+            "Recorder(ingest writer)"
+        } else {
+            "Recorder(own transactions)"
+        })
+    }
 }
 
 impl Shared {
@@ -100,6 +173,12 @@ impl DeliveryHandle {
         DeliveryNudger(Arc::clone(&self.shared))
     }
 
+    /// Records outcomes through the ingest writer from now on. Stop the delivery threads
+    /// before waiting for the writer to end: they hold a handle to it.
+    pub fn record_through(&self, writer: IngestWriter) {
+        self.shared.recorder.set(Some(writer));
+    }
+
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -110,6 +189,7 @@ impl DeliveryHandle {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        self.shared.recorder.set(None);
     }
 }
 
@@ -151,6 +231,7 @@ impl Deliverer {
     }
 
     fn run(&self, shared: &Shared) {
+        run_in_background();
         loop {
             let generation = {
                 let state = shared.lock();
@@ -185,27 +266,29 @@ impl Deliverer {
         }
     }
 
-    /// Picks and sends one delivery; false when nothing was due.
+    /// Picks one notification's due deliveries and sends them; false when nothing was due.
     fn step(&self, shared: &Shared) -> Result<bool, DbError> {
-        let due = {
+        let batch = {
             let _picking = shared
                 .picking
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             let busy: Vec<i64> = shared.lock().busy.iter().copied().collect();
-            let due = self.store.next_delivery(self.clock.now(), &busy)?;
-            if let Some(d) = &due {
+            let batch = self.store.next_deliveries(self.clock.now(), &busy, BATCH)?;
+            if let Some(d) = batch.first() {
                 shared.lock().busy.insert(d.notification.id);
                 // More may be due, for other notifications: let another thread look.
                 shared.wake.notify_one();
             }
-            due
+            batch
         };
-        let Some(due) = due else {
+        let Some(first) = batch.first() else {
             return Ok(false);
         };
-        let id = due.notification.id;
-        let result = self.deliver(&due);
+        let id = first.notification.id;
+        let result = self.deliver_batch(shared, &batch);
+        // Only now, with the outcomes committed, may another thread pick this notification's
+        // rows: one still `pending` after its send would be sent twice.
         shared.lock().busy.remove(&id);
         // Another thread may be waiting for this notification's next delivery.
         shared.wake.notify_all();
@@ -222,20 +305,76 @@ impl Deliverer {
         }
     }
 
-    /// Sends one due delivery (unless filtered out) and records what became of it.
-    pub fn deliver(&self, due: &DueDelivery) -> Result<(), DbError> {
+    /// Sends a batch of one notification's due deliveries in order (skipping those filtered
+    /// out), recording the outcomes in one transaction at the end, or sooner when the batch is
+    /// slow, so the deliveries log stays current. It stops at the first delivery that did not
+    /// go through: what is left stays due, to be picked again with the backoff applied.
+    fn deliver_batch(&self, shared: &Shared, batch: &[DueDelivery]) -> Result<(), DbError> {
+        let mut done: Vec<Done> = Vec::with_capacity(batch.len());
+        let mut since_flush = Instant::now();
+        for (index, due) in batch.iter().enumerate() {
+            let finished = self.attempt(index, due);
+            let went_through = matches!(
+                finished.outcome,
+                DeliveryOutcome::Delivered | DeliveryOutcome::Skipped
+            );
+            done.push(finished);
+            if !went_through || shared.lock().stop {
+                break;
+            }
+            if since_flush.elapsed() >= FLUSH_EVERY {
+                self.record(shared, batch, &mut done)?;
+                since_flush = Instant::now();
+            }
+        }
+        self.record(shared, batch, &mut done)
+    }
+
+    fn record(
+        &self,
+        shared: &Shared,
+        batch: &[DueDelivery],
+        done: &mut Vec<Done>,
+    ) -> Result<(), DbError> {
+        let records: Vec<DeliveryRecord> = done
+            .drain(..)
+            .map(|d| {
+                let due = &batch[d.index];
+                DeliveryRecord {
+                    notification_id: due.notification.id,
+                    outbox_id: Some(due.outbox_id),
+                    attempt: d.sent.as_ref().map(|sent| AttemptRecord {
+                        push_id: Some(due.push.id.clone()),
+                        attempt: due.attempts + 1,
+                        status: sent.status,
+                        error: sent.error.clone(),
+                        ms: millis(sent.elapsed),
+                        at: d.at,
+                    }),
+                    outcome: d.outcome,
+                }
+            })
+            .collect();
+        match shared.recorder.get() {
+            Some(writer) => writer.record_deliveries(records),
+            None => self.store.record_deliveries(&records),
+        }
+    }
+
+    /// Sends one due delivery (unless filtered out) and says what became of it.
+    fn attempt(&self, index: usize, due: &DueDelivery) -> Done {
         let n = &due.notification;
         let push = &due.push;
+        let now = self.clock.now();
         if !n.branches.matches(&push.ref_name) || n.exclude_authors.excludes(push, &due.commits) {
-            return self.store.record_delivery(
-                n.id,
-                Some(due.outbox_id),
-                None,
-                &DeliveryOutcome::Skipped,
-            );
+            return Done {
+                index,
+                sent: None,
+                outcome: DeliveryOutcome::Skipped,
+                at: now,
+            };
         }
         let attempt = due.attempts + 1;
-        let now = self.clock.now();
         let sent = send(&self.sender, n, Event::Push(push), Some(due.outbox_id), now);
         let outcome = match &sent.verdict {
             Verdict::Delivered => DeliveryOutcome::Delivered,
@@ -250,7 +389,7 @@ impl Deliverer {
             Verdict::Pause { reason } => DeliveryOutcome::Paused(reason.clone()),
             Verdict::GiveUp => DeliveryOutcome::Dead,
         };
-        let ms = u64::try_from(sent.elapsed.as_millis()).unwrap_or(u64::MAX);
+        let ms = millis(sent.elapsed);
         let host = n.url.host();
         match &outcome {
             DeliveryOutcome::Delivered => {
@@ -260,16 +399,12 @@ impl Deliverer {
                 tracing::warn!(notification = n.id, kind = %n.kind, %host, push = %push.id, attempt, status = sent.status, ms, error = sent.error.as_deref().unwrap_or(""), outcome = ?other, "notification not delivered")
             }
         }
-        let record = AttemptRecord {
-            push_id: Some(&push.id),
-            attempt,
-            status: sent.status,
-            error: sent.error.as_deref(),
-            ms,
+        Done {
+            index,
+            sent: Some(sent),
+            outcome,
             at: now,
-        };
-        self.store
-            .record_delivery(n.id, Some(due.outbox_id), Some(&record), &outcome)
+        }
     }
 }
 
@@ -319,19 +454,24 @@ pub fn send_test(
         None,
         now,
     );
-    let record = AttemptRecord {
-        push_id: None,
-        attempt: 1,
-        status: sent.status,
-        error: sent.error.as_deref(),
-        ms: u64::try_from(sent.elapsed.as_millis()).unwrap_or(u64::MAX),
-        at: now,
-    };
     let outcome = if sent.verdict == Verdict::Delivered {
         DeliveryOutcome::Delivered
     } else {
         DeliveryOutcome::Skipped
     };
-    store.record_delivery(n.id, None, Some(&record), &outcome)?;
+    let record = DeliveryRecord {
+        notification_id: n.id,
+        outbox_id: None,
+        attempt: Some(AttemptRecord {
+            push_id: None,
+            attempt: 1,
+            status: sent.status,
+            error: sent.error.clone(),
+            ms: millis(sent.elapsed),
+            at: now,
+        }),
+        outcome,
+    };
+    store.record_deliveries(std::slice::from_ref(&record))?;
     Ok(sent)
 }

@@ -163,9 +163,25 @@ pub fn slack_escape(s: &str) -> String {
 }
 
 /// Mattermost (and Markdown readers) ping on `@channel`, `@all`, `@here` and `@user`: a zero
-/// width joiner after `@` keeps the text visible and inert. Markdown characters are escaped.
+/// width joiner after `@` keeps the text visible and inert. Markdown characters are escaped,
+/// and so is a list marker the text starts with (`1. `, `+ `, `- `): each text is put after a
+/// bullet or alone in a block (Teams' TextBlocks render Markdown too), where one would start a
+/// (nested) list.
 pub fn markdown_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    let mut out = String::with_capacity(s.len() + 8);
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &s[digits..];
+    // `)` is escaped wherever it is, below.
+    let s = if digits > 0 && rest.starts_with(". ") {
+        out.push_str(&s[..digits]);
+        out.push('\\');
+        rest
+    } else if rest.starts_with("+ ") || rest.starts_with("- ") || rest.starts_with("= ") {
+        out.push('\\');
+        s
+    } else {
+        s
+    };
     for c in s.chars() {
         match c {
             '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '|' | '~' | '>'
@@ -379,6 +395,16 @@ mod tests {
             slack_escape("<!channel> & <@U1>"),
             "&lt;!channel&gt; &amp; &lt;@U1&gt;"
         );
+    }
+
+    #[test]
+    fn a_leading_list_marker_is_escaped_and_one_inside_the_text_is_left_alone() {
+        assert_eq!(markdown_escape("1. first"), "1\\. first");
+        assert_eq!(markdown_escape("12) twelfth"), "12\\) twelfth");
+        assert_eq!(markdown_escape("+ plus"), "\\+ plus");
+        assert_eq!(markdown_escape("- minus"), "\\- minus");
+        assert_eq!(markdown_escape("v1. 2 - 3"), "v1. 2 - 3");
+        assert_eq!(markdown_escape("2026 release"), "2026 release");
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //! kept.
 
 use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use crate::secret::Secret;
 
-use super::ReceiverUrl;
 use super::format::Outgoing;
+use super::{InvalidField, ReceiverUrl};
 
 /// The whole request, from connect to the last byte of the answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,6 +52,7 @@ pub struct Sender {
     agent: ureq::Agent,
     /// `--notify-deny-private`: refuse receivers on loopback, private and link-local addresses.
     deny_private: bool,
+    timeout: Duration,
 }
 
 impl Default for Sender {
@@ -61,23 +63,67 @@ impl Default for Sender {
 
 impl Sender {
     /// Refuses receivers whose host resolves to a loopback, private or link-local address.
-    pub fn denying_private(mut self, deny: bool) -> Self {
-        self.deny_private = deny;
-        self
+    pub fn denying_private(self, deny: bool) -> Self {
+        if deny == self.deny_private {
+            return self;
+        }
+        Sender::build(self.timeout, deny)
     }
 
     pub fn new(timeout: Duration) -> Self {
-        let agent = ureq::Agent::config_builder()
+        Sender::build(timeout, false)
+    }
+
+    fn build(timeout: Duration, deny_private: bool) -> Self {
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_global(Some(timeout))
             .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
             .user_agent(concat!("git-push-tracker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            CheckedResolver { deny_private },
+        );
         Sender {
             agent,
-            deny_private: false,
+            deny_private,
+            timeout,
+        }
+    }
+
+    /// Whether this sender refuses private receivers (`--notify-deny-private`).
+    pub fn denies_private(&self) -> bool {
+        self.deny_private
+    }
+
+    /// Refuses, naming `url`, a receiver whose host is or resolves to an address
+    /// `--notify-deny-private` refuses, when this sender refuses them. A host that does not
+    /// resolve now is left to the send, which checks again (DNS answers change).
+    pub fn check_receiver(&self, url: &ReceiverUrl) -> Result<(), InvalidField> {
+        if !self.deny_private {
+            return Ok(());
+        }
+        let Some(host) = url.expose().host_str() else {
+            return Ok(());
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = url.expose().port_or_known_default().unwrap_or(443);
+        let Ok(addresses) = (host, port).to_socket_addrs() else {
+            return Ok(());
+        };
+        match addresses.into_iter().find(|a| is_private(a.ip())) {
+            Some(a) => Err(InvalidField::new(
+                "url",
+                format!(
+                    "{} is a loopback, private or link-local address ({}), refused by --notify-deny-private",
+                    url.host(),
+                    a.ip()
+                ),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -91,17 +137,6 @@ impl Sender {
     ) -> Attempted {
         let started = Instant::now();
         let host = receiver.host();
-        if self.deny_private && resolves_to_private(&message.url) {
-            let reason = format!(
-                "{host} is a loopback, private or link-local address, refused by --notify-deny-private"
-            );
-            return Attempted {
-                status: None,
-                error: Some(reason.clone()),
-                elapsed: started.elapsed(),
-                verdict: Verdict::Pause { reason },
-            };
-        }
         let mut request = self
             .agent
             .post(message.url.as_str())
@@ -115,6 +150,15 @@ impl Sender {
         let result = request.send(&message.body[..]);
         let mut response = match result {
             Ok(response) => response,
+            Err(ureq::Error::Other(e)) if e.is::<PrivateAddress>() => {
+                let reason = format!("{host} {e}, refused by --notify-deny-private");
+                return Attempted {
+                    status: None,
+                    error: Some(reason.clone()),
+                    elapsed: started.elapsed(),
+                    verdict: Verdict::Pause { reason },
+                };
+            }
             Err(e) => {
                 return Attempted {
                     status: None,
@@ -152,41 +196,61 @@ impl Sender {
     }
 }
 
-/// Whether any address of the URL's host is one `--notify-deny-private` refuses. An unresolvable
-/// host is left to the request, which fails on its own. (The request resolves the name again; a
-/// name that changes its answer in between is not caught.)
-fn resolves_to_private(url: &url::Url) -> bool {
-    use std::net::{IpAddr, ToSocketAddrs};
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = url.port_or_known_default().unwrap_or(443);
-    let Ok(addresses) = (host, port).to_socket_addrs() else {
-        return false;
-    };
-    let private = |ip: IpAddr| match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                // 100.64.0.0/10, carrier-grade NAT.
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+/// The resolver every request goes through: with `--notify-deny-private`, the addresses the
+/// name resolves to are checked every time, and the request connects only to those (one
+/// private address among them refuses them all), so a name whose DNS answer changes after
+/// the notification was created is caught at the send.
+#[derive(Debug)]
+struct CheckedResolver {
+    deny_private: bool,
+}
+
+/// A receiver's host resolved to an address `--notify-deny-private` refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("resolved to a loopback, private or link-local address ({0})")]
+struct PrivateAddress(IpAddr);
+
+impl ureq::unversioned::resolver::Resolver for CheckedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let addresses = ureq::unversioned::resolver::DefaultResolver::default()
+            .resolve(uri, config, timeout)?;
+        if self.deny_private
+            && let Some(a) = addresses.iter().find(|a| is_private(a.ip()))
+        {
+            return Err(ureq::Error::Other(Box::new(PrivateAddress(a.ip()))));
         }
+        Ok(addresses)
+    }
+}
+
+/// Loopback, private (RFC 1918, unique local), link-local, carrier-grade NAT, unspecified and
+/// broadcast addresses, and IPv4-mapped IPv6 forms of them.
+fn is_private(ip: IpAddr) -> bool {
+    let v4 = |v4: Ipv4Addr| {
+        v4.is_loopback()
+            || v4.is_private()
+            || v4.is_link_local()
+            || v4.is_unspecified()
+            || v4.is_broadcast()
+            // 100.64.0.0/10, carrier-grade NAT.
+            || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+    };
+    match ip {
+        IpAddr::V4(a) => v4(a),
         IpAddr::V6(v6) => {
             let first = v6.segments()[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
+                || v6.to_ipv4_mapped().is_some_and(v4)
         }
-    };
-    addresses.into_iter().any(|a| private(a.ip()))
+    }
 }
 
 /// The verdict and error text for an answer.
@@ -304,22 +368,25 @@ mod tests {
 
     #[test]
     fn loopback_and_private_hosts_are_recognized_and_public_ones_are_not() {
+        let denying = Sender::default().denying_private(true);
         for private in [
             "http://127.0.0.1:9/x",
+            "http://localhost:9/x",
             "http://10.1.2.3/x",
             "http://[::1]/x",
             "http://192.168.1.1/x",
             "http://169.254.1.1/x",
             "http://[fd00::1]/x",
+            "http://[::ffff:127.0.0.1]/x",
+            "http://100.64.0.1/x",
         ] {
-            assert!(
-                resolves_to_private(&url::Url::parse(private).unwrap()),
-                "{private}"
-            );
+            let url = ReceiverUrl::parse(private, super::super::Kind::Webhook).unwrap();
+            let e = denying.check_receiver(&url).unwrap_err();
+            assert_eq!(e.field, "url", "{private}");
+            assert!(Sender::default().check_receiver(&url).is_ok(), "{private}");
         }
-        assert!(!resolves_to_private(
-            &url::Url::parse("http://93.184.216.34/x").unwrap()
-        ));
+        let public = ReceiverUrl::parse("http://93.184.216.34/x", super::super::Kind::Webhook);
+        assert!(denying.check_receiver(&public.unwrap()).is_ok());
     }
 
     #[test]

@@ -276,6 +276,13 @@ async fn drive(client: Client, app: Arc<TestApp>) {
     })
     .await;
     assert!(log.contains("test"), "{log}");
+    // The notification's line is reloaded after the test: its last delivery is no longer never.
+    let meta = poll("the last delivery after the test", || async {
+        let text = visible_text(client, &format!("{card} .notification .meta")).await?;
+        (!text.contains("last delivery never")).then_some(text)
+    })
+    .await;
+    assert!(meta.contains("last delivery"), "{meta}");
     let sent = slack.requests();
     assert_eq!(sent.len(), 1);
     assert!(

@@ -372,6 +372,58 @@ fn teams_gets_an_adaptive_card_1_4_envelope_under_28_kb() {
 }
 
 #[test]
+fn teams_text_blocks_show_hostile_markdown_as_text_and_never_mention() {
+    let app = fast_app();
+    let project = app.create_project("web");
+    let fake = receiver();
+    add(
+        &app,
+        "web",
+        json!({"kind": "teams", "url": format!("{}/workflows/x", fake.base_url())}),
+    );
+    push_with(&app, &project, |p| {
+        let mut list = commits(2, HOSTILE);
+        list[1]["message"] = json!("1. _step_ one\n\nbody");
+        p["commits"] = list;
+        p["pusher"] = json!({"name": "**mallory**", "email": "m@example.com"});
+    });
+    let body = wait_requests(&fake, 1)[0].json();
+    let blocks = body["attachments"][0]["content"]["body"]
+        .as_array()
+        .unwrap();
+    let texts: Vec<&str> = blocks
+        .iter()
+        .filter(|b| b["type"] == "TextBlock")
+        .map(|b| b["text"].as_str().unwrap())
+        .collect();
+    let all = texts.join("\n");
+    // Adaptive Card TextBlocks render Markdown: bold, italics, links and lists must come out
+    // as the characters that were written.
+    for raw in [
+        "**bold**",
+        "[x](https://evil.example)",
+        "<b>",
+        "@everyone",
+        "@here",
+        "_step_",
+        "- 1. ",
+        "**mallory**",
+    ] {
+        assert!(!all.contains(raw), "{raw:?} left as Markdown in {all}");
+    }
+    for shown in [
+        "\\*\\*bold\\*\\*",
+        "\\[x\\]\\(https://evil.example\\)",
+        "\\<b\\>",
+        "\\_step\\_",
+        "1\\. ",
+        "\\*\\*mallory\\*\\*",
+    ] {
+        assert!(all.contains(shown), "{shown:?} not in {all}");
+    }
+}
+
+#[test]
 fn mattermost_gets_markdown_text_where_mentions_are_inert() {
     let app = fast_app();
     let project = app.create_project("web");
@@ -961,33 +1013,106 @@ fn after_repeated_sigkills_every_summarized_push_reached_every_receiver_with_sta
 }
 
 #[test]
-fn with_deny_private_a_loopback_receiver_is_refused_and_the_notification_paused() {
+fn with_deny_private_a_loopback_or_private_receiver_is_a_400_naming_url_and_stores_nothing() {
     let app = TestApp::spawn_with(|c| {
         c.notify.deny_private = true;
     });
+    app.create_project("web");
+    let fake = receiver();
+    let port = fake.base_url().rsplit(':').next().unwrap().to_owned();
+    for url in [
+        format!("{}/alerts", fake.base_url()),
+        format!("http://localhost:{port}/alerts"),
+        "http://10.0.0.7/hook".to_owned(),
+        "http://[::1]/hook".to_owned(),
+    ] {
+        let r = admin(
+            &app,
+            "POST",
+            "/api/admin/projects/web/notifications",
+            Some(json!({"kind": "webhook", "url": url})),
+        );
+        assert_eq!(r.status, 400, "{url}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "invalid_notification");
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("invalid url:") && message.contains("--notify-deny-private"),
+            "{url}: {message}"
+        );
+    }
+    assert!(list(&app, "web").is_empty());
+    assert_eq!(app.sql_count("SELECT count(*) FROM notifications"), 0);
+}
+
+#[test]
+fn with_deny_private_a_receiver_whose_name_resolves_to_loopback_at_send_time_is_never_contacted() {
+    let app = TestApp::spawn_with(|c| {
+        c.notify.deny_private = true;
+        c.notify.schedule = Schedule { scale: 0.001 };
+    });
     let project = app.create_project("web");
     let fake = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "ntfy", "url": format!("{}/alerts", fake.base_url())}),
-    );
+    let port = fake.base_url().rsplit(':').next().unwrap().to_owned();
+    // Stored as if created before the flag was on (or before the name's DNS answer changed):
+    // the send resolves the name again and checks what it gets.
+    let request = git_push_tracker::manage::NotificationRequest {
+        kind: "webhook".into(),
+        url: format!("http://localhost:{port}/hook"),
+        ..Default::default()
+    };
+    app.manager()
+        .add_notification("web", &request, chrono::Utc::now())
+        .unwrap();
     push(&app, &project);
     let item = app.wait_for("the notification to be paused", DEADLINE, || {
         list(&app, "web")
             .into_iter()
             .find(|n| n["enabled"] == false)
     });
+    let reason = item["disabledReason"].as_str().unwrap();
     assert!(
-        item["disabledReason"]
-            .as_str()
-            .unwrap()
-            .contains("--notify-deny-private")
+        reason.contains("--notify-deny-private") && reason.contains("127.0.0.1"),
+        "{reason}"
     );
+    let id = item["id"].as_i64().unwrap();
+    let log = deliveries(&app, "web", id);
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(log[0]["status"].is_null(), "{log:?}");
     assert!(
         fake.requests().is_empty(),
         "nothing reached the private address"
     );
+}
+
+#[test]
+fn the_cli_notify_add_with_deny_private_refuses_a_loopback_receiver_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("n.db");
+    cli::run_json(&db, &["project", "create", "web", "--json"]);
+    let args = [
+        "notify",
+        "add",
+        "web",
+        "--kind",
+        "webhook",
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--notify-deny-private",
+    ];
+    let out = cli::run(&db, &args);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid url") && stderr.contains("--notify-deny-private"),
+        "{stderr}"
+    );
+    assert_eq!(
+        cli::run_json(&db, &["notify", "list", "web", "--json"]),
+        json!([])
+    );
+    // Without the flag the same receiver is allowed (LAN receivers are the default's point).
+    let added = cli::run_json(&db, &[&args[..7], &["--json"]].concat());
+    assert_eq!(added["url"], "http://127.0.0.1:9/hook");
 }
 
 fn model_app(model: &FakeLlm) -> TestApp {
