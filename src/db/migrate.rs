@@ -629,6 +629,21 @@ const MIGRATIONS: &[&str] = &[
         WHERE state = 'pending';
     DROP INDEX notify_outbox_due;
     "#,
+    // 12: a push's search entry is written once at ingest, when its commits document arrives
+    // (every push now gets one, an empty one too), instead of once for the push's row and then
+    // deleted and written again with the commits: a third of the index work per push. A push
+    // stored before this has its entry already; its document, if any, came in the same
+    // transaction as its row.
+    r#"
+    DROP TRIGGER push_fts_insert;
+    DROP TRIGGER push_fts_text_insert;
+    CREATE TRIGGER push_fts_text_insert AFTER INSERT ON push_text BEGIN
+        INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
+    END;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -167,10 +167,10 @@ pub fn insert(conn: &Connection, project_id: i64, p: &PreparedPush) -> Result<In
             .query_row(params![project_id, push.delivery_id], |r| r.get(0))?;
         return Ok(Inserted::Duplicate(existing));
     }
-    if !p.push.commits.is_empty() {
-        conn.prepare_cached("INSERT INTO push_commits (push_id, commits) VALUES (?1, ?2)")?
-            .execute(params![conn.last_insert_rowid(), p.commits_document])?;
-    }
+    // Every push gets its commits document, an empty one too: its search entry is written
+    // once, when the document arrives (migration 12).
+    conn.prepare_cached("INSERT INTO push_commits (push_id, commits) VALUES (?1, ?2)")?
+        .execute(params![conn.last_insert_rowid(), p.commits_document])?;
     Ok(Inserted::New(p.public_id.clone()))
 }
 
