@@ -707,3 +707,233 @@ fn a_key_in_the_url_works_on_the_stream_and_the_feed_only_and_never_reaches_the_
         "part of the key reached the log"
     );
 }
+
+/// A push payload to `git_ref` (`refs/heads/x` or `refs/tags/x`) of `repository`, pushed by
+/// `pusher` with one commit by `author`.
+fn varied_payload(git_ref: &str, repository: &str, pusher: &str, author: &str) -> Vec<u8> {
+    let mut payload: Value =
+        serde_json::from_slice(&github_payload("main", &["feat: varied"], 1_776_160_800)).unwrap();
+    payload["ref"] = git_ref.into();
+    payload["repository"]["full_name"] = repository.into();
+    payload["pusher"]["name"] = pusher.into();
+    payload["sender"]["login"] = pusher.into();
+    payload["commits"][0]["author"]["username"] = author.into();
+    payload["commits"][0]["author"]["name"] = author.into();
+    serde_json::to_vec(&payload).unwrap()
+}
+
+fn send(app: &TestApp, project: &TestProject, payload: &[u8]) -> String {
+    let delivery = format!("live-{}", git_push_tracker::tokens::generate_hook_id());
+    let reply = app.github_push(project, &delivery, payload);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body["pushes"][0].as_str().unwrap().to_owned()
+}
+
+/// The filters the filter tests try, each as a query string, every one matched by the last
+/// push [`varied_pushes`] sends: a tag `docs` of acme/other pushed by grace with bob's commit.
+const FILTERS: &[&str] = &[
+    "branch=docs",
+    "author=GRACE",
+    "author=bob&author=nobody",
+    "repository=acme/other",
+    "refType=tag",
+    "repository=acme/other&author=grace",
+    "branch=docs&refType=tag&author=Bob&repository=acme/other&repository=acme/third",
+];
+
+/// Pushes that each filter of [`FILTERS`] splits differently; the last one matches them all.
+fn varied_pushes(app: &TestApp, project: &TestProject) -> Vec<String> {
+    [
+        ("refs/heads/main", "acme/app", "ada", "ada"),
+        ("refs/heads/docs", "acme/app", "ada", "Grace"),
+        ("refs/heads/main", "acme/other", "bob", "ada"),
+        ("refs/tags/v1.0", "acme/app", "ada", "ada"),
+        ("refs/heads/docs", "acme/other", "grace", "carol"),
+        ("refs/tags/docs", "acme/other", "grace", "bob"),
+    ]
+    .iter()
+    .map(|(r, repo, pusher, author)| send(app, project, &varied_payload(r, repo, pusher, author)))
+    .collect()
+}
+
+/// The ids the list shows under `filter`, oldest first (as a stream delivers them).
+fn listed(app: &TestApp, project: &TestProject, filter: &str) -> Vec<String> {
+    let list = app.get(
+        &format!("/api/v1/pushes?limit=100&{filter}"),
+        Some(&project.key),
+    );
+    assert_eq!(list.status, 200, "{filter}: {}", list.body);
+    let mut ids: Vec<String> = list.body["pushes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.reverse();
+    ids
+}
+
+/// The `push.created` ids of a stream up to and including `last`.
+fn created_until(stream: &Stream, last: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let event = stream.event();
+        if event.event != "push.created" {
+            continue;
+        }
+        let id = event.json()["id"].as_str().unwrap().to_owned();
+        ids.push(id.clone());
+        if id == last {
+            return ids;
+        }
+    }
+}
+
+#[test]
+fn each_filter_on_the_stream_live_and_replayed_shows_exactly_what_the_list_shows() {
+    let app = TestApp::spawn();
+    let project = app.create_project("filtered");
+    let auth = bearer(&project.key);
+    let unfiltered = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    push(&app, &project, "main", "feat: before the filters");
+    let before = unfiltered.event().id.unwrap();
+    let live: Vec<Stream> = FILTERS
+        .iter()
+        .map(|f| {
+            let stream = Stream::open(
+                &stream_url(&app, &format!("?{f}")),
+                &[("Authorization", &auth)],
+            );
+            assert_eq!(stream.status, 200, "{f}: {}", stream.body);
+            stream
+        })
+        .collect();
+    let sent = varied_pushes(&app, &project);
+    let last = sent.last().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for (filter, stream) in FILTERS.iter().zip(&live) {
+        let expected = listed(&app, &project, filter);
+        assert!(
+            expected.len() < sent.len(),
+            "{filter} filters something out"
+        );
+        assert_eq!(created_until(stream, last), expected, "live, {filter}");
+        seen.insert(expected);
+        let replayed = Stream::open(
+            &stream_url(&app, &format!("?{filter}")),
+            &[("Authorization", &auth), ("Last-Event-ID", &before)],
+        );
+        assert_eq!(
+            created_until(&replayed, last),
+            listed(&app, &project, filter),
+            "replayed, {filter}"
+        );
+    }
+    assert!(seen.len() >= 5, "the filters split the pushes differently");
+}
+
+#[test]
+fn a_bad_filter_is_the_lists_400_on_the_stream_and_the_feed() {
+    let app = TestApp::spawn();
+    let project = app.create_project("badfilter");
+    let many = vec!["author=a"; 21].join("&");
+    for query in ["refType=both", many.as_str()] {
+        let list = app.get(&format!("/api/v1/pushes?{query}"), Some(&project.key));
+        assert_eq!(list.status, 400, "{query}");
+        for path in ["/api/v1/pushes/stream", "/api/v1/pushes.atom"] {
+            let answer = app.get(&format!("{path}?{query}"), Some(&project.key));
+            assert_eq!(answer.status, 400, "{path}?{query}");
+            assert_eq!(answer.body["error"], list.body["error"], "{path}?{query}");
+        }
+    }
+}
+
+/// A feed's entry ids (push ids, newest first), title and self link.
+fn feed_entries(xml: &str) -> (Vec<String>, String, String) {
+    let between = |text: &str, open: &str, close: &str| -> String {
+        let start = text
+            .find(open)
+            .unwrap_or_else(|| panic!("{open} in {text}"))
+            + open.len();
+        text[start..][..text[start..].find(close).unwrap()].to_owned()
+    };
+    let mut parts = xml.split("<entry>");
+    let head = parts.next().unwrap();
+    let ids = parts
+        .map(|e| between(e, "<id>urn:uuid:", "</id>"))
+        .collect();
+    let title = between(head, "<title type=\"text\">", "</title>");
+    let self_link = between(
+        head,
+        "<link rel=\"self\" type=\"application/atom+xml\" href=\"",
+        "\"",
+    );
+    (ids, title, self_link)
+}
+
+fn get_feed(app: &TestApp, project: &TestProject, query: &str) -> String {
+    let answer = app.get(&format!("/api/v1/pushes.atom{query}"), Some(&project.key));
+    assert_eq!(answer.status, 200, "{query}: {}", answer.body);
+    answer.body.as_str().unwrap().to_owned()
+}
+
+#[test]
+fn each_filter_on_the_feed_shows_what_the_list_shows_and_its_head_names_the_filters() {
+    let app = TestApp::spawn();
+    let project = app.create_project("feedfilters");
+    varied_pushes(&app, &project);
+    let (all, plain_title, plain_self) = feed_entries(&get_feed(&app, &project, ""));
+    assert_eq!(all.len(), 6);
+    assert_eq!(plain_title, "feedfilters: pushes");
+    assert_eq!(plain_self, format!("{}/api/v1/pushes.atom", app.base_url));
+    let mut ids = std::collections::HashSet::new();
+    for filter in FILTERS {
+        let xml = get_feed(&app, &project, &format!("?{filter}"));
+        let (entries, title, self_link) = feed_entries(&xml);
+        let mut expected = listed(&app, &project, filter);
+        expected.reverse();
+        assert_eq!(entries, expected, "{filter}");
+        assert_ne!(title, plain_title, "{filter}");
+        assert!(self_link.contains('?'), "{filter}: {self_link}");
+        // The self link is the same feed: following it gives the same entries.
+        let relative = self_link
+            .strip_prefix(&app.base_url)
+            .unwrap()
+            .replace("&amp;", "&");
+        let again = app.get(&relative, Some(&project.key));
+        assert_eq!(
+            feed_entries(again.body.as_str().unwrap()).0,
+            expected,
+            "{self_link}"
+        );
+        let feed_id = xml
+            .split("<id>")
+            .nth(1)
+            .unwrap()
+            .split("</id>")
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(ids.insert(feed_id), "{filter}: a feed id of its own");
+    }
+    let (_, title, _) = feed_entries(&get_feed(
+        &app,
+        &project,
+        "?branch=docs&author=grace&repository=acme/other&refType=tag",
+    ));
+    assert_eq!(
+        title,
+        "feedfilters: pushes to docs by grace in acme/other (tags only)"
+    );
+    // Another filter is another ETag: a 304 never answers for a different feed.
+    let plain = app.get("/api/v1/pushes.atom", Some(&project.key));
+    let tag = plain.header("etag").unwrap().to_owned();
+    let filtered = app
+        .agent
+        .get(format!("{}/api/v1/pushes.atom?refType=tag", app.base_url))
+        .header("Authorization", bearer(&project.key))
+        .header("If-None-Match", &tag)
+        .call()
+        .unwrap();
+    assert_eq!(filtered.status().as_u16(), 200);
+}
