@@ -6,7 +6,9 @@
 //! re-queues), so it reads the log right after a commit instead of polling it; `http::live`
 //! subscribes one receiver per stream. The channel is bounded: a subscriber that falls
 //! [`ChangeHub::capacity`] changes behind is dropped (it resumes from the database with its
-//! last event id) rather than slowing the others or holding memory for it.
+//! last event id) rather than slowing the others or holding memory for it. One that stops
+//! reading altogether is not polled at all once its socket is full; the listener's idle timeout
+//! (nothing read or written for `--idle-timeout`) closes its connection, which drops its stream.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

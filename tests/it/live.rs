@@ -133,10 +133,16 @@ impl Stream {
             .expect("a frame within the deadline")
     }
 
-    /// The next named event, past comments and `retry:`.
+    /// The next named event, past comments and `retry:`, within one deadline however many
+    /// keep-alive comments come first.
     fn event(&self) -> Frame {
+        let end = std::time::Instant::now() + WAIT;
         loop {
-            let frame = self.frame();
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            let frame = self
+                .frames
+                .recv_timeout(left)
+                .expect("an event within the deadline");
             if !frame.event.is_empty() {
                 return frame;
             }
@@ -936,4 +942,185 @@ fn each_filter_on_the_feed_shows_what_the_list_shows_and_its_head_names_the_filt
         .call()
         .unwrap();
     assert_eq!(filtered.status().as_u16(), 200);
+}
+
+/// A stream subscriber on a socket with a tiny receive buffer that reads nothing until told to.
+struct Stalled {
+    socket: std::net::TcpStream,
+}
+
+impl Stalled {
+    fn open(app: &TestApp, key: &str, last_event_id: &str) -> Stalled {
+        let addr: std::net::SocketAddr =
+            app.base_url.trim_start_matches("http://").parse().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let socket = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            socket.connect(addr).await.unwrap().into_std().unwrap()
+        });
+        socket.set_nonblocking(false).unwrap();
+        let request = format!(
+            "GET /api/v1/pushes/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\nLast-Event-ID: {last_event_id}\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut &socket, request.as_bytes()).unwrap();
+        Stalled { socket }
+    }
+
+    /// Reads everything the server sent until it closed the connection, and returns the ids
+    /// (`id:`, the change cursor, and the push's id) of the complete `push.created` events.
+    fn drain(self) -> Vec<(String, String)> {
+        self.socket.set_read_timeout(Some(WAIT)).unwrap();
+        let (mut bytes, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
+        let end = std::time::Instant::now() + WAIT * 3;
+        loop {
+            let n = std::io::Read::read(&mut &self.socket, &mut buf)
+                .expect("the server closed the connection of the subscriber that stopped reading");
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+            assert!(
+                std::time::Instant::now() < end,
+                "the server kept the connection of the subscriber that stopped reading open"
+            );
+        }
+        let start = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        // The body is chunked, and an event may span chunks: join the whole chunks that came.
+        let (mut body, mut unchunked) = (&bytes[start..], Vec::new());
+        while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
+            let Ok(size) = usize::from_str_radix(&String::from_utf8_lossy(&body[..end]), 16) else {
+                break;
+            };
+            let rest = &body[end + 2..];
+            if size == 0 || rest.len() < size + 2 {
+                break; // the end, or cut off mid-chunk: the rest never arrived
+            }
+            unchunked.extend_from_slice(&rest[..size]);
+            body = &rest[size + 2..];
+        }
+        let unchunked = String::from_utf8_lossy(&unchunked);
+        unchunked
+            .split("\n\n")
+            .filter(|frame| frame.contains("event: push.created"))
+            .filter_map(|frame| {
+                let id = frame.lines().find_map(|l| l.strip_prefix("id: "))?;
+                let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+                let push: Value = serde_json::from_str(data).ok()?;
+                Some((id.to_owned(), push["id"].as_str()?.to_owned()))
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_dropped_without_slowing_another_and_resumes_with_what_it_missed()
+ {
+    // A history far larger than the kernel's socket buffers and the server's own, replayed at
+    // once to a subscriber that reads nothing: its writes stall at once.
+    let seeded = 3_000;
+    let first = TestApp::spawn();
+    let project = first.create_project("slow");
+    let branch = format!("feature/{}", "x".repeat(900));
+    let subjects: Vec<String> = (0..8)
+        .map(|i| format!("feat: change {i} {}", "y".repeat(150)))
+        .collect();
+    let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    send(
+        &first,
+        &project,
+        &github_payload(&branch, &subjects, 1_776_160_800),
+    );
+    let first_base = first.base_url.clone();
+    let dir = first.stop_keeping_files();
+    let db_path = dir.path().join("test.db");
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO pushes (public_id, project_id, provider, delivery_id, repository, git_ref,
+            ref_type, branch, before_sha, after_sha, created, deleted, forced, pusher,
+            commit_count, commits_truncated, compare_url, pushed_at, received_at, summary,
+            summary_status, summary_source, summarized_at)
+         SELECT printf('00000000-0000-4000-8000-%012d', i), project_id, provider, NULL,
+            repository, git_ref, ref_type, branch, before_sha, printf('%040d', i), created,
+            deleted, forced, pusher, commit_count, commits_truncated, compare_url,
+            pushed_at + i, received_at + i, summary, summary_status, summary_source,
+            summarized_at
+         FROM pushes, n",
+        [seeded as i64],
+    )
+    .unwrap();
+    drop(conn);
+
+    let idle = Duration::from_millis(700);
+    let app = TestApp::spawn_on(&db_path, |c| {
+        c.limits.idle_timeout = idle;
+        c.stream_keepalive = Duration::from_millis(150);
+    });
+    let project = TestProject {
+        webhook_url: project.webhook_url.replace(&first_base, &app.base_url),
+        ..project
+    };
+    let auth = bearer(&project.key);
+    let everything = "c1.AAAAAAAAAAA";
+    let stalled = Stalled::open(&app, &project.key, everything);
+    let fast = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    assert_eq!(fast.status, 200);
+    // Live pushes go on for a few idle timeouts; the other subscriber gets each one before the
+    // next is sent.
+    let started = std::time::Instant::now();
+    let mut live = Vec::new();
+    while started.elapsed() < idle * 4 {
+        let id = send(
+            &app,
+            &project,
+            &github_payload("main", &["feat: live"], 1_776_160_800),
+        );
+        let event = fast.event();
+        assert_eq!(event.json()["id"], id);
+        live.push(id);
+    }
+    let received = stalled.drain();
+    // Everything, in order, as a subscriber that reads gets it.
+    let all: Vec<String> = {
+        let reader = Stream::open(
+            &stream_url(&app, ""),
+            &[("Authorization", &auth), ("Last-Event-ID", everything)],
+        );
+        created_until(&reader, live.last().unwrap())
+    };
+    assert_eq!(all.len(), seeded + 1 + live.len());
+    assert!(!received.is_empty(), "it got events before it stalled");
+    assert!(
+        received.len() < seeded,
+        "it was dropped while it read nothing ({} events), not served on when it read again",
+        received.len()
+    );
+    let got: Vec<String> = received.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(got, all[..received.len()], "in order, from the first");
+
+    let (last_id, _) = received.last().unwrap();
+    let resumed = Stream::open(
+        &stream_url(&app, ""),
+        &[("Authorization", &auth), ("Last-Event-ID", last_id)],
+    );
+    assert_eq!(resumed.status, 200, "{}", resumed.body);
+    assert_eq!(
+        created_until(&resumed, live.last().unwrap()),
+        all[received.len()..],
+        "exactly what it missed"
+    );
+    let next = send(
+        &app,
+        &project,
+        &github_payload("main", &["feat: after"], 1_776_160_800),
+    );
+    assert_eq!(
+        resumed.event().json()["id"],
+        next,
+        "then live, nothing twice"
+    );
 }
