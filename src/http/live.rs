@@ -161,9 +161,10 @@ pub enum StreamResponse {
     /// `Last-Event-ID`, `after` or a filter is not valid.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// The key is missing, unknown or revoked.
+    /// The key is missing, unknown or revoked. `WWW-Authenticate` offers Basic (the key as the
+    /// password), so a feed reader or browser asks for it, and Bearer.
     #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
 }
 
 #[derive(ApiResponse)]
@@ -195,10 +196,15 @@ pub enum FeedResponse {
     /// A query parameter is invalid; the message names it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// The key is missing, unknown or revoked.
+    /// The key is missing, unknown or revoked. `WWW-Authenticate` offers Basic (the key as the
+    /// password), so a feed reader or browser asks for it, and Bearer.
     #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
 }
+
+/// The challenge of a 401 on the stream and the feed: Basic first, the one a feed reader or a
+/// browser answers by asking for a user name and password (the key).
+pub const CHALLENGE: &str = r#"Basic realm="git-push-tracker", Bearer realm="git-push-tracker""#;
 
 fn invalid(e: QueryError) -> Json<ErrorBody> {
     Json(ErrorBody::new(ErrorCode::InvalidParameter, e.to_string()))
@@ -277,7 +283,10 @@ impl LiveApi {
             Err(e) => return Ok(StreamResponse::BadRequest(invalid(e))),
         };
         let Some(scope) = in_scope(&state, key.token(), |_, scope| Ok(scope)).await? else {
-            return Ok(StreamResponse::Unauthorized(unauthorized()));
+            return Ok(StreamResponse::Unauthorized(
+                unauthorized(),
+                CHALLENGE.to_owned(),
+            ));
         };
         let feed = Feed::open(&state, Some(scope), filter, resume).await?;
         Ok(StreamResponse::Ok(PushEvents(feed.into_sse(&state))))
@@ -393,7 +402,8 @@ impl LiveApi {
             ))
         })
         .await?;
-        Ok(answer.unwrap_or_else(|| FeedResponse::Unauthorized(unauthorized())))
+        Ok(answer
+            .unwrap_or_else(|| FeedResponse::Unauthorized(unauthorized(), CHALLENGE.to_owned())))
     }
 }
 
@@ -636,12 +646,22 @@ const KEY_PARAMETERS: &[&str] = &["token", "access_token", "api_key", "apikey", 
 
 /// Middleware: a key in the query string is refused with 401 on every route but the stream and
 /// the feed, before anything reads it, so it is never checked, counted or recorded elsewhere.
+/// On those two, every 401 carries [`CHALLENGE`], also the one poem answers itself when no
+/// credential came at all (before the handler runs).
 pub async fn refuse_keys_in_urls<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
     let path = req.uri().path();
-    if path != STREAM_PATH && path != FEED_PATH && has_key_in_query(req.uri().query()) {
+    let takes_url_keys = path == STREAM_PATH || path == FEED_PATH;
+    if !takes_url_keys && has_key_in_query(req.uri().query()) {
         return Ok(ErrorCode::KeyInUrl.response(ErrorCode::KeyInUrl.default_message()));
     }
-    Ok(ep.call(req).await?.into_response())
+    let mut response = ep.call(req).await?.into_response();
+    if takes_url_keys && response.status() == poem::http::StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            poem::http::header::WWW_AUTHENTICATE,
+            poem::http::HeaderValue::from_static(CHALLENGE),
+        );
+    }
+    Ok(response)
 }
 
 fn has_key_in_query(query: Option<&str>) -> bool {

@@ -1124,3 +1124,74 @@ fn a_subscriber_that_stops_reading_is_dropped_without_slowing_another_and_resume
         "then live, nothing twice"
     );
 }
+
+#[test]
+fn the_stream_and_the_feed_answer_401_with_a_basic_challenge_so_a_feed_reader_asks_for_the_key() {
+    let app = TestApp::spawn();
+    let project = app.create_project("challenge");
+    use base64::Engine;
+    let wrong_basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode("reader:gpt_NotAKeyOfAnyProject0123456789abcdef")
+    );
+    for path in ["/api/v1/pushes.atom", "/api/v1/pushes/stream"] {
+        for auth in [
+            None,
+            Some(wrong_basic.as_str()),
+            Some("Bearer gpt_NotAKeyOfAnyProject0123456789abcdef"),
+        ] {
+            let mut request = app.agent.get(format!("{}{path}", app.base_url));
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            let answer = reply(request.call().unwrap());
+            assert_eq!(answer.status, 401, "{path} {auth:?}");
+            assert_eq!(
+                answer.body["error"]["code"], "unauthorized",
+                "{path} {auth:?}"
+            );
+            let challenge = answer
+                .header("www-authenticate")
+                .unwrap_or_else(|| panic!("{path} {auth:?}"));
+            assert!(
+                challenge.starts_with(r#"Basic realm="git-push-tracker""#),
+                "{challenge}"
+            );
+            assert!(challenge.contains("Bearer"), "{challenge}");
+        }
+    }
+    // The answer with the key the reader then sends: the feed.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("reader:{}", project.key));
+    let feed = reply(
+        app.agent
+            .get(format!("{}/api/v1/pushes.atom", app.base_url))
+            .header("Authorization", format!("Basic {basic}"))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(feed.status, 200);
+    // Other routes do not invite a password dialog.
+    let list = app.get("/api/v1/pushes", None);
+    assert_eq!(list.status, 401);
+    assert!(
+        list.header("www-authenticate")
+            .is_none_or(|c| !c.contains("Basic"))
+    );
+    // The OpenAPI document declares the header on both routes' 401.
+    let doc = app.get("/openapi.json", None);
+    for (path, name) in [
+        ("/api/v1/pushes.atom", "pushesFeed"),
+        ("/api/v1/pushes/stream", "streamPushes"),
+    ] {
+        let op = &doc.body["paths"][path]["get"];
+        assert_eq!(op["operationId"], name);
+        assert!(
+            op["responses"]["401"]["headers"]
+                .as_object()
+                .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("WWW-Authenticate"))),
+            "{path}: {}",
+            op["responses"]["401"]
+        );
+    }
+}
