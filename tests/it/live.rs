@@ -1195,3 +1195,91 @@ fn the_stream_and_the_feed_answer_401_with_a_basic_challenge_so_a_feed_reader_as
         );
     }
 }
+
+/// Validates `xml` against RFC 4287's RELAX NG schema with jing; None when jing is missing
+/// (outside CI), else its verdict and messages.
+fn jing(xml: &str) -> Option<(bool, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/atom");
+    let schema = format!("{dir}/atom.rnc");
+    tool::require(
+        "the feed validates against the RFC 4287 schema",
+        "jing",
+        &["-c", &schema, &format!("{dir}/minimal.xml")],
+        "apt-get install jing, or .ci/apt-install.sh jing jing",
+    )?;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), xml).unwrap();
+    let out = std::process::Command::new("jing")
+        .args(["-c", &schema])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+#[test]
+fn the_feed_with_filters_a_deleted_branch_a_tag_and_hostile_text_is_valid_rfc_4287() {
+    let app = TestApp::spawn();
+    let project = app.create_project("valid");
+    push(&app, &project, "main", "feat: an ordinary push");
+    // Hostile text: markup, entities, a CDATA end, controls XML cannot carry, bidi overrides.
+    let hostile = "fix: <script>alert('x')</script> & \"q\" ]]> \u{1}\u{1b}[31m \u{202e}evil\u{202c} \u{1F600}";
+    let mut payload: Value =
+        serde_json::from_slice(&github_payload("main", &[hostile], 1_776_160_800)).unwrap();
+    payload["pusher"]["name"] = "<b>mallory</b> & co".into();
+    payload["commits"][0]["author"]["username"] = "<b>mallory</b> & co".into();
+    payload["ref"] = "refs/heads/a<b>&\"c".into();
+    send(&app, &project, &serde_json::to_vec(&payload).unwrap());
+    send(
+        &app,
+        &project,
+        &varied_payload("refs/tags/v2.0", "acme/app", "ada", "ada"),
+    );
+    let mut deleted: Value =
+        serde_json::from_slice(&github_payload("gone", &[], 1_776_160_800)).unwrap();
+    deleted["deleted"] = true.into();
+    deleted["after"] = "0000000000000000000000000000000000000000".into();
+    deleted["compare"] = Value::Null;
+    send(&app, &project, &serde_json::to_vec(&deleted).unwrap());
+
+    let mut checked = 0;
+    for query in [
+        "",
+        "?refType=tag",
+        "?branch=gone",
+        "?author=%3Cb%3Emallory%3C%2Fb%3E%20%26%20co&limit=2",
+        "?repository=acme/app&refType=branch",
+    ] {
+        let xml = get_feed(&app, &project, query);
+        let entries = xml.matches("<entry>").count();
+        assert!(entries > 0, "{query}: {xml}");
+        assert_eq!(
+            xml.matches("<author>").count(),
+            entries,
+            "an author on every entry"
+        );
+        let Some((valid, messages)) = jing(&xml) else {
+            return;
+        };
+        assert!(valid, "{query}: {messages}\n{xml}");
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
+    let all = get_feed(&app, &project, "");
+    assert!(all.contains("&lt;script&gt;"), "markup is escaped text");
+    assert!(
+        !all.contains('\u{1}'),
+        "no control character XML cannot carry"
+    );
+
+    // The validator does catch a broken feed: without its `updated`, or with an entry's id twice.
+    let (head, rest) = all.split_once("<updated>").unwrap();
+    let (_, after) = rest.split_once("</updated>").unwrap();
+    let (valid, _) = jing(&format!("{head}{after}")).unwrap();
+    assert!(!valid, "a feed without updated is refused");
+    let twice = all.replacen("</id>", "</id><id>urn:uuid:again</id>", 2);
+    assert!(!jing(&twice).unwrap().0, "an entry with two ids is refused");
+}
