@@ -252,3 +252,51 @@ impl ChangeFilter {
         parts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(branch: Option<&str>, authors: &[&str], ref_type: Option<&str>) -> ChangeFilter {
+        ChangeFilter::parse(
+            branch.map(str::to_owned),
+            authors.iter().map(|a| (*a).to_owned()).collect(),
+            Vec::new(),
+            ref_type.map(str::to_owned),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_feed_of_no_filter_or_a_branch_alone_keeps_the_key_it_had_before_the_other_filters() {
+        assert_eq!(filter(None, &[], None).key_parts(), vec!["\0".to_owned()]);
+        assert_eq!(
+            filter(Some("main"), &[], None).key_parts(),
+            vec!["main".to_owned()]
+        );
+    }
+
+    #[test]
+    fn the_same_authors_in_another_order_or_case_are_the_same_feed_and_blank_ones_no_filter() {
+        assert_eq!(
+            filter(None, &["Ada", "bob"], None).key_parts(),
+            filter(None, &["BOB", " ada "], None).key_parts()
+        );
+        assert_eq!(filter(None, &["  "], None), ChangeFilter::default());
+        assert_ne!(
+            filter(None, &[], Some("tag")).key_parts(),
+            filter(None, &[], Some("branch")).key_parts()
+        );
+    }
+
+    #[test]
+    fn a_bad_ref_type_or_too_many_authors_is_the_lists_error() {
+        let bad = ChangeFilter::parse(None, Vec::new(), Vec::new(), Some("both".into()));
+        assert_eq!(
+            bad.unwrap_err().to_string(),
+            "`refType` must be `branch` or `tag`"
+        );
+        let many = vec!["a".to_owned(); crate::history::MAX_VALUES + 1];
+        assert!(ChangeFilter::parse(None, many, Vec::new(), None).is_err());
+    }
+}

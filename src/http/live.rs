@@ -374,6 +374,8 @@ impl LiveApi {
         let answer = in_scope(&state, key.token(), move |store, scope| {
             let mut keyed = vec!["atom".to_owned(), limit.to_string(), public_url.clone()];
             keyed.extend(filter.key_parts());
+            // The head repeats the filters and `limit` as asked, so they key the tag as given.
+            keyed.push(format!("{filter:?} {asked_limit:?}"));
             let keyed: Vec<&str> = keyed.iter().map(String::as_str).collect();
             let tag = etag::of_page(&store.project_version(&scope)?, &scope, &keyed);
             if etag::none_match(if_none_match.0.as_deref(), &tag) {
