@@ -6,7 +6,9 @@
 //! re-queues), so it reads the log right after a commit instead of polling it; `http::live`
 //! subscribes one receiver per stream. The channel is bounded: a subscriber that falls
 //! [`ChangeHub::capacity`] changes behind is dropped (it resumes from the database with its
-//! last event id) rather than slowing the others or holding memory for it.
+//! last event id) rather than slowing the others or holding memory for it. One that stops
+//! reading altogether is not polled at all once its socket is full; the listener's idle timeout
+//! (nothing read or written for `--idle-timeout`) closes its connection, which drops its stream.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -14,7 +16,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 use crate::db::{Change, PushFilter, Store};
-use crate::domain::Push;
+use crate::domain::RefKind;
+use crate::history::{PushQuery, QueryError, RawQuery};
 
 /// Most changes read from the database at once.
 const READ_BATCH: u32 = 256;
@@ -162,23 +165,138 @@ async fn read<T: Send + 'static>(
     }
 }
 
-/// Which pushes a stream (or feed) wants: the list's filters that apply to single pushes. New
-/// filters go here, in [`ChangeFilter::matches`] and [`ChangeFilter::page_filter`].
+/// Which pushes a stream (or feed) wants: the list's filters that apply to single pushes
+/// (`branch`, `author`, `repository`, `refType`), validated by the list's own parsing, and
+/// matched here exactly as the list's SQL matches them, so a stream shows what the list would.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeFilter {
     pub branch: Option<String>,
+    /// Any of these, as the pusher or a commit author; ASCII case-insensitive, as SQLite's
+    /// `NOCASE` on `push_authors` compares.
+    pub authors: Vec<String>,
+    /// Any of these, exactly.
+    pub repositories: Vec<String>,
+    pub ref_kind: Option<RefKind>,
 }
 
 impl ChangeFilter {
-    pub fn matches(&self, push: &Push) -> bool {
+    /// Parses the four parameters as `GET /api/v1/pushes` does, with its messages.
+    pub fn parse(
+        branch: Option<String>,
+        author: Vec<String>,
+        repository: Vec<String>,
+        ref_type: Option<String>,
+    ) -> Result<ChangeFilter, QueryError> {
+        let query = PushQuery::parse(RawQuery {
+            branch,
+            author,
+            repository,
+            ref_type,
+            ..RawQuery::default()
+        })?;
+        let filter = query.filter;
+        Ok(ChangeFilter {
+            branch: filter.branch,
+            authors: filter.authors,
+            repositories: filter.repositories,
+            ref_kind: filter.ref_kind,
+        })
+    }
+
+    pub fn matches(&self, change: &Change) -> bool {
+        let push = &change.push;
         self.branch.as_ref().is_none_or(|b| *b == push.ref_name)
+            && self.ref_kind.is_none_or(|k| k == push.ref_kind)
+            && (self.repositories.is_empty() || self.repositories.contains(&push.repository))
+            && (self.authors.is_empty()
+                || change
+                    .authors
+                    .iter()
+                    .any(|a| self.authors.iter().any(|f| f.eq_ignore_ascii_case(a))))
     }
 
     /// The same filter for a page of the list.
     pub fn page_filter(&self) -> PushFilter {
         PushFilter {
             branch: self.branch.clone(),
+            authors: self.authors.clone(),
+            repositories: self.repositories.clone(),
+            ref_kind: self.ref_kind,
             ..PushFilter::default()
         }
+    }
+
+    /// The filters as they identify a feed or key its ETag, in a fixed order: the branch (NUL
+    /// for none), then each other filter given, authors in lower case as they match. A feed with
+    /// no filter but the branch keeps the id it had before the other filters existed.
+    pub fn key_parts(&self) -> Vec<String> {
+        let mut parts = vec![self.branch.clone().unwrap_or_else(|| "\0".to_owned())];
+        if !self.authors.is_empty() {
+            let mut authors: Vec<String> = self
+                .authors
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect();
+            authors.sort();
+            authors.dedup();
+            parts.push(format!("author={}", serde_json::json!(authors)));
+        }
+        if !self.repositories.is_empty() {
+            let mut repositories = self.repositories.clone();
+            repositories.sort();
+            parts.push(format!("repository={}", serde_json::json!(repositories)));
+        }
+        if let Some(kind) = self.ref_kind {
+            parts.push(format!("refType={}", kind.as_str()));
+        }
+        parts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(branch: Option<&str>, authors: &[&str], ref_type: Option<&str>) -> ChangeFilter {
+        ChangeFilter::parse(
+            branch.map(str::to_owned),
+            authors.iter().map(|a| (*a).to_owned()).collect(),
+            Vec::new(),
+            ref_type.map(str::to_owned),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_feed_of_no_filter_or_a_branch_alone_keeps_the_key_it_had_before_the_other_filters() {
+        assert_eq!(filter(None, &[], None).key_parts(), vec!["\0".to_owned()]);
+        assert_eq!(
+            filter(Some("main"), &[], None).key_parts(),
+            vec!["main".to_owned()]
+        );
+    }
+
+    #[test]
+    fn the_same_authors_in_another_order_or_case_are_the_same_feed_and_blank_ones_no_filter() {
+        assert_eq!(
+            filter(None, &["Ada", "bob"], None).key_parts(),
+            filter(None, &["BOB", " ada "], None).key_parts()
+        );
+        assert_eq!(filter(None, &["  "], None), ChangeFilter::default());
+        assert_ne!(
+            filter(None, &[], Some("tag")).key_parts(),
+            filter(None, &[], Some("branch")).key_parts()
+        );
+    }
+
+    #[test]
+    fn a_bad_ref_type_or_too_many_authors_is_the_lists_error() {
+        let bad = ChangeFilter::parse(None, Vec::new(), Vec::new(), Some("both".into()));
+        assert_eq!(
+            bad.unwrap_err().to_string(),
+            "`refType` must be `branch` or `tag`"
+        );
+        let many = vec!["a".to_owned(); crate::history::MAX_VALUES + 1];
+        assert!(ChangeFilter::parse(None, many, Vec::new(), None).is_err());
     }
 }

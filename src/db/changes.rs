@@ -20,6 +20,9 @@ pub struct Change {
     pub seq: ChangeCursor,
     pub kind: ChangeKind,
     pub push: Push,
+    /// Who the `author` filter matches the push by, as `push_authors` holds them: the pusher
+    /// and every commit author.
+    pub authors: Vec<String>,
     project_id: i64,
 }
 
@@ -64,7 +67,9 @@ pub fn after(
     limit: u32,
 ) -> Result<Vec<Change>, DbError> {
     let sql = format!(
-        "SELECT c.seq, c.kind, c.project_id, pr.name, {PUSH_COLUMNS}
+        "SELECT c.seq, c.kind, c.project_id, pr.name,
+                (SELECT json_group_array(a.author) FROM push_authors a WHERE a.push_id = p.id),
+                {PUSH_COLUMNS}
          FROM push_changes c JOIN pushes p ON p.id = c.push_id JOIN projects pr ON pr.id = c.project_id
          WHERE c.seq > ?1 AND (?2 IS NULL OR c.project_id = ?2)
          ORDER BY c.seq LIMIT ?3"
@@ -73,6 +78,10 @@ pub fn after(
     let rows = stmt.query_map(params![after.0, project_id, limit], |r| {
         let kind: String = r.get(1)?;
         let project: String = r.get(3)?;
+        let authors: String = r.get(4)?;
+        let authors = serde_json::from_str(&authors).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
+        })?;
         Ok(Change {
             seq: ChangeCursor(r.get(0)?),
             kind: if kind == "created" {
@@ -81,7 +90,8 @@ pub fn after(
                 ChangeKind::Updated
             },
             project_id: r.get(2)?,
-            push: push_from_row(r, 4, &project)?,
+            authors,
+            push: push_from_row(r, 5, &project)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -27,8 +27,9 @@ use super::api::{ApiTags, ProjectKey, PushItem, in_scope, unauthorized};
 use super::error::ErrorBody;
 use super::{AppState, atom, etag};
 use crate::db::{Change, ChangeCursor, ChangeKind, PageStart, ProjectScope, Store};
-use crate::domain::Push;
+use crate::domain::{Push, RefKind};
 use crate::error_code::ErrorCode;
+use crate::history::QueryError;
 use crate::stream::{Broadcast, ChangeFilter, Subscription};
 
 /// The reconnection delay a stream asks of its client, once, at its start.
@@ -160,9 +161,10 @@ pub enum StreamResponse {
     /// `Last-Event-ID`, `after` or a filter is not valid.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// The key is missing, unknown or revoked.
+    /// The key is missing, unknown or revoked. `WWW-Authenticate` offers Basic (the key as the
+    /// password), so a feed reader or browser asks for it, and Bearer.
     #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
 }
 
 #[derive(ApiResponse)]
@@ -194,9 +196,18 @@ pub enum FeedResponse {
     /// A query parameter is invalid; the message names it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// The key is missing, unknown or revoked.
+    /// The key is missing, unknown or revoked. `WWW-Authenticate` offers Basic (the key as the
+    /// password), so a feed reader or browser asks for it, and Bearer.
     #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+}
+
+/// The challenge of a 401 on the stream and the feed: Basic first, the one a feed reader or a
+/// browser answers by asking for a user name and password (the key).
+pub const CHALLENGE: &str = r#"Basic realm="git-push-tracker", Bearer realm="git-push-tracker""#;
+
+fn invalid(e: QueryError) -> Json<ErrorBody> {
+    Json(ErrorBody::new(ErrorCode::InvalidParameter, e.to_string()))
 }
 
 fn bad_cursor() -> Json<ErrorBody> {
@@ -231,6 +242,8 @@ impl LiveApi {
         method = "get",
         operation_id = "streamPushes"
     )]
+    // poem-openapi declares each query parameter as an argument of its handler.
+    #[allow(clippy::too_many_arguments)]
     async fn stream(
         &self,
         state: Data<&Arc<AppState>>,
@@ -238,6 +251,16 @@ impl LiveApi {
         /// Only pushes to this branch or tag.
         #[oai(validator(max_length = 1024))]
         branch: Query<Option<String>>,
+        /// Only pushes by this pusher or holding a commit by this author (username or name,
+        /// case-insensitive). Repeat it for any of several.
+        #[oai(validator(max_items = 20))]
+        author: Query<Option<Vec<String>>>,
+        /// Only pushes to this repository (`owner/name`). Repeat it for any of several.
+        #[oai(validator(max_items = 20))]
+        repository: Query<Option<Vec<String>>>,
+        /// Only pushes to branches (`branch`) or to tags (`tag`).
+        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))]
+        ref_type: Query<Option<String>>,
         /// Resume after this event id, as `Last-Event-ID` does (the header wins).
         #[oai(validator(max_length = 64))]
         after: Query<Option<String>>,
@@ -250,9 +273,20 @@ impl LiveApi {
             Some(Some(cursor)) => Some(cursor),
             None => None,
         };
-        let filter = ChangeFilter { branch: branch.0 };
+        let filter = match ChangeFilter::parse(
+            branch.0,
+            author.0.unwrap_or_default(),
+            repository.0.unwrap_or_default(),
+            ref_type.0,
+        ) {
+            Ok(filter) => filter,
+            Err(e) => return Ok(StreamResponse::BadRequest(invalid(e))),
+        };
         let Some(scope) = in_scope(&state, key.token(), |_, scope| Ok(scope)).await? else {
-            return Ok(StreamResponse::Unauthorized(unauthorized()));
+            return Ok(StreamResponse::Unauthorized(
+                unauthorized(),
+                CHALLENGE.to_owned(),
+            ));
         };
         let feed = Feed::open(&state, Some(scope), filter, resume).await?;
         Ok(StreamResponse::Ok(PushEvents(feed.into_sse(&state))))
@@ -295,6 +329,7 @@ impl LiveApi {
         method = "get",
         operation_id = "pushesFeed"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn feed(
         &self,
         state: Data<&Arc<AppState>>,
@@ -305,6 +340,16 @@ impl LiveApi {
         /// Only pushes to this branch or tag.
         #[oai(validator(max_length = 1024))]
         branch: Query<Option<String>>,
+        /// Only pushes by this pusher or holding a commit by this author (username or name,
+        /// case-insensitive). Repeat it for any of several.
+        #[oai(validator(max_items = 20))]
+        author: Query<Option<Vec<String>>>,
+        /// Only pushes to this repository (`owner/name`). Repeat it for any of several.
+        #[oai(validator(max_items = 20))]
+        repository: Query<Option<Vec<String>>>,
+        /// Only pushes to branches (`branch`) or to tags (`tag`).
+        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))]
+        ref_type: Query<Option<String>>,
         /// An `ETag` of an earlier answer.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
@@ -312,21 +357,27 @@ impl LiveApi {
         #[oai(name = "If-Modified-Since")]
         if_modified_since: Header<Option<String>>,
     ) -> poem::Result<FeedResponse> {
-        let limit = limit.0.unwrap_or(FEED_DEFAULT_LIMIT).min(FEED_MAX_LIMIT) as u32;
-        let filter = ChangeFilter { branch: branch.0 };
+        let asked_limit = limit.0;
+        let limit = asked_limit
+            .unwrap_or(FEED_DEFAULT_LIMIT)
+            .min(FEED_MAX_LIMIT) as u32;
+        let filter = match ChangeFilter::parse(
+            branch.0,
+            author.0.unwrap_or_default(),
+            repository.0.unwrap_or_default(),
+            ref_type.0,
+        ) {
+            Ok(filter) => filter,
+            Err(e) => return Ok(FeedResponse::BadRequest(invalid(e))),
+        };
         let public_url = state.public_url.trim_end_matches('/').to_owned();
         let answer = in_scope(&state, key.token(), move |store, scope| {
-            let branch = filter.branch.as_deref();
-            let tag = etag::of_page(
-                &store.project_version(&scope)?,
-                &scope,
-                &[
-                    "atom",
-                    &limit.to_string(),
-                    branch.unwrap_or("\0"),
-                    &public_url,
-                ],
-            );
+            let mut keyed = vec!["atom".to_owned(), limit.to_string(), public_url.clone()];
+            keyed.extend(filter.key_parts());
+            // The head repeats the filters and `limit` as asked, so they key the tag as given.
+            keyed.push(format!("{filter:?} {asked_limit:?}"));
+            let keyed: Vec<&str> = keyed.iter().map(String::as_str).collect();
+            let tag = etag::of_page(&store.project_version(&scope)?, &scope, &keyed);
             if etag::none_match(if_none_match.0.as_deref(), &tag) {
                 return Ok(FeedResponse::NotModified(tag));
             }
@@ -341,33 +392,71 @@ impl LiveApi {
                 return Ok(FeedResponse::NotModified(tag));
             }
             Ok(FeedResponse::Ok(
-                AtomXml(feed_document(&public_url, &scope, branch, &page.pushes)),
+                AtomXml(feed_document(
+                    &public_url,
+                    &scope,
+                    &filter,
+                    asked_limit,
+                    &page.pushes,
+                )),
                 tag,
                 etag::http_date(modified),
             ))
         })
         .await?;
-        Ok(answer.unwrap_or_else(|| FeedResponse::Unauthorized(unauthorized())))
+        Ok(answer
+            .unwrap_or_else(|| FeedResponse::Unauthorized(unauthorized(), CHALLENGE.to_owned())))
     }
 }
 
+/// The feed's head reflects its filters: the title says them, the self link repeats them (in a
+/// fixed order, without any credential), and the id is one per project and filters.
 fn feed_document(
     public_url: &str,
     scope: &ProjectScope,
-    branch: Option<&str>,
+    filter: &ChangeFilter,
+    limit: Option<i64>,
     pushes: &[Push],
 ) -> String {
     let project = scope.project().as_str();
-    let mut self_url = format!("{public_url}{FEED_PATH}");
-    let title = match branch {
-        Some(branch) => {
-            self_url.push_str("?branch=");
-            self_url.extend(url::form_urlencoded::byte_serialize(branch.as_bytes()));
-            format!("{project}: pushes to {branch}")
+    let mut title = format!("{project}: pushes");
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(branch) = &filter.branch {
+        title.push_str(&format!(" to {branch}"));
+        query.append_pair("branch", branch);
+    }
+    if !filter.authors.is_empty() {
+        title.push_str(&format!(" by {}", filter.authors.join(" or ")));
+        for author in &filter.authors {
+            query.append_pair("author", author);
         }
-        None => format!("{project}: pushes"),
+    }
+    if !filter.repositories.is_empty() {
+        title.push_str(&format!(" in {}", filter.repositories.join(" or ")));
+        for repository in &filter.repositories {
+            query.append_pair("repository", repository);
+        }
+    }
+    if let Some(kind) = filter.ref_kind {
+        title.push_str(match kind {
+            RefKind::Branch => " (branches only)",
+            RefKind::Tag => " (tags only)",
+        });
+        query.append_pair("refType", kind.as_str());
+    }
+    if let Some(limit) = limit {
+        query.append_pair("limit", &limit.to_string());
+    }
+    let query = query.finish();
+    let self_url = if query.is_empty() {
+        format!("{public_url}{FEED_PATH}")
+    } else {
+        format!("{public_url}{FEED_PATH}?{query}")
     };
-    let id = atom::feed_id(&[public_url, project, branch.unwrap_or("\0")]);
+    let mut parts = vec![public_url.to_owned(), project.to_owned()];
+    parts.extend(filter.key_parts());
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let id = atom::feed_id(&parts);
     let head = atom::FeedHead {
         id: &id,
         title: &title,
@@ -494,7 +583,7 @@ impl Feed {
                 self.replaying = batch.len() == REPLAY_BATCH as usize;
                 for change in batch {
                     self.last = change.seq;
-                    if self.filter.matches(&change.push) {
+                    if self.filter.matches(&change) {
                         let broadcast = Broadcast::new(change);
                         let event = self.event(&broadcast);
                         self.ready.push_back(event);
@@ -515,7 +604,7 @@ impl Feed {
                         continue;
                     }
                     self.last = change.seq;
-                    if self.filter.matches(&change.push) {
+                    if self.filter.matches(change) {
                         let event = self.event(&broadcast);
                         return Some((event, self));
                     }
@@ -559,12 +648,22 @@ const KEY_PARAMETERS: &[&str] = &["token", "access_token", "api_key", "apikey", 
 
 /// Middleware: a key in the query string is refused with 401 on every route but the stream and
 /// the feed, before anything reads it, so it is never checked, counted or recorded elsewhere.
+/// On those two, every 401 carries [`CHALLENGE`], also the one poem answers itself when no
+/// credential came at all (before the handler runs).
 pub async fn refuse_keys_in_urls<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
     let path = req.uri().path();
-    if path != STREAM_PATH && path != FEED_PATH && has_key_in_query(req.uri().query()) {
+    let takes_url_keys = path == STREAM_PATH || path == FEED_PATH;
+    if !takes_url_keys && has_key_in_query(req.uri().query()) {
         return Ok(ErrorCode::KeyInUrl.response(ErrorCode::KeyInUrl.default_message()));
     }
-    Ok(ep.call(req).await?.into_response())
+    let mut response = ep.call(req).await?.into_response();
+    if takes_url_keys && response.status() == poem::http::StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            poem::http::header::WWW_AUTHENTICATE,
+            poem::http::HeaderValue::from_static(CHALLENGE),
+        );
+    }
+    Ok(response)
 }
 
 fn has_key_in_query(query: Option<&str>) -> bool {

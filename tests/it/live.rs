@@ -133,10 +133,16 @@ impl Stream {
             .expect("a frame within the deadline")
     }
 
-    /// The next named event, past comments and `retry:`.
+    /// The next named event, past comments and `retry:`, within one deadline however many
+    /// keep-alive comments come first.
     fn event(&self) -> Frame {
+        let end = std::time::Instant::now() + WAIT;
         loop {
-            let frame = self.frame();
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            let frame = self
+                .frames
+                .recv_timeout(left)
+                .expect("an event within the deadline");
             if !frame.event.is_empty() {
                 return frame;
             }
@@ -706,4 +712,574 @@ fn a_key_in_the_url_works_on_the_stream_and_the_feed_only_and_never_reaches_the_
         !written.contains(&key["gpt_".len()..]),
         "part of the key reached the log"
     );
+}
+
+/// A push payload to `git_ref` (`refs/heads/x` or `refs/tags/x`) of `repository`, pushed by
+/// `pusher` with one commit by `author`.
+fn varied_payload(git_ref: &str, repository: &str, pusher: &str, author: &str) -> Vec<u8> {
+    let mut payload: Value =
+        serde_json::from_slice(&github_payload("main", &["feat: varied"], 1_776_160_800)).unwrap();
+    payload["ref"] = git_ref.into();
+    payload["repository"]["full_name"] = repository.into();
+    payload["pusher"]["name"] = pusher.into();
+    payload["sender"]["login"] = pusher.into();
+    payload["commits"][0]["author"]["username"] = author.into();
+    payload["commits"][0]["author"]["name"] = author.into();
+    serde_json::to_vec(&payload).unwrap()
+}
+
+fn send(app: &TestApp, project: &TestProject, payload: &[u8]) -> String {
+    let delivery = format!("live-{}", git_push_tracker::tokens::generate_hook_id());
+    let reply = app.github_push(project, &delivery, payload);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body["pushes"][0].as_str().unwrap().to_owned()
+}
+
+/// The filters the filter tests try, each as a query string, every one matched by the last
+/// push [`varied_pushes`] sends: a tag `docs` of acme/other pushed by grace with bob's commit.
+const FILTERS: &[&str] = &[
+    "branch=docs",
+    "author=GRACE",
+    "author=bob&author=nobody",
+    "repository=acme/other",
+    "refType=tag",
+    "repository=acme/other&author=grace",
+    "branch=docs&refType=tag&author=Bob&repository=acme/other&repository=acme/third",
+];
+
+/// Pushes that each filter of [`FILTERS`] splits differently; the last one matches them all.
+fn varied_pushes(app: &TestApp, project: &TestProject) -> Vec<String> {
+    [
+        ("refs/heads/main", "acme/app", "ada", "ada"),
+        ("refs/heads/docs", "acme/app", "ada", "Grace"),
+        ("refs/heads/main", "acme/other", "bob", "ada"),
+        ("refs/tags/v1.0", "acme/app", "ada", "ada"),
+        ("refs/heads/docs", "acme/other", "grace", "carol"),
+        ("refs/tags/docs", "acme/other", "grace", "bob"),
+    ]
+    .iter()
+    .map(|(r, repo, pusher, author)| send(app, project, &varied_payload(r, repo, pusher, author)))
+    .collect()
+}
+
+/// The ids the list shows under `filter`, oldest first (as a stream delivers them).
+fn listed(app: &TestApp, project: &TestProject, filter: &str) -> Vec<String> {
+    let list = app.get(
+        &format!("/api/v1/pushes?limit=100&{filter}"),
+        Some(&project.key),
+    );
+    assert_eq!(list.status, 200, "{filter}: {}", list.body);
+    let mut ids: Vec<String> = list.body["pushes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.reverse();
+    ids
+}
+
+/// The `push.created` ids of a stream up to and including `last`.
+fn created_until(stream: &Stream, last: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let event = stream.event();
+        if event.event != "push.created" {
+            continue;
+        }
+        let id = event.json()["id"].as_str().unwrap().to_owned();
+        ids.push(id.clone());
+        if id == last {
+            return ids;
+        }
+    }
+}
+
+#[test]
+fn each_filter_on_the_stream_live_and_replayed_shows_exactly_what_the_list_shows() {
+    let app = TestApp::spawn();
+    let project = app.create_project("filtered");
+    let auth = bearer(&project.key);
+    let unfiltered = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    push(&app, &project, "main", "feat: before the filters");
+    let before = unfiltered.event().id.unwrap();
+    let live: Vec<Stream> = FILTERS
+        .iter()
+        .map(|f| {
+            let stream = Stream::open(
+                &stream_url(&app, &format!("?{f}")),
+                &[("Authorization", &auth)],
+            );
+            assert_eq!(stream.status, 200, "{f}: {}", stream.body);
+            stream
+        })
+        .collect();
+    let sent = varied_pushes(&app, &project);
+    let last = sent.last().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for (filter, stream) in FILTERS.iter().zip(&live) {
+        let expected = listed(&app, &project, filter);
+        assert!(
+            expected.len() < sent.len(),
+            "{filter} filters something out"
+        );
+        assert_eq!(created_until(stream, last), expected, "live, {filter}");
+        seen.insert(expected);
+        let replayed = Stream::open(
+            &stream_url(&app, &format!("?{filter}")),
+            &[("Authorization", &auth), ("Last-Event-ID", &before)],
+        );
+        assert_eq!(
+            created_until(&replayed, last),
+            listed(&app, &project, filter),
+            "replayed, {filter}"
+        );
+    }
+    assert!(seen.len() >= 5, "the filters split the pushes differently");
+}
+
+#[test]
+fn a_bad_filter_is_the_lists_400_on_the_stream_and_the_feed() {
+    let app = TestApp::spawn();
+    let project = app.create_project("badfilter");
+    let many = vec!["author=a"; 21].join("&");
+    for query in ["refType=both", many.as_str()] {
+        let list = app.get(&format!("/api/v1/pushes?{query}"), Some(&project.key));
+        assert_eq!(list.status, 400, "{query}");
+        for path in ["/api/v1/pushes/stream", "/api/v1/pushes.atom"] {
+            let answer = app.get(&format!("{path}?{query}"), Some(&project.key));
+            assert_eq!(answer.status, 400, "{path}?{query}");
+            assert_eq!(answer.body["error"], list.body["error"], "{path}?{query}");
+        }
+    }
+}
+
+/// A feed's entry ids (push ids, newest first), title and self link.
+fn feed_entries(xml: &str) -> (Vec<String>, String, String) {
+    let between = |text: &str, open: &str, close: &str| -> String {
+        let start = text
+            .find(open)
+            .unwrap_or_else(|| panic!("{open} in {text}"))
+            + open.len();
+        text[start..][..text[start..].find(close).unwrap()].to_owned()
+    };
+    let mut parts = xml.split("<entry>");
+    let head = parts.next().unwrap();
+    let ids = parts
+        .map(|e| between(e, "<id>urn:uuid:", "</id>"))
+        .collect();
+    let title = between(head, "<title type=\"text\">", "</title>");
+    let self_link = between(
+        head,
+        "<link rel=\"self\" type=\"application/atom+xml\" href=\"",
+        "\"",
+    );
+    (ids, title, self_link)
+}
+
+fn get_feed(app: &TestApp, project: &TestProject, query: &str) -> String {
+    let answer = app.get(&format!("/api/v1/pushes.atom{query}"), Some(&project.key));
+    assert_eq!(answer.status, 200, "{query}: {}", answer.body);
+    answer.body.as_str().unwrap().to_owned()
+}
+
+#[test]
+fn each_filter_on_the_feed_shows_what_the_list_shows_and_its_head_names_the_filters() {
+    let app = TestApp::spawn();
+    let project = app.create_project("feedfilters");
+    varied_pushes(&app, &project);
+    let (all, plain_title, plain_self) = feed_entries(&get_feed(&app, &project, ""));
+    assert_eq!(all.len(), 6);
+    assert_eq!(plain_title, "feedfilters: pushes");
+    assert_eq!(plain_self, format!("{}/api/v1/pushes.atom", app.base_url));
+    let mut ids = std::collections::HashSet::new();
+    for filter in FILTERS {
+        let xml = get_feed(&app, &project, &format!("?{filter}"));
+        let (entries, title, self_link) = feed_entries(&xml);
+        let mut expected = listed(&app, &project, filter);
+        expected.reverse();
+        assert_eq!(entries, expected, "{filter}");
+        assert_ne!(title, plain_title, "{filter}");
+        assert!(self_link.contains('?'), "{filter}: {self_link}");
+        // The self link is the same feed: following it gives the same entries.
+        let relative = self_link
+            .strip_prefix(&app.base_url)
+            .unwrap()
+            .replace("&amp;", "&");
+        let again = app.get(&relative, Some(&project.key));
+        assert_eq!(
+            feed_entries(again.body.as_str().unwrap()).0,
+            expected,
+            "{self_link}"
+        );
+        let feed_id = xml
+            .split("<id>")
+            .nth(1)
+            .unwrap()
+            .split("</id>")
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(ids.insert(feed_id), "{filter}: a feed id of its own");
+    }
+    let (_, title, _) = feed_entries(&get_feed(
+        &app,
+        &project,
+        "?branch=docs&author=grace&repository=acme/other&refType=tag",
+    ));
+    assert_eq!(
+        title,
+        "feedfilters: pushes to docs by grace in acme/other (tags only)"
+    );
+    // Another filter is another ETag: a 304 never answers for a different feed.
+    let plain = app.get("/api/v1/pushes.atom", Some(&project.key));
+    let tag = plain.header("etag").unwrap().to_owned();
+    let filtered = app
+        .agent
+        .get(format!("{}/api/v1/pushes.atom?refType=tag", app.base_url))
+        .header("Authorization", bearer(&project.key))
+        .header("If-None-Match", &tag)
+        .call()
+        .unwrap();
+    assert_eq!(filtered.status().as_u16(), 200);
+}
+
+/// A stream subscriber on a socket with a tiny receive buffer that reads nothing until told to.
+struct Stalled {
+    socket: std::net::TcpStream,
+}
+
+impl Stalled {
+    fn open(app: &TestApp, key: &str, last_event_id: &str) -> Stalled {
+        let addr: std::net::SocketAddr =
+            app.base_url.trim_start_matches("http://").parse().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let socket = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            socket.connect(addr).await.unwrap().into_std().unwrap()
+        });
+        socket.set_nonblocking(false).unwrap();
+        let request = format!(
+            "GET /api/v1/pushes/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\nLast-Event-ID: {last_event_id}\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut &socket, request.as_bytes()).unwrap();
+        Stalled { socket }
+    }
+
+    /// Reads everything the server sent until it closed the connection, and returns the ids
+    /// (`id:`, the change cursor, and the push's id) of the complete `push.created` events.
+    fn drain(self) -> Vec<(String, String)> {
+        self.socket.set_read_timeout(Some(WAIT)).unwrap();
+        let (mut bytes, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
+        let end = std::time::Instant::now() + WAIT * 3;
+        loop {
+            let n = std::io::Read::read(&mut &self.socket, &mut buf)
+                .expect("the server closed the connection of the subscriber that stopped reading");
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+            assert!(
+                std::time::Instant::now() < end,
+                "the server kept the connection of the subscriber that stopped reading open"
+            );
+        }
+        let start = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        // The body is chunked, and an event may span chunks: join the whole chunks that came.
+        let (mut body, mut unchunked) = (&bytes[start..], Vec::new());
+        while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
+            let Ok(size) = usize::from_str_radix(&String::from_utf8_lossy(&body[..end]), 16) else {
+                break;
+            };
+            let rest = &body[end + 2..];
+            if size == 0 || rest.len() < size + 2 {
+                break; // the end, or cut off mid-chunk: the rest never arrived
+            }
+            unchunked.extend_from_slice(&rest[..size]);
+            body = &rest[size + 2..];
+        }
+        let unchunked = String::from_utf8_lossy(&unchunked);
+        unchunked
+            .split("\n\n")
+            .filter(|frame| frame.contains("event: push.created"))
+            .filter_map(|frame| {
+                let id = frame.lines().find_map(|l| l.strip_prefix("id: "))?;
+                let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+                let push: Value = serde_json::from_str(data).ok()?;
+                Some((id.to_owned(), push["id"].as_str()?.to_owned()))
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_dropped_without_slowing_another_and_resumes_with_what_it_missed()
+ {
+    // A history far larger than the kernel's socket buffers and the server's own, replayed at
+    // once to a subscriber that reads nothing: its writes stall at once.
+    let seeded = 3_000;
+    let first = TestApp::spawn();
+    let project = first.create_project("slow");
+    let branch = format!("feature/{}", "x".repeat(900));
+    let subjects: Vec<String> = (0..8)
+        .map(|i| format!("feat: change {i} {}", "y".repeat(150)))
+        .collect();
+    let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    send(
+        &first,
+        &project,
+        &github_payload(&branch, &subjects, 1_776_160_800),
+    );
+    let first_base = first.base_url.clone();
+    let dir = first.stop_keeping_files();
+    let db_path = dir.path().join("test.db");
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO pushes (public_id, project_id, provider, delivery_id, repository, git_ref,
+            ref_type, branch, before_sha, after_sha, created, deleted, forced, pusher,
+            commit_count, commits_truncated, compare_url, pushed_at, received_at, summary,
+            summary_status, summary_source, summarized_at)
+         SELECT printf('00000000-0000-4000-8000-%012d', i), project_id, provider, NULL,
+            repository, git_ref, ref_type, branch, before_sha, printf('%040d', i), created,
+            deleted, forced, pusher, commit_count, commits_truncated, compare_url,
+            pushed_at + i, received_at + i, summary, summary_status, summary_source,
+            summarized_at
+         FROM pushes, n",
+        [seeded as i64],
+    )
+    .unwrap();
+    drop(conn);
+
+    let idle = Duration::from_millis(700);
+    let app = TestApp::spawn_on(&db_path, |c| {
+        c.limits.idle_timeout = idle;
+        c.stream_keepalive = Duration::from_millis(150);
+    });
+    let project = TestProject {
+        webhook_url: project.webhook_url.replace(&first_base, &app.base_url),
+        ..project
+    };
+    let auth = bearer(&project.key);
+    let everything = "c1.AAAAAAAAAAA";
+    let stalled = Stalled::open(&app, &project.key, everything);
+    let fast = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    assert_eq!(fast.status, 200);
+    // Live pushes go on for a few idle timeouts; the other subscriber gets each one before the
+    // next is sent.
+    let started = std::time::Instant::now();
+    let mut live = Vec::new();
+    while started.elapsed() < idle * 4 {
+        let id = send(
+            &app,
+            &project,
+            &github_payload("main", &["feat: live"], 1_776_160_800),
+        );
+        let event = fast.event();
+        assert_eq!(event.json()["id"], id);
+        live.push(id);
+    }
+    let received = stalled.drain();
+    // Everything, in order, as a subscriber that reads gets it.
+    let all: Vec<String> = {
+        let reader = Stream::open(
+            &stream_url(&app, ""),
+            &[("Authorization", &auth), ("Last-Event-ID", everything)],
+        );
+        created_until(&reader, live.last().unwrap())
+    };
+    assert_eq!(all.len(), seeded + 1 + live.len());
+    assert!(!received.is_empty(), "it got events before it stalled");
+    assert!(
+        received.len() < seeded,
+        "it was dropped while it read nothing ({} events), not served on when it read again",
+        received.len()
+    );
+    let got: Vec<String> = received.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(got, all[..received.len()], "in order, from the first");
+
+    let (last_id, _) = received.last().unwrap();
+    let resumed = Stream::open(
+        &stream_url(&app, ""),
+        &[("Authorization", &auth), ("Last-Event-ID", last_id)],
+    );
+    assert_eq!(resumed.status, 200, "{}", resumed.body);
+    assert_eq!(
+        created_until(&resumed, live.last().unwrap()),
+        all[received.len()..],
+        "exactly what it missed"
+    );
+    let next = send(
+        &app,
+        &project,
+        &github_payload("main", &["feat: after"], 1_776_160_800),
+    );
+    assert_eq!(
+        resumed.event().json()["id"],
+        next,
+        "then live, nothing twice"
+    );
+}
+
+#[test]
+fn the_stream_and_the_feed_answer_401_with_a_basic_challenge_so_a_feed_reader_asks_for_the_key() {
+    let app = TestApp::spawn();
+    let project = app.create_project("challenge");
+    use base64::Engine;
+    let wrong_basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode("reader:gpt_NotAKeyOfAnyProject0123456789abcdef")
+    );
+    for path in ["/api/v1/pushes.atom", "/api/v1/pushes/stream"] {
+        for auth in [
+            None,
+            Some(wrong_basic.as_str()),
+            Some("Bearer gpt_NotAKeyOfAnyProject0123456789abcdef"),
+        ] {
+            let mut request = app.agent.get(format!("{}{path}", app.base_url));
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            let answer = reply(request.call().unwrap());
+            assert_eq!(answer.status, 401, "{path} {auth:?}");
+            assert_eq!(
+                answer.body["error"]["code"], "unauthorized",
+                "{path} {auth:?}"
+            );
+            let challenge = answer
+                .header("www-authenticate")
+                .unwrap_or_else(|| panic!("{path} {auth:?}"));
+            assert!(
+                challenge.starts_with(r#"Basic realm="git-push-tracker""#),
+                "{challenge}"
+            );
+            assert!(challenge.contains("Bearer"), "{challenge}");
+        }
+    }
+    // The answer with the key the reader then sends: the feed.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("reader:{}", project.key));
+    let feed = reply(
+        app.agent
+            .get(format!("{}/api/v1/pushes.atom", app.base_url))
+            .header("Authorization", format!("Basic {basic}"))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(feed.status, 200);
+    // Other routes do not invite a password dialog.
+    let list = app.get("/api/v1/pushes", None);
+    assert_eq!(list.status, 401);
+    assert!(
+        list.header("www-authenticate")
+            .is_none_or(|c| !c.contains("Basic"))
+    );
+    // The OpenAPI document declares the header on both routes' 401.
+    let doc = app.get("/openapi.json", None);
+    for (path, name) in [
+        ("/api/v1/pushes.atom", "pushesFeed"),
+        ("/api/v1/pushes/stream", "streamPushes"),
+    ] {
+        let op = &doc.body["paths"][path]["get"];
+        assert_eq!(op["operationId"], name);
+        assert!(
+            op["responses"]["401"]["headers"]
+                .as_object()
+                .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("WWW-Authenticate"))),
+            "{path}: {}",
+            op["responses"]["401"]
+        );
+    }
+}
+
+/// Validates `xml` against RFC 4287's RELAX NG schema with jing; None when jing is missing
+/// (outside CI), else its verdict and messages.
+fn jing(xml: &str) -> Option<(bool, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/atom");
+    let schema = format!("{dir}/atom.rnc");
+    tool::require(
+        "the feed validates against the RFC 4287 schema",
+        "jing",
+        &["-c", &schema, &format!("{dir}/minimal.xml")],
+        "apt-get install jing, or .ci/apt-install.sh jing jing",
+    )?;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), xml).unwrap();
+    let out = std::process::Command::new("jing")
+        .args(["-c", &schema])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+#[test]
+fn the_feed_with_filters_a_deleted_branch_a_tag_and_hostile_text_is_valid_rfc_4287() {
+    let app = TestApp::spawn();
+    let project = app.create_project("valid");
+    push(&app, &project, "main", "feat: an ordinary push");
+    // Hostile text: markup, entities, a CDATA end, controls XML cannot carry, bidi overrides.
+    let hostile = "fix: <script>alert('x')</script> & \"q\" ]]> \u{1}\u{1b}[31m \u{202e}evil\u{202c} \u{1F600}";
+    let mut payload: Value =
+        serde_json::from_slice(&github_payload("main", &[hostile], 1_776_160_800)).unwrap();
+    payload["pusher"]["name"] = "<b>mallory</b> & co".into();
+    payload["commits"][0]["author"]["username"] = "<b>mallory</b> & co".into();
+    payload["ref"] = "refs/heads/a<b>&\"c".into();
+    send(&app, &project, &serde_json::to_vec(&payload).unwrap());
+    send(
+        &app,
+        &project,
+        &varied_payload("refs/tags/v2.0", "acme/app", "ada", "ada"),
+    );
+    let mut deleted: Value =
+        serde_json::from_slice(&github_payload("gone", &[], 1_776_160_800)).unwrap();
+    deleted["deleted"] = true.into();
+    deleted["after"] = "0000000000000000000000000000000000000000".into();
+    deleted["compare"] = Value::Null;
+    send(&app, &project, &serde_json::to_vec(&deleted).unwrap());
+
+    let mut checked = 0;
+    for query in [
+        "",
+        "?refType=tag",
+        "?branch=gone",
+        "?author=%3Cb%3Emallory%3C%2Fb%3E%20%26%20co&limit=2",
+        "?repository=acme/app&refType=branch",
+    ] {
+        let xml = get_feed(&app, &project, query);
+        let entries = xml.matches("<entry>").count();
+        assert!(entries > 0, "{query}: {xml}");
+        assert_eq!(
+            xml.matches("<author>").count(),
+            entries,
+            "an author on every entry"
+        );
+        let Some((valid, messages)) = jing(&xml) else {
+            return;
+        };
+        assert!(valid, "{query}: {messages}\n{xml}");
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
+    let all = get_feed(&app, &project, "");
+    assert!(all.contains("&lt;script&gt;"), "markup is escaped text");
+    assert!(
+        !all.contains('\u{1}'),
+        "no control character XML cannot carry"
+    );
+
+    // The validator does catch a broken feed: without its `updated`, or with an entry's id twice.
+    let (head, rest) = all.split_once("<updated>").unwrap();
+    let (_, after) = rest.split_once("</updated>").unwrap();
+    let (valid, _) = jing(&format!("{head}{after}")).unwrap();
+    assert!(!valid, "a feed without updated is refused");
+    let twice = all.replacen("</id>", "</id><id>urn:uuid:again</id>", 2);
+    assert!(!jing(&twice).unwrap().0, "an entry with two ids is refused");
 }
