@@ -226,6 +226,13 @@ pub(super) fn group(
     filter: &PushFilter,
     by: Grouping,
 ) -> Result<Vec<GroupCount>, DbError> {
+    if matches!(by, Grouping::Day | Grouping::Week)
+        && !filter.is_extended()
+        && let (Some(since), Some(until)) = (filter.since, filter.until)
+    {
+        let days = per_day(conn, scope, filter, to_millis(since), to_millis(until))?;
+        return Ok(by_day_or_week(days, by));
+    }
     let base = Filtered::new(scope, filter);
     // Day numbers as the day counters compute them (floor, also before 1970); 1970-01-01 was
     // a Thursday, so day + 3 counts weeks from a Monday.
@@ -255,6 +262,115 @@ pub(super) fn group(
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Pushes and commits per UTC day of `lo <= pushed_at < hi` (of one branch or all), oldest
+/// first: whole days from the day counters, the partial days at the edges from the pushes.
+fn per_day(
+    conn: &Connection,
+    scope: &ProjectScope,
+    filter: &PushFilter,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<(i64, u64, u64)>, DbError> {
+    let first_whole = lo.div_euclid(DAY_MS) + i64::from(lo.rem_euclid(DAY_MS) != 0);
+    let end_whole = hi.div_euclid(DAY_MS);
+    let mut days = Vec::new();
+    let rows = |sql: &str, params: Vec<Value>, days: &mut Vec<(i64, u64, u64)>| {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let found = stmt.query_map(params_from_iter(params.iter()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?.max(0) as u64,
+                r.get::<_, i64>(2)?.max(0) as u64,
+            ))
+        })?;
+        for day in found {
+            days.push(day?);
+        }
+        Ok::<_, DbError>(())
+    };
+    let edge = |from: i64, to: i64, days: &mut Vec<(i64, u64, u64)>| {
+        if from >= to {
+            return Ok(());
+        }
+        let (index, branch) = match &filter.branch {
+            Some(b) => ("pushes_project_branch_time", Some(b.clone())),
+            None => ("pushes_project_time", None),
+        };
+        let sql = format!(
+            "SELECT (pushed_at - ((pushed_at % 86400000) + 86400000) % 86400000) / 86400000 AS d,
+                count(*), COALESCE(sum(commit_count), 0)
+             FROM pushes INDEXED BY {index}
+             WHERE project_id = ?1 AND (?2 IS NULL OR branch = ?2) AND pushed_at >= ?3
+                AND pushed_at < ?4
+             GROUP BY d ORDER BY d"
+        );
+        let params = vec![
+            Value::Integer(scope.id()),
+            branch.map_or(Value::Null, Value::Text),
+            Value::Integer(from),
+            Value::Integer(to),
+        ];
+        rows(&sql, params, days)
+    };
+    if first_whole >= end_whole {
+        edge(lo, hi, &mut days)?;
+        return Ok(days);
+    }
+    edge(lo, first_whole * DAY_MS, &mut days)?;
+    let (sql, params) = match &filter.branch {
+        None => (
+            "SELECT day, n, commits FROM push_days WHERE project_id = ?1 AND day >= ?2
+                AND day < ?3 ORDER BY day",
+            vec![
+                Value::Integer(scope.id()),
+                Value::Integer(first_whole),
+                Value::Integer(end_whole),
+            ],
+        ),
+        Some(branch) => (
+            "SELECT day, n, commits FROM push_branch_days WHERE project_id = ?1 AND branch = ?4
+                AND day >= ?2 AND day < ?3 ORDER BY day",
+            vec![
+                Value::Integer(scope.id()),
+                Value::Integer(first_whole),
+                Value::Integer(end_whole),
+                Value::Text(branch.clone()),
+            ],
+        ),
+    };
+    rows(sql, params, &mut days)?;
+    edge(end_whole * DAY_MS, hi, &mut days)?;
+    Ok(days)
+}
+
+/// Day counts as [`group`] answers them: by day, or summed into ISO weeks (keyed by the day
+/// number of their Monday; 1970-01-01 was a Thursday).
+fn by_day_or_week(days: Vec<(i64, u64, u64)>, by: Grouping) -> Vec<GroupCount> {
+    let mut out: Vec<(i64, u64, u64)> = Vec::new();
+    for (day, pushes, commits) in days {
+        let key = match by {
+            Grouping::Week => day - (day + 3).rem_euclid(7),
+            _ => day,
+        };
+        match out.last_mut() {
+            Some(last) if last.0 == key => {
+                last.1 += pushes;
+                last.2 += commits;
+            }
+            _ => out.push((key, pushes, commits)),
+        }
+    }
+    out.into_iter()
+        .map(|(key, pushes, commits)| GroupCount {
+            key: key.to_string(),
+            pushes,
+            commits,
+        })
+        .collect()
 }
 
 /// The counts of a digest.

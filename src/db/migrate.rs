@@ -644,6 +644,63 @@ const MIGRATIONS: &[&str] = &[
             SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.push_id;
     END;
     "#,
+    // 13: the day counters also sum the pushes' commit counts, so activity by day or week over
+    // a range reads whole days from them (and only the partial days at its edges from the
+    // pushes). The day triggers are replaced to keep both sums.
+    r#"
+    ALTER TABLE push_days ADD COLUMN commits INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE push_branch_days ADD COLUMN commits INTEGER NOT NULL DEFAULT 0;
+    UPDATE push_days SET commits = COALESCE((SELECT sum(p.commit_count) FROM pushes p
+        WHERE p.project_id = push_days.project_id
+        AND p.pushed_at >= push_days.day * 86400000 AND p.pushed_at < (push_days.day + 1) * 86400000), 0);
+    UPDATE push_branch_days SET commits = COALESCE((SELECT sum(p.commit_count) FROM pushes p
+        WHERE p.project_id = push_branch_days.project_id AND p.branch = push_branch_days.branch
+        AND p.pushed_at >= push_branch_days.day * 86400000
+        AND p.pushed_at < (push_branch_days.day + 1) * 86400000), 0);
+    DROP TRIGGER pushes_days_insert;
+    DROP TRIGGER pushes_days_delete;
+    CREATE TRIGGER pushes_days_insert AFTER INSERT ON pushes BEGIN
+        INSERT INTO push_days (project_id, day, n, commits)
+            VALUES (NEW.project_id, (NEW.pushed_at - ((NEW.pushed_at % 86400000) + 86400000) % 86400000) / 86400000, 1, NEW.commit_count)
+        ON CONFLICT (project_id, day) DO UPDATE SET n = n + 1, commits = commits + excluded.commits;
+        INSERT INTO push_branch_days (project_id, branch, day, n, commits)
+            VALUES (NEW.project_id, NEW.branch, (NEW.pushed_at - ((NEW.pushed_at % 86400000) + 86400000) % 86400000) / 86400000, 1, NEW.commit_count)
+        ON CONFLICT (project_id, branch, day)
+            DO UPDATE SET n = n + 1, commits = commits + excluded.commits;
+    END;
+    CREATE TRIGGER pushes_days_delete AFTER DELETE ON pushes BEGIN
+        UPDATE push_days SET n = n - 1, commits = commits - OLD.commit_count
+            WHERE project_id = OLD.project_id AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        DELETE FROM push_days
+            WHERE project_id = OLD.project_id AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000 AND n <= 0;
+        UPDATE push_branch_days SET n = n - 1, commits = commits - OLD.commit_count
+            WHERE project_id = OLD.project_id AND branch = OLD.branch AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        DELETE FROM push_branch_days
+            WHERE project_id = OLD.project_id AND branch = OLD.branch AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000
+            AND n <= 0;
+    END;
+    CREATE TRIGGER pushes_days_commits AFTER UPDATE OF commit_count ON pushes BEGIN
+        UPDATE push_days SET commits = commits - OLD.commit_count + NEW.commit_count
+            WHERE project_id = NEW.project_id AND day = (NEW.pushed_at - ((NEW.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        UPDATE push_branch_days SET commits = commits - OLD.commit_count + NEW.commit_count
+            WHERE project_id = NEW.project_id AND branch = NEW.branch AND day = (NEW.pushed_at - ((NEW.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+    END;
+    -- Beside `pushes_counts_move` (which moves `n`): whichever runs first, the rows end with
+    -- both sums right.
+    CREATE TRIGGER pushes_days_commits_move AFTER UPDATE OF project_id, branch, pushed_at ON pushes
+    BEGIN
+        UPDATE push_days SET commits = commits - OLD.commit_count
+            WHERE project_id = OLD.project_id AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        UPDATE push_branch_days SET commits = commits - OLD.commit_count
+            WHERE project_id = OLD.project_id AND branch = OLD.branch AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        INSERT INTO push_days (project_id, day, n, commits)
+            VALUES (NEW.project_id, (NEW.pushed_at - ((NEW.pushed_at % 86400000) + 86400000) % 86400000) / 86400000, 0, NEW.commit_count)
+        ON CONFLICT (project_id, day) DO UPDATE SET commits = commits + excluded.commits;
+        INSERT INTO push_branch_days (project_id, branch, day, n, commits)
+            VALUES (NEW.project_id, NEW.branch, (NEW.pushed_at - ((NEW.pushed_at % 86400000) + 86400000) % 86400000) / 86400000, 0, NEW.commit_count)
+        ON CONFLICT (project_id, branch, day) DO UPDATE SET commits = commits + excluded.commits;
+    END;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -265,7 +265,7 @@ pub struct PushFilter {
 
 impl PushFilter {
     /// True when the filter needs more than the day counters and page indexes of `list`.
-    fn is_extended(&self) -> bool {
+    pub(super) fn is_extended(&self) -> bool {
         !self.text.is_empty()
             || !self.authors.is_empty()
             || !self.repositories.is_empty()

@@ -21,6 +21,7 @@ struct Seeded {
     branch: &'static str,
     pushed_at: i64,
     received_at: i64,
+    commits: u64,
 }
 
 /// `count` pushes over ten days, several to a 10-minute slot (so many share a `pushedAt`), the
@@ -52,7 +53,7 @@ fn seed(app: &TestApp, project: &str, count: usize) -> Vec<Seeded> {
             deleted: false,
             forced: false,
             pusher: "ada".into(),
-            commit_count: 0,
+            commit_count: (i % 5) as u32,
             compare_url: None,
             pushed_at: Some(at),
             commits: vec![],
@@ -69,6 +70,7 @@ fn seed(app: &TestApp, project: &str, count: usize) -> Vec<Seeded> {
             branch,
             pushed_at,
             received_at,
+            commits: (i % 5) as u64,
         });
     }
     // The server's own start-up writes may hold the lock a moment: the import is one
@@ -523,5 +525,58 @@ fn until_takes_a_date_or_date_time_and_refuses_anything_else() {
             message.contains("until"),
             "{bad}: {message:?} should name until"
         );
+    }
+}
+
+#[test]
+fn activity_by_day_and_week_counts_whole_days_from_counters_and_partial_days_from_pushes() {
+    let app = TestApp::spawn();
+    let project = app.create_project("activity");
+    let seeded = seed(&app, "activity", 2_000);
+    let (since, until) = ("2024-03-02T05:30:00Z", "2024-03-09T17:10:00Z");
+    let (lo, hi) = (millis(since), millis(until));
+    for branch in [None, Some("main")] {
+        for group in ["day", "week"] {
+            let mut query = format!("since={since}&until={until}&groupBy={group}");
+            if let Some(b) = branch {
+                query.push_str(&format!("&branch={b}"));
+            }
+            let reply = app.get(&format!("/api/v1/activity?{query}"), Some(&project.key));
+            assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+            let mut want: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+            for s in seeded.iter().filter(|s| {
+                s.pushed_at >= lo && s.pushed_at < hi && branch.is_none_or(|b| s.branch == b)
+            }) {
+                let day = s.pushed_at.div_euclid(DAY_MS);
+                let key = if group == "week" {
+                    day - (day + 3).rem_euclid(7)
+                } else {
+                    day
+                };
+                let date = DateTime::from_timestamp_millis(key * DAY_MS)
+                    .unwrap()
+                    .format("%Y-%m-%d")
+                    .to_string();
+                let entry = want.entry(date).or_default();
+                entry.0 += 1;
+                entry.1 += s.commits;
+            }
+            let got: std::collections::BTreeMap<String, (u64, u64)> = reply.body["buckets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|b| b["pushes"].as_u64().unwrap() > 0)
+                .map(|b| {
+                    (
+                        b["key"].as_str().unwrap().to_owned(),
+                        (
+                            b["pushes"].as_u64().unwrap(),
+                            b["commits"].as_u64().unwrap(),
+                        ),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{query}");
+        }
     }
 }
