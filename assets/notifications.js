@@ -7,50 +7,7 @@
 (function () {
   const KINDS = ['slack', 'discord', 'teams', 'mattermost', 'ntfy', 'webhook'];
 
-  async function api(method, path, body) {
-    const init = {
-      method,
-      credentials: 'same-origin',
-      headers: { 'X-Requested-With': 'git-push-tracker', Accept: 'application/json' },
-    };
-    if (body !== undefined) {
-      init.headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    let res;
-    try {
-      res = await fetch('/api/admin' + path, init);
-    } catch (e) {
-      throw new Error('The server cannot be reached.');
-    }
-    if (res.status === 204) return null;
-    let data = null;
-    try {
-      data = await res.json();
-    } catch (e) {
-      data = null;
-    }
-    if (!res.ok) {
-      const err = (data && data.error) || {};
-      throw new Error(err.message || 'Request failed (' + res.status + ').');
-    }
-    return data;
-  }
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === 'class') node.className = v;
-      else if (k === 'text') node.textContent = v;
-      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-      else node.setAttribute(k, v);
-    }
-    for (const c of children) {
-      if (c === null || c === undefined) continue;
-      node.append(typeof c === 'string' ? document.createTextNode(c) : c);
-    }
-    return node;
-  }
+  const { api, el } = window.Dashboard;
 
   function when(iso) {
     if (!iso) return 'never';
