@@ -499,12 +499,13 @@ fn first_day_from(ms: i64) -> i64 {
 /// day counters where it falls.
 const DIRECT_OFFSET: u64 = 2_000;
 
-/// One level of the push counters (migrations 6 and 10): the size of its buckets, and the sum
-/// of its buckets `?3 <= bucket < ?4` for a project (`?1`), of all branches or of one (`?2`).
+/// One level of the push counters (migrations 6 and 10): the size of its buckets, its tables
+/// (all branches, one branch) and their bucket column.
 struct Level {
     size: i64,
     all: &'static str,
     branch: &'static str,
+    column: &'static str,
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -513,18 +514,21 @@ const HOUR_MS: i64 = 3_600_000;
 const LEVELS: [Level; 3] = [
     Level {
         size: 32 * DAY_MS,
-        all: "SELECT COALESCE(SUM(n), 0) FROM push_blocks WHERE project_id = ?1 AND bucket >= ?3 AND bucket < ?4 AND ?2 IS NULL",
-        branch: "SELECT COALESCE(SUM(n), 0) FROM push_branch_blocks WHERE project_id = ?1 AND branch = ?2 AND bucket >= ?3 AND bucket < ?4",
+        all: "push_blocks",
+        branch: "push_branch_blocks",
+        column: "bucket",
     },
     Level {
         size: DAY_MS,
-        all: "SELECT COALESCE(SUM(n), 0) FROM push_days WHERE project_id = ?1 AND day >= ?3 AND day < ?4 AND ?2 IS NULL",
-        branch: "SELECT COALESCE(SUM(n), 0) FROM push_branch_days WHERE project_id = ?1 AND branch = ?2 AND day >= ?3 AND day < ?4",
+        all: "push_days",
+        branch: "push_branch_days",
+        column: "day",
     },
     Level {
         size: HOUR_MS,
-        all: "SELECT COALESCE(SUM(n), 0) FROM push_hours WHERE project_id = ?1 AND bucket >= ?3 AND bucket < ?4 AND ?2 IS NULL",
-        branch: "SELECT COALESCE(SUM(n), 0) FROM push_branch_hours WHERE project_id = ?1 AND branch = ?2 AND bucket >= ?3 AND bucket < ?4",
+        all: "push_hours",
+        branch: "push_branch_hours",
+        column: "bucket",
     },
 ];
 
@@ -532,59 +536,91 @@ const LEVELS: [Level; 3] = [
 const WITHIN_A_DAY: &[Level] = LEVELS.split_at(2).1;
 
 /// Counts one project's pushes (of one branch) in a window of time from the counters of whole
-/// 32-day blocks, days and hours, and the `pushes` indexes only within the hour at each edge.
+/// 32-day blocks, days and hours, and the `pushes` indexes only within the hour at each edge,
+/// all in one statement.
 struct Counter<'c> {
     conn: &'c Connection,
     project_id: i64,
     branch: Option<&'c str>,
 }
 
+/// The terms of a count being built: SQL scalar subqueries to add up, and their parameters.
+#[derive(Default)]
+struct Terms {
+    sql: Vec<String>,
+    params: Vec<rusqlite::types::Value>,
+}
+
 impl Counter<'_> {
-    /// Pushes with `lo <= pushed_at < hi` counted one by one; for spans within an hour.
-    fn exact(&self, lo: i64, hi: i64) -> Result<i64, DbError> {
-        if lo >= hi {
+    /// Pushes with `lo <= pushed_at < hi`.
+    fn count(&self, lo: i64, hi: i64, levels: &[Level]) -> Result<i64, DbError> {
+        let mut terms = Terms::default();
+        self.terms(lo, hi, levels, &mut terms);
+        if terms.sql.is_empty() {
             return Ok(0);
         }
-        let sql = match self.branch {
-            None => {
-                "SELECT count(*) FROM pushes INDEXED BY pushes_project_time WHERE project_id = ?1 AND pushed_at >= ?3 AND pushed_at < ?4 AND ?2 IS NULL"
-            }
-            Some(_) => {
-                "SELECT count(*) FROM pushes INDEXED BY pushes_project_branch_time WHERE project_id = ?1 AND branch = ?2 AND pushed_at >= ?3 AND pushed_at < ?4"
-            }
-        };
+        let sql = format!("SELECT {}", terms.sql.join(" + "));
         Ok(self
             .conn
-            .prepare_cached(sql)?
-            .query_row(params![self.project_id, self.branch, lo, hi], |r| r.get(0))?)
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(terms.params), |r| r.get(0))?)
     }
 
-    /// Pushes with `lo <= pushed_at < hi`: the whole buckets of the coarsest of `levels` that
-    /// fit, and the edges on either side from the finer ones.
-    fn count(&self, lo: i64, hi: i64, levels: &[Level]) -> Result<i64, DbError> {
+    /// Adds the terms for `lo <= pushed_at < hi`: the whole buckets of the coarsest of
+    /// `levels` that fit, the edges on either side from the finer ones, and rows one by one
+    /// below the finest.
+    fn terms(&self, lo: i64, hi: i64, levels: &[Level], terms: &mut Terms) {
+        use rusqlite::types::Value;
         if lo >= hi {
-            return Ok(0);
+            return;
         }
+        let scope = |terms: &mut Terms| {
+            terms.params.push(Value::Integer(self.project_id));
+            if let Some(branch) = self.branch {
+                terms.params.push(Value::Text(branch.to_owned()));
+            }
+        };
+        let branch = if self.branch.is_some() {
+            " AND branch = ?"
+        } else {
+            ""
+        };
         let Some((level, finer)) = levels.split_first() else {
-            return self.exact(lo, hi);
+            let index = if self.branch.is_some() {
+                "pushes_project_branch_time"
+            } else {
+                "pushes_project_time"
+            };
+            terms.sql.push(format!(
+                "(SELECT count(*) FROM pushes INDEXED BY {index} WHERE project_id = ?{branch} \
+                 AND pushed_at >= ? AND pushed_at < ?)"
+            ));
+            scope(terms);
+            terms
+                .params
+                .extend([Value::Integer(lo), Value::Integer(hi)]);
+            return;
         };
         let size = level.size;
         let first = lo.div_euclid(size) + i64::from(lo.rem_euclid(size) != 0);
         let end = hi.div_euclid(size);
         if first >= end {
-            return self.count(lo, hi, finer);
+            return self.terms(lo, hi, finer, terms);
         }
-        let sql = match self.branch {
-            None => level.all,
-            Some(_) => level.branch,
+        self.terms(lo, first * size, finer, terms);
+        let (table, column) = match self.branch {
+            None => (level.all, level.column),
+            Some(_) => (level.branch, level.column),
         };
-        let whole: i64 = self
-            .conn
-            .prepare_cached(sql)?
-            .query_row(params![self.project_id, self.branch, first, end], |r| {
-                r.get(0)
-            })?;
-        Ok(self.count(lo, first * size, finer)? + whole + self.count(end * size, hi, finer)?)
+        terms.sql.push(format!(
+            "(SELECT COALESCE(SUM(n), 0) FROM {table} WHERE project_id = ?{branch} \
+             AND {column} >= ? AND {column} < ?)"
+        ));
+        scope(terms);
+        terms
+            .params
+            .extend([Value::Integer(first), Value::Integer(end)]);
+        self.terms(end * size, hi, finer, terms);
     }
 
     /// Every push of the project (or branch), from the per-branch counters.
