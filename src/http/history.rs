@@ -43,6 +43,28 @@ fn error_body(e: &QueryError) -> Json<ErrorBody> {
     Json(ErrorBody::new(code, e.to_string()))
 }
 
+/// A range route's query (`since`, `until` and the list's filters) as the list parses it.
+fn range(
+    since: String,
+    until: Option<String>,
+    q: Option<String>,
+    branch: Option<String>,
+    author: Option<Vec<String>>,
+    repository: Option<Vec<String>>,
+    ref_type: Option<String>,
+) -> RawQuery {
+    RawQuery {
+        q,
+        branch,
+        author: author.unwrap_or_default(),
+        repository: repository.unwrap_or_default(),
+        ref_type,
+        since: Some(since),
+        until,
+        ..RawQuery::default()
+    }
+}
+
 /// A digest as JSON, or as Markdown for `Accept: text/markdown`.
 #[derive(ResponseContent)]
 pub enum DigestBody {
@@ -120,16 +142,15 @@ impl HistoryApi {
             Option<String>,
         >,
     ) -> poem::Result<DigestResponse> {
-        let raw = RawQuery {
-            q: q.0,
-            branch: branch.0,
-            author: author.0.unwrap_or_default(),
-            repository: repository.0.unwrap_or_default(),
-            ref_type: ref_type.0,
-            since: Some(since.0),
-            until: until.0,
-            ..RawQuery::default()
-        };
+        let raw = range(
+            since.0,
+            until.0,
+            q.0,
+            branch.0,
+            author.0,
+            repository.0,
+            ref_type.0,
+        );
         let now = state.clock.now();
         let query = match PushQuery::parse_range(raw, now) {
             Ok(query) => query,
@@ -188,16 +209,15 @@ impl HistoryApi {
         >,
     ) -> poem::Result<ActivityResponse> {
         let by = group_by.0.unwrap_or(GroupBy::Day);
-        let raw = RawQuery {
-            q: q.0,
-            branch: branch.0,
-            author: author.0.unwrap_or_default(),
-            repository: repository.0.unwrap_or_default(),
-            ref_type: ref_type.0,
-            since: Some(since.0),
-            until: until.0,
-            ..RawQuery::default()
-        };
+        let raw = range(
+            since.0,
+            until.0,
+            q.0,
+            branch.0,
+            author.0,
+            repository.0,
+            ref_type.0,
+        );
         let query = match PushQuery::parse_range(raw, state.clock.now()) {
             Ok(query) => query,
             Err(e) => return Ok(ActivityResponse::BadRequest(error_body(&e))),
@@ -406,16 +426,15 @@ impl OwnerHistoryApi {
             Option<String>,
         >,
     ) -> poem::Result<OwnerAnswer<Box<Digest>>> {
-        let raw = RawQuery {
-            q: q.0,
-            branch: branch.0,
-            author: author.0.unwrap_or_default(),
-            repository: repository.0.unwrap_or_default(),
-            ref_type: ref_type.0,
-            since: Some(since.0),
-            until: until.0,
-            ..RawQuery::default()
-        };
+        let raw = range(
+            since.0,
+            until.0,
+            q.0,
+            branch.0,
+            author.0,
+            repository.0,
+            ref_type.0,
+        );
         let now = state.clock.now();
         let query = match PushQuery::parse_range(raw, now) {
             Ok(query) => query,
@@ -463,16 +482,15 @@ impl OwnerHistoryApi {
         >,
     ) -> poem::Result<OwnerAnswer<Activity>> {
         let by = group_by.0.unwrap_or(GroupBy::Day);
-        let raw = RawQuery {
-            q: q.0,
-            branch: branch.0,
-            author: author.0.unwrap_or_default(),
-            repository: repository.0.unwrap_or_default(),
-            ref_type: ref_type.0,
-            since: Some(since.0),
-            until: until.0,
-            ..RawQuery::default()
-        };
+        let raw = range(
+            since.0,
+            until.0,
+            q.0,
+            branch.0,
+            author.0,
+            repository.0,
+            ref_type.0,
+        );
         let query = match PushQuery::parse_range(raw, state.clock.now()) {
             Ok(query) => query,
             Err(e) => return Ok(OwnerAnswer::BadRequest(error_body(&e))),
