@@ -701,6 +701,127 @@ const MIGRATIONS: &[&str] = &[
         ON CONFLICT (project_id, branch, day) DO UPDATE SET commits = commits + excluded.commits;
     END;
     "#,
+    // 14: a push's derived rows (the counters, its search entry and text, its authors, its
+    // change-log row and its notifications' outbox rows) are written after the push itself, in
+    // bulk: the ingest writer commits a webhook's push with one row in `push_index_queue`, and
+    // writes the derived rows of every queued push in one later transaction (db/derive.rs),
+    // where each push's triggers rewrote a dozen tables' pages in every small ingest commit.
+    // Readers wait for that catch-up, so nothing they see is behind (see `Db::settled`).
+    // A queued push has no derived rows, so the triggers that undo or change derived rows skip
+    // it (the catch-up writes what it finds then); the queue has no foreign key because a
+    // cascade could remove its row before those triggers look. A push's project, branch, time,
+    // pusher and commit count never change, so the triggers that would move its rows are gone.
+    r#"
+    CREATE TABLE push_index_queue (push_id INTEGER PRIMARY KEY);
+    CREATE TRIGGER pushes_index_queue AFTER INSERT ON pushes BEGIN
+        INSERT OR IGNORE INTO push_index_queue (push_id) VALUES (NEW.id);
+    END;
+    DROP TRIGGER pushes_count_insert;
+    DROP TRIGGER pushes_days_insert;
+    DROP TRIGGER pushes_buckets_insert;
+    DROP TRIGGER push_authors_insert;
+    DROP TRIGGER push_authors_commits;
+    DROP TRIGGER pushes_notify_insert;
+    DROP TRIGGER pushes_change_insert;
+    DROP TRIGGER push_text_insert;
+    DROP TRIGGER pushes_counts_move;
+    DROP TRIGGER pushes_buckets_move;
+    DROP TRIGGER pushes_days_commits_move;
+    DROP TRIGGER pushes_days_commits;
+    CREATE TRIGGER pushes_fixed BEFORE UPDATE OF project_id, branch, pushed_at, pusher,
+        commit_count ON pushes
+    WHEN NEW.project_id IS NOT OLD.project_id OR NEW.branch IS NOT OLD.branch
+        OR NEW.pushed_at IS NOT OLD.pushed_at OR NEW.pusher IS NOT OLD.pusher
+        OR NEW.commit_count IS NOT OLD.commit_count
+    BEGIN
+        SELECT RAISE(ABORT, 'a stored push keeps its project, branch, time, pusher and commits');
+    END;
+
+    DROP TRIGGER pushes_count_delete;
+    DROP TRIGGER pushes_days_delete;
+    DROP TRIGGER pushes_buckets_delete;
+    CREATE TRIGGER pushes_counters_delete AFTER DELETE ON pushes
+    WHEN NOT EXISTS (SELECT 1 FROM push_index_queue WHERE push_id = OLD.id) BEGIN
+        UPDATE push_counts SET n = n - 1 WHERE project_id = OLD.project_id AND branch = OLD.branch;
+        UPDATE push_days SET n = n - 1, commits = commits - OLD.commit_count
+            WHERE project_id = OLD.project_id AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        DELETE FROM push_days
+            WHERE project_id = OLD.project_id AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000 AND n <= 0;
+        UPDATE push_branch_days SET n = n - 1, commits = commits - OLD.commit_count
+            WHERE project_id = OLD.project_id AND branch = OLD.branch AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000;
+        DELETE FROM push_branch_days
+            WHERE project_id = OLD.project_id AND branch = OLD.branch AND day = (OLD.pushed_at - ((OLD.pushed_at % 86400000) + 86400000) % 86400000) / 86400000 AND n <= 0;
+        UPDATE push_hours SET n = n - 1
+            WHERE project_id = OLD.project_id AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 3600000) + 3600000) % 3600000) / 3600000;
+        DELETE FROM push_hours
+            WHERE project_id = OLD.project_id AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 3600000) + 3600000) % 3600000) / 3600000 AND n <= 0;
+        UPDATE push_branch_hours SET n = n - 1
+            WHERE project_id = OLD.project_id AND branch = OLD.branch AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 3600000) + 3600000) % 3600000) / 3600000;
+        DELETE FROM push_branch_hours
+            WHERE project_id = OLD.project_id AND branch = OLD.branch AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 3600000) + 3600000) % 3600000) / 3600000 AND n <= 0;
+        UPDATE push_blocks SET n = n - 1
+            WHERE project_id = OLD.project_id AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000;
+        DELETE FROM push_blocks
+            WHERE project_id = OLD.project_id AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000 AND n <= 0;
+        UPDATE push_branch_blocks SET n = n - 1
+            WHERE project_id = OLD.project_id AND branch = OLD.branch AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000;
+        DELETE FROM push_branch_blocks
+            WHERE project_id = OLD.project_id AND branch = OLD.branch AND bucket = (OLD.pushed_at - ((OLD.pushed_at % 2764800000) + 2764800000) % 2764800000) / 2764800000 AND n <= 0;
+    END;
+
+    DROP TRIGGER push_fts_before_update;
+    DROP TRIGGER push_fts_after_update;
+    DROP TRIGGER push_fts_before_delete;
+    CREATE TRIGGER push_fts_before_update BEFORE UPDATE OF summary ON pushes
+    WHEN NOT EXISTS (SELECT 1 FROM push_index_queue WHERE push_id = OLD.id) BEGIN
+        INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.id;
+    END;
+    CREATE TRIGGER push_fts_after_update AFTER UPDATE OF summary ON pushes
+    WHEN NOT EXISTS (SELECT 1 FROM push_index_queue WHERE push_id = NEW.id) BEGIN
+        INSERT INTO push_fts (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.id;
+        INSERT INTO push_fts_prefix (rowid, summary, messages, branch, authors)
+            SELECT id, summary, messages, branch, authors FROM push_search WHERE id = NEW.id;
+    END;
+    CREATE TRIGGER push_fts_before_delete BEFORE DELETE ON pushes
+    WHEN NOT EXISTS (SELECT 1 FROM push_index_queue WHERE push_id = OLD.id) BEGIN
+        INSERT INTO push_fts (push_fts, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.id;
+        INSERT INTO push_fts_prefix (push_fts_prefix, rowid, summary, messages, branch, authors)
+            SELECT 'delete', id, summary, messages, branch, authors FROM push_search
+            WHERE id = OLD.id;
+    END;
+
+    DROP TRIGGER pushes_notify_final;
+    CREATE TRIGGER pushes_notify_final AFTER UPDATE OF summary_status ON pushes
+    WHEN NEW.summary_status IN ('summarized', 'failed')
+        AND OLD.summary_status NOT IN ('summarized', 'failed')
+        AND NOT EXISTS (SELECT 1 FROM push_index_queue WHERE push_id = NEW.id) BEGIN
+        INSERT INTO notify_outbox (notification_id, push_id, next_attempt_at, created_at)
+        SELECT id, NEW.id, 0, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+        FROM notifications WHERE project_id = NEW.project_id AND enabled = 1
+        ON CONFLICT (notification_id, push_id) DO NOTHING;
+    END;
+
+    DROP TRIGGER pushes_change_update;
+    CREATE TRIGGER pushes_change_update
+        AFTER UPDATE OF summary, summary_source, summary_status ON pushes
+        WHEN (NEW.summary IS NOT OLD.summary
+            OR NEW.summary_source IS NOT OLD.summary_source
+            OR replace(NEW.summary_status, 'in_progress', 'pending')
+                IS NOT replace(OLD.summary_status, 'in_progress', 'pending'))
+            AND NOT EXISTS (SELECT 1 FROM push_index_queue WHERE push_id = NEW.id)
+    BEGIN
+        INSERT INTO push_changes (project_id, push_id, kind)
+            VALUES (NEW.project_id, NEW.id, 'updated');
+    END;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -9,6 +9,7 @@
 mod admin;
 pub mod backup;
 mod changes;
+mod derive;
 mod expiry;
 mod history;
 mod keys;
@@ -25,6 +26,7 @@ mod values;
 pub mod writer;
 
 pub use changes::{Change, ChangeCursor, ChangeKind};
+pub use derive::CaughtUp;
 pub use history::{DigestPush, GroupCount, Grouping, RangeCounts};
 pub use notifications::{AttemptRecord, DeliveryOutcome, DeliveryRecord, DueDelivery};
 pub use pushes::{
@@ -76,6 +78,8 @@ pub enum DbError {
     WriterGone,
     #[error("the webhook secret changed since the delivery was verified")]
     StaleSecret,
+    #[error("the database log could not be synced to disk")]
+    NotSynced,
     #[error("a push's stored commits could not be read")]
     CorruptCommits(#[source] serde_json::Error),
 }
@@ -103,6 +107,8 @@ pub struct Db {
     path: PathBuf,
     /// Woken after every commit that may have added to the change log (see [`Store::change_signal`]).
     changed: std::sync::Arc<tokio::sync::Notify>,
+    /// How far the derived rows are behind this process's writer.
+    derived: std::sync::Arc<derive::Progress>,
 }
 
 impl std::fmt::Debug for Db {
@@ -119,6 +125,14 @@ impl Db {
         let _ = private::create_if_missing(path);
         let mut conn = open_connection(path)?;
         migrate::migrate(&mut conn)?;
+        // Pushes a crash left without their derived rows (or another process's, just stored).
+        let caught_up = derive::catch_up(&mut conn)?;
+        if caught_up.pushes > 0 {
+            tracing::info!(
+                pushes = caught_up.pushes,
+                "wrote the derived rows of queued pushes"
+            );
+        }
         drop(conn);
         let manager = SqliteConnectionManager::file(path).with_init(configure);
         let pool = r2d2::Pool::builder()
@@ -129,7 +143,15 @@ impl Db {
             pool,
             path: path.to_owned(),
             changed: std::sync::Arc::new(tokio::sync::Notify::new()),
+            derived: std::sync::Arc::default(),
         })
+    }
+
+    /// Waits until the pushes this process's writer has committed have their derived rows, so
+    /// that a read sees in the counters, the search index and the change log every push that
+    /// was answered for before it.
+    fn settled(&self) {
+        self.derived.settle();
     }
 
     /// A pooled connection; blocking, so async callers go through `spawn_blocking`.
@@ -163,6 +185,7 @@ impl Db {
                 stored += 1;
             }
         }
+        derive::catch_up_in(&tx)?;
         tx.commit()?;
         self.changed.notify_one();
         Ok(stored)

@@ -290,6 +290,7 @@ impl Store for Db {
     }
 
     fn stats(&self) -> Result<DbStats, DbError> {
+        self.settled();
         stats::read(&*self.conn()?, &self.wal_path())
     }
 
@@ -341,6 +342,7 @@ impl Store for Db {
     }
 
     fn list_projects(&self) -> Result<Vec<(Project, PushCounts)>, DbError> {
+        self.settled();
         let conn = self.conn()?;
         projects::list(&conn)?
             .into_iter()
@@ -411,6 +413,7 @@ impl Store for Db {
         limit: u32,
         start: &PageStart,
     ) -> Result<PushPage, DbError> {
+        self.settled();
         pushes::list(&*self.conn()?, scope, filter, limit, start)
     }
 
@@ -423,6 +426,7 @@ impl Store for Db {
         scope: &ProjectScope,
         filter: &PushFilter,
     ) -> Result<RangeCounts, DbError> {
+        self.settled();
         history::counts(&*self.conn()?, scope, filter)
     }
 
@@ -432,6 +436,7 @@ impl Store for Db {
         filter: &PushFilter,
         by: Grouping,
     ) -> Result<Vec<GroupCount>, DbError> {
+        self.settled();
         history::group(&*self.conn()?, scope, filter, by)
     }
 
@@ -441,6 +446,7 @@ impl Store for Db {
         filter: &PushFilter,
         max: u32,
     ) -> Result<Vec<DigestPush>, DbError> {
+        self.settled();
         history::digest_pushes(&*self.conn()?, scope, filter, max)
     }
 
@@ -544,10 +550,12 @@ impl Store for Db {
         scope: Option<&ProjectScope>,
         limit: u32,
     ) -> Result<Vec<Change>, DbError> {
+        self.settled();
         changes::after(&*self.conn()?, after, scope.map(ProjectScope::id), limit)
     }
 
     fn latest_change(&self) -> Result<ChangeCursor, DbError> {
+        self.settled();
         changes::latest(&*self.conn()?)
     }
 
@@ -556,6 +564,7 @@ impl Store for Db {
     }
 
     fn project_version(&self, scope: &ProjectScope) -> Result<(i64, i64), DbError> {
+        self.settled();
         changes::project_version(&*self.conn()?, scope)
     }
 

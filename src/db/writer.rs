@@ -2,13 +2,15 @@
 //!
 //! Handlers hand over parsed pushes and wait for the reply; the reply comes only after the
 //! transaction holding them has committed and the log holding it is synced to disk, so a 2xx
-//! means "stored", even across a power cut. Batching turns many
-//! small commits into a few larger ones, and a single writer means no lock contention between
-//! webhook requests. A second thread copies WAL pages into the database file while the writer
-//! keeps committing, so the writer only stops, briefly, when the log is due to start over.
+//! means "stored", even across a power cut. Batching turns many small commits into a few
+//! larger ones, and a single writer means no lock contention between webhook requests. The
+//! sync is a thread of its own ([`LogSyncer`]), so the writer commits the next batch while the
+//! disk takes the last one. Between batches the writer writes the pushes' derived rows
+//! ([`derive`]). Another thread copies WAL pages into the database file while the writer keeps
+//! committing, so the writer only stops, briefly, when the log is due to start over.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::derive::{self, Progress};
 use super::notifications::{self, DeliveryRecord};
 use super::projects::secret_is_current;
 use super::pushes::{Inserted, PreparedPush, insert};
@@ -31,6 +34,13 @@ const MAX_BATCH: usize = 256;
 /// load batches of about 20 cost less per delivery than the batches of 5 that formed without
 /// waiting; with nothing on its way the writer commits at once.
 const GATHER_WINDOW: Duration = Duration::from_millis(2);
+/// How long the writer waits for another delivery before it writes the derived rows of the
+/// pushes it committed (see [`derive`]): under load the next delivery comes sooner, and the rows
+/// of many batches are written together.
+const CATCH_UP_WHEN_IDLE: Duration = Duration::from_millis(1);
+/// The most pushes, and the longest time, the derived rows stay behind under load.
+const MAX_BEHIND_PUSHES: usize = 1024;
+const MAX_BEHIND: Duration = Duration::from_millis(100);
 /// A WAL holding more than this is copied into the database by the checkpointer thread.
 const WAL_COPY_THRESHOLD: u64 = 4 * 1024 * 1024;
 /// A WAL holding more than this is checkpointed by the writer itself between two batches, so
@@ -104,25 +114,27 @@ impl Drop for Incoming {
 }
 
 impl IngestWriter {
-    /// Starts the writer thread. `after_commit` runs after every batch that stored a new push,
-    /// saying whether one waits for the summary worker and whether one's summary is already
-    /// final (their notifications are due). The thread ends once every handle is dropped and
-    /// the queue is drained.
+    /// Starts the writer thread. `after_commit` runs after every batch that stored a push that
+    /// waits for the summary worker, and after every catch-up that made deliveries due. The
+    /// thread ends once every handle is dropped and the queue is drained.
     pub fn spawn(
         db: &Db,
         after_commit: impl Fn(Committed) + Send + 'static,
     ) -> Result<(IngestWriter, JoinHandle<()>), DbError> {
         let conn = db.dedicated_connection()?;
-        // A 2xx promises the push survives a power cut, so every commit here syncs the WAL
-        // before it returns, and only then are the handlers answered: one fsync per batch,
-        // not per delivery. (The other connections keep NORMAL; see `configure`.)
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // A 2xx promises the push survives a power cut: the handlers of a batch are answered
+        // by the log syncer, once a sync of the log that began after the batch's commit has
+        // finished (one sync for every batch committed meanwhile). The commit itself keeps
+        // NORMAL, as every connection does (see `configure`), so the writer never waits for
+        // the disk.
+        let syncer = LogSyncer::spawn(db)?;
         // Checkpoints are the checkpointer thread's job, not something a commit waits for.
         // (This pragma sets the WAL hook too, so it comes before ours.)
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.wal_hook(Some(record_wal_size));
         let checkpointer = Checkpointer::spawn(db)?;
         let changed = Arc::clone(&db.changed);
+        let derived = Arc::clone(&db.derived);
         let (tx, rx) = channel();
         let incoming = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
@@ -131,6 +143,10 @@ impl IngestWriter {
             incoming: Arc::clone(&incoming),
             checkpointer,
             changed,
+            derived,
+            stash: None,
+            behind: Behind::default(),
+            syncer,
         };
         let handle = std::thread::Builder::new()
             .name("ingest-writer".into())
@@ -193,40 +209,130 @@ struct Writer {
     jobs: Receiver<Work>,
     incoming: Arc<AtomicUsize>,
     checkpointer: Checkpointer,
-    /// The change log's signal: a stored push is a change for the live stream.
+    /// The change log's signal: a push's change-log row is a change for the live stream.
     changed: Arc<tokio::sync::Notify>,
+    derived: Arc<Progress>,
+    /// A job taken while looking whether the writer is idle, to be handled next.
+    stash: Option<Work>,
+    behind: Behind,
+    syncer: LogSyncer,
+}
+
+/// The committed pushes whose derived rows are not written yet.
+#[derive(Default)]
+struct Behind {
+    /// The last committed batch with new pushes (see [`Progress::committed`]).
+    batch: u64,
+    pushes: usize,
+    since: Option<Instant>,
 }
 
 impl Writer {
     fn run(mut self, after_commit: impl Fn(Committed)) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut deliveries = Vec::new();
-        while self.gather(&mut batch, &mut deliveries) {
-            let committed = commit_batch(&mut self.conn, &mut batch, &mut deliveries);
-            if committed.stored {
-                self.changed.notify_one();
+        loop {
+            let first = match self.next_job() {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let idle = first.is_none();
+            if let Some(first) = first {
+                self.gather(first, &mut batch, &mut deliveries);
+                let committed =
+                    commit_batch(&mut self.conn, &self.derived, &mut batch, &mut deliveries);
+                if let Some(stored) = committed.stored {
+                    self.behind.batch = stored.batch;
+                    self.behind.pushes += stored.pushes;
+                    self.behind.since.get_or_insert_with(Instant::now);
+                }
+                self.syncer.answer_once_synced(committed.answers);
+                if committed.queued {
+                    after_commit(Committed {
+                        queued: true,
+                        finished: false,
+                    });
+                }
+                self.after_write();
             }
-            if committed.queued || committed.finished {
-                after_commit(committed);
-            }
-            let wal_bytes = WAL_BYTES.get();
-            self.checkpointer.committed(wal_bytes);
-            // Until it succeeds, tried again after every batch: readers still on old frames
-            // keep those from being copied.
-            if wal_bytes >= WAL_RESTART_THRESHOLD && self.checkpointer.restart_log(&self.conn) {
-                // The next commit starts the log over, and the hook reports the new size.
-                WAL_BYTES.set(0);
+            if self.catch_up_due(idle) {
+                self.catch_up(&after_commit);
             }
         }
+        self.catch_up(&after_commit);
+        self.syncer.finish();
         self.checkpointer.finish();
     }
 
-    /// Waits for a job, then takes every job already queued and those announced as on their
-    /// way, for up to [`GATHER_WINDOW`]. False once every handle is gone and the queue is empty.
-    fn gather(&self, batch: &mut Vec<Job>, deliveries: &mut Vec<DeliveryJob>) -> bool {
-        let Ok(first) = self.jobs.recv() else {
+    /// The next job: at once if one is queued; while derived rows are behind, only for as long
+    /// as they may stay behind.
+    fn next_job(&mut self) -> Result<Work, RecvTimeoutError> {
+        if let Some(job) = self.stash.take() {
+            return Ok(job);
+        }
+        let Some(since) = self.behind.since else {
+            return self.jobs.recv().map_err(|_| RecvTimeoutError::Disconnected);
+        };
+        let wait = CATCH_UP_WHEN_IDLE.min(MAX_BEHIND.saturating_sub(since.elapsed()));
+        self.jobs.recv_timeout(wait)
+    }
+
+    /// True when the derived rows should be written now: the writer is idle, a reader waits
+    /// for them, or they are as far behind as they may be.
+    fn catch_up_due(&self, idle: bool) -> bool {
+        let Some(since) = self.behind.since else {
             return false;
         };
+        idle || self.derived.is_wanted()
+            || self.behind.pushes >= MAX_BEHIND_PUSHES
+            || since.elapsed() >= MAX_BEHIND
+    }
+
+    /// Writes the derived rows of every push committed so far, then tells the readers, the
+    /// live stream and the delivery threads.
+    fn catch_up(&mut self, after_commit: &impl Fn(Committed)) {
+        let batch = std::mem::take(&mut self.behind).batch;
+        if batch == 0 {
+            return;
+        }
+        match derive::catch_up(&mut self.conn) {
+            Ok(caught_up) => {
+                if caught_up.pushes > 0 {
+                    self.changed.notify_one();
+                }
+                if caught_up.deliveries > 0 {
+                    after_commit(Committed {
+                        queued: false,
+                        finished: true,
+                    });
+                }
+            }
+            // The queue keeps them: the next catch-up (or the next start) writes them. Readers
+            // are let through rather than kept waiting on a failure.
+            Err(e) => {
+                tracing::error!(error = %crate::error_chain(&e), "writing the derived rows of new pushes failed");
+            }
+        }
+        self.derived.derived(batch);
+        self.after_write();
+    }
+
+    /// After every commit: lets the checkpointer know, and starts the log over when it is due.
+    fn after_write(&self) {
+        let wal_bytes = WAL_BYTES.get();
+        self.checkpointer.committed(wal_bytes);
+        // Until it succeeds, tried again after every batch: readers still on old frames
+        // keep those from being copied.
+        if wal_bytes >= WAL_RESTART_THRESHOLD && self.checkpointer.restart_log(&self.conn) {
+            // The next commit starts the log over, and the hook reports the new size.
+            WAL_BYTES.set(0);
+        }
+    }
+
+    /// Takes `first`, every job already queued and those announced as on their way, for up to
+    /// [`GATHER_WINDOW`].
+    fn gather(&self, first: Work, batch: &mut Vec<Job>, deliveries: &mut Vec<DeliveryJob>) {
         let mut take = |work| match work {
             Work::Pushes(job) => batch.push(job),
             Work::Deliveries(job) => deliveries.push(job),
@@ -254,30 +360,51 @@ impl Writer {
                 Err(_) => break,
             }
         }
-        true
     }
 }
 
-/// What a committed batch stored that others wait for.
+/// What a commit of the writer's made ready that others wait for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Committed {
-    /// A new push was stored: a change for the live stream.
-    pub stored: bool,
     /// A new push waits for the summary worker.
     pub queued: bool,
-    /// A new push's summary is final already (the builtin one): its notifications are due.
+    /// Notifications' deliveries are due (of pushes whose summary was final when stored).
     pub finished: bool,
 }
 
-/// Commits every job of the batch in one transaction and replies to each after the commit.
+/// What [`commit_batch`] did.
+#[derive(Default)]
+struct BatchOutcome {
+    /// The batch's number and how many new pushes it stored, if it stored any.
+    stored: Option<Stored>,
+    /// A new push waits for the summary worker.
+    queued: bool,
+    /// For the handlers, once the log is synced.
+    answers: Vec<Answer>,
+}
+
+/// A handler's outcome, and its pushes to hand back.
+struct Answer {
+    reply: Reply,
+    result: JobResult,
+    pushes: Vec<PreparedPush>,
+}
+
+struct Stored {
+    batch: u64,
+    pushes: usize,
+}
+
+/// Commits every job of the batch in one transaction, and returns each job's answer.
 /// Expected refusals (a rotated secret, a deleted project) are found before a job writes
 /// anything, so they need no savepoint; anything unexpected rolls back the whole batch, which
 /// is then stored one delivery per transaction so one bad delivery cannot sink the others.
 fn commit_batch(
     conn: &mut Connection,
+    derived: &Progress,
     batch: &mut Vec<Job>,
     deliveries: &mut Vec<DeliveryJob>,
-) -> Committed {
+) -> BatchOutcome {
     let (results, recorded) = match store_batch(conn, batch, deliveries) {
         Ok(results) => (results, Vec::new()),
         Err(e) => {
@@ -295,21 +422,104 @@ fn commit_batch(
         // The delivery thread may be gone (shutdown); the outbox then sends again.
         let _ = job.reply.send(recorded.next().unwrap_or(Ok(())));
     }
-    let mut committed = Committed::default();
-    for (job, result) in batch.drain(..).zip(results) {
-        if let Ok(inserted) = &result {
+    let mut outcome = BatchOutcome::default();
+    let mut new_pushes = 0;
+    for (job, result) in batch.iter().zip(&results) {
+        if let Ok(inserted) = result {
             for (i, p) in inserted.iter().zip(&job.pushes) {
                 if matches!(i, Inserted::New(_)) {
-                    committed.stored = true;
-                    committed.queued |= p.status == SummaryStatus::Pending;
-                    committed.finished |= p.status != SummaryStatus::Pending;
+                    new_pushes += 1;
+                    outcome.queued |= p.status == SummaryStatus::Pending;
                 }
             }
         }
-        // The handler may have gone (client hung up); the push is stored either way.
-        let _ = job.reply.send((result, job.pushes));
     }
-    committed
+    // Counted before anyone is answered, so a read that follows a 201 waits for its push's
+    // derived rows.
+    if new_pushes > 0 {
+        outcome.stored = Some(Stored {
+            batch: derived.committed(),
+            pushes: new_pushes,
+        });
+    }
+    outcome.answers = batch
+        .drain(..)
+        .zip(results)
+        .map(|(job, result)| Answer {
+            reply: job.reply,
+            result,
+            pushes: job.pushes,
+        })
+        .collect();
+    outcome
+}
+
+/// The thread that syncs the log to disk after the writer's commits and only then answers
+/// their handlers. Every sync covers each batch committed before it began, so while the disk
+/// takes one sync, the batches committed meanwhile wait for the next one together.
+struct LogSyncer {
+    answers: Option<Sender<Vec<Answer>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LogSyncer {
+    fn spawn(db: &Db) -> Result<LogSyncer, DbError> {
+        let (wal, database) = (db.wal_path(), db.path.clone());
+        let (tx, rx) = channel::<Vec<Answer>>();
+        let thread = std::thread::Builder::new()
+            .name("log-syncer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(rx.try_iter());
+                    let synced = sync_log(&wal, &database);
+                    if let Err(e) = &synced {
+                        tracing::error!(error = %e, "syncing the database log to disk failed; answering its webhooks with an error");
+                    }
+                    for answer in waiting.into_iter().flatten() {
+                        let result = match &synced {
+                            Ok(()) => answer.result,
+                            Err(_) => Err(DbError::NotSynced),
+                        };
+                        // The handler may have gone (client hung up); the push is stored
+                        // either way.
+                        let _ = answer.reply.send((result, answer.pushes));
+                    }
+                }
+            })
+            .map_err(|_| DbError::WriterGone)?;
+        Ok(LogSyncer {
+            answers: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn answer_once_synced(&self, answers: Vec<Answer>) {
+        if let Some(queue) = &self.answers {
+            // Only gone if its thread panicked; the handlers then see the writer gone.
+            let _ = queue.send(answers);
+        }
+    }
+
+    /// Answers whatever is waiting, then stops.
+    fn finish(&mut self) {
+        self.answers = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `fdatasync` of the log, through a descriptor of its own (a sync writes the file's pages,
+/// whoever wrote them). No log means every frame is in the database file already: sync that.
+fn sync_log(wal: &std::path::Path, database: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::File::open(wal) {
+        Ok(log) => log.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::File::open(database)?.sync_data()
+        }
+        Err(e) => Err(e),
+    }
 }
 
 type JobResult = Result<Vec<Inserted>, DbError>;

@@ -209,3 +209,58 @@ async fn a_delivery_to_an_unknown_hook_is_refused_before_its_body_is_read() {
     let refused = f.ingest.receive(&"x".repeat(32), &headers, body).await;
     assert!(matches!(refused, Err(Refused::UnknownHook)), "{refused:?}");
 }
+
+/// A push of its own: a ref change no other delivery of the test repeats.
+fn numbered_payload(n: u32) -> Bytes {
+    Bytes::from(
+        serde_json::json!({
+            "ref": "refs/heads/main",
+            "before": format!("{:040x}", n - 1),
+            "after": format!("{n:040x}"),
+            "commits": [{
+                "id": format!("{n:040x}"),
+                "message": format!("feat: zeppelin number {n}"),
+                "timestamp": "2026-01-01T10:00:00Z",
+                "author": {"name": "Ada", "username": "ada"},
+            }],
+            "pusher": {"name": "ada"},
+            "repository": {"full_name": "acme/app"}
+        })
+        .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_read_right_after_a_stored_push_counts_searches_and_streams_it() {
+    let f = fixture(true);
+    let scope =
+        f.db.owner_scope(&ProjectName::parse("app").unwrap())
+            .unwrap();
+    let search = PushFilter {
+        text: vec![crate::db::SearchTerm {
+            word: "zeppelin".into(),
+            prefix: false,
+        }],
+        ..PushFilter::default()
+    };
+    for n in 1..=20 {
+        let body = numbered_payload(n);
+        let headers = github_headers("push", &format!("d-{n}"), SECRET, &body);
+        stored_ids(&f.ingest.receive(&f.hook_id, &headers, ready(body)).await);
+        // The derived rows are written after the answer; the reads wait for them.
+        let all =
+            f.db.list_pushes(&scope, &PushFilter::default(), 1, &PageStart::Offset(0))
+                .unwrap();
+        let found =
+            f.db.list_pushes(&scope, &search, 1, &PageStart::Offset(0))
+                .unwrap();
+        let changes =
+            f.db.changes_after(crate::db::ChangeCursor::default(), Some(&scope), 100)
+                .unwrap();
+        assert_eq!(
+            (all.total, found.total, changes.len()),
+            (u64::from(n), u64::from(n), n as usize),
+            "after push {n}"
+        );
+    }
+}

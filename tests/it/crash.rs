@@ -75,6 +75,30 @@ fn assert_durable(db: &Path, acked: &HashSet<String>, life: usize) {
     );
 }
 
+/// Asserts the derived rows are true: every push but those still queued for them is counted
+/// once in every counter, has one search entry and one "created" change. Read in one
+/// transaction, so the server writing meanwhile cannot make it see half of a commit.
+fn assert_derived_true(db: &Path, life: usize) {
+    let mut conn = open_read_only(db);
+    let tx = conn.transaction().unwrap();
+    let count = |sql: &str| -> i64 { tx.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let derived = count(
+        "SELECT count(*) FROM pushes WHERE id NOT IN (SELECT push_id FROM push_index_queue)",
+    );
+    for (what, sql) in [
+        ("push_counts", "SELECT COALESCE(sum(n), 0) FROM push_counts"),
+        ("push_days", "SELECT COALESCE(sum(n), 0) FROM push_days"),
+        ("push_hours", "SELECT COALESCE(sum(n), 0) FROM push_branch_hours"),
+        ("search entries", "SELECT count(*) FROM push_fts_docsize"),
+        (
+            "created changes",
+            "SELECT count(*) FROM push_changes WHERE kind = 'created'",
+        ),
+    ] {
+        assert_eq!(count(sql), derived, "after kill {life}: {what}");
+    }
+}
+
 /// One client: sends signed pushes with unique delivery ids to whatever server is up, and
 /// records each delivery the server acknowledged with a 2xx.
 fn client(
@@ -168,6 +192,7 @@ fn every_acknowledged_push_survives_ten_sigkills_under_load() {
         // Taken after the kill: everything in it was acknowledged by the killed server.
         let snapshot = acked.lock().unwrap().clone();
         assert_durable(&db, &snapshot, life);
+        assert_derived_true(&db, life);
     }
 
     stop.store(true, Ordering::SeqCst);

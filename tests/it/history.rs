@@ -47,8 +47,15 @@ fn deliver(app: &TestApp, project: &TestProject, branch: &str, messages: &[&str]
 }
 
 /// `INSERT INTO push_fts(push_fts) VALUES('integrity-check')` on the file, and the index's
-/// document count against the pushes.
+/// document count against the pushes, once every push is indexed.
 fn assert_index_true(app: &TestApp) {
+    // The server writes a push's search entry just after its answer; this reads the file
+    // from outside, so it waits for that.
+    app.wait_for(
+        "the derived rows of every push",
+        Duration::from_secs(10),
+        || (app.sql_count("SELECT count(*) FROM push_index_queue") == 0).then_some(()),
+    );
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     conn.execute_batch("INSERT INTO push_fts (push_fts) VALUES ('integrity-check')")
         .expect("the search index matches the pushes");

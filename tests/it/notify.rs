@@ -708,6 +708,7 @@ fn a_410_pauses_the_notification_with_the_reason_and_stops_retrying() {
     );
     // A paused notification gets nothing: the next push is not even queued for it.
     push(&app, &project);
+    app.wait_until_derived();
     assert_eq!(app.sql_count("SELECT count(*) FROM notify_outbox"), 1);
     assert_eq!(fake.requests().len(), 1);
     assert_eq!(deliveries(&app, "web", id).len(), 1);

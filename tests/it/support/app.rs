@@ -219,6 +219,17 @@ impl TestApp {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
+    /// Waits until every stored push has its derived rows (counters, search entry, change-log
+    /// and outbox rows), which the server writes just after answering: for a test that reads
+    /// them from the file rather than through the API (whose reads wait for them).
+    pub fn wait_until_derived(&self) {
+        self.wait_for(
+            "the derived rows of every push",
+            Duration::from_secs(10),
+            || (self.sql_count("SELECT count(*) FROM push_index_queue") == 0).then_some(()),
+        );
+    }
+
     /// Polls `check` until it returns Some or the deadline passes.
     pub fn wait_for<T>(
         &self,
