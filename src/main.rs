@@ -15,7 +15,22 @@ use tracing_subscriber::util::SubscriberInitExt;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc 2's `mimalloc.h`, which the Rust bindings do not name.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// By default mimalloc gives freed pages back only when the thread that freed them allocates
+/// again 10 ms later, so an idle server kept every page its start and its last burst had freed
+/// (about 9 MB of a 28 MB idle footprint), and a thousand live streams kept what their
+/// connections' setup had freed. Purging at once costs a system call per freed run of pages;
+/// `cargo bench` shows no ingest cost beyond its noise (BENCHMARKS.md). The benchmark sets the
+/// same.
+fn return_freed_memory_at_once() {
+    // SAFETY: sets an integer option, which mimalloc reads atomically; no memory is touched.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 fn main() -> ExitCode {
+    return_freed_memory_at_once();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {

@@ -1481,6 +1481,9 @@ fn live(dir: &Path) {
 }
 
 fn main() {
+    // As src/main.rs does: mimalloc's `mi_option_purge_delay` (15) set to 0.
+    // SAFETY: sets an integer option, which mimalloc reads atomically; no memory is touched.
+    unsafe { libmimalloc_sys::mi_option_set(15, 0) };
     let wanted: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

@@ -82,13 +82,15 @@ fn assert_derived_true(db: &Path, life: usize) {
     let mut conn = open_read_only(db);
     let tx = conn.transaction().unwrap();
     let count = |sql: &str| -> i64 { tx.query_row(sql, [], |r| r.get(0)).unwrap() };
-    let derived = count(
-        "SELECT count(*) FROM pushes WHERE id NOT IN (SELECT push_id FROM push_index_queue)",
-    );
+    let derived =
+        count("SELECT count(*) FROM pushes WHERE id NOT IN (SELECT push_id FROM push_index_queue)");
     for (what, sql) in [
         ("push_counts", "SELECT COALESCE(sum(n), 0) FROM push_counts"),
         ("push_days", "SELECT COALESCE(sum(n), 0) FROM push_days"),
-        ("push_hours", "SELECT COALESCE(sum(n), 0) FROM push_branch_hours"),
+        (
+            "push_hours",
+            "SELECT COALESCE(sum(n), 0) FROM push_branch_hours",
+        ),
         ("search entries", "SELECT count(*) FROM push_fts_docsize"),
         (
             "created changes",
