@@ -552,8 +552,8 @@ struct Terms {
 }
 
 impl Counter<'_> {
-    /// Pushes with `lo <= pushed_at < hi`.
-    fn count(&self, lo: i64, hi: i64, levels: &[Level]) -> Result<i64, DbError> {
+    /// Pushes with `lo <= pushed_at < hi`, or at or after `lo` without `hi`.
+    fn count(&self, lo: i64, hi: Option<i64>, levels: &[Level]) -> Result<i64, DbError> {
         let mut terms = Terms::default();
         self.terms(lo, hi, levels, &mut terms);
         if terms.sql.is_empty() {
@@ -568,10 +568,11 @@ impl Counter<'_> {
 
     /// Adds the terms for `lo <= pushed_at < hi`: the whole buckets of the coarsest of
     /// `levels` that fit, the edges on either side from the finer ones, and rows one by one
-    /// below the finest.
-    fn terms(&self, lo: i64, hi: i64, levels: &[Level], terms: &mut Terms) {
+    /// below the finest. Without `hi`, every bucket from the first whole one on is summed at
+    /// once, so an open window has one edge.
+    fn terms(&self, lo: i64, hi: Option<i64>, levels: &[Level], terms: &mut Terms) {
         use rusqlite::types::Value;
-        if lo >= hi {
+        if hi.is_some_and(|hi| lo >= hi) {
             return;
         }
         let scope = |terms: &mut Terms| {
@@ -591,36 +592,46 @@ impl Counter<'_> {
             } else {
                 "pushes_project_time"
             };
+            let below = if hi.is_some() {
+                " AND pushed_at < ?"
+            } else {
+                ""
+            };
             terms.sql.push(format!(
                 "(SELECT count(*) FROM pushes INDEXED BY {index} WHERE project_id = ?{branch} \
-                 AND pushed_at >= ? AND pushed_at < ?)"
+                 AND pushed_at >= ?{below})"
             ));
             scope(terms);
-            terms
-                .params
-                .extend([Value::Integer(lo), Value::Integer(hi)]);
+            terms.params.push(Value::Integer(lo));
+            terms.params.extend(hi.map(Value::Integer));
             return;
         };
         let size = level.size;
         let first = lo.div_euclid(size) + i64::from(lo.rem_euclid(size) != 0);
-        let end = hi.div_euclid(size);
-        if first >= end {
+        let end = hi.map(|hi| hi.div_euclid(size));
+        if end.is_some_and(|end| first >= end) {
             return self.terms(lo, hi, finer, terms);
         }
-        self.terms(lo, first * size, finer, terms);
+        self.terms(lo, Some(first * size), finer, terms);
         let (table, column) = match self.branch {
             None => (level.all, level.column),
             Some(_) => (level.branch, level.column),
         };
+        let below = if end.is_some() {
+            format!(" AND {column} < ?")
+        } else {
+            String::new()
+        };
         terms.sql.push(format!(
             "(SELECT COALESCE(SUM(n), 0) FROM {table} WHERE project_id = ?{branch} \
-             AND {column} >= ? AND {column} < ?)"
+             AND {column} >= ?{below})"
         ));
         scope(terms);
-        terms
-            .params
-            .extend([Value::Integer(first), Value::Integer(end)]);
-        self.terms(end * size, hi, finer, terms);
+        terms.params.push(Value::Integer(first));
+        terms.params.extend(end.map(Value::Integer));
+        if let Some(end) = end {
+            self.terms(end * size, hi, finer, terms);
+        }
     }
 
     /// Every push of the project (or branch), from the per-branch counters.
@@ -648,7 +659,7 @@ impl Counter<'_> {
             // Everything before `hi` is everything but what is at or after it: the same cost as
             // a `since` count, and no walk over the history's start.
             (None, Some(hi)) => Ok(self.all()? - self.between(Some(hi), None)?),
-            (Some(lo), hi) => self.count(lo, hi.unwrap_or(i64::MAX), &LEVELS),
+            (Some(lo), hi) => self.count(lo, hi, &LEVELS),
         }
     }
 
@@ -672,7 +683,7 @@ impl Counter<'_> {
         let mut rest = offset as i64;
         // The partial day at the top.
         if let Some(hi) = hi {
-            let top = self.count(end_whole * DAY_MS, hi, WITHIN_A_DAY)?;
+            let top = self.count(end_whole * DAY_MS, Some(hi), WITHIN_A_DAY)?;
             if rest < top {
                 return Ok((Some(hi), rest as u64));
             }

@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent, SecurityScheme
 
 use super::error::ErrorBody;
 use super::history::wants_markdown;
+use super::pattern::{CalendarTime, CursorText, Matching, PushId, RefType, SortOrder};
 use super::{AppState, etag};
 use crate::db::{DbError, ProjectScope, Store};
 use crate::domain::{NewCommit, Push};
@@ -332,23 +333,16 @@ impl PublicApi {
         branch: Query<Option<String>>,
         /// Only pushes at or after this date (`2024-01-01`, midnight UTC) or date-time
         /// (`2024-01-01T10:00:00Z`; UTC when it has no offset).
-        #[oai(validator(
-            max_length = 64,
-            pattern = r"^ *(([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)? *$"
-        ))]
-        since: Query<Option<String>>,
+        #[oai(validator(max_length = 64))]
+        since: Query<Option<Matching<CalendarTime>>>,
         /// Only pushes before this date or date-time (exclusive), in the same forms as `since`:
         /// `since=2024-01-01&until=2024-02-01` is January.
-        #[oai(validator(
-            max_length = 64,
-            pattern = r"^ *(([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)? *$"
-        ))]
-        until: Query<Option<String>>,
+        #[oai(validator(max_length = 64))]
+        until: Query<Option<Matching<CalendarTime>>>,
         /// Continue after the previous page: its `pagination.nextCursor`, with the same filters.
         /// Stable while new pushes arrive (none is skipped or repeated), and as fast at the
         /// millionth push as at the first: the way to walk a history.
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Matching<CursorText>>>,
         /// Full-text search over summaries, commit messages, branch names and authors: every
         /// word must match, with stemming (`authenticate` finds "authentication"); a trailing
         /// `*` matches a prefix (`auth*`). Searched as text: no operators. Blank is no search.
@@ -362,12 +356,11 @@ impl PublicApi {
         #[oai(validator(max_items = 20))]
         repository: Query<Option<Vec<String>>>,
         /// Only pushes to branches (`branch`) or to tags (`tag`).
-        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))]
-        ref_type: Query<Option<String>>,
+        #[oai(name = "refType")]
+        ref_type: Query<Option<Matching<RefType>>>,
         /// `newest` (the default) or, with `q`, `relevance` (best match first; pages by
         /// `offset`, not `cursor`).
-        #[oai(validator(pattern = r"^(newest|relevance)$"))]
-        sort: Query<Option<String>>,
+        sort: Query<Option<Matching<SortOrder>>>,
         /// An `ETag` of an earlier answer: a 304 without a body when the page is unchanged.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
@@ -377,13 +370,13 @@ impl PublicApi {
             branch: branch.0,
             author: author.0.unwrap_or_default(),
             repository: repository.0.unwrap_or_default(),
-            ref_type: ref_type.0,
-            since: since.0,
-            until: until.0,
+            ref_type: ref_type.0.map(Matching::into_inner),
+            since: since.0.map(Matching::into_inner),
+            until: until.0.map(Matching::into_inner),
             limit: limit.0,
             offset: offset.0,
-            cursor: cursor.0,
-            sort: sort.0,
+            cursor: cursor.0.map(Matching::into_inner),
+            sort: sort.0.map(Matching::into_inner),
         };
         let query = match PushQuery::parse(raw) {
             Ok(query) => query,
@@ -427,24 +420,21 @@ impl PublicApi {
         state: Data<&Arc<AppState>>,
         key: ProjectKey,
         /// The push's id.
-        #[oai(validator(
-            pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-        ))]
-        id: Path<String>,
+        id: Path<Matching<PushId>>,
         /// An `ETag` of an earlier answer: a 304 without a body when the push is unchanged.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> poem::Result<GetPushResponse> {
         let found = in_scope(&state, &key.0.token, move |store, scope| {
             // One row by its unique id, without the commits: the check costs less than the answer.
-            let Some(version) = store.push_version(&scope, &id.0)? else {
+            let Some(version) = store.push_version(&scope, id.0.as_ref())? else {
                 return Ok(None);
             };
-            let tag = etag::of_page(&(0, 0), &scope, &["push", &id.0, &version]);
+            let tag = etag::of_page(&(0, 0), &scope, &["push", id.0.as_ref(), &version]);
             if etag::none_match(if_none_match.0.as_deref(), &tag) {
                 return Ok(Some(Err(tag)));
             }
-            match store.get_push(&scope, &id.0) {
+            match store.get_push(&scope, id.0.as_ref()) {
                 Err(DbError::NotFound) => Ok(None),
                 other => other.map(|found| Some(Ok((tag, found)))),
             }

@@ -15,6 +15,7 @@ use super::AppState;
 use super::admin::{AdminAuth, AdminTags};
 use super::api::{ApiTags, ProjectKey, PushDetail, PushPage, in_scope, unauthorized};
 use super::error::ErrorBody;
+use super::pattern::{CursorText, Matching, ProjectNameText, RangeTime, RefType, SortOrder};
 use crate::db::DbError;
 use crate::error_code::ErrorCode;
 use crate::history::{
@@ -45,14 +46,16 @@ fn error_body(e: &QueryError) -> Json<ErrorBody> {
 
 /// A range route's query (`since`, `until` and the list's filters) as the list parses it.
 fn range(
-    since: String,
-    until: Option<String>,
+    since: Matching<RangeTime>,
+    until: Option<Matching<RangeTime>>,
     q: Option<String>,
     branch: Option<String>,
     author: Option<Vec<String>>,
     repository: Option<Vec<String>>,
-    ref_type: Option<String>,
+    ref_type: Option<Matching<RefType>>,
 ) -> RawQuery {
+    let (since, until) = (since.into_inner(), until.map(Matching::into_inner));
+    let ref_type = ref_type.map(Matching::into_inner);
     RawQuery {
         q,
         branch,
@@ -120,27 +123,19 @@ impl HistoryApi {
         req: &poem::Request,
         key: ProjectKey,
         /// The range's start: a date (`2024-01-01`, midnight UTC) or date-time.
-        #[oai(validator(
-            max_length = 64,
-            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
-        ))]
-        since: Query<String>,
+        #[oai(validator(max_length = 64))]
+        since: Query<Matching<RangeTime>>,
         /// The range's end (exclusive), in the same forms; now when left out. At most 366 days
         /// after `since`.
-        #[oai(validator(
-            max_length = 64,
-            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
-        ))]
-        until: Query<Option<String>>,
+        #[oai(validator(max_length = 64))]
+        until: Query<Option<Matching<RangeTime>>>,
         /// As in `listPushes`.
         #[oai(validator(max_length = 1100))]
         q: Query<Option<String>>,
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
         #[oai(validator(max_items = 20))] author: Query<Option<Vec<String>>>,
         #[oai(validator(max_items = 20))] repository: Query<Option<Vec<String>>>,
-        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
-            Option<String>,
-        >,
+        #[oai(name = "refType")] ref_type: Query<Option<Matching<RefType>>>,
     ) -> poem::Result<DigestResponse> {
         let raw = range(
             since.0,
@@ -183,18 +178,12 @@ impl HistoryApi {
         state: Data<&Arc<AppState>>,
         key: ProjectKey,
         /// The range's start: a date (`2024-01-01`, midnight UTC) or date-time.
-        #[oai(validator(
-            max_length = 64,
-            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
-        ))]
-        since: Query<String>,
+        #[oai(validator(max_length = 64))]
+        since: Query<Matching<RangeTime>>,
         /// The range's end (exclusive), in the same forms; now when left out. At most 366 days
         /// after `since`.
-        #[oai(validator(
-            max_length = 64,
-            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
-        ))]
-        until: Query<Option<String>>,
+        #[oai(validator(max_length = 64))]
+        until: Query<Option<Matching<RangeTime>>>,
         /// `day` (the default), `week` (keys are Mondays), `author`, `branch` or `repository`.
         #[oai(name = "groupBy")]
         group_by: Query<Option<GroupBy>>,
@@ -204,9 +193,7 @@ impl HistoryApi {
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
         #[oai(validator(max_items = 20))] author: Query<Option<Vec<String>>>,
         #[oai(validator(max_items = 20))] repository: Query<Option<Vec<String>>>,
-        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
-            Option<String>,
-        >,
+        #[oai(name = "refType")] ref_type: Query<Option<Matching<RefType>>>,
     ) -> poem::Result<ActivityResponse> {
         let by = group_by.0.unwrap_or(GroupBy::Day);
         let raw = range(
@@ -320,40 +307,37 @@ impl OwnerHistoryApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         limit: Query<Option<i64>>,
         offset: Query<Option<i64>>,
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
         #[oai(validator(max_length = 64))] since: Query<Option<String>>,
         #[oai(validator(max_length = 64))] until: Query<Option<String>>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,64}$"))] cursor: Query<Option<String>>,
+        cursor: Query<Option<Matching<CursorText>>>,
         #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
         #[oai(validator(max_items = 20))] author: Query<Option<Vec<String>>>,
         #[oai(validator(max_items = 20))] repository: Query<Option<Vec<String>>>,
-        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
-            Option<String>,
-        >,
-        #[oai(validator(pattern = r"^(newest|relevance)$"))] sort: Query<Option<String>>,
+        #[oai(name = "refType")] ref_type: Query<Option<Matching<RefType>>>,
+        sort: Query<Option<Matching<SortOrder>>>,
     ) -> poem::Result<OwnerAnswer<PushPage>> {
         let raw = RawQuery {
             q: q.0,
             branch: branch.0,
             author: author.0.unwrap_or_default(),
             repository: repository.0.unwrap_or_default(),
-            ref_type: ref_type.0,
+            ref_type: ref_type.0.map(Matching::into_inner),
             since: since.0,
             until: until.0,
             limit: limit.0,
             offset: offset.0,
-            cursor: cursor.0,
-            sort: sort.0,
+            cursor: cursor.0.map(Matching::into_inner),
+            sort: sort.0.map(Matching::into_inner),
         };
         let query = match PushQuery::parse(raw) {
             Ok(query) => query,
             Err(e) => return Ok(OwnerAnswer::BadRequest(error_body(&e))),
         };
-        let page = as_owner(&state, name.0, move |store, scope| {
+        let page = as_owner(&state, name.0.into_inner(), move |store, scope| {
             history::list(store, &scope, &query)
         })
         .await?;
@@ -371,16 +355,15 @@ impl OwnerHistoryApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         id: Path<String>,
     ) -> poem::Result<OwnerAnswer<Box<PushDetail>>> {
-        let found = as_owner(&state, name.0, move |store, scope| {
-            match store.get_push(&scope, &id.0) {
-                Ok(found) => Ok(Some(found)),
-                Err(DbError::NotFound) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
+        let found = as_owner(&state, name.0.into_inner(), move |store, scope| match store
+            .get_push(&scope, &id.0)
+        {
+            Ok(found) => Ok(Some(found)),
+            Err(DbError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
         })
         .await?;
         Ok(match found {
@@ -406,25 +389,14 @@ impl OwnerHistoryApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
-        #[oai(validator(
-            max_length = 64,
-            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
-        ))]
-        since: Query<String>,
-        #[oai(validator(
-            max_length = 64,
-            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
-        ))]
-        until: Query<Option<String>>,
+        name: Path<Matching<ProjectNameText>>,
+        #[oai(validator(max_length = 64))] since: Query<Matching<RangeTime>>,
+        #[oai(validator(max_length = 64))] until: Query<Option<Matching<RangeTime>>>,
         #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
         #[oai(validator(max_items = 20))] author: Query<Option<Vec<String>>>,
         #[oai(validator(max_items = 20))] repository: Query<Option<Vec<String>>>,
-        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
-            Option<String>,
-        >,
+        #[oai(name = "refType")] ref_type: Query<Option<Matching<RefType>>>,
     ) -> poem::Result<OwnerAnswer<Box<Digest>>> {
         let raw = range(
             since.0,
@@ -441,7 +413,7 @@ impl OwnerHistoryApi {
             Err(e) => return Ok(OwnerAnswer::BadRequest(error_body(&e))),
         };
         let summarizer = Arc::clone(&state.digest_summarizer);
-        let digest = as_owner(&state, name.0, move |store, scope| {
+        let digest = as_owner(&state, name.0.into_inner(), move |store, scope| {
             history::digest(store, &scope, &query, &*summarizer, now)
         })
         .await?;
@@ -460,26 +432,15 @@ impl OwnerHistoryApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
-        #[oai(validator(
-            max_length = 64,
-            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
-        ))]
-        since: Query<String>,
-        #[oai(validator(
-            max_length = 64,
-            pattern = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?\s*$"
-        ))]
-        until: Query<Option<String>>,
+        name: Path<Matching<ProjectNameText>>,
+        #[oai(validator(max_length = 64))] since: Query<Matching<RangeTime>>,
+        #[oai(validator(max_length = 64))] until: Query<Option<Matching<RangeTime>>>,
         #[oai(name = "groupBy")] group_by: Query<Option<GroupBy>>,
         #[oai(validator(max_length = 1100))] q: Query<Option<String>>,
         #[oai(validator(max_length = 1024))] branch: Query<Option<String>>,
         #[oai(validator(max_items = 20))] author: Query<Option<Vec<String>>>,
         #[oai(validator(max_items = 20))] repository: Query<Option<Vec<String>>>,
-        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))] ref_type: Query<
-            Option<String>,
-        >,
+        #[oai(name = "refType")] ref_type: Query<Option<Matching<RefType>>>,
     ) -> poem::Result<OwnerAnswer<Activity>> {
         let by = group_by.0.unwrap_or(GroupBy::Day);
         let raw = range(
@@ -495,7 +456,7 @@ impl OwnerHistoryApi {
             Ok(query) => query,
             Err(e) => return Ok(OwnerAnswer::BadRequest(error_body(&e))),
         };
-        let activity = as_owner(&state, name.0, move |store, scope| {
+        let activity = as_owner(&state, name.0.into_inner(), move |store, scope| {
             history::activity(store, &scope, &query, by)
         })
         .await?;

@@ -25,6 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::admin::AdminAuth;
 use super::api::{ApiTags, ProjectKey, PushItem, in_scope, unauthorized};
 use super::error::ErrorBody;
+use super::pattern::{Matching, RefType};
 use super::{AppState, atom, etag};
 use crate::db::{Change, ChangeCursor, ChangeKind, PageStart, ProjectScope, Store};
 use crate::domain::{Push, RefKind};
@@ -259,8 +260,8 @@ impl LiveApi {
         #[oai(validator(max_items = 20))]
         repository: Query<Option<Vec<String>>>,
         /// Only pushes to branches (`branch`) or to tags (`tag`).
-        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))]
-        ref_type: Query<Option<String>>,
+        #[oai(name = "refType")]
+        ref_type: Query<Option<Matching<RefType>>>,
         /// Resume after this event id, as `Last-Event-ID` does (the header wins).
         #[oai(validator(max_length = 64))]
         after: Query<Option<String>>,
@@ -277,7 +278,7 @@ impl LiveApi {
             branch.0,
             author.0.unwrap_or_default(),
             repository.0.unwrap_or_default(),
-            ref_type.0,
+            ref_type.0.map(Matching::into_inner),
         ) {
             Ok(filter) => filter,
             Err(e) => return Ok(StreamResponse::BadRequest(invalid(e))),
@@ -348,8 +349,8 @@ impl LiveApi {
         #[oai(validator(max_items = 20))]
         repository: Query<Option<Vec<String>>>,
         /// Only pushes to branches (`branch`) or to tags (`tag`).
-        #[oai(name = "refType", validator(pattern = r"^(branch|tag)$"))]
-        ref_type: Query<Option<String>>,
+        #[oai(name = "refType")]
+        ref_type: Query<Option<Matching<RefType>>>,
         /// An `ETag` of an earlier answer.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
@@ -365,7 +366,7 @@ impl LiveApi {
             branch.0,
             author.0.unwrap_or_default(),
             repository.0.unwrap_or_default(),
-            ref_type.0,
+            ref_type.0.map(Matching::into_inner),
         ) {
             Ok(filter) => filter,
             Err(e) => return Ok(FeedResponse::BadRequest(invalid(e))),

@@ -16,6 +16,7 @@ pub mod host;
 pub mod live;
 pub mod mcp;
 pub mod notifications;
+pub mod pattern;
 pub mod scrape;
 pub mod trace;
 pub mod unread_body;
