@@ -509,11 +509,12 @@ struct Level {
 }
 
 const HOUR_MS: i64 = 3_600_000;
+const DAYS_PER_BLOCK: i64 = 32;
 
 /// Coarsest first; each level's buckets are whole multiples of the next one's.
 const LEVELS: [Level; 3] = [
     Level {
-        size: 32 * DAY_MS,
+        size: DAYS_PER_BLOCK * DAY_MS,
         all: "push_blocks",
         branch: "push_branch_blocks",
         column: "bucket",
@@ -689,27 +690,32 @@ impl Counter<'_> {
             }
             rest -= top;
         }
-        let sql = match self.branch {
-            None => {
-                "SELECT day, n FROM push_days WHERE project_id = ?1 AND day >= ?3 AND day < ?4 AND ?2 IS NULL ORDER BY day DESC"
+        // Whole days newest first: those above the first whole 32-day block from the day
+        // counters, whole blocks from the block counters (the days of the one the offset falls
+        // in from the day counters), then the days below the last whole block.
+        let (blocks_from, blocks_to) = (
+            first_whole
+                .saturating_add(DAYS_PER_BLOCK - 1)
+                .div_euclid(DAYS_PER_BLOCK),
+            end_whole.div_euclid(DAYS_PER_BLOCK),
+        );
+        let found = if blocks_from < blocks_to {
+            let (above, below) = (blocks_to * DAYS_PER_BLOCK, blocks_from * DAYS_PER_BLOCK);
+            match self.walk_days(above, end_whole, &mut rest)? {
+                Some(day) => Some(day),
+                None => match self.walk_blocks(blocks_from, blocks_to, &mut rest)? {
+                    Some(block) => {
+                        let days = block * DAYS_PER_BLOCK;
+                        self.walk_days(days, days + DAYS_PER_BLOCK, &mut rest)?
+                    }
+                    None => self.walk_days(first_whole, below, &mut rest)?,
+                },
             }
-            Some(_) => {
-                "SELECT day, n FROM push_branch_days WHERE project_id = ?1 AND branch = ?2 AND day >= ?3 AND day < ?4 ORDER BY day DESC"
-            }
+        } else {
+            self.walk_days(first_whole, end_whole, &mut rest)?
         };
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let mut rows = stmt.query(params![
-            self.project_id,
-            self.branch,
-            first_whole,
-            end_whole
-        ])?;
-        while let Some(row) = rows.next()? {
-            let (day, n): (i64, i64) = (row.get(0)?, row.get(1)?);
-            if rest < n {
-                return Ok((Some((day + 1) * DAY_MS), rest as u64));
-            }
-            rest -= n;
+        if let Some(day) = found {
+            return Ok((Some((day + 1) * DAY_MS), rest as u64));
         }
         // What is left falls in the partial day at the bottom, or past the end.
         let bottom = if first_whole == i64::MIN {
@@ -718,6 +724,51 @@ impl Counter<'_> {
             first_whole * DAY_MS
         };
         Ok((Some(bottom), rest as u64))
+    }
+
+    /// Walks the day counters of `[from, to)` newest first, taking each day's pushes off `rest`;
+    /// the day `rest` falls in, if any.
+    fn walk_days(&self, from: i64, to: i64, rest: &mut i64) -> Result<Option<i64>, DbError> {
+        self.walk(&LEVELS[1], from, to, rest)
+    }
+
+    /// [`Counter::walk_days`] over whole 32-day blocks.
+    fn walk_blocks(&self, from: i64, to: i64, rest: &mut i64) -> Result<Option<i64>, DbError> {
+        self.walk(&LEVELS[0], from, to, rest)
+    }
+
+    fn walk(
+        &self,
+        level: &Level,
+        from: i64,
+        to: i64,
+        rest: &mut i64,
+    ) -> Result<Option<i64>, DbError> {
+        if from >= to {
+            return Ok(None);
+        }
+        let (table, column) = (level.all, level.column);
+        let sql = match self.branch {
+            None => format!(
+                "SELECT {column}, n FROM {table} WHERE project_id = ?1 AND {column} >= ?3 \
+                 AND {column} < ?4 AND ?2 IS NULL ORDER BY {column} DESC"
+            ),
+            Some(_) => format!(
+                "SELECT {column}, n FROM {} WHERE project_id = ?1 AND branch = ?2 \
+                 AND {column} >= ?3 AND {column} < ?4 ORDER BY {column} DESC",
+                level.branch
+            ),
+        };
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![self.project_id, self.branch, from, to])?;
+        while let Some(row) = rows.next()? {
+            let (bucket, n): (i64, i64) = (row.get(0)?, row.get(1)?);
+            if *rest < n {
+                return Ok(Some(bucket));
+            }
+            *rest -= n;
+        }
+        Ok(None)
     }
 }
 

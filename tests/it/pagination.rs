@@ -28,13 +28,18 @@ struct Seeded {
 /// even ones received 40 days before the odd ones; stored in insertion order, so a later push
 /// has a higher row id.
 fn seed(app: &TestApp, project: &str, count: usize) -> Vec<Seeded> {
+    seed_over(app, project, count, 10)
+}
+
+/// [`seed`] over `days` days instead of ten.
+fn seed_over(app: &TestApp, project: &str, count: usize, days: i64) -> Vec<Seeded> {
     let db = Db::open(&app.db_path).unwrap();
     let name = ProjectName::parse(project).unwrap();
     let now = Utc::now().timestamp_millis();
     let mut seeded = Vec::new();
     let mut prepared = Vec::new();
     for i in 0..count {
-        let slot = (i as i64 * 7_777_777) % (10 * DAY_MS);
+        let slot = (i as i64 * 7_777_777) % (days * DAY_MS);
         let pushed_at = BASE_MS + slot - slot % 600_000;
         let branch = BRANCHES[i % 3];
         let received_at = if i % 2 == 0 { now - 40 * DAY_MS } else { now };
@@ -214,6 +219,37 @@ fn check_totals(app: &TestApp, key: &str, seeded: &[Seeded], when: &str) {
             let page = list(app, key, &format!("{query}&limit=0"));
             let want = expected(seeded, branch, since.map(millis), until.map(millis)).len();
             assert_eq!(page["pagination"]["total"], want, "{when}: {query}");
+        }
+    }
+}
+
+#[test]
+fn a_deep_offset_in_a_history_of_many_32_day_blocks_lands_on_the_same_page_as_counting() {
+    let app = TestApp::spawn();
+    let project = app.create_project("long");
+    // 200 days from 2024-03-01: six whole 32-day blocks, and partial ones at both ends.
+    let seeded = seed_over(&app, "long", 4_000, 200);
+    let windows = [
+        (None, None),
+        (Some("2024-03-20T05:00:00Z"), None),
+        (None, Some("2024-08-30T17:45:00Z")),
+        (Some("2024-03-20T05:00:00Z"), Some("2024-08-30T17:45:00Z")),
+        (Some("2024-04-02"), Some("2024-07-09")),
+    ];
+    for branch in [None, Some("dev")] {
+        for (since, until) in windows {
+            let query = window_query(branch, since, until);
+            let want = expected(&seeded, branch, since.map(millis), until.map(millis));
+            for offset in [2_000, 2_345, want.len() / 2, want.len() - 3, want.len()] {
+                let page = list(
+                    &app,
+                    &project.key,
+                    &format!("{query}&limit=5&offset={offset}"),
+                );
+                let slice: Vec<&str> = want.iter().skip(offset).take(5).copied().collect();
+                assert_eq!(ids(&page), slice, "{query} at offset {offset}");
+                assert_eq!(page["pagination"]["total"], want.len(), "{query}");
+            }
         }
     }
 }
