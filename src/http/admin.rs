@@ -17,6 +17,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 use super::AppState;
 use super::api::{Pagination, PushItem, iso};
 use super::error::{ErrorBody, InternalError};
+use super::pattern::{CursorText, KeyRef, Matching, ProjectNameText, PushId};
 use crate::auth;
 use crate::domain::{ApiKeyInfo, Push};
 use crate::error_code::ErrorCode;
@@ -680,11 +681,10 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
     ) -> poem::Result<Deleted> {
         Ok(
-            match manage(&state, move |m| m.delete_project(&name.0)).await? {
+            match manage(&state, move |m| m.delete_project(name.0.as_ref())).await? {
                 Ok(()) => Deleted::NoContent,
                 Err(Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b)) => {
                     Deleted::NotFound(Json(b))
@@ -704,10 +704,9 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
     ) -> poem::Result<Found<ProjectSecret>> {
-        let rotated = manage(&state, move |m| m.rotate_secret(&name.0)).await?;
+        let rotated = manage(&state, move |m| m.rotate_secret(name.0.as_ref())).await?;
         Ok(answer(rotated, |p| Found::Ok(Json(p.into()))))
     }
 
@@ -722,10 +721,9 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
     ) -> poem::Result<Found<Vec<AdminKey>>> {
-        let keys = manage(&state, move |m| m.list_keys(&name.0)).await?;
+        let keys = manage(&state, move |m| m.list_keys(name.0.as_ref())).await?;
         Ok(answer(keys, |keys| {
             Found::Ok(Json(keys.into_iter().map(AdminKey::from).collect()))
         }))
@@ -742,13 +740,12 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         body: Json<NewKey>,
     ) -> poem::Result<Created<CreatedKey>> {
         let now = state.clock.now();
         let created = manage(&state, move |m| {
-            m.create_key(&name.0, body.0.label.as_deref().unwrap_or(""), now)
+            m.create_key(name.0.as_ref(), body.0.label.as_deref().unwrap_or(""), now)
         })
         .await?;
         Ok(answer(created, |k| Created::Created(Json(k.into()))))
@@ -765,11 +762,9 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         /// The key's `id` or its `prefix`.
-        #[oai(validator(pattern = r"^([0-9]{1,19}|gpt_[A-Za-z0-9]{8})$"))]
-        key: Path<String>,
+        key: Path<Matching<KeyRef>>,
     ) -> poem::Result<Found<AdminKey>> {
         let now = state.clock.now();
         let revoked = manage(&state, move |m| m.revoke_key(&name.0, &key.0, now)).await?;
@@ -787,8 +782,7 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         /// Page size: default 20, values over 100 are clamped to 100.
         #[oai(validator(minimum(value = "0")))]
         limit: Query<Option<i64>>,
@@ -797,8 +791,7 @@ impl AdminApi {
         offset: Query<Option<i64>>,
         /// Continue after the previous page: its `pagination.nextCursor`. Stable while new
         /// pushes arrive, and as fast deep in the history as on page one.
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Matching<CursorText>>>,
     ) -> poem::Result<PushList> {
         // The validators keep both at 0 or more.
         let limit = limit.0.unwrap_or(20).clamp(0, 100) as u32;
@@ -809,9 +802,9 @@ impl AdminApi {
                 "`cursor` and `offset` cannot be used together: a cursor already says where the page starts",
             ))));
         }
-        let project = name.0.clone();
+        let project = name.0.to_string();
         let listed = manage(&state, move |m| {
-            m.list_pushes(&name.0, limit, offset, cursor.0.as_deref())
+            m.list_pushes(name.0.as_ref(), limit, offset, cursor.0.as_deref())
         })
         .await?;
         Ok(match listed {
@@ -846,14 +839,11 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The push's id.
-        #[oai(validator(
-            pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-        ))]
-        id: Path<String>,
+        id: Path<Matching<PushId>>,
     ) -> poem::Result<Found<Queued>> {
         let now = state.clock.now();
-        let push = id.0.clone();
-        let queued = manage(&state, move |m| m.resummarize(&id.0, None, now)).await?;
+        let push = id.0.to_string();
+        let queued = manage(&state, move |m| m.resummarize(id.0.as_ref(), None, now)).await?;
         if let (Ok(()), Some(worker)) = (&queued, &state.worker) {
             worker.nudge();
         }

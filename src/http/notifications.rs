@@ -12,6 +12,7 @@ use super::AppState;
 use super::admin::{AdminAuth, AdminTags, Created, Deleted, Found, Refusal, answer, manage};
 use super::api::iso;
 use super::error::ErrorBody;
+use super::pattern::{Matching, ProjectNameText};
 use crate::error_code::ErrorCode;
 use crate::manage::{CreatedNotification, NotificationRequest};
 use crate::notify::send::Verdict;
@@ -182,13 +183,15 @@ impl NotificationsApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         body: Json<NewNotificationBody>,
     ) -> poem::Result<Created<NotificationCreated>> {
         let now = state.clock.now();
         let request = NotificationRequest::from(body.0);
-        let created = manage(&state, move |m| m.add_notification(&name.0, &request, now)).await?;
+        let created = manage(&state, move |m| {
+            m.add_notification(name.0.as_ref(), &request, now)
+        })
+        .await?;
         Ok(answer(created, |c| Created::Created(Json(c.into()))))
     }
 
@@ -203,10 +206,9 @@ impl NotificationsApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
     ) -> poem::Result<Found<Vec<NotificationItem>>> {
-        let listed = manage(&state, move |m| m.list_notifications(&name.0)).await?;
+        let listed = manage(&state, move |m| m.list_notifications(name.0.as_ref())).await?;
         Ok(answer(listed, |l| {
             Found::Ok(Json(l.into_iter().map(Into::into).collect()))
         }))
@@ -223,12 +225,15 @@ impl NotificationsApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         id: Path<i64>,
     ) -> poem::Result<Deleted> {
         Ok(
-            match manage(&state, move |m| m.remove_notification(&name.0, id.0)).await? {
+            match manage(&state, move |m| {
+                m.remove_notification(name.0.as_ref(), id.0)
+            })
+            .await?
+            {
                 Ok(()) => Deleted::NoContent,
                 Err(Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b)) => {
                     Deleted::NotFound(Json(b))
@@ -248,12 +253,14 @@ impl NotificationsApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         id: Path<i64>,
     ) -> poem::Result<TestAnswer> {
         let now = state.clock.now();
-        let sent = manage(&state, move |m| m.test_notification(&name.0, id.0, now)).await?;
+        let sent = manage(&state, move |m| {
+            m.test_notification(name.0.as_ref(), id.0, now)
+        })
+        .await?;
         Ok(match sent {
             Ok(sent) => {
                 let ms = u64::try_from(sent.elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -285,12 +292,11 @@ impl NotificationsApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         id: Path<i64>,
     ) -> poem::Result<Found<NotificationItem>> {
         let done = manage(&state, move |m| {
-            m.set_notification_enabled(&name.0, id.0, false)
+            m.set_notification_enabled(name.0.as_ref(), id.0, false)
         })
         .await?;
         Ok(answer(done, |n| Found::Ok(Json(n.into()))))
@@ -307,12 +313,11 @@ impl NotificationsApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         id: Path<i64>,
     ) -> poem::Result<Found<NotificationItem>> {
         let done = manage(&state, move |m| {
-            m.set_notification_enabled(&name.0, id.0, true)
+            m.set_notification_enabled(name.0.as_ref(), id.0, true)
         })
         .await?;
         if let Some(nudger) = &state.deliveries {
@@ -332,11 +337,13 @@ impl NotificationsApi {
         state: Data<&Arc<AppState>>,
         _auth: AdminAuth,
         /// The project's name.
-        #[oai(validator(pattern = r"^[a-z0-9_-]{1,64}$"))]
-        name: Path<String>,
+        name: Path<Matching<ProjectNameText>>,
         id: Path<i64>,
     ) -> poem::Result<Found<Vec<DeliveryItem>>> {
-        let log = manage(&state, move |m| m.notification_deliveries(&name.0, id.0)).await?;
+        let log = manage(&state, move |m| {
+            m.notification_deliveries(name.0.as_ref(), id.0)
+        })
+        .await?;
         Ok(answer(log, |l| {
             Found::Ok(Json(l.into_iter().map(Into::into).collect()))
         }))

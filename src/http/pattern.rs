@@ -5,8 +5,9 @@
 //! `since` and `until` cost three times the cheapest request (BENCHMARKS.md). A parameter typed
 //! [`Matching<P>`] says the same pattern in the document and checks it with [`Pattern::regex`].
 //!
-//! Contact points: the public API, history and live routes declare their patterned parameters
-//! as `Matching<...>`; a new pattern is one line of [`patterns!`].
+//! Contact points: every route declares its patterned path and query parameters as
+//! `Matching<...>`; a new pattern is one line of [`patterns!`]. (A body field keeps poem's
+//! validator: this type reads parameters only.)
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -52,6 +53,8 @@ patterns! {
     PushId = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
     /// A project name (`domain::ProjectName`'s rule).
     ProjectNameText = r"^[a-z0-9_-]{1,64}$";
+    /// An API key by its id or its prefix, as the key list shows them.
+    KeyRef = r"^([0-9]{1,19}|gpt_[A-Za-z0-9]{8})$";
 }
 
 /// A string parameter that matched `P`.
@@ -65,6 +68,13 @@ impl<P> Matching<P> {
 
 impl<P> AsRef<str> for Matching<P> {
     fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<P> std::ops::Deref for Matching<P> {
+    type Target = str;
+    fn deref(&self) -> &str {
         &self.0
     }
 }
@@ -138,6 +148,7 @@ mod tests {
             SortOrder::regex(),
             PushId::regex(),
             ProjectNameText::regex(),
+            KeyRef::regex(),
         ] {
             assert!(!regex.as_str().is_empty());
         }
