@@ -387,6 +387,16 @@ fn ingest(dir: &Path) {
     let db = dir.join("ingest.db");
     let (path, secret, _) = project(&db, "ingest");
     let server = Server::start(builtin_config(&db));
+    // The same store without its search index (issue 15's "the ingest figures with the index
+    // in place"): the trigger that writes a push's search entries once its text is there.
+    let unindexed_db = dir.join("ingest-unindexed.db");
+    let (unindexed_path, unindexed_secret, _) = project(&unindexed_db, "ingest");
+    rusqlite::Connection::open(&unindexed_db)
+        .unwrap()
+        .execute_batch("DROP TRIGGER push_fts_text_insert")
+        .unwrap();
+    let unindexed_server = Server::start(builtin_config(&unindexed_db));
+    let unindexed = Arc::new(FreshPush::new(real_push_payload(), &unindexed_secret));
     let duration = secs("BENCH_SECS", 5);
     let (real, heavy) = (
         Arc::new(FreshPush::new(real_push_payload(), &secret)),
@@ -405,7 +415,21 @@ fn ingest(dir: &Path) {
             }),
         )
     };
+    let run_unindexed = || {
+        let (target, push) = (unindexed_path.clone(), Arc::clone(&unindexed));
+        load(
+            unindexed_server.addr,
+            CONNECTIONS,
+            duration,
+            201,
+            Arc::new(move |_| {
+                let (body, sig) = push.next();
+                webhook_request(&target, &sig, &body)
+            }),
+        )
+    };
     let (mut sink_runs, mut real_runs, mut heavy_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unindexed_runs = Vec::new();
     // Alternate, so a burst of noise from a neighbour hits every side alike. The sink gets the
     // real delivery; it only reads the body, whatever is in it. Every delivery id is new, so
     // every webhook must answer 201 Created: stored and committed.
@@ -413,8 +437,26 @@ fn ingest(dir: &Path) {
         sink_runs.push(run("/bench/sink", 202, &real));
         real_runs.push(run(&path, 201, &real));
         heavy_runs.push(run(&path, 201, &heavy));
+        unindexed_runs.push(run_unindexed());
     }
     drop(server);
+    drop(unindexed_server);
+    let (entries, unindexed_entries): (i64, i64) = (
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM push_fts_prefix_docsize", [], |r| {
+                r.get(0)
+            })
+            .unwrap(),
+        rusqlite::Connection::open(&unindexed_db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM push_fts_prefix_docsize", [], |r| {
+                r.get(0)
+            })
+            .unwrap(),
+    );
+    assert!(entries > 0, "the indexed store has search entries");
+    assert_eq!(unindexed_entries, 0, "the unindexed store has none");
     let stored: i64 = rusqlite::Connection::open(&db)
         .unwrap()
         .query_row("SELECT count(*) FROM pushes", [], |r| r.get(0))
@@ -443,6 +485,10 @@ fn ingest(dir: &Path) {
     report("sink_requests_per_s", sink_rps);
     report("ingest_vs_sink", real_rps / sink_rps);
     report("ingest_commit_heavy_vs_sink", heavy_rps / sink_rps);
+    let unindexed_rps = mean_per_second(&unindexed_runs);
+    println!("# ingest: {unindexed_rps:.0} real deliveries/s without the search index");
+    report("ingest_unindexed_vs_sink", unindexed_rps / sink_rps);
+    report("ingest_indexed_vs_unindexed", real_rps / unindexed_rps);
 }
 
 // ---------------------------------------------------------------------------------------------
