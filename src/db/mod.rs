@@ -164,6 +164,26 @@ impl Db {
         open_connection(&self.path)
     }
 
+    /// Syncs the log to disk, so an owner's change answered after it survives a power cut.
+    fn sync_log(&self) -> Result<(), DbError> {
+        sync_log(&self.wal_path(), &self.path).map_err(|e| {
+            tracing::error!(error = %e, "syncing the database log to disk failed");
+            DbError::NotSynced
+        })
+    }
+
+    /// An owner's change (a project, a secret, a key, a notification), on a pooled connection
+    /// and synced before it is answered: a key or secret is shown once, and a revoked key must
+    /// stay revoked, so none of them may be undone by a power cut after the answer.
+    fn owner_change<T>(
+        &self,
+        change: impl FnOnce(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let done = change(&*self.conn()?)?;
+        self.sync_log()?;
+        Ok(done)
+    }
+
     /// The write-ahead log next to the database file.
     pub fn wal_path(&self) -> PathBuf {
         suffixed(&self.path, "-wal")
@@ -225,13 +245,13 @@ fn configure(conn: &mut Connection) -> Result<(), rusqlite::Error> {
         true,
     )?;
     // NORMAL: in WAL mode a commit is written to the log but not synced; it reaches the disk at
-    // the next sync of the log (the ingest writer's next commit, which runs with FULL, or a
-    // checkpoint, which the server runs within a fraction of a second of any write), and a
-    // power cut before that undoes it, never half of it. What these connections write is either
-    // answered to nobody (the summary worker's outcomes: a lost one leaves the push pending or
-    // in progress, and it is summarized again; retention's deletes: redone at its next run), or
-    // rare owner operations from the CLI and dashboard. The webhook writes whose 2xx promises
-    // durability go through the ingest writer only, which sets FULL on its own connection.
+    // the next sync of the log (the log syncer's, after the ingest writer's next batch, or a
+    // checkpoint's), and a power cut before that undoes it, never half of it. What these
+    // connections write is either answered to nobody (the summary worker's outcomes: a lost one
+    // leaves the push pending or in progress, and it is summarized again; retention's deletes:
+    // redone at its next run), or rare owner operations from the CLI and dashboard. The webhook
+    // writes whose 2xx promises durability go through the ingest writer only, whose batches are
+    // answered once the log syncer has synced them (`writer::LogSyncer`).
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
@@ -240,6 +260,18 @@ fn configure(conn: &mut Connection) -> Result<(), rusqlite::Error> {
          PRAGMA cache_size = -8192;",
     )?;
     Ok(())
+}
+
+/// `fdatasync` of the log, through a descriptor of its own (a sync writes the file's pages,
+/// whoever wrote them). No log means every frame is in the database file already: sync that.
+fn sync_log(wal: &Path, database: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(wal) {
+        Ok(log) => log.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::File::open(database)?.sync_data()
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Timestamps are stored as Unix milliseconds.

@@ -338,7 +338,7 @@ impl Store for Db {
         secret: &Secret,
         now: DateTime<Utc>,
     ) -> Result<Project, DbError> {
-        projects::create(&*self.conn()?, name, hook_id, secret, now)
+        self.owner_change(|conn| projects::create(conn, name, hook_id, secret, now))
     }
 
     fn list_projects(&self) -> Result<Vec<(Project, PushCounts)>, DbError> {
@@ -358,11 +358,11 @@ impl Store for Db {
     }
 
     fn delete_project(&self, name: &ProjectName) -> Result<(), DbError> {
-        projects::delete(&*self.conn()?, name)
+        self.owner_change(|conn| projects::delete(conn, name))
     }
 
     fn rotate_secret(&self, name: &ProjectName, secret: &Secret) -> Result<Project, DbError> {
-        projects::rotate_secret(&*self.conn()?, name, secret)
+        self.owner_change(|conn| projects::rotate_secret(conn, name, secret))
     }
 
     fn find_hook(&self, hook_id: &str) -> Result<HookTarget, DbError> {
@@ -377,7 +377,7 @@ impl Store for Db {
         label: &str,
         now: DateTime<Utc>,
     ) -> Result<ApiKeyInfo, DbError> {
-        keys::create(&*self.conn()?, project.id, hash, prefix, label, now)
+        self.owner_change(|conn| keys::create(conn, project.id, hash, prefix, label, now))
     }
 
     fn list_keys(&self, project: &Project) -> Result<Vec<ApiKeyInfo>, DbError> {
@@ -390,7 +390,7 @@ impl Store for Db {
         id_or_prefix: &str,
         now: DateTime<Utc>,
     ) -> Result<ApiKeyInfo, DbError> {
-        keys::revoke(&*self.conn()?, project.id, id_or_prefix, now)
+        self.owner_change(|conn| keys::revoke(conn, project.id, id_or_prefix, now))
     }
 
     fn authenticate_key(
@@ -582,9 +582,10 @@ impl Store for Db {
         new: &NewNotification,
         now: DateTime<Utc>,
     ) -> Result<Notification, DbError> {
-        let conn = self.conn()?;
-        let id = notifications::create(&conn, project.id, new, now)?;
-        notifications::get(&conn, project.id, id)
+        self.owner_change(|conn| {
+            let id = notifications::create(conn, project.id, new, now)?;
+            notifications::get(conn, project.id, id)
+        })
     }
 
     fn list_notifications(&self, project: &Project) -> Result<Vec<Notification>, DbError> {
@@ -596,7 +597,7 @@ impl Store for Db {
     }
 
     fn delete_notification(&self, project: &Project, id: i64) -> Result<(), DbError> {
-        notifications::delete(&*self.conn()?, project.id, id)
+        self.owner_change(|conn| notifications::delete(conn, project.id, id))
     }
 
     fn set_notification_enabled(
@@ -606,9 +607,10 @@ impl Store for Db {
         enabled: bool,
         reason: Option<&str>,
     ) -> Result<Notification, DbError> {
-        let conn = self.conn()?;
-        notifications::set_enabled(&conn, project.id, id, enabled, reason)?;
-        notifications::get(&conn, project.id, id)
+        self.owner_change(|conn| {
+            notifications::set_enabled(conn, project.id, id, enabled, reason)?;
+            notifications::get(conn, project.id, id)
+        })
     }
 
     fn notification_attempts(

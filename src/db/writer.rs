@@ -472,7 +472,7 @@ impl LogSyncer {
                 while let Ok(first) = rx.recv() {
                     let mut waiting = vec![first];
                     waiting.extend(rx.try_iter());
-                    let synced = sync_log(&wal, &database);
+                    let synced = super::sync_log(&wal, &database);
                     if let Err(e) = &synced {
                         tracing::error!(error = %e, "syncing the database log to disk failed; answering its webhooks with an error");
                     }
@@ -507,18 +507,6 @@ impl LogSyncer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// `fdatasync` of the log, through a descriptor of its own (a sync writes the file's pages,
-/// whoever wrote them). No log means every frame is in the database file already: sync that.
-fn sync_log(wal: &std::path::Path, database: &std::path::Path) -> std::io::Result<()> {
-    match std::fs::File::open(wal) {
-        Ok(log) => log.sync_data(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::File::open(database)?.sync_data()
-        }
-        Err(e) => Err(e),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Durable acknowledgements: the real binary, traced with strace, never answers a webhook 201
-//! before the log holding that push has been synced to disk.
+//! Durable acknowledgements: the real binary, traced with strace, never answers a webhook 201,
+//! or an owner's change, before the log holding it has been synced to disk.
 //!
 //! Needs `strace` (`.ci/run` installs it). Without it the test is skipped with a note, except
 //! when `CI=true`, where a missing tool is a failure.
@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::app::{agent, github_payload};
+use crate::support::app::{ADMIN_TOKEN, agent, github_payload};
 use crate::support::provider::github_signature;
 use crate::support::server::Server;
 use crate::support::{cli, tool};
@@ -63,47 +63,108 @@ fn events(trace: &str, db: &Path) -> Vec<Event> {
     found
 }
 
-#[test]
-fn every_webhook_201_is_sent_only_after_the_log_holding_it_was_synced_to_disk() {
-    let install = "apt-get install strace; .ci/run installs it";
-    if tool::require("durability test", "strace", &["-V"], install).is_none() {
-        return;
+/// The real binary under `strace -f -y`, tracing syncs and answers into `trace`.
+struct Traced {
+    server: Server,
+    db: PathBuf,
+    trace: PathBuf,
+    pid_file: PathBuf,
+}
+
+impl Traced {
+    /// None (the test is skipped) when strace is missing outside CI.
+    fn start(dir: &Path, what: &str) -> Option<Traced> {
+        let install = "apt-get install strace; .ci/run installs it";
+        tool::require(what, "strace", &["-V"], install)?;
+        // strace prints resolved paths; the temporary folder may sit behind a symlink.
+        let db: PathBuf = dir.canonicalize().unwrap().join("durable.db");
+        let trace = dir.join("strace.txt");
+        let pid_file = dir.join("server.pid");
+        // The shell writes its pid and becomes the server, so the test can stop it with SIGTERM
+        // and strace ends with it, its output complete.
+        let mut strace: Vec<OsString> = [
+            "strace",
+            "-f",
+            "-y",
+            "-qq",
+            "-s",
+            "40",
+            "-e",
+            "signal=none",
+            "-e",
+            "trace=fsync,fdatasync,write,writev,sendto,sendmsg",
+            "-o",
+        ]
+        .map(OsString::from)
+        .into();
+        strace.push(trace.clone().into());
+        strace.extend(["sh", "-c", "echo $$ > \"$0\" && exec \"$@\""].map(OsString::from));
+        strace.push(pid_file.clone().into());
+        let server = Server::start_with(&strace, &db, &dir.join("serve.log"), |command| {
+            command
+                .env("PUSH_TRACKER_SUMMARIZER", "builtin")
+                .env("PUSH_TRACKER_ADMIN_TOKEN", ADMIN_TOKEN);
+        });
+        Some(Traced {
+            server,
+            db,
+            trace,
+            pid_file,
+        })
     }
 
+    /// Stops the server and returns what strace saw.
+    fn stop(mut self) -> Vec<Event> {
+        let pid = std::fs::read_to_string(&self.pid_file).unwrap();
+        let killed = Command::new("kill")
+            .args(["-TERM", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(killed.success(), "could not stop the server (pid {pid})");
+        let status = self.server.wait_exit("the traced server to stop");
+        assert!(
+            status.success(),
+            "the server did not stop cleanly: {status}"
+        );
+        events(&std::fs::read_to_string(&self.trace).unwrap(), &self.db)
+    }
+}
+
+/// The answers with a status starting `status` that no sync came before since the answer
+/// before them, as indexes among those answers. Requests are sequential, so whatever answer
+/// came before (the health check's or the previous request's) was sent before this request's
+/// change was committed: a sync in between is the only one that can hold it.
+fn unsynced(events: &[Event], status: &str) -> (usize, Vec<usize>) {
+    let answers: Vec<usize> = (0..events.len())
+        .filter(|&i| matches!(&events[i], Event::Answered(s) if s.starts_with(status)))
+        .collect();
+    let unsynced = answers
+        .iter()
+        .enumerate()
+        .filter(|&(_, &at)| {
+            let since_last_answer = events[..at]
+                .iter()
+                .rev()
+                .take_while(|e| !matches!(e, Event::Answered(_)));
+            !since_last_answer.into_iter().any(|e| *e == Event::Synced)
+        })
+        .map(|(n, _)| n)
+        .collect();
+    (answers.len(), unsynced)
+}
+
+#[test]
+fn every_webhook_201_is_sent_only_after_the_log_holding_it_was_synced_to_disk() {
     let dir = tempfile::tempdir().unwrap();
-    // strace prints resolved paths; the temporary folder may sit behind a symlink.
     let db: PathBuf = dir.path().canonicalize().unwrap().join("durable.db");
     let project = cli::run_json(&db, &["project", "create", "durable", "--json"]);
     let webhook_url = project["webhookUrl"].as_str().unwrap();
     let hook_path = &webhook_url[webhook_url.find("/webhooks/").unwrap()..];
     let secret = project["webhookSecret"].as_str().unwrap();
-
-    let trace = dir.path().join("strace.txt");
-    let pid_file = dir.path().join("server.pid");
-    // The shell writes its pid and becomes the server, so the test can stop it with SIGTERM
-    // and strace ends with it, its output complete.
-    let mut strace: Vec<OsString> = [
-        "strace",
-        "-f",
-        "-y",
-        "-qq",
-        "-s",
-        "40",
-        "-e",
-        "signal=none",
-        "-e",
-        "trace=fsync,fdatasync,write,writev,sendto,sendmsg",
-        "-o",
-    ]
-    .map(OsString::from)
-    .into();
-    strace.push(trace.clone().into());
-    strace.extend(["sh", "-c", "echo $$ > \"$0\" && exec \"$@\""].map(OsString::from));
-    strace.push(pid_file.clone().into());
-    let mut server = Server::start_with(&strace, &db, &dir.path().join("serve.log"), |command| {
-        command.env("PUSH_TRACKER_SUMMARIZER", "builtin");
-    });
-    let (http, base) = (agent(), server.base.clone());
+    let Some(traced) = Traced::start(dir.path(), "durability test") else {
+        return;
+    };
+    let (http, base) = (agent(), traced.server.base.clone());
 
     for n in 0..PUSHES {
         let body = github_payload("main", &[&format!("feat: change {n}")], 1_760_000_000);
@@ -118,47 +179,102 @@ fn every_webhook_201_is_sent_only_after_the_log_holding_it_was_synced_to_disk() 
         assert_eq!(reply.status(), 201, "push {n} was not stored");
     }
 
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
-    let killed = Command::new("kill")
-        .args(["-TERM", pid.trim()])
-        .status()
-        .unwrap();
-    assert!(killed.success(), "could not stop the server (pid {pid})");
-    let status = server.wait_exit("the traced server to stop");
-    assert!(
-        status.success(),
-        "the server did not stop cleanly: {status}"
-    );
-
-    let events = events(&std::fs::read_to_string(&trace).unwrap(), &db);
-    let created: Vec<usize> = (0..events.len())
-        .filter(|&i| matches!(&events[i], Event::Answered(s) if s.starts_with("HTTP/1.1 201")))
-        .collect();
+    let events = traced.stop();
+    let (created, unsynced) = unsynced(&events, "HTTP/1.1 201");
     assert_eq!(
-        created.len(),
-        PUSHES,
+        created, PUSHES,
         "one traced 201 per push; events: {events:?}"
     );
-    // Requests are sequential, so whatever answer came before a 201 (the health check's or the
-    // previous push's) was sent before that push was committed: a sync in between is the only
-    // one that can hold it.
-    let unsynced: Vec<usize> = created
-        .iter()
-        .enumerate()
-        .filter(|&(_, &at)| {
-            let since_last_answer = events[..at]
-                .iter()
-                .rev()
-                .take_while(|e| !matches!(e, Event::Answered(_)));
-            !since_last_answer.into_iter().any(|e| *e == Event::Synced)
-        })
-        .map(|(n, _)| n)
-        .collect();
     assert!(
         unsynced.is_empty(),
         "{} of {PUSHES} pushes were answered 201 with no sync of {} or its -wal since the \
          previous answer (pushes {unsynced:?})",
         unsynced.len(),
         db.display()
+    );
+}
+
+#[test]
+fn every_owner_change_is_answered_only_after_the_log_holding_it_was_synced_to_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(traced) = Traced::start(dir.path(), "durability test") else {
+        return;
+    };
+    let (http, base) = (agent(), traced.server.base.clone());
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{base}/api/admin{path}"))
+            .header("Authorization", &admin)
+            .header("Content-Type", "application/json");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let reply = http.run(request.body(body).unwrap()).unwrap();
+        assert!(
+            reply.status().is_success(),
+            "{method} {path}: {}",
+            reply.status()
+        );
+        let mut reply = reply;
+        reply
+            .body_mut()
+            .read_json::<serde_json::Value>()
+            .unwrap_or_default()
+    };
+    // Each change, answered 2xx; the reads between them answer too but change nothing.
+    call(
+        "POST",
+        "/projects",
+        Some(serde_json::json!({"name": "owned"})),
+    );
+    let key = call(
+        "POST",
+        "/projects/owned/keys",
+        Some(serde_json::json!({"label": "ci"})),
+    );
+    let key_id = key["id"].to_string();
+    let hook = call(
+        "POST",
+        "/projects/owned/notifications",
+        Some(serde_json::json!({"kind": "webhook", "url": "http://127.0.0.1:9/hook"})),
+    );
+    let id = hook["id"].to_string();
+    call(
+        "POST",
+        &format!("/projects/owned/notifications/{id}/pause"),
+        None,
+    );
+    call(
+        "POST",
+        &format!("/projects/owned/notifications/{id}/resume"),
+        None,
+    );
+    call(
+        "DELETE",
+        &format!("/projects/owned/notifications/{id}"),
+        None,
+    );
+    call("DELETE", &format!("/projects/owned/keys/{key_id}"), None);
+    call("POST", "/projects/owned/rotate-secret", None);
+    call("DELETE", "/projects/owned", None);
+    const CHANGES: usize = 9;
+
+    let events = traced.stop();
+    let (answered, unsynced) = unsynced(&events, "HTTP/1.1 2");
+    // Before the changes, the health check's answers, which have nothing to sync.
+    assert!(
+        answered > CHANGES,
+        "one 2xx per change after the health check's; events: {events:?}"
+    );
+    let first_change = answered - CHANGES;
+    let unsynced: Vec<usize> = unsynced
+        .into_iter()
+        .filter(|&n| n >= first_change)
+        .map(|n| n - first_change + 1)
+        .collect();
+    assert!(
+        unsynced.is_empty(),
+        "owner changes {unsynced:?} (in the order above, from 1) were answered with no sync of \
+         the database or its log since the previous answer"
     );
 }
