@@ -172,14 +172,15 @@ impl Db {
         })
     }
 
-    /// An owner's change (a project, a secret, a key, a notification), on a pooled connection
-    /// and synced before it is answered: a key or secret is shown once, and a revoked key must
-    /// stay revoked, so none of them may be undone by a power cut after the answer.
+    /// An owner's change (a project, a secret, a key, a notification, the admin token, a
+    /// logout), on a pooled connection and synced before it is answered: a key, secret or token
+    /// is shown once, and a revoked key or ended session must stay so, so none of them may be
+    /// undone by a power cut after the answer.
     fn owner_change<T>(
         &self,
-        change: impl FnOnce(&Connection) -> Result<T, DbError>,
+        change: impl FnOnce(&mut Connection) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
-        let done = change(&*self.conn()?)?;
+        let done = change(&mut *self.conn()?)?;
         self.sync_log()?;
         Ok(done)
     }

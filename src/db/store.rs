@@ -299,7 +299,7 @@ impl Store for Db {
     }
 
     fn set_admin_token_hash(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Result<(), DbError> {
-        admin::set_token_hash(&mut *self.conn()?, hash, now)
+        self.owner_change(|conn| admin::set_token_hash(conn, hash, now))
     }
 
     fn create_session(
@@ -316,11 +316,11 @@ impl Store for Db {
     }
 
     fn delete_session(&self, hash: &[u8; 32]) -> Result<(), DbError> {
-        admin::delete_session(&*self.conn()?, hash)
+        self.owner_change(|conn| admin::delete_session(conn, hash))
     }
 
     fn delete_all_sessions(&self) -> Result<(), DbError> {
-        admin::delete_all_sessions(&*self.conn()?)
+        self.owner_change(|conn| admin::delete_all_sessions(conn))
     }
 
     fn record_public_url(&self, url: &str) -> Result<(), DbError> {

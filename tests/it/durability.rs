@@ -23,6 +23,10 @@ enum Event {
     Synced,
     /// The server started sending an HTTP response with this status line.
     Answered(String),
+    /// A command printed a line on its standard output, starting with these words.
+    Printed(String),
+    /// Something was written to the database or its log (traced only where a test asks).
+    Wrote,
 }
 
 /// Reads strace's `-f -y` output (`PID syscall(args) = result`, with calls that another thread
@@ -58,6 +62,13 @@ fn events(trace: &str, db: &Path) -> Vec<Event> {
             let status = &call[at + 1..];
             let status = status.split("\\r\\n").next().unwrap_or(status);
             found.push(Event::Answered(status.to_owned()));
+        } else if call.starts_with("pwrite64(") && of_db {
+            found.push(Event::Wrote);
+        } else if let Some(text) = call.strip_prefix("write(1<") {
+            // Up to the first colon: what a line says, not the secret it may show.
+            let text = text.split_once(", \"").map_or("", |(_, text)| text);
+            let words = text.split(':').next().unwrap_or(text);
+            found.push(Event::Printed(words.to_owned()));
         }
     }
     found
@@ -221,6 +232,15 @@ fn every_owner_change_is_answered_only_after_the_log_holding_it_was_synced_to_di
             .read_json::<serde_json::Value>()
             .unwrap_or_default()
     };
+    // A login before the changes: losing one to a power cut only asks for another.
+    let login = http
+        .post(format!("{base}/api/admin/login"))
+        .header("Content-Type", "application/json")
+        .send(serde_json::json!({"token": ADMIN_TOKEN}).to_string())
+        .unwrap();
+    assert_eq!(login.status(), 204, "login");
+    let session = login.headers()["set-cookie"].to_str().unwrap();
+    let session = session.split(';').next().unwrap().to_owned();
     // Each change, answered 2xx; the reads between them answer too but change nothing.
     call(
         "POST",
@@ -257,7 +277,15 @@ fn every_owner_change_is_answered_only_after_the_log_holding_it_was_synced_to_di
     call("DELETE", &format!("/projects/owned/keys/{key_id}"), None);
     call("POST", "/projects/owned/rotate-secret", None);
     call("DELETE", "/projects/owned", None);
-    const CHANGES: usize = 9;
+    // A logout must stay one: a session cookie someone copied is dead from here on.
+    let logout = http
+        .post(format!("{base}/api/admin/logout"))
+        .header("Cookie", &session)
+        .header("X-Requested-With", "git-push-tracker")
+        .send_empty()
+        .unwrap();
+    assert_eq!(logout.status(), 204, "logout");
+    const CHANGES: usize = 10;
 
     let events = traced.stop();
     let (answered, unsynced) = unsynced(&events, "HTTP/1.1 2");
@@ -276,5 +304,53 @@ fn every_owner_change_is_answered_only_after_the_log_holding_it_was_synced_to_di
         unsynced.is_empty(),
         "owner changes {unsynced:?} (in the order above, from 1) were answered with no sync of \
          the database or its log since the previous answer"
+    );
+}
+
+#[test]
+fn a_reset_admin_token_is_printed_only_after_the_log_holding_it_was_synced_to_disk() {
+    let install = "apt-get install strace; .ci/run installs it";
+    if tool::require("durability test", "strace", &["-V"], install).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().canonicalize().unwrap().join("durable.db");
+    // A database that exists and is at rest, as beside a server that made it.
+    cli::run_json(&db, &["project", "create", "durable", "--json"]);
+    let trace = dir.path().join("strace.txt");
+    let mut strace: Vec<OsString> = ["strace", "-f", "-y", "-qq", "-s", "40"]
+        .map(OsString::from)
+        .into();
+    strace.extend(["-e", "trace=fsync,fdatasync,write,pwrite64", "-o"].map(OsString::from));
+    strace.push(trace.clone().into());
+    let out = cli::command_through(&strace)
+        .arg("--db")
+        .arg(&db)
+        .args(["admin", "reset-token"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("New admin token: "));
+
+    let events = events(&std::fs::read_to_string(&trace).unwrap(), &db);
+    let printed = events
+        .iter()
+        .position(|e| matches!(e, Event::Printed(text) if text.starts_with("New admin token")))
+        .unwrap_or_else(|| panic!("the token was printed; events: {events:?}"));
+    // SQLite syncs a new log's header before its first frames: only a sync after the last
+    // write before the token counts.
+    let last_write = events[..printed]
+        .iter()
+        .rposition(|e| *e == Event::Wrote)
+        .expect("the reset wrote to the database");
+    assert!(
+        events[last_write..printed].contains(&Event::Synced),
+        "the new admin token was printed before the write holding it was synced to {} or its \
+         -wal: a power cut could bring back the old token; events: {events:?}",
+        db.display()
     );
 }
