@@ -28,7 +28,7 @@ pub mod writer;
 pub use changes::{Change, ChangeCursor, ChangeKind};
 pub use derive::CaughtUp;
 pub use history::{DigestPush, GroupCount, Grouping, RangeCounts};
-pub use notifications::{AttemptRecord, DeliveryOutcome, DeliveryRecord, DueDelivery};
+pub use notifications::{DeliveryOutcome, DeliveryRecord, DueDelivery};
 pub use pushes::{
     CursorError, Inserted, PageCursor, PageStart, PreparedPush, PushFilter, PushOrder, PushPage,
     SearchTerm,

@@ -277,24 +277,14 @@ pub enum DeliveryOutcome {
     Skipped,
 }
 
-/// One attempt as logged.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub push_id: Option<String>,
-    pub attempt: u32,
-    pub status: Option<u16>,
-    pub error: Option<String>,
-    pub ms: u64,
-    pub at: DateTime<Utc>,
-}
-
 /// What became of one delivery (or test message: no `outbox_id`), to be recorded.
 #[derive(Debug, Clone)]
 pub struct DeliveryRecord {
     pub notification_id: i64,
     pub outbox_id: Option<i64>,
-    /// None for a skipped delivery: nothing was sent.
-    pub attempt: Option<AttemptRecord>,
+    /// None for a skipped delivery: nothing was sent. The row written is the one the
+    /// deliveries log reads back, so it is the same type.
+    pub attempt: Option<DeliveryAttempt>,
     pub outcome: DeliveryOutcome,
 }
 

@@ -15,10 +15,10 @@ use chrono::{DateTime, Utc};
 use super::format::{Event, render};
 use super::schedule::Schedule;
 use super::send::{Attempted, Sender, Verdict};
-use super::{Kind, Notification, sign};
+use super::{DeliveryAttempt, Kind, Notification, sign};
 use crate::clock::Clock;
 use crate::db::writer::IngestWriter;
-use crate::db::{AttemptRecord, DbError, DeliveryOutcome, DeliveryRecord, DueDelivery, Store};
+use crate::db::{DbError, DeliveryOutcome, DeliveryRecord, DueDelivery, Store};
 
 /// How deliveries are paced.
 #[derive(Debug, Clone)]
@@ -343,7 +343,7 @@ impl Deliverer {
                 DeliveryRecord {
                     notification_id: due.notification.id,
                     outbox_id: Some(due.outbox_id),
-                    attempt: d.sent.as_ref().map(|sent| AttemptRecord {
+                    attempt: d.sent.as_ref().map(|sent| DeliveryAttempt {
                         push_id: Some(due.push.id.clone()),
                         attempt: due.attempts + 1,
                         status: sent.status,
@@ -462,7 +462,7 @@ pub fn send_test(
     let record = DeliveryRecord {
         notification_id: n.id,
         outbox_id: None,
-        attempt: Some(AttemptRecord {
+        attempt: Some(DeliveryAttempt {
             push_id: None,
             attempt: 1,
             status: sent.status,
