@@ -8,7 +8,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
 use super::pushes::{
-    PUSH_COLUMNS, PageCursor, PageStart, PushFilter, PushOrder, PushPage, SearchTerm, push_from_row,
+    PUSH_COLUMNS, PageStart, PushFilter, PushOrder, PushPage, SearchTerm, cut_page, push_from_row,
 };
 use super::{DbError, ProjectScope, to_millis};
 
@@ -164,21 +164,7 @@ pub(super) fn list(
         let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
             Ok((r.get::<_, i64>(0)?, push_from_row(r, 1, project)?))
         })?;
-        let mut keyed = rows.collect::<Result<Vec<_>, _>>()?;
-        if keyed.len() > limit as usize {
-            keyed.truncate(limit as usize);
-            // A relevance order has no position a cursor could name: its pages go by offset.
-            if filter.order == PushOrder::Newest {
-                let (id, last) = keyed.last().expect("a full page has a last push");
-                next = Some(PageCursor::new(
-                    scope,
-                    filter,
-                    to_millis(last.pushed_at),
-                    *id,
-                ));
-            }
-        }
-        pushes = keyed.into_iter().map(|(_, push)| push).collect();
+        (pushes, next) = cut_page(rows.collect::<Result<_, _>>()?, limit, scope, filter);
     }
     Ok(PushPage {
         pushes,

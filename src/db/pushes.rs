@@ -899,9 +899,29 @@ pub fn list(
             ],
             |r| Ok((r.get::<_, i64>(0)?, push_from_row(r, 1, project)?)),
         )?;
-        let mut keyed = rows.collect::<Result<Vec<_>, _>>()?;
-        if keyed.len() > limit as usize {
-            keyed.truncate(limit as usize);
+        (pushes, next) = cut_page(rows.collect::<Result<_, _>>()?, limit, scope, filter);
+    }
+    Ok(PushPage {
+        pushes,
+        total: total.max(0) as u64,
+        offset,
+        next,
+    })
+}
+
+/// Cuts `(row id, push)` rows, read one over `limit`, to the page; the row left over says a
+/// next page exists, so both page queries name the cursor after the page here.
+pub(super) fn cut_page(
+    mut keyed: Vec<(i64, Push)>,
+    limit: u32,
+    scope: &ProjectScope,
+    filter: &PushFilter,
+) -> (Vec<Push>, Option<PageCursor>) {
+    let mut next = None;
+    if keyed.len() > limit as usize {
+        keyed.truncate(limit as usize);
+        // A relevance order has no position a cursor could name: its pages go by offset.
+        if filter.order == PushOrder::Newest {
             let (id, last) = keyed.last().expect("a full page has a last push");
             next = Some(PageCursor::new(
                 scope,
@@ -910,14 +930,8 @@ pub fn list(
                 *id,
             ));
         }
-        pushes = keyed.into_iter().map(|(_, push)| push).collect();
     }
-    Ok(PushPage {
-        pushes,
-        total: total.max(0) as u64,
-        offset,
-        next,
-    })
+    (keyed.into_iter().map(|(_, push)| push).collect(), next)
 }
 
 /// One push of a project, with its commits; another project's id is not found.
