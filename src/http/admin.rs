@@ -195,6 +195,16 @@ pub enum Refusal {
     Conflict(ErrorBody),
 }
 
+impl Refusal {
+    /// The 404 body of a route whose names all come from its path: a name that cannot exist
+    /// is simply not found.
+    pub fn not_found(self) -> Json<ErrorBody> {
+        match self {
+            Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b) => Json(b),
+        }
+    }
+}
+
 impl From<ManageError> for Refusal {
     fn from(e: ManageError) -> Self {
         let code = e.code();
@@ -228,12 +238,7 @@ pub enum Found<T: ToJSON + ParseFromJSON> {
 
 impl<T: ToJSON + ParseFromJSON> From<Refusal> for Found<T> {
     fn from(r: Refusal) -> Self {
-        match r {
-            // Names in paths that cannot exist are simply not found.
-            Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b) => {
-                Found::NotFound(Json(b))
-            }
-        }
+        Found::NotFound(r.not_found())
     }
 }
 
@@ -316,6 +321,12 @@ pub enum Deleted {
     /// Too many wrong admin tokens or logins from this address; retry after the given seconds.
     #[oai(status = 429)]
     TooManyAttempts(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+impl From<Refusal> for Deleted {
+    fn from(r: Refusal) -> Self {
+        Deleted::NotFound(r.not_found())
+    }
 }
 
 #[derive(ApiResponse)]
@@ -683,14 +694,8 @@ impl AdminApi {
         /// The project's name.
         name: Path<Matching<ProjectNameText>>,
     ) -> poem::Result<Deleted> {
-        Ok(
-            match manage(&state, move |m| m.delete_project(name.0.as_ref())).await? {
-                Ok(()) => Deleted::NoContent,
-                Err(Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b)) => {
-                    Deleted::NotFound(Json(b))
-                }
-            },
-        )
+        let deleted = manage(&state, move |m| m.delete_project(name.0.as_ref())).await?;
+        Ok(answer(deleted, |()| Deleted::NoContent))
     }
 
     /// Replace a project's webhook secret; the new one is shown this once.
@@ -821,10 +826,7 @@ impl AdminApi {
             Err(Refusal::BadRequest(b)) if b.error.code == ErrorCode::InvalidParameter.as_str() => {
                 PushList::BadRequest(Json(b))
             }
-            // Names in paths that cannot exist are simply not found, as for `Found`.
-            Err(Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b)) => {
-                PushList::NotFound(Json(b))
-            }
+            Err(refusal) => PushList::NotFound(refusal.not_found()),
         })
     }
 

@@ -9,7 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::AppState;
-use super::admin::{AdminAuth, AdminTags, Created, Deleted, Found, Refusal, answer, manage};
+use super::admin::{AdminAuth, AdminTags, Created, Deleted, Found, answer, manage};
 use super::api::iso;
 use super::error::ErrorBody;
 use super::pattern::{Matching, ProjectNameText};
@@ -228,18 +228,11 @@ impl NotificationsApi {
         name: Path<Matching<ProjectNameText>>,
         id: Path<i64>,
     ) -> poem::Result<Deleted> {
-        Ok(
-            match manage(&state, move |m| {
-                m.remove_notification(name.0.as_ref(), id.0)
-            })
-            .await?
-            {
-                Ok(()) => Deleted::NoContent,
-                Err(Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b)) => {
-                    Deleted::NotFound(Json(b))
-                }
-            },
-        )
+        let removed = manage(&state, move |m| {
+            m.remove_notification(name.0.as_ref(), id.0)
+        })
+        .await?;
+        Ok(answer(removed, |()| Deleted::NoContent))
     }
 
     /// Send a test message now: 200 with the receiver's status, or 502 with its error.
@@ -275,9 +268,7 @@ impl NotificationsApi {
                     ))),
                 }
             }
-            Err(Refusal::BadRequest(b) | Refusal::NotFound(b) | Refusal::Conflict(b)) => {
-                TestAnswer::NotFound(Json(b))
-            }
+            Err(refusal) => TestAnswer::NotFound(refusal.not_found()),
         })
     }
 
