@@ -8,6 +8,7 @@
 //! falls between the two and nothing comes twice.
 
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -76,49 +77,32 @@ impl UrlKey {
     }
 }
 
-/// The events of a stream, as `text/event-stream`.
-pub struct PushEvents(SSE);
+/// Events as `text/event-stream`, documented as an array of their `data`: the project's
+/// stream and the owner's differ only in what an event carries.
+pub struct Events<T>(SSE, PhantomData<fn() -> T>);
 
-impl Payload for PushEvents {
+impl<T> Events<T> {
+    fn new(sse: SSE) -> Self {
+        Events(sse, PhantomData)
+    }
+}
+
+impl<T: Type> Payload for Events<T> {
     const CONTENT_TYPE: &'static str = "text/event-stream";
 
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Inline(Box::new(MetaSchema {
-            items: Some(Box::new(PushItem::schema_ref())),
+            items: Some(Box::new(T::schema_ref())),
             ..MetaSchema::new_with_format("array", "event-stream")
         }))
     }
 
     fn register(registry: &mut Registry) {
-        PushItem::register(registry);
+        T::register(registry);
     }
 }
 
-impl IntoResponse for PushEvents {
-    fn into_response(self) -> Response {
-        self.0.into_response()
-    }
-}
-
-/// The owner's events, as `text/event-stream`.
-pub struct OwnerEvents(SSE);
-
-impl Payload for OwnerEvents {
-    const CONTENT_TYPE: &'static str = "text/event-stream";
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            items: Some(Box::new(OwnerChange::schema_ref())),
-            ..MetaSchema::new_with_format("array", "event-stream")
-        }))
-    }
-
-    fn register(registry: &mut Registry) {
-        OwnerChange::register(registry);
-    }
-}
-
-impl IntoResponse for OwnerEvents {
+impl<T> IntoResponse for Events<T> {
     fn into_response(self) -> Response {
         self.0.into_response()
     }
@@ -158,7 +142,7 @@ pub enum StreamResponse {
     /// cursor; `stream.expired` when the cursor is older than what is still stored, followed
     /// by the newest pushes as `push.current`. `retry:` once, a comment every 15 seconds.
     #[oai(status = 200)]
-    Ok(PushEvents),
+    Ok(Events<PushItem>),
     /// `Last-Event-ID`, `after` or a filter is not valid.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -173,7 +157,7 @@ pub enum OwnerStreamResponse {
     /// Every project's `push.created` and `push.updated` events, as on the project stream,
     /// with the project's name beside the push.
     #[oai(status = 200)]
-    Ok(OwnerEvents),
+    Ok(Events<OwnerChange>),
     /// `Last-Event-ID` or `after` is not valid.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -290,7 +274,7 @@ impl LiveApi {
             ));
         };
         let feed = Feed::open(&state, Some(scope), filter, resume).await?;
-        Ok(StreamResponse::Ok(PushEvents(feed.into_sse(&state))))
+        Ok(StreamResponse::Ok(Events::new(feed.into_sse(&state))))
     }
 
     /// Follow every project's pushes (the dashboard's live updates), as Server-Sent Events.
@@ -316,7 +300,7 @@ impl LiveApi {
             None => None,
         };
         let feed = Feed::open(&state, None, ChangeFilter::default(), resume).await?;
-        Ok(OwnerStreamResponse::Ok(OwnerEvents(feed.into_sse(&state))))
+        Ok(OwnerStreamResponse::Ok(Events::new(feed.into_sse(&state))))
     }
 
     /// A project's pushes as an Atom 1.0 feed, newest first.
