@@ -109,17 +109,7 @@ impl AppState {
 pub const SERVICE_TITLE: &str = "Git Push Tracker";
 
 /// The OpenAPI service; `git-push-tracker openapi` prints the same document `serve` serves.
-pub fn api_service() -> OpenApiService<
-    (
-        api::PublicApi,
-        history::HistoryApi,
-        live::LiveApi,
-        admin::AdminApi,
-        history::OwnerHistoryApi,
-        notifications::NotificationsApi,
-    ),
-    (),
-> {
+pub fn api_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
     OpenApiService::new(
         (
             api::PublicApi,
