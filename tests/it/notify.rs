@@ -117,6 +117,19 @@ fn wait_requests(fake: &FakeLlm, n: usize) -> Vec<Recorded> {
     )
 }
 
+/// The one message a fresh receiver gets for a push changed by `edit`; `notification`'s `url`
+/// is a path on that receiver. Every test of a kind's message format starts here.
+fn first_message(mut notification: Value, edit: impl FnOnce(&mut Value)) -> Recorded {
+    let app = fast_app();
+    let project = app.create_project("web");
+    let fake = receiver();
+    let path = notification["url"].as_str().expect("a url path").to_owned();
+    notification["url"] = json!(format!("{}{path}", fake.base_url()));
+    add(&app, "web", notification);
+    push_with(&app, &project, edit);
+    wait_requests(&fake, 1).remove(0)
+}
+
 /// Commit messages that try every trick on every platform.
 const HOSTILE: &str =
     "<!channel> @everyone @here <@123> **bold** [x](https://evil.example) <b>html</b> & done";
@@ -270,16 +283,9 @@ fn a_bad_kind_url_pattern_author_or_token_is_a_400_naming_the_field_and_stores_n
 
 #[test]
 fn slack_gets_block_kit_with_a_text_fallback_where_hostile_text_is_escaped_and_never_pings() {
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "slack", "url": format!("{}/services/T/B/X", fake.base_url())}),
-    );
-    push_with(&app, &project, |p| p["commits"] = commits(300, HOSTILE));
-    let request = &wait_requests(&fake, 1)[0];
+    let request = first_message(json!({"kind": "slack", "url": "/services/T/B/X"}), |p| {
+        p["commits"] = commits(300, HOSTILE)
+    });
     assert_eq!(request.target, "/services/T/B/X");
     let body = request.json();
     let text = body["text"].as_str().unwrap();
@@ -314,16 +320,10 @@ fn slack_gets_block_kit_with_a_text_fallback_where_hostile_text_is_escaped_and_n
 
 #[test]
 fn discord_gets_an_embed_within_its_limits_with_wait_true_and_no_mentions_parsed() {
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "discord", "url": format!("{}/api/webhooks/1/tok", fake.base_url())}),
+    let request = first_message(
+        json!({"kind": "discord", "url": "/api/webhooks/1/tok"}),
+        |p| p["commits"] = commits(300, HOSTILE),
     );
-    push_with(&app, &project, |p| p["commits"] = commits(300, HOSTILE));
-    let request = &wait_requests(&fake, 1)[0];
     assert_eq!(request.target, "/api/webhooks/1/tok?wait=true");
     let body = request.json();
     assert_eq!(body["allowed_mentions"], json!({"parse": []}));
@@ -344,16 +344,9 @@ fn discord_gets_an_embed_within_its_limits_with_wait_true_and_no_mentions_parsed
 
 #[test]
 fn teams_gets_an_adaptive_card_1_4_envelope_under_28_kb() {
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "teams", "url": format!("{}/workflows/x", fake.base_url())}),
-    );
-    push_with(&app, &project, |p| p["commits"] = commits(300, HOSTILE));
-    let request = &wait_requests(&fake, 1)[0];
+    let request = first_message(json!({"kind": "teams", "url": "/workflows/x"}), |p| {
+        p["commits"] = commits(300, HOSTILE)
+    });
     assert!(
         request.body.len() <= 28 * 1024,
         "{} bytes",
@@ -373,21 +366,13 @@ fn teams_gets_an_adaptive_card_1_4_envelope_under_28_kb() {
 
 #[test]
 fn teams_text_blocks_show_hostile_markdown_as_text_and_never_mention() {
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "teams", "url": format!("{}/workflows/x", fake.base_url())}),
-    );
-    push_with(&app, &project, |p| {
+    let body = first_message(json!({"kind": "teams", "url": "/workflows/x"}), |p| {
         let mut list = commits(2, HOSTILE);
         list[1]["message"] = json!("1. _step_ one\n\nbody");
         p["commits"] = list;
         p["pusher"] = json!({"name": "**mallory**", "email": "m@example.com"});
-    });
-    let body = wait_requests(&fake, 1)[0].json();
+    })
+    .json();
     let blocks = body["attachments"][0]["content"]["body"]
         .as_array()
         .unwrap();
@@ -425,16 +410,10 @@ fn teams_text_blocks_show_hostile_markdown_as_text_and_never_mention() {
 
 #[test]
 fn mattermost_gets_markdown_text_where_mentions_are_inert() {
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "mattermost", "url": format!("{}/hooks/abc", fake.base_url())}),
-    );
-    push_with(&app, &project, |p| p["commits"] = commits(3, HOSTILE));
-    let body = wait_requests(&fake, 1)[0].json();
+    let body = first_message(json!({"kind": "mattermost", "url": "/hooks/abc"}), |p| {
+        p["commits"] = commits(3, HOSTILE)
+    })
+    .json();
     let text = body["text"].as_str().unwrap();
     assert!(body.get("blocks").is_none());
     assert!(text.starts_with("**"), "{text}");
@@ -447,16 +426,10 @@ fn mattermost_gets_markdown_text_where_mentions_are_inert() {
 
 #[test]
 fn ntfy_gets_a_json_publish_at_the_server_root_with_its_topic_and_token() {
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "ntfy", "url": format!("{}/deploys", fake.base_url()), "token": "tk_secret123"}),
+    let request = first_message(
+        json!({"kind": "ntfy", "url": "/deploys", "token": "tk_secret123"}),
+        |p| p["commits"] = commits(300, HOSTILE),
     );
-    push_with(&app, &project, |p| p["commits"] = commits(300, HOSTILE));
-    let request = &wait_requests(&fake, 1)[0];
     assert_eq!(request.target, "/");
     assert_eq!(request.header("authorization"), Some("Bearer tk_secret123"));
     let body = request.json();
