@@ -13,7 +13,9 @@ use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, Provider, RefKin
 use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
 use serde_json::Value;
 
-use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, agent, github_payload, reply};
+use crate::support::app::{
+    ADMIN_TOKEN, TestApp, TestProject, agent, github_payload, groups, push_ids, reply,
+};
 
 const DAY_MS: i64 = 86_400_000;
 /// 2024-03-01T00:00:00Z.
@@ -25,18 +27,9 @@ fn get(app: &TestApp, key: &str, path: &str) -> Value {
     reply.body
 }
 
-fn ids(page: &Value) -> Vec<String> {
-    page["pushes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no pushes in {page}"))
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn search(app: &TestApp, key: &str, q: &str) -> Vec<String> {
     let query = serde_urlencoded::to_string([("q", q), ("limit", "100")]).unwrap();
-    ids(&get(app, key, &format!("/api/v1/pushes?{query}")))
+    push_ids(&get(app, key, &format!("/api/v1/pushes?{query}")))
 }
 
 fn deliver(app: &TestApp, project: &TestProject, branch: &str, messages: &[&str]) -> String {
@@ -486,7 +479,7 @@ fn filters_combine_with_each_other_and_with_cursor_paging() {
             let page = get(&app, &acme.key, &path);
             assert_eq!(page["pagination"]["total"], expected.len(), "{path}");
             assert_eq!(page["pagination"]["offset"], walked.len(), "{path}");
-            walked.extend(ids(&page));
+            walked.extend(push_ids(&page));
             match page["pagination"]["nextCursor"].as_str() {
                 Some(next) => cursor = Some(next.to_owned()),
                 None => break,
@@ -500,7 +493,7 @@ fn filters_combine_with_each_other_and_with_cursor_paging() {
             &format!("/api/v1/pushes?{query}&limit=5&offset=4"),
         );
         let by_offset: Vec<String> = expected.iter().skip(4).take(5).cloned().collect();
-        assert_eq!(ids(&page), by_offset, "{query} offset 4");
+        assert_eq!(push_ids(&page), by_offset, "{query} offset 4");
         // A cursor made for these filters is refused with others, and another project's key
         // finds none of these pushes.
         if let Some(first) = get(&app, &acme.key, &format!("/api/v1/pushes?{query}&limit=1"))
@@ -520,7 +513,7 @@ fn filters_combine_with_each_other_and_with_cursor_paging() {
             &other.key,
             &format!("/api/v1/pushes?{query}&limit=100"),
         );
-        for id in ids(&theirs) {
+        for id in push_ids(&theirs) {
             assert!(
                 !expected.contains(&id),
                 "{query}: another project's key saw {id}"
@@ -557,23 +550,6 @@ fn tally(
         e.1 += u64::from(s.commits);
     }
     out
-}
-
-fn groups(items: &Value, name: &str) -> std::collections::BTreeMap<String, (u64, u64)> {
-    items
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            (
-                g[name].as_str().unwrap().to_owned(),
-                (
-                    g["pushes"].as_u64().unwrap(),
-                    g["commits"].as_u64().unwrap(),
-                ),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -799,7 +775,7 @@ fn the_search_index_stays_true_through_resummaries_retention_and_project_deletio
         .unwrap();
     assert_eq!(deleted, 2);
     assert_index_true(&app);
-    let left = ids(&get(&app, &acme.key, "/api/v1/pushes"));
+    let left = push_ids(&get(&app, &acme.key, "/api/v1/pushes"));
     assert_eq!(left.len(), 1);
     for (word, id) in [
         ("narwhal", &first),

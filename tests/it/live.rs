@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, agent, github_payload, reply};
+use crate::support::app::{
+    ADMIN_TOKEN, TestApp, TestProject, agent, github_payload, push_ids, reply,
+};
 use crate::support::cli;
 use crate::support::fake_llm::{FakeLlm, Scripted};
 use crate::support::server::Server;
@@ -769,12 +771,7 @@ fn listed(app: &TestApp, project: &TestProject, filter: &str) -> Vec<String> {
         Some(&project.key),
     );
     assert_eq!(list.status, 200, "{filter}: {}", list.body);
-    let mut ids: Vec<String> = list.body["pushes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect();
+    let mut ids = push_ids(&list.body);
     ids.reverse();
     ids
 }

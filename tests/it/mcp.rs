@@ -15,7 +15,7 @@ use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
 
 use serde_json::{Value, json};
 
-use crate::support::app::{TestApp, TestProject, github_payload};
+use crate::support::app::{TestApp, TestProject, github_payload, groups, push_ids};
 use crate::support::tool;
 
 /// 2026-01-01T00:00:00Z: the seeded pushes are twelve hours apart from there.
@@ -111,15 +111,6 @@ fn python_client(test: &str, url: &str, key: &str, mode: &str, calls: &Value) ->
     Some(serde_json::from_slice(&out.stdout).expect("the client prints JSON"))
 }
 
-fn ids_of(page: &Value) -> Vec<String> {
-    page["pushes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn ids_where(seeded: &[Seeded], keep: impl Fn(&Seeded) -> bool) -> Vec<String> {
     seeded
         .iter()
@@ -137,24 +128,6 @@ fn tally(seeded: &[&Seeded], key: impl Fn(&Seeded) -> String) -> BTreeMap<String
         entry.1 += s.commits;
     }
     out
-}
-
-/// `(name, pushes, commits)` per item of a digest's or an activity's list.
-fn groups(items: &Value, name: &str) -> BTreeMap<String, (u64, u64)> {
-    items
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            (
-                g[name].as_str().unwrap().to_owned(),
-                (
-                    g["pushes"].as_u64().unwrap(),
-                    g["commits"].as_u64().unwrap(),
-                ),
-            )
-        })
-        .collect()
 }
 
 const RANGE: (&str, &str) = ("2026-01-01", "2026-01-08");
@@ -280,8 +253,8 @@ fn the_python_sdk_lists_and_calls_all_five_tools_in_both_protocol_generations() 
             rest("/api/v1/pushes?limit=2&author=grace")
         );
         let paged: Vec<String> = [
-            ids_of(&r["list1"]["structured"]),
-            ids_of(&r["list2"]["structured"]),
+            push_ids(&r["list1"]["structured"]),
+            push_ids(&r["list2"]["structured"]),
         ]
         .concat();
         assert_eq!(
@@ -294,7 +267,7 @@ fn the_python_sdk_lists_and_calls_all_five_tools_in_both_protocol_generations() 
                 && s.pushed_at >= BASE + 86_400
                 && s.pushed_at < BASE + 2 * 86_400 + 43_200
         });
-        assert_eq!(ids_of(&r["filtered"]["structured"]), filtered, "{mode}");
+        assert_eq!(push_ids(&r["filtered"]["structured"]), filtered, "{mode}");
         assert_eq!(
             r["filtered"]["structured"],
             rest(
@@ -302,14 +275,18 @@ fn the_python_sdk_lists_and_calls_all_five_tools_in_both_protocol_generations() 
             )
         );
         let auth = ids_where(&seeded, |s| s.word == "authentication");
-        assert_eq!(ids_of(&r["search"]["structured"]), auth, "{mode}: stemming");
+        assert_eq!(
+            push_ids(&r["search"]["structured"]),
+            auth,
+            "{mode}: stemming"
+        );
         assert_eq!(
             r["search"]["structured"]["pagination"]["total"],
             auth.len(),
             "{mode}"
         );
         let mut caching_main = ids_where(&seeded, |s| s.word == "caching" && s.branch == "main");
-        let mut found = ids_of(&r["prefix"]["structured"]);
+        let mut found = push_ids(&r["prefix"]["structured"]);
         caching_main.sort();
         found.sort();
         assert_eq!(found, caching_main, "{mode}: prefix with a branch");

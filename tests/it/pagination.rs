@@ -7,7 +7,7 @@ use git_push_tracker::db::{Db, PreparedPush};
 use git_push_tracker::domain::{NewPush, ProjectName, Provider, RefKind, SummaryStatus};
 use serde_json::Value;
 
-use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload};
+use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload, push_ids};
 
 const DAY_MS: i64 = 86_400_000;
 /// 2024-03-01T00:00:00Z.
@@ -128,15 +128,6 @@ fn list(app: &TestApp, key: &str, query: &str) -> Value {
     reply.body
 }
 
-fn ids(page: &Value) -> Vec<String> {
-    page["pushes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Walks every page of `query` by cursor; checks each page's offset and total on the way.
 fn cursor_walk(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<String> {
     let mut walked = Vec::new();
@@ -149,7 +140,7 @@ fn cursor_walk(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<Strin
         let page = list(app, key, &q);
         assert_eq!(page["pagination"]["offset"], walked.len(), "{q}");
         let total = page["pagination"]["total"].as_u64().unwrap() as usize;
-        walked.extend(ids(&page));
+        walked.extend(push_ids(&page));
         match page["pagination"]["nextCursor"].as_str() {
             Some(next) => {
                 assert!(walked.len() < total, "{q}: a cursor after the last push");
@@ -171,7 +162,7 @@ fn offset_walk(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<Strin
             key,
             &format!("{query}&limit={limit}&offset={}", walked.len()),
         );
-        let got = ids(&page);
+        let got = push_ids(&page);
         if got.is_empty() {
             return walked;
         }
@@ -247,7 +238,7 @@ fn a_deep_offset_in_a_history_of_many_32_day_blocks_lands_on_the_same_page_as_co
                     &format!("{query}&limit=5&offset={offset}"),
                 );
                 let slice: Vec<&str> = want.iter().skip(offset).take(5).copied().collect();
-                assert_eq!(ids(&page), slice, "{query} at offset {offset}");
+                assert_eq!(push_ids(&page), slice, "{query} at offset {offset}");
                 assert_eq!(page["pagination"]["total"], want.len(), "{query}");
             }
         }
@@ -289,7 +280,7 @@ fn a_cursor_walk_of_a_whole_history_returns_the_same_pushes_as_the_offset_walk()
                 &format!("{query}&limit=7&offset={offset}"),
             );
             let slice: Vec<&str> = want.iter().skip(offset).take(7).copied().collect();
-            assert_eq!(ids(&page), slice, "{query} at offset {offset}");
+            assert_eq!(push_ids(&page), slice, "{query} at offset {offset}");
             assert_eq!(page["pagination"]["offset"], offset);
         }
     }
@@ -313,7 +304,7 @@ fn the_admin_push_feed_walks_by_cursor_as_it_does_by_offset() {
     loop {
         let page = admin(&query);
         assert_eq!(page["pagination"]["offset"], walked.len());
-        walked.extend(ids(&page));
+        walked.extend(push_ids(&page));
         match page["pagination"]["nextCursor"].as_str() {
             Some(next) => query = format!("limit=40&cursor={next}"),
             None => break,
@@ -351,7 +342,7 @@ fn pushes_arriving_between_two_pages_are_neither_skipped_nor_repeated() {
     assert_eq!(before.len(), 30);
 
     let first = list(&app, &project.key, "limit=10");
-    let mut walked = ids(&first);
+    let mut walked = push_ids(&first);
     let mut cursor = first["pagination"]["nextCursor"]
         .as_str()
         .unwrap()
@@ -363,14 +354,14 @@ fn pushes_arriving_between_two_pages_are_neither_skipped_nor_repeated() {
     }
     let shifted = list(&app, &project.key, "limit=10&offset=10");
     assert!(
-        ids(&shifted).iter().any(|id| walked.contains(id)),
+        push_ids(&shifted).iter().any(|id| walked.contains(id)),
         "the offset walk repeats pushes: the case the cursor is for"
     );
     let mut total = 37;
     loop {
         let page = list(&app, &project.key, &format!("limit=10&cursor={cursor}"));
         assert_eq!(page["pagination"]["total"], total);
-        walked.extend(ids(&page));
+        walked.extend(push_ids(&page));
         match page["pagination"]["nextCursor"].as_str() {
             Some(next) => cursor = next.to_owned(),
             None => break,

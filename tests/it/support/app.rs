@@ -322,6 +322,35 @@ pub fn github_payload(branch: &str, commits: &[&str], pushed_at: i64) -> Vec<u8>
     .unwrap()
 }
 
+/// The ids of a page's pushes, in order: how the list tests compare pages.
+pub fn push_ids(page: &Value) -> Vec<String> {
+    page["pushes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pushes in {page}"))
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `(name, pushes, commits)` per item of a digest's or an activity's list, as the HTTP and the
+/// MCP answers both give them.
+pub fn groups(items: &Value, name: &str) -> std::collections::BTreeMap<String, (u64, u64)> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g[name].as_str().unwrap().to_owned(),
+                (
+                    g["pushes"].as_u64().unwrap(),
+                    g["commits"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
 /// The bytes of a fixture under tests/fixtures.
 pub fn fixture(path: &str) -> Vec<u8> {
     let full = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
