@@ -2,7 +2,7 @@
 //! key only ever sees its own project's data (lists, search, filters, digests, activity, and
 //! every MCP tool), and a revoked key gets 401 everywhere.
 
-use crate::support::app::{TestApp, TestProject, github_payload};
+use crate::support::app::{TestApp, TestProject, github_payload, mcp_request};
 use chrono::Utc;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -149,29 +149,6 @@ fn assert_no_foreign_marker(body: &str, own: usize, projects: usize, what: &str)
     }
 }
 
-/// One MCP `tools/call` in the stateless 2026-07-28 form (no handshake to repeat per call).
-fn mcp_call(app: &TestApp, key: &str, tool: &str, arguments: Value) -> crate::support::app::Reply {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": tool,
-        "arguments": arguments,
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "isolation", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {}
-        }
-    }});
-    let req = app
-        .agent
-        .post(format!("{}/mcp", app.base_url))
-        .header("Accept", "application/json, text/event-stream")
-        .header("Content-Type", "application/json")
-        .header("Authorization", format!("Bearer {key}"))
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", tool);
-    crate::support::app::reply(req.send(body.to_string().as_bytes()).expect("POST /mcp"))
-}
-
 /// The MCP tools with a key: each answers its own project's data only, with the same counts as
 /// the REST routes; another project's push is an error result naming nothing of it.
 fn check_mcp(
@@ -225,7 +202,8 @@ fn check_mcp(
     }
     for (tool, args, expected) in calls {
         let what = format!("MCP {tool} {args}");
-        let reply = mcp_call(app, key, tool, args);
+        let params = json!({"name": tool, "arguments": args});
+        let reply = mcp_request(app, key, "tools/call", Some(tool), params);
         if revoked {
             assert_eq!(reply.status, 401, "{what}: {}", reply.body);
             continue;

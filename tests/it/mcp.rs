@@ -15,7 +15,7 @@ use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
 
 use serde_json::{Value, json};
 
-use crate::support::app::{TestApp, TestProject, github_payload, groups, push_ids};
+use crate::support::app::{TestApp, TestProject, github_payload, groups, mcp_request, push_ids};
 use crate::support::tool;
 
 /// 2026-01-01T00:00:00Z: the seeded pushes are twelve hours apart from there.
@@ -452,40 +452,11 @@ fn mcp_without_a_live_key_is_a_401_json_error_and_no_oauth_is_advertised() {
     );
 }
 
-/// A 2026-07-28 request: no handshake, the version and client in `_meta`, the method in headers.
-fn modern(
-    app: &TestApp,
-    key: &str,
-    method: &str,
-    name: Option<&str>,
-    params: Value,
-) -> crate::support::app::Reply {
-    let mut params = params;
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {}
-    });
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
-    let mut req = app
-        .agent
-        .post(format!("{}/mcp", app.base_url))
-        .header("Accept", "application/json, text/event-stream")
-        .header("Content-Type", "application/json")
-        .header("Authorization", format!("Bearer {key}"))
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", method);
-    if let Some(name) = name {
-        req = req.header("Mcp-Name", name);
-    }
-    crate::support::app::reply(req.send(body.to_string().as_bytes()).expect("POST /mcp"))
-}
-
 #[test]
 fn stateless_requests_follow_the_2026_07_28_transport_rules() {
     let app = TestApp::spawn();
     let a = app.create_project("alpha");
-    let discover = modern(&app, &a.key, "server/discover", None, json!({}));
+    let discover = mcp_request(&app, &a.key, "server/discover", None, json!({}));
     assert_eq!(discover.status, 200, "{:?}", discover.body);
     let versions = discover.body["result"]["supportedVersions"].to_string();
     assert!(
@@ -494,7 +465,7 @@ fn stateless_requests_follow_the_2026_07_28_transport_rules() {
     );
 
     let args = json!({"name": "list_pushes", "arguments": {"limit": 5}});
-    let call = modern(
+    let call = mcp_request(
         &app,
         &a.key,
         "tools/call",
@@ -507,9 +478,9 @@ fn stateless_requests_follow_the_2026_07_28_transport_rules() {
     assert_eq!(call.body["result"]["isError"], false);
 
     // The name header must match the body: a proxy routing on it cannot be lied to.
-    let missing = modern(&app, &a.key, "tools/call", None, args.clone());
+    let missing = mcp_request(&app, &a.key, "tools/call", None, args.clone());
     assert_eq!(missing.status, 400, "{:?}", missing.body);
-    let mismatch = modern(&app, &a.key, "tools/call", Some("get_push"), args);
+    let mismatch = mcp_request(&app, &a.key, "tools/call", Some("get_push"), args);
     assert_eq!(mismatch.status, 400, "{:?}", mismatch.body);
 
     // No sessions and no stream to open: GET is 405 with the methods that work.
@@ -824,7 +795,9 @@ fn digests_waiting_on_a_model_leave_the_server_answering_other_calls() {
     std::thread::scope(|s| {
         let gate = OpenOnDrop(&model);
         let digests: Vec<_> = (0..parallel)
-            .map(|_| s.spawn(|| modern(&app, &a.key, "tools/call", Some("digest"), digest.clone())))
+            .map(|_| {
+                s.spawn(|| mcp_request(&app, &a.key, "tools/call", Some("digest"), digest.clone()))
+            })
             .collect();
         app.wait_for(
             "every digest waiting on the model",
@@ -835,7 +808,13 @@ fn digests_waiting_on_a_model_leave_the_server_answering_other_calls() {
         let (app, key) = (&app, &a.key);
         s.spawn(move || {
             let args = json!({"name": "list_pushes", "arguments": {}});
-            let _ = tx.send(modern(app, key, "tools/call", Some("list_pushes"), args));
+            let _ = tx.send(mcp_request(
+                app,
+                key,
+                "tools/call",
+                Some("list_pushes"),
+                args,
+            ));
         });
         let list = rx
             .recv_timeout(Duration::from_secs(20))
@@ -862,7 +841,7 @@ fn digests_waiting_on_a_model_leave_the_server_answering_other_calls() {
 fn the_readme_and_the_dashboard_name_every_tool_the_server_lists() {
     let app = TestApp::spawn();
     let a = app.create_project("alpha");
-    let listed = modern(&app, &a.key, "tools/list", None, json!({}));
+    let listed = mcp_request(&app, &a.key, "tools/list", None, json!({}));
     assert_eq!(listed.status, 200, "{:?}", listed.body);
     let names: Vec<String> = listed.body["result"]["tools"]
         .as_array()

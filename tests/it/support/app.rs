@@ -322,6 +322,36 @@ pub fn github_payload(branch: &str, commits: &[&str], pushed_at: i64) -> Vec<u8>
     .unwrap()
 }
 
+/// An MCP request in the stateless 2026-07-28 form: no handshake, the version and client in
+/// `_meta`, the method (and the tool's `name`) in headers; the MCP and isolation tests share it.
+pub fn mcp_request(
+    app: &TestApp,
+    key: &str,
+    method: &str,
+    name: Option<&str>,
+    params: Value,
+) -> Reply {
+    let mut params = params;
+    params["_meta"] = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+    let mut req = app
+        .agent
+        .post(format!("{}/mcp", app.base_url))
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {key}"))
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", method);
+    if let Some(name) = name {
+        req = req.header("Mcp-Name", name);
+    }
+    reply(req.send(body.to_string().as_bytes()).expect("POST /mcp"))
+}
+
 /// The ids of a page's pushes, in order: how the list tests compare pages.
 pub fn push_ids(page: &Value) -> Vec<String> {
     page["pushes"]
