@@ -216,26 +216,31 @@ fn check_mcp(
             continue;
         };
         assert_eq!(result["isError"], false, "{what}: {}", reply.body);
-        let s = &result["structuredContent"];
-        let counted = if let Some(total) = s["pagination"]["total"].as_u64() {
-            for push in s["pushes"].as_array().unwrap() {
-                let id = push["id"].as_str().unwrap();
-                assert!(b.push_ids.iter().any(|p| p == id), "{what}: {id}");
-            }
-            total
-        } else if let Some(count) = s["pushCount"].as_u64() {
-            for id in s["pushIds"].as_array().unwrap() {
-                assert!(b.push_ids.iter().any(|p| p == id), "{what}: {id}");
-            }
-            count
-        } else if let Some(buckets) = s["buckets"].as_array() {
-            buckets.iter().map(|b| b["pushes"].as_u64().unwrap()).sum()
-        } else {
-            let id = s["id"].as_str().unwrap();
-            assert!(b.push_ids.iter().any(|p| p == id), "{what}: {id}");
-            1
-        };
+        let counted = own_count(&result["structuredContent"], &b.push_ids, &what);
         assert_eq!(counted, expected, "{what}: {}", reply.body);
+    }
+}
+
+/// How many pushes a list, digest, activity or single-push answer counts, each id it names
+/// checked to be one of `own`: the HTTP answers and the MCP tools' have the same shapes.
+fn own_count(answer: &Value, own: &[String], what: &str) -> u64 {
+    if let Some(total) = answer["pagination"]["total"].as_u64() {
+        for push in answer["pushes"].as_array().unwrap() {
+            let id = push["id"].as_str().unwrap();
+            assert!(own.iter().any(|p| p == id), "{what}: {id}");
+        }
+        total
+    } else if let Some(count) = answer["pushCount"].as_u64() {
+        for id in answer["pushIds"].as_array().unwrap() {
+            assert!(own.iter().any(|p| p == id), "{what}: {id}");
+        }
+        count
+    } else if let Some(buckets) = answer["buckets"].as_array() {
+        buckets.iter().map(|b| b["pushes"].as_u64().unwrap()).sum()
+    } else {
+        let id = answer["id"].as_str().unwrap();
+        assert!(own.iter().any(|p| p == id), "{what}: {id}");
+        1
     }
 }
 
@@ -340,25 +345,7 @@ fn check_case(specs: Vec<ProjectSpec>, queries: Vec<ListQuery>) {
                 }
                 assert_eq!(reply.status, 200, "{path}: {}", reply.body);
                 assert_no_foreign_marker(&reply.body.to_string(), i, n, &path);
-                let counted = if let Some(total) = reply.body["pagination"]["total"].as_u64() {
-                    for push in reply.body["pushes"].as_array().unwrap() {
-                        let id = push["id"].as_str().unwrap();
-                        assert!(b.push_ids.iter().any(|p| p == id), "{path}: {id}");
-                    }
-                    total
-                } else if let Some(count) = reply.body["pushCount"].as_u64() {
-                    for id in reply.body["pushIds"].as_array().unwrap() {
-                        assert!(b.push_ids.iter().any(|p| p == id), "{path}: {id}");
-                    }
-                    count
-                } else {
-                    reply.body["buckets"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|b| b["pushes"].as_u64().unwrap())
-                        .sum()
-                };
+                let counted = own_count(&reply.body, &b.push_ids, &path);
                 assert_eq!(Some(counted), expected, "{path}: {}", reply.body);
             }
         }
