@@ -9,12 +9,13 @@ use crate::domain::RefKind::{Branch, Tag};
 
 const SECRET: &str = "test-secret";
 
-/// The fixed time these deliveries are received at.
-fn now() -> DateTime<Utc> {
+/// The fixed time these deliveries are received at (and verify.rs's tests' "now").
+pub(super) fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000, 0).expect("a time")
 }
 
-fn fixture(path: &str) -> Vec<u8> {
+/// A file under tests/fixtures; verify.rs's tests read the same fixtures.
+pub(super) fn fixture(path: &str) -> Vec<u8> {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
 }
@@ -25,7 +26,8 @@ fn hex_hmac(body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn header_map(pairs: &[(&str, String)]) -> HeaderMap {
+/// The header map of `pairs`, repeated names kept; verify.rs's tests build theirs here too.
+pub(super) fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in pairs {
         map.append(
@@ -76,6 +78,7 @@ fn signed_headers(provider: Provider, event: &str, body: &[u8]) -> HeaderMap {
             json,
         ],
     };
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(name, v)| (*name, v.as_str())).collect();
     header_map(&pairs)
 }
 
@@ -335,7 +338,7 @@ fn gitea_and_bitbucket_commits_are_stored_oldest_first() {
 #[test]
 fn gitea_headers_alone_are_detected_as_gitea_not_github() {
     let body = fixture("gitea/push.gitea-docs.json");
-    let mut headers = header_map(&[("X-Gitea-Signature", hex_hmac(&body))]);
+    let mut headers = header_map(&[("X-Gitea-Signature", &hex_hmac(&body))]);
     for line in String::from_utf8(fixture("gitea/push.gitea-docs.headers.txt"))
         .expect("utf-8")
         .lines()
@@ -562,7 +565,7 @@ fn huge_commit_messages_are_truncated_on_a_char_boundary() {
 
 #[test]
 fn requests_without_a_provider_header_are_unknown() {
-    let headers = header_map(&[("Content-Type", "application/json".to_owned())]);
+    let headers = header_map(&[("Content-Type", "application/json")]);
     let err = parse_delivery(&headers, b"{}", SECRET, now()).expect_err("unknown");
     assert_eq!(err, WebhookError::UnknownProvider);
     assert_eq!(err.code(), crate::error_code::ErrorCode::UnknownProvider);
@@ -599,15 +602,12 @@ fn refs_split_into_kind_and_name() {
 
 #[test]
 fn delivery_ids_are_trimmed_and_capped() {
-    let headers = header_map(&[("X-GitHub-Delivery", format!("  {}  ", "d".repeat(500)))]);
+    let headers = header_map(&[("X-GitHub-Delivery", &format!("  {}  ", "d".repeat(500)))]);
     assert_eq!(
         delivery_id(&headers, &["X-GitHub-Delivery"]).map(|id| id.len()),
         Some(200)
     );
-    let headers = header_map(&[
-        ("webhook-id", " ".to_owned()),
-        ("Idempotency-Key", "k".to_owned()),
-    ]);
+    let headers = header_map(&[("webhook-id", " "), ("Idempotency-Key", "k")]);
     assert_eq!(
         delivery_id(&headers, &["webhook-id", "Idempotency-Key"]).as_deref(),
         Some("k")

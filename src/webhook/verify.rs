@@ -209,30 +209,9 @@ fn new_mac(key: &[u8]) -> Option<HmacSha256> {
 
 #[cfg(test)]
 mod tests {
-    use poem::http::{HeaderName, HeaderValue};
-
     use super::*;
-
-    /// The fixed "now" of these tests; Standard Webhooks timestamps are near it.
-    fn now() -> DateTime<Utc> {
-        DateTime::from_timestamp(1_700_000_000, 0).expect("a time")
-    }
-
-    fn fixture(path: &str) -> Vec<u8> {
-        let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).expect("header name"),
-                HeaderValue::from_str(value).expect("header value"),
-            );
-        }
-        map
-    }
+    // Standard Webhooks timestamps in these tests are near the shared fixed "now".
+    use crate::webhook::tests::{fixture, header_map, now};
 
     /// Reads a `Name: value` per line sidecar as the source stated it.
     fn headers_file(path: &str) -> HeaderMap {
@@ -242,7 +221,7 @@ mod tests {
             .filter_map(|l| l.split_once(':'))
             .map(|(n, v)| (n.trim(), v.trim()))
             .collect();
-        headers(&pairs)
+        header_map(&pairs)
     }
 
     fn sign_hex(secret: &str, body: &[u8]) -> String {
@@ -262,7 +241,7 @@ mod tests {
         }
         let v: Vector =
             serde_json::from_slice(&fixture("github/signature-test-vector.json")).expect("vector");
-        let h = headers(&[("X-Hub-Signature-256", &v.header)]);
+        let h = header_map(&[("X-Hub-Signature-256", &v.header)]);
         assert_eq!(
             signature(Provider::GitHub, &h, v.payload.as_bytes(), &v.secret, now()),
             Ok(())
@@ -302,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_missing_github_signature_is_reported_by_header_name() {
-        let h = headers(&[("X-GitHub-Event", "push")]);
+        let h = header_map(&[("X-GitHub-Event", "push")]);
         assert_eq!(
             signature(Provider::GitHub, &h, b"{}", "s", now()),
             Err(WebhookError::MissingSignature("X-Hub-Signature-256"))
@@ -313,7 +292,7 @@ mod tests {
     fn undecodable_or_unprefixed_signatures_are_bad_not_missing() {
         let sig = sign_hex("s", b"{}");
         for value in ["sha256=zz", "sha1=abcd", sig.as_str(), "sha256="] {
-            let h = headers(&[("X-Hub-Signature-256", value)]);
+            let h = header_map(&[("X-Hub-Signature-256", value)]);
             assert_eq!(
                 signature(Provider::GitHub, &h, b"{}", "s", now()),
                 Err(WebhookError::BadSignature),
@@ -325,12 +304,12 @@ mod tests {
     #[test]
     fn an_empty_secret_never_verifies() {
         let sig = format!("sha256={}", sign_hex("x", b"{}"));
-        let h = headers(&[("X-Hub-Signature-256", &sig)]);
+        let h = header_map(&[("X-Hub-Signature-256", &sig)]);
         assert_eq!(
             signature(Provider::GitHub, &h, b"{}", "", now()),
             Err(WebhookError::BadSignature)
         );
-        let h = headers(&[("X-Gitlab-Token", "")]);
+        let h = header_map(&[("X-Gitlab-Token", "")]);
         assert_eq!(
             signature(Provider::GitLab, &h, b"{}", "", now()),
             Err(WebhookError::MissingSignature("X-Gitlab-Token"))
@@ -339,13 +318,13 @@ mod tests {
 
     #[test]
     fn an_empty_gitea_signature_header_counts_as_unsigned() {
-        let h = headers(&[("X-Gitea-Signature", ""), ("X-Hub-Signature-256", "")]);
+        let h = header_map(&[("X-Gitea-Signature", ""), ("X-Hub-Signature-256", "")]);
         assert_eq!(
             signature(Provider::Gitea, &h, b"{}", "s", now()),
             Err(WebhookError::MissingSignature("X-Gitea-Signature"))
         );
         assert_eq!(
-            signature(Provider::Forgejo, &headers(&[]), b"{}", "s", now()),
+            signature(Provider::Forgejo, &header_map(&[]), b"{}", "s", now()),
             Err(WebhookError::MissingSignature("X-Forgejo-Signature"))
         );
     }
@@ -355,9 +334,9 @@ mod tests {
         let body = fixture("gitea/push.gitea-docs.json");
         let sig = sign_hex("s3cret", &body);
         for h in [
-            headers(&[("X-Gitea-Signature", &sig)]),
-            headers(&[("X-Forgejo-Signature", &sig)]),
-            headers(&[
+            header_map(&[("X-Gitea-Signature", &sig)]),
+            header_map(&[("X-Forgejo-Signature", &sig)]),
+            header_map(&[
                 ("X-Gitea-Signature", ""),
                 ("X-Hub-Signature-256", &format!("sha256={sig}")),
             ]),
@@ -369,7 +348,7 @@ mod tests {
             };
             assert_eq!(signature(provider, &h, &body, "s3cret", now()), Ok(()));
         }
-        let h = headers(&[("X-Gitea-Signature", &sig)]);
+        let h = header_map(&[("X-Gitea-Signature", &sig)]);
         assert_eq!(
             signature(Provider::Gitea, &h, &body, "other", now()),
             Err(WebhookError::BadSignature)
@@ -389,7 +368,13 @@ mod tests {
             Err(WebhookError::BadSignature)
         );
         assert_eq!(
-            signature(Provider::GitLab, &headers(&[]), &body, "topsecret", now()),
+            signature(
+                Provider::GitLab,
+                &header_map(&[]),
+                &body,
+                "topsecret",
+                now()
+            ),
             Err(WebhookError::MissingSignature("X-Gitlab-Token"))
         );
     }
@@ -409,7 +394,7 @@ mod tests {
         let sig = standard_webhooks_signature(key, "msg_1", "1700000000", &body);
         // A rotated-out key's signature first: any entry may match.
         let rotated = format!("v1,{} {sig}", BASE64.encode([0u8; 32]));
-        let h = headers(&[
+        let h = header_map(&[
             ("webhook-id", "msg_1"),
             ("webhook-timestamp", "1700000000"),
             ("webhook-signature", &rotated),
@@ -419,7 +404,7 @@ mod tests {
             Ok(())
         );
 
-        let h = headers(&[
+        let h = header_map(&[
             ("webhook-id", "msg_2"),
             ("webhook-timestamp", "1700000000"),
             ("webhook-signature", &sig),
@@ -434,7 +419,7 @@ mod tests {
     fn gitlab_standard_webhooks_uses_a_plain_secret_as_raw_key_bytes() {
         let body = b"{}";
         let sig = standard_webhooks_signature(b"plain-secret", "id", "1700000000", body);
-        let h = headers(&[
+        let h = header_map(&[
             ("webhook-id", "id"),
             ("webhook-timestamp", "1700000000"),
             ("webhook-signature", &sig),
@@ -443,7 +428,7 @@ mod tests {
             signature(Provider::GitLab, &h, body, "plain-secret", now()),
             Ok(())
         );
-        let no_timestamp = headers(&[("webhook-id", "id"), ("webhook-signature", &sig)]);
+        let no_timestamp = header_map(&[("webhook-id", "id"), ("webhook-signature", &sig)]);
         assert_eq!(
             signature(Provider::GitLab, &no_timestamp, body, "plain-secret", now()),
             Err(WebhookError::BadSignature)
@@ -456,7 +441,7 @@ mod tests {
         let signed_at = |ts: i64| {
             let ts = ts.to_string();
             let sig = standard_webhooks_signature(b"plain-secret", "msg_1", &ts, body);
-            headers(&[
+            header_map(&[
                 ("webhook-id", "msg_1"),
                 ("webhook-timestamp", &ts),
                 ("webhook-signature", &sig),
@@ -508,7 +493,7 @@ mod tests {
 
     #[test]
     fn the_gitlab_token_alone_needs_no_timestamp() {
-        let h = headers(&[("X-Gitlab-Token", "s")]);
+        let h = header_map(&[("X-Gitlab-Token", "s")]);
         assert_eq!(signature(Provider::GitLab, &h, b"{}", "s", now()), Ok(()));
     }
 
@@ -516,7 +501,7 @@ mod tests {
     fn bitbucket_sha256_signature_verifies() {
         let body = fixture("bitbucket/repo-push.woodpecker-HookPush.json");
         let sig = format!("sha256={}", sign_hex("bb-secret", &body));
-        let h = headers(&[("X-Hub-Signature", &sig)]);
+        let h = header_map(&[("X-Hub-Signature", &sig)]);
         assert_eq!(
             signature(Provider::Bitbucket, &h, &body, "bb-secret", now()),
             Ok(())
@@ -524,7 +509,7 @@ mod tests {
         assert_eq!(
             signature(
                 Provider::Bitbucket,
-                &headers(&[]),
+                &header_map(&[]),
                 &body,
                 "bb-secret",
                 now()
