@@ -250,9 +250,9 @@ fn configure(conn: &mut Connection) -> Result<(), rusqlite::Error> {
     // checkpoint's), and a power cut before that undoes it, never half of it. What these
     // connections write is either answered to nobody (the summary worker's outcomes: a lost one
     // leaves the push pending or in progress, and it is summarized again; retention's deletes:
-    // redone at its next run), or rare owner operations from the CLI and dashboard. The webhook
-    // writes whose 2xx promises durability go through the ingest writer only, whose batches are
-    // answered once the log syncer has synced them (`writer::LogSyncer`).
+    // redone at its next run), or an owner's change, which `Db::owner_change` syncs before it
+    // is answered. A webhook's writes go through the ingest writer, whose batches are answered
+    // once the log syncer has synced them (`writer::LogSyncer`).
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;

@@ -74,6 +74,19 @@ fn events(trace: &str, db: &Path) -> Vec<Event> {
     found
 }
 
+/// `strace -f -y` tracing `calls` into `trace`, the wrapper a test runs the binary through;
+/// None (the test is skipped) when strace is missing outside CI.
+fn strace(what: &str, trace: &Path, calls: &str) -> Option<Vec<OsString>> {
+    let install = "apt-get install strace; .ci/run installs it";
+    tool::require(what, "strace", &["-V"], install)?;
+    let mut strace: Vec<OsString> = ["strace", "-f", "-y", "-qq", "-s", "40", "-e", "signal=none"]
+        .map(OsString::from)
+        .into();
+    strace.extend([format!("--trace={calls}"), "-o".to_owned()].map(OsString::from));
+    strace.push(trace.into());
+    Some(strace)
+}
+
 /// The real binary under `strace -f -y`, tracing syncs and answers into `trace`.
 struct Traced {
     server: Server,
@@ -85,30 +98,14 @@ struct Traced {
 impl Traced {
     /// None (the test is skipped) when strace is missing outside CI.
     fn start(dir: &Path, what: &str) -> Option<Traced> {
-        let install = "apt-get install strace; .ci/run installs it";
-        tool::require(what, "strace", &["-V"], install)?;
+        let trace = dir.join("strace.txt");
+        let calls = "fsync,fdatasync,write,writev,sendto,sendmsg";
+        let mut strace = strace(what, &trace, calls)?;
         // strace prints resolved paths; the temporary folder may sit behind a symlink.
         let db: PathBuf = dir.canonicalize().unwrap().join("durable.db");
-        let trace = dir.join("strace.txt");
         let pid_file = dir.join("server.pid");
         // The shell writes its pid and becomes the server, so the test can stop it with SIGTERM
         // and strace ends with it, its output complete.
-        let mut strace: Vec<OsString> = [
-            "strace",
-            "-f",
-            "-y",
-            "-qq",
-            "-s",
-            "40",
-            "-e",
-            "signal=none",
-            "-e",
-            "trace=fsync,fdatasync,write,writev,sendto,sendmsg",
-            "-o",
-        ]
-        .map(OsString::from)
-        .into();
-        strace.push(trace.clone().into());
         strace.extend(["sh", "-c", "echo $$ > \"$0\" && exec \"$@\""].map(OsString::from));
         strace.push(pid_file.clone().into());
         let server = Server::start_with(&strace, &db, &dir.join("serve.log"), |command| {
@@ -220,13 +217,12 @@ fn every_owner_change_is_answered_only_after_the_log_holding_it_was_synced_to_di
             .header("Authorization", &admin)
             .header("Content-Type", "application/json");
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let reply = http.run(request.body(body).unwrap()).unwrap();
+        let mut reply = http.run(request.body(body).unwrap()).unwrap();
         assert!(
             reply.status().is_success(),
             "{method} {path}: {}",
             reply.status()
         );
-        let mut reply = reply;
         reply
             .body_mut()
             .read_json::<serde_json::Value>()
@@ -241,7 +237,7 @@ fn every_owner_change_is_answered_only_after_the_log_holding_it_was_synced_to_di
     assert_eq!(login.status(), 204, "login");
     let session = login.headers()["set-cookie"].to_str().unwrap();
     let session = session.split(';').next().unwrap().to_owned();
-    // Each change, answered 2xx; the reads between them answer too but change nothing.
+    // Each change, answered 2xx.
     call(
         "POST",
         "/projects",
@@ -309,20 +305,15 @@ fn every_owner_change_is_answered_only_after_the_log_holding_it_was_synced_to_di
 
 #[test]
 fn a_reset_admin_token_is_printed_only_after_the_log_holding_it_was_synced_to_disk() {
-    let install = "apt-get install strace; .ci/run installs it";
-    if tool::require("durability test", "strace", &["-V"], install).is_none() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("strace.txt");
+    let calls = "fsync,fdatasync,write,pwrite64";
+    let Some(strace) = strace("durability test", &trace, calls) else {
+        return;
+    };
     let db: PathBuf = dir.path().canonicalize().unwrap().join("durable.db");
     // A database that exists and is at rest, as beside a server that made it.
     cli::run_json(&db, &["project", "create", "durable", "--json"]);
-    let trace = dir.path().join("strace.txt");
-    let mut strace: Vec<OsString> = ["strace", "-f", "-y", "-qq", "-s", "40"]
-        .map(OsString::from)
-        .into();
-    strace.extend(["-e", "trace=fsync,fdatasync,write,pwrite64", "-o"].map(OsString::from));
-    strace.push(trace.clone().into());
     let out = cli::command_through(&strace)
         .arg("--db")
         .arg(&db)
