@@ -217,8 +217,15 @@ impl ureq::unversioned::resolver::Resolver for CheckedResolver {
         config: &ureq::config::Config,
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
-        let addresses = ureq::unversioned::resolver::DefaultResolver::default()
-            .resolve(uri, config, timeout)?;
+        let addresses = match literal_address(uri) {
+            Some(address) => {
+                let mut addresses = self.empty();
+                addresses.push(address);
+                addresses
+            }
+            None => ureq::unversioned::resolver::DefaultResolver::default()
+                .resolve(uri, config, timeout)?,
+        };
         if self.deny_private
             && let Some(a) = addresses.iter().find(|a| is_private(a.ip()))
         {
@@ -226,6 +233,21 @@ impl ureq::unversioned::resolver::Resolver for CheckedResolver {
         }
         Ok(addresses)
     }
+}
+
+/// The address of a URL whose host is an IP address. ureq's own resolver looks every
+/// request's host up, before it looks for a pooled connection, and with a timeout it does so on
+/// a new thread: for a receiver named by its address (a LAN's ntfy or Mattermost) that thread
+/// was most of a delivery's cost.
+fn literal_address(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = host.parse().ok()?;
+    let port = uri.port_u16().or(match uri.scheme_str()? {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// Loopback, private (RFC 1918, unique local), link-local, carrier-grade NAT, unspecified and
@@ -387,6 +409,25 @@ mod tests {
         }
         let public = ReceiverUrl::parse("http://93.184.216.34/x", super::super::Kind::Webhook);
         assert!(denying.check_receiver(&public.unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_host_that_is_an_address_is_used_as_it_is_and_a_name_is_left_to_dns() {
+        let address = |url: &str| literal_address(&url.parse().unwrap());
+        assert_eq!(
+            address("http://127.0.0.1:8080/in"),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            address("http://[::1]/in"),
+            Some("[::1]:80".parse().unwrap())
+        );
+        assert_eq!(
+            address("https://192.168.1.5/x"),
+            Some("192.168.1.5:443".parse().unwrap())
+        );
+        assert_eq!(address("http://localhost:8080/in"), None);
+        assert_eq!(address("https://hooks.slack.com/services/x"), None);
     }
 
     #[test]

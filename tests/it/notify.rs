@@ -1025,6 +1025,15 @@ fn with_deny_private_a_loopback_or_private_receiver_is_a_400_naming_url_and_stor
 
 #[test]
 fn with_deny_private_a_receiver_whose_name_resolves_to_loopback_at_send_time_is_never_contacted() {
+    a_private_receiver_stored_before_the_flag_is_refused_at_send_time("localhost");
+}
+
+#[test]
+fn with_deny_private_a_receiver_named_by_a_loopback_address_at_send_time_is_never_contacted() {
+    a_private_receiver_stored_before_the_flag_is_refused_at_send_time("127.0.0.1");
+}
+
+fn a_private_receiver_stored_before_the_flag_is_refused_at_send_time(host: &str) {
     let app = TestApp::spawn_with(|c| {
         c.notify.deny_private = true;
         c.notify.schedule = Schedule { scale: 0.001 };
@@ -1036,7 +1045,7 @@ fn with_deny_private_a_receiver_whose_name_resolves_to_loopback_at_send_time_is_
     // the send resolves the name again and checks what it gets.
     let request = git_push_tracker::manage::NotificationRequest {
         kind: "webhook".into(),
-        url: format!("http://localhost:{port}/hook"),
+        url: format!("http://{host}:{port}/hook"),
         ..Default::default()
     };
     app.manager()
