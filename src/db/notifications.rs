@@ -247,16 +247,18 @@ impl ShiftedRow<'_, '_> {
     }
 }
 
-/// When the next pending delivery of an enabled notification falls due.
-pub fn next_due_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, DbError> {
+/// When the next pending delivery of an enabled notification not in `busy` falls due.
+pub fn next_due_at(conn: &Connection, busy: &[i64]) -> Result<Option<DateTime<Utc>>, DbError> {
+    let busy = serde_json::to_string(busy).expect("ids always serialize");
     let next: Option<i64> = conn
         .prepare_cached(
             "SELECT MIN(MAX(n.blocked_until, (SELECT o.next_attempt_at FROM notify_outbox o
                     WHERE o.notification_id = n.id AND o.state = 'pending'
                     ORDER BY o.next_attempt_at LIMIT 1)))
-             FROM notifications n WHERE n.enabled = 1",
+             FROM notifications n
+             WHERE n.enabled = 1 AND n.id NOT IN (SELECT value FROM json_each(?1))",
         )?
-        .query_row([], |r| r.get(0))?;
+        .query_row([busy], |r| r.get(0))?;
     Ok(next.map(from_millis))
 }
 

@@ -244,8 +244,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         busy: &[i64],
         limit: usize,
     ) -> Result<Vec<DueDelivery>, DbError>;
-    /// When the next delivery falls due, if any is waiting.
-    fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, DbError>;
+    /// When the next delivery of a notification not in `busy` falls due, if any is waiting.
+    fn next_delivery_at(&self, busy: &[i64]) -> Result<Option<DateTime<Utc>>, DbError>;
     /// Logs attempts and applies what they came to, in order, in one transaction.
     fn record_deliveries(&self, records: &[DeliveryRecord]) -> Result<(), DbError>;
     /// Deliveries not yet made.
@@ -630,8 +630,8 @@ impl Store for Db {
         notifications::next_due(&mut *self.conn()?, now, busy, limit)
     }
 
-    fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, DbError> {
-        notifications::next_due_at(&*self.conn()?)
+    fn next_delivery_at(&self, busy: &[i64]) -> Result<Option<DateTime<Utc>>, DbError> {
+        notifications::next_due_at(&*self.conn()?, busy)
     }
 
     fn record_deliveries(&self, records: &[DeliveryRecord]) -> Result<(), DbError> {

@@ -62,6 +62,18 @@ const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// shared machine's noise, and starves deliveries harder on a host that is always busy.)
 const NICENESS: i32 = 10;
 
+/// A notification a thread is sending to; free for the others again when dropped.
+struct Claim<'a> {
+    shared: &'a Shared,
+    notification: i64,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().busy.remove(&self.notification);
+    }
+}
+
 /// One delivery of a batch, sent (or skipped) and not yet recorded.
 struct Done {
     /// Its place in the batch.
@@ -255,7 +267,7 @@ impl Deliverer {
             if worked {
                 continue;
             }
-            let pause = self.idle_time();
+            let pause = self.idle_time(shared);
             let state = shared.lock();
             if state.stop || state.generation != generation {
                 continue;
@@ -276,8 +288,10 @@ impl Deliverer {
             let busy: Vec<i64> = shared.lock().busy.iter().copied().collect();
             let batch = self.store.next_deliveries(self.clock.now(), &busy, BATCH)?;
             if let Some(d) = batch.first() {
-                shared.lock().busy.insert(d.notification.id);
+                let mut state = shared.lock();
+                state.busy.insert(d.notification.id);
                 // More may be due, for other notifications: let another thread look.
+                state.generation += 1;
                 shared.wake.notify_one();
             }
             batch
@@ -285,18 +299,21 @@ impl Deliverer {
         let Some(first) = batch.first() else {
             return Ok(false);
         };
-        let id = first.notification.id;
-        let result = self.deliver_batch(shared, &batch);
-        // Only now, with the outcomes committed, may another thread pick this notification's
-        // rows: one still `pending` after its send would be sent twice.
-        shared.lock().busy.remove(&id);
-        // Another thread may be waiting for this notification's next delivery.
-        shared.wake.notify_all();
-        result.map(|()| true)
+        // Only once the outcomes are committed (or the batch panicked) may another thread pick
+        // this notification's rows: one still `pending` after its send would be sent twice.
+        // No thread waits for it: this one looks again first.
+        let _claim = Claim {
+            shared,
+            notification: first.notification.id,
+        };
+        self.deliver_batch(shared, &batch).map(|()| true)
     }
 
-    fn idle_time(&self) -> Duration {
-        match self.store.next_delivery_at().ok().flatten() {
+    /// How long to sleep when nothing is due: until the next delivery of a notification no
+    /// other thread is sending to (that thread looks again itself when its batch is done).
+    fn idle_time(&self, shared: &Shared) -> Duration {
+        let busy: Vec<i64> = shared.lock().busy.iter().copied().collect();
+        match self.store.next_delivery_at(&busy).ok().flatten() {
             Some(at) => (at - self.clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
