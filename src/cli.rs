@@ -223,6 +223,7 @@ impl NotifyArgs {
             },
             timeout: Duration::from_secs(self.notify_timeout),
             deny_private: self.notify_deny_private,
+            give_way: crate::notify::deliver::GiveWay::default(),
         }
     }
 }

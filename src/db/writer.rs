@@ -102,14 +102,47 @@ pub struct IngestWriter {
     // the requests in flight, and handing over never blocks an async thread.
     jobs: Sender<Work>,
     incoming: Arc<AtomicUsize>,
+    activity: Arc<Activity>,
 }
 
 /// A delivery announced to the writer while it is being verified; see [`IngestWriter::incoming`].
-pub struct Incoming(Arc<AtomicUsize>);
+pub struct Incoming {
+    announced: Announced,
+    in_flight: InFlight,
+}
 
-impl Drop for Incoming {
+/// Counts in [`Writer::gather`]'s `incoming` until the delivery is handed over (or dropped).
+struct Announced(Arc<AtomicUsize>);
+
+impl Drop for Announced {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The webhooks being received right now, from their announcement to their answer, and when
+/// the last one was answered: what the delivery threads give way to ([`IngestWriter::idle_for`]).
+#[derive(Debug)]
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Microseconds from `started` to the last answer.
+    last_answer: AtomicU64,
+    started: Instant,
+}
+
+impl Activity {
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// One webhook counted in [`Activity`] until dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.last_answer.store(self.0.now(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -152,15 +185,40 @@ impl IngestWriter {
             .name("ingest-writer".into())
             .spawn(move || writer.run(after_commit))
             .map_err(|_| DbError::WriterGone)?;
-        Ok((IngestWriter { jobs: tx, incoming }, handle))
+        let activity = Arc::new(Activity {
+            in_flight: AtomicUsize::new(0),
+            last_answer: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        let writer = IngestWriter {
+            jobs: tx,
+            incoming,
+            activity,
+        };
+        Ok((writer, handle))
     }
 
     /// Announces a delivery that will probably be written soon, so a batch being gathered waits
     /// for it. Take it before verifying; it counts until it is passed to [`IngestWriter::write`]
-    /// or dropped.
+    /// or dropped, and as a webhook being received until it is answered.
     pub fn incoming(&self) -> Incoming {
         self.incoming.fetch_add(1, Ordering::Relaxed);
-        Incoming(Arc::clone(&self.incoming))
+        self.activity.in_flight.fetch_add(1, Ordering::Acquire);
+        Incoming {
+            announced: Announced(Arc::clone(&self.incoming)),
+            in_flight: InFlight(Arc::clone(&self.activity)),
+        }
+    }
+
+    /// How long no webhook has been in flight: zero while one is, else the time since the last
+    /// answer (or since the writer started).
+    pub fn idle_for(&self) -> Duration {
+        let activity = &self.activity;
+        if activity.in_flight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let last = activity.last_answer.load(Ordering::Relaxed);
+        Duration::from_micros(activity.now().saturating_sub(last))
     }
 
     /// Stores the pushes of one delivery atomically; returns once they are committed.
@@ -180,11 +238,16 @@ impl IngestWriter {
             pushes,
             reply,
         };
+        let Incoming {
+            announced,
+            in_flight,
+        } = announced;
         self.jobs
             .send(Work::Pushes(job))
             .map_err(|_| DbError::WriterGone)?;
         drop(announced);
         let (result, _handed_back) = answer.await.map_err(|_| DbError::WriterGone)?;
+        drop(in_flight);
         result
     }
 }

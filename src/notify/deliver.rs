@@ -1,8 +1,9 @@
 //! The delivery threads: each takes the oldest due deliveries (a batch) of a notification no
 //! other thread is sending, applies its filters, sends them in order and records the outcomes
 //! in one transaction; so a receiver that hangs holds one thread (for at most the send timeout),
-//! and a rate-limited one only its own deliveries. The threads wake when a summary becomes final (a [`DeliveryNudger`]), when the
-//! next retry falls due, and at least every few seconds.
+//! and a rate-limited one only its own deliveries. The threads wake when a summary becomes
+//! final (a [`DeliveryNudger`]), when the next retry falls due, and at least every few seconds,
+//! and they let webhooks being received go first ([`GiveWay`]).
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -30,6 +31,7 @@ pub struct DeliverySettings {
     pub timeout: Duration,
     /// Refuse receivers on loopback, private and link-local addresses (`--notify-deny-private`).
     pub deny_private: bool,
+    pub give_way: GiveWay,
 }
 
 impl Default for DeliverySettings {
@@ -39,6 +41,29 @@ impl Default for DeliverySettings {
             schedule: Schedule::default(),
             timeout: super::send::TIMEOUT,
             deny_private: false,
+            give_way: GiveWay::default(),
+        }
+    }
+}
+
+/// How the delivery threads give way to webhooks being received: before it picks a batch, a
+/// thread waits until no webhook has been in flight for `idle`, but never longer than
+/// `longest`. Ingest answers its senders first, who time out (GitHub after 10 s) and do not
+/// redeliver on their own, and a burst's messages follow once it is over; under webhooks that
+/// never pause, each notification still gets a batch per `longest`.
+#[derive(Debug, Clone, Copy)]
+pub struct GiveWay {
+    pub idle: Duration,
+    pub longest: Duration,
+}
+
+impl Default for GiveWay {
+    /// 2 ms bridges the moment between one answer and a sender's next request; 1 s keeps a
+    /// notification's floor at 64 messages a second.
+    fn default() -> Self {
+        GiveWay {
+            idle: Duration::from_millis(2),
+            longest: Duration::from_secs(1),
         }
     }
 }
@@ -54,10 +79,8 @@ const BATCH: usize = 64;
 /// (and a restart) does not wait for the whole batch.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
-/// Delivery threads run at a lower priority (a nice value), so on a busy machine ingest's
-/// threads go first and the outbox's backlog waits: a delivery costs about as much CPU as
-/// ingesting the push (the bench: ~190 µs of CPU per delivery), and ingest leaves the CPU idle
-/// only while its commits sync. They hold no write lock (the ingest writer commits their
+/// Delivery threads also run at a lower priority (a nice value), so ingest's threads go first
+/// while a batch is being sent. They hold no write lock (the ingest writer commits their
 /// outcomes), so being preempted holds nobody up. (19 measured no better than 10 beside the
 /// shared machine's noise, and starves deliveries harder on a host that is always busy.)
 const NICENESS: i32 = 10;
@@ -280,6 +303,7 @@ impl Deliverer {
 
     /// Picks one notification's due deliveries and sends them; false when nothing was due.
     fn step(&self, shared: &Shared) -> Result<bool, DbError> {
+        give_way_to_ingest(shared, self.settings.give_way);
         let batch = {
             let _picking = shared
                 .picking
@@ -422,6 +446,28 @@ impl Deliverer {
             outcome,
             at: now,
         }
+    }
+}
+
+/// Waits until no webhook has been in flight for `give_way.idle`, for at most
+/// `give_way.longest`, or until the threads stop.
+fn give_way_to_ingest(shared: &Shared, give_way: GiveWay) {
+    let Some(writer) = shared.recorder.get() else {
+        return;
+    };
+    let give_up = Instant::now() + give_way.longest;
+    loop {
+        let idle = writer.idle_for();
+        let now = Instant::now();
+        if idle >= give_way.idle || now >= give_up {
+            return;
+        }
+        let state = shared.lock();
+        if state.stop {
+            return;
+        }
+        let wait = give_way.idle.saturating_sub(idle).min(give_up - now);
+        let _ = shared.wake.wait_timeout_while(state, wait, |s| !s.stop);
     }
 }
 

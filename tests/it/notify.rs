@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use git_push_tracker::notify::deliver::GiveWay;
 use git_push_tracker::notify::schedule::Schedule;
 use serde_json::{Value, json};
 
@@ -724,6 +725,35 @@ fn a_receiver_that_hangs_does_not_delay_another_receiver_or_the_next_summary() {
     assert_eq!(
         app.owner_push("web", &second)["summaryStatus"],
         "summarized"
+    );
+}
+
+#[test]
+fn a_message_gives_way_to_webhooks_being_received_but_never_for_longer_than_the_longest_wait() {
+    // No webhook for an hour never happens here: every batch waits the longest wait, as under
+    // webhooks that never pause.
+    let longest = Duration::from_millis(500);
+    let app = TestApp::spawn_with(|c| {
+        c.notify.give_way = GiveWay {
+            idle: Duration::from_secs(3600),
+            longest,
+        };
+    });
+    let project = app.create_project("web");
+    let fake = receiver();
+    add(
+        &app,
+        "web",
+        json!({"kind": "webhook", "url": format!("{}/hook", fake.base_url())}),
+    );
+    let sent = Instant::now();
+    let id = push(&app, &project);
+    let got = wait_requests(&fake, 1);
+    let waited = sent.elapsed();
+    assert_eq!(got[0].json()["data"]["push"]["id"], id.as_str());
+    assert!(
+        waited >= longest,
+        "the message did not give way to ingest: it arrived {waited:?} after its webhook was sent"
     );
 }
 
