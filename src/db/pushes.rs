@@ -665,8 +665,8 @@ impl Counter<'_> {
     }
 
     /// Turns "skip `offset` pushes below `hi`" into "skip `rest` pushes below `new_hi`", with
-    /// `rest` at most the pushes of one day: the day counters are walked newest first instead of
-    /// the pushes.
+    /// `rest` at most the pushes of one hour (of one day in the partial days at the window's
+    /// edges): the counters are walked newest first instead of the pushes.
     fn locate(
         &self,
         lo: Option<i64>,
@@ -715,6 +715,13 @@ impl Counter<'_> {
             self.walk_days(first_whole, end_whole, &mut rest)?
         };
         if let Some(day) = found {
+            // Within the day, the hour counters leave at most an hour's pushes to skip one by one.
+            let hours_per_day = DAY_MS / HOUR_MS;
+            let mut within = rest;
+            let hours = (day * hours_per_day, (day + 1) * hours_per_day);
+            if let Some(hour) = self.walk_hours(hours.0, hours.1, &mut within)? {
+                return Ok((Some((hour + 1) * HOUR_MS), within as u64));
+            }
             return Ok((Some((day + 1) * DAY_MS), rest as u64));
         }
         // What is left falls in the partial day at the bottom, or past the end.
@@ -730,6 +737,11 @@ impl Counter<'_> {
     /// the day `rest` falls in, if any.
     fn walk_days(&self, from: i64, to: i64, rest: &mut i64) -> Result<Option<i64>, DbError> {
         self.walk(&LEVELS[1], from, to, rest)
+    }
+
+    /// [`Counter::walk_days`] over hours.
+    fn walk_hours(&self, from: i64, to: i64, rest: &mut i64) -> Result<Option<i64>, DbError> {
+        self.walk(&LEVELS[2], from, to, rest)
     }
 
     /// [`Counter::walk_days`] over whole 32-day blocks.
