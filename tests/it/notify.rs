@@ -68,6 +68,15 @@ fn add(app: &TestApp, project: &str, body: Value) -> Value {
     r.body
 }
 
+/// Adds a signed generic webhook to `fake` and returns the create answer.
+fn add_webhook(app: &TestApp, project: &str, fake: &FakeLlm) -> Value {
+    add(
+        app,
+        project,
+        json!({"kind": "webhook", "url": format!("{}/in", fake.base_url())}),
+    )
+}
+
 fn list(app: &TestApp, project: &str) -> Vec<Value> {
     let r = admin(
         app,
@@ -454,11 +463,7 @@ fn the_generic_webhook_body_carries_the_push_as_the_api_lists_it() {
     let app = fast_app();
     let project = app.create_project("web");
     let fake = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "webhook", "url": format!("{}/in", fake.base_url())}),
-    );
+    add_webhook(&app, "web", &fake);
     let id = push(&app, &project);
     let request = &wait_requests(&fake, 1)[0];
     let body = request.json();
@@ -498,11 +503,7 @@ fn the_generic_webhook_signature_verifies_with_the_standard_webhooks_reference_l
     let app = fast_app();
     let project = app.create_project("web");
     let fake = receiver();
-    let created = add(
-        &app,
-        "web",
-        json!({"kind": "webhook", "url": format!("{}/in", fake.base_url())}),
-    );
+    let created = add_webhook(&app, "web", &fake);
     let secret = created["secret"].as_str().unwrap().to_owned();
     push(&app, &project);
     let request = wait_requests(&fake, 1).remove(0);
@@ -623,11 +624,7 @@ fn a_429_with_retry_after_and_a_500_are_retried_with_the_same_webhook_id() {
         Scripted::json(500, "oops"),
         Scripted::json(200, "ok"),
     ]);
-    let created = add(
-        &app,
-        "web",
-        json!({"kind": "webhook", "url": format!("{}/in", fake.base_url())}),
-    );
+    let created = add_webhook(&app, "web", &fake);
     let id = created["id"].as_i64().unwrap();
     let started = Instant::now();
     let push_id = push(&app, &project);
@@ -741,11 +738,7 @@ fn a_message_gives_way_to_webhooks_being_received_but_never_for_longer_than_the_
     });
     let project = app.create_project("web");
     let fake = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "webhook", "url": format!("{}/hook", fake.base_url())}),
-    );
+    add_webhook(&app, "web", &fake);
     let sent = Instant::now();
     let id = push(&app, &project);
     let got = wait_requests(&fake, 1);
@@ -1166,11 +1159,7 @@ fn with_a_model_one_message_goes_when_its_summary_is_stored_and_a_resummary_send
     let app = model_app(&model);
     let project = app.create_project("web");
     let fake = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "webhook", "url": format!("{}/in", fake.base_url())}),
-    );
+    add_webhook(&app, "web", &fake);
     let id = push_with(&app, &project, |p| p["commits"] = commits(3, "Work"));
     let got = wait_requests(&fake, 1);
     let sent = &got[0].json()["data"]["push"];
