@@ -119,6 +119,29 @@ pub struct NewPush {
 }
 
 impl NewPush {
+    /// A push to `branch` of `repository` by `pusher`, with no commits and nothing else known:
+    /// where a push built by hand (tests, the bench) starts, the rest set by struct update.
+    pub fn to_branch(repository: &str, branch: &str, pusher: &str) -> NewPush {
+        NewPush {
+            provider: Provider::GitHub,
+            delivery_id: None,
+            repository: repository.into(),
+            git_ref: format!("refs/heads/{branch}"),
+            ref_kind: RefKind::Branch,
+            ref_name: branch.into(),
+            before: None,
+            after: None,
+            created: false,
+            deleted: false,
+            forced: false,
+            pusher: pusher.into(),
+            commit_count: 0,
+            compare_url: None,
+            pushed_at: None,
+            commits: Vec::new(),
+        }
+    }
+
     /// How far past the time received a payload's push time is still believed: a git host's
     /// clock may run a little fast, but a push from the future is made up, and it would stay at
     /// the top of every newest-first page for good.
@@ -329,20 +352,7 @@ mod tests {
 
     fn push_at(pushed_at: Option<DateTime<Utc>>, commit_times: &[DateTime<Utc>]) -> NewPush {
         NewPush {
-            provider: Provider::GitHub,
-            delivery_id: None,
-            repository: "a/b".into(),
-            git_ref: "refs/heads/main".into(),
-            ref_kind: RefKind::Branch,
-            ref_name: "main".into(),
-            before: None,
-            after: None,
-            created: false,
-            deleted: false,
-            forced: false,
-            pusher: "p".into(),
             commit_count: commit_times.len() as u32,
-            compare_url: None,
             pushed_at,
             commits: commit_times
                 .iter()
@@ -357,6 +367,7 @@ mod tests {
                     modified: vec![],
                 })
                 .collect(),
+            ..NewPush::to_branch("a/b", "main", "p")
         }
     }
 
