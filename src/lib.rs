@@ -20,6 +20,7 @@ pub mod listener; // the accept loop: connection caps, pause after errors, heade
 pub mod manage; // owner operations shared by the CLI and the admin API
 pub mod metrics; // counters and the Prometheus text of /metrics
 pub mod notify; // notifications: kinds, filters, formatting, signing, the delivery threads
+pub mod outbound; // what the outbound HTTP clients read alike in an answer: Retry-After
 pub mod progress; // a progress bar on a terminal, a line per tenth otherwise: backups
 pub mod retention; // the thread that deletes pushes older than --retention-days
 pub mod secret; // a string that never prints

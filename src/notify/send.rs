@@ -8,6 +8,7 @@ use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use crate::outbound;
 use crate::secret::Secret;
 
 use super::format::Outgoing;
@@ -169,11 +170,7 @@ impl Sender {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_seconds);
+        let retry_after = outbound::retry_after(response.headers());
         let mut body = Vec::new();
         let read = response
             .body_mut()
@@ -321,12 +318,7 @@ pub fn judge(status: u16, retry_after: Option<Duration>, body: &str) -> (Verdict
 /// Discord answers 429 with `{"retry_after": 1.5, ...}` (seconds).
 fn discord_retry_after(body: &str) -> Option<Duration> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    parse_seconds(&value.get("retry_after")?.to_string())
-}
-
-fn parse_seconds(value: &str) -> Option<Duration> {
-    let secs: f64 = value.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+    outbound::seconds(&value.get("retry_after")?.to_string())
 }
 
 /// The start of an answer on one line, printable characters only.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::{SummarizeError, Summarizer, SummaryInput};
+use crate::outbound;
 use crate::secret::Secret;
 
 /// Provider messages are cut to this many characters before they reach an error or a log.
@@ -102,11 +103,7 @@ impl<B: ChatBackend> ModelClient<B> {
         }
         let mut response = request.send_json(body).map_err(|e| fail(&e))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = outbound::retry_after(response.headers());
         let body = response
             .body_mut()
             .with_config()
@@ -252,21 +249,9 @@ pub(crate) fn is_http_url(raw: &str) -> bool {
     })
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare from APIs and ignored).
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let secs: f64 = value.trim().parse().ok()?;
-    duration_from_secs(secs)
-}
-
 /// Gemini's `retryDelay`, such as `17s` or `0.5s`.
 pub(crate) fn parse_delay(value: &str) -> Option<Duration> {
-    let secs: f64 = value.trim().strip_suffix('s')?.trim().parse().ok()?;
-    duration_from_secs(secs)
-}
-
-fn duration_from_secs(secs: f64) -> Option<Duration> {
-    // A day is the longest wait worth honouring; beyond that the worker's own backoff decides.
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+    outbound::seconds(value.trim().strip_suffix('s')?)
 }
 
 /// A provider's message, cut short, on one line, with the key removed if the provider echoed it.
@@ -307,8 +292,6 @@ mod tests {
         assert_eq!(parse_delay("17s"), Some(Duration::from_secs(17)));
         assert_eq!(parse_delay("0.5s"), Some(Duration::from_millis(500)));
         assert_eq!(parse_delay("soon"), None);
-        assert_eq!(parse_retry_after("30"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after("-1"), None);
     }
 
     #[test]
