@@ -21,12 +21,7 @@ const MAX_PATTERN_LEN: usize = 200;
 
 impl BranchFilter {
     pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<BranchFilter, InvalidField> {
-        if raw.len() > MAX_PATTERNS {
-            return Err(InvalidField::new("branches", "use at most 50 patterns"));
-        }
-        let mut patterns = Vec::with_capacity(raw.len());
-        for item in raw {
-            let item = item.as_ref().trim();
+        let patterns = parse_each(raw, "branches", "patterns", |item| {
             let (exclude, glob) = match item.strip_prefix('!') {
                 Some(rest) => (true, rest),
                 None => (false, item),
@@ -45,11 +40,11 @@ impl BranchFilter {
                     "git ref names cannot hold spaces, control characters, ~ ^ : \\ or [",
                 ));
             }
-            patterns.push(Pattern {
+            Ok(Pattern {
                 exclude,
                 glob: glob.to_owned(),
-            });
-        }
+            })
+        })?;
         Ok(BranchFilter(patterns))
     }
 
@@ -82,6 +77,25 @@ impl BranchFilter {
     }
 }
 
+/// Each of at most [`MAX_PATTERNS`] items of the list `field`, trimmed, through `parse_one`;
+/// `items` names them in the refusal of a longer list.
+fn parse_each<S: AsRef<str>, T>(
+    raw: &[S],
+    field: &'static str,
+    items: &str,
+    parse_one: impl Fn(&str) -> Result<T, InvalidField>,
+) -> Result<Vec<T>, InvalidField> {
+    if raw.len() > MAX_PATTERNS {
+        return Err(InvalidField::new(
+            field,
+            format!("use at most {MAX_PATTERNS} {items}"),
+        ));
+    }
+    raw.iter()
+        .map(|item| parse_one(item.as_ref().trim()))
+        .collect()
+}
+
 /// Iterative glob match with backtracking over the last `*`: linear in practice, never
 /// exponential whatever the pattern.
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
@@ -111,20 +125,15 @@ pub struct AuthorFilter(Vec<String>);
 
 impl AuthorFilter {
     pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<AuthorFilter, InvalidField> {
-        if raw.len() > MAX_PATTERNS {
-            return Err(InvalidField::new("excludeAuthors", "use at most 50 names"));
-        }
-        let mut names = Vec::with_capacity(raw.len());
-        for name in raw {
-            let name = name.as_ref().trim();
+        let names = parse_each(raw, "excludeAuthors", "names", |name| {
             if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
                 return Err(InvalidField::new(
                     "excludeAuthors",
                     format!("{name:?}: use 1 to 100 printable characters"),
                 ));
             }
-            names.push(name.to_owned());
-        }
+            Ok(name.to_owned())
+        })?;
         Ok(AuthorFilter(names))
     }
 
@@ -153,6 +162,22 @@ mod tests {
 
     fn filter(p: &[&str]) -> BranchFilter {
         BranchFilter::parse(p).unwrap()
+    }
+
+    #[test]
+    fn a_list_of_more_than_fifty_is_refused_by_its_field_name() {
+        let many = vec!["a"; MAX_PATTERNS + 1];
+        let refusal = BranchFilter::parse(&many).unwrap_err();
+        assert_eq!(
+            (refusal.field, &*refusal.reason),
+            ("branches", "use at most 50 patterns")
+        );
+        let refusal = AuthorFilter::parse(&many).unwrap_err();
+        assert_eq!(
+            (refusal.field, &*refusal.reason),
+            ("excludeAuthors", "use at most 50 names")
+        );
+        assert_eq!(AuthorFilter::parse(&many[1..]).unwrap().names().len(), 50);
     }
 
     #[test]

@@ -305,19 +305,7 @@ mod tests {
         }
     }
 
-    fn input(commits: &[NewCommit]) -> SummaryInput<'_> {
-        SummaryInput {
-            repository: "acme/app",
-            ref_kind: RefKind::Branch,
-            ref_name: "main",
-            pusher: "ada",
-            created: false,
-            deleted: false,
-            forced: false,
-            commit_count: commits.len() as u32,
-            commits,
-        }
-    }
+    use crate::summarize::test_input as input;
 
     fn summarize(messages: &[&str]) -> String {
         let commits: Vec<_> = messages.iter().map(|m| commit(m)).collect();
@@ -435,31 +423,34 @@ mod tests {
         );
     }
 
+    /// The summary of a push of `commit_count` commits of which the host listed `listed`.
+    fn summary_listing(listed: &[NewCommit], commit_count: u32) -> String {
+        let mut i = input(listed);
+        i.commit_count = commit_count;
+        BuiltinSummarizer::summary(&i)
+    }
+
+    /// Commits `change 1` to `change {n}`.
+    fn changes(n: usize) -> Vec<NewCommit> {
+        (1..=n).map(|i| commit(&format!("change {i}"))).collect()
+    }
+
     #[test]
     fn commits_the_host_did_not_list_are_counted() {
-        let commits = vec![commit("feat: a"), commit("fix: b")];
-        let mut i = input(&commits);
-        i.commit_count = 25;
         assert_eq!(
-            BuiltinSummarizer::summary(&i),
+            summary_listing(&[commit("feat: a"), commit("fix: b")], 25),
             "- Feature: A\n- Fix: B\n- and 23 more commits not listed"
         );
     }
 
     #[test]
     fn the_truncation_note_shares_the_eight_line_cap() {
-        let commits: Vec<_> = (1..=20).map(|i| commit(&format!("change {i}"))).collect();
-        let mut i = input(&commits);
-        i.commit_count = 30;
-        let s = BuiltinSummarizer::summary(&i);
+        let s = summary_listing(&changes(20), 30);
         let lines: Vec<_> = s.lines().collect();
         assert_eq!(lines.len(), 8);
         assert_eq!(lines[7], "- and 13 more, plus 10 commits not listed");
 
-        let seven: Vec<_> = (1..=7).map(|i| commit(&format!("change {i}"))).collect();
-        let mut i = input(&seven);
-        i.commit_count = 9;
-        let s = BuiltinSummarizer::summary(&i);
+        let s = summary_listing(&changes(7), 9);
         assert_eq!(s.lines().count(), 8);
         assert!(s.ends_with("- and 2 more commits not listed"));
     }

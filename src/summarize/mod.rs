@@ -70,6 +70,23 @@ impl<'a> SummaryInput<'a> {
     }
 }
 
+/// A push of `commits` by ada to the main branch of acme/app, where the summarizers' tests
+/// start.
+#[cfg(test)]
+pub(crate) fn test_input(commits: &[NewCommit]) -> SummaryInput<'_> {
+    SummaryInput {
+        repository: "acme/app",
+        ref_kind: RefKind::Branch,
+        ref_name: "main",
+        pusher: "ada",
+        created: false,
+        deleted: false,
+        forced: false,
+        commit_count: commits.len() as u32,
+        commits,
+    }
+}
+
 /// Why a summarizer gave no summary this time, and what the worker should do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SummarizeError {

@@ -323,7 +323,7 @@ fn sentences(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{NewCommit, RefKind};
+    use crate::domain::NewCommit;
 
     fn commit(i: usize, message: &str) -> NewCommit {
         NewCommit {
@@ -340,15 +340,8 @@ mod tests {
 
     fn input(commits: &[NewCommit]) -> SummaryInput<'_> {
         SummaryInput {
-            repository: "acme/app",
-            ref_kind: RefKind::Branch,
-            ref_name: "main",
-            pusher: "ada",
-            created: false,
-            deleted: false,
             forced: true,
-            commit_count: commits.len() as u32,
-            commits,
+            ..crate::summarize::test_input(commits)
         }
     }
 
