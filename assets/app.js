@@ -6,7 +6,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
 
-  const { api, el } = window.Dashboard;
+  const { api, el, pushHead } = window.Dashboard;
 
   function show(node, on) {
     node.hidden = !on;
@@ -74,21 +74,28 @@
     $('login-token').focus();
   }
 
-  async function login(ev) {
-    ev.preventDefault();
-    const errorBox = $('login-error');
+  /** Runs a form's action with its button disabled; a failure is shown in the form's error box. */
+  async function submitting(buttonId, errorBoxId, action) {
+    const errorBox = $(errorBoxId);
     show(errorBox, false);
-    $('login-submit').disabled = true;
+    $(buttonId).disabled = true;
     try {
-      await api('POST', '/login', { token: $('login-token').value.trim() });
-      $('login-token').value = '';
-      await start();
+      await action();
     } catch (e) {
       errorBox.textContent = e.message;
       show(errorBox, true);
     } finally {
-      $('login-submit').disabled = false;
+      $(buttonId).disabled = false;
     }
+  }
+
+  async function login(ev) {
+    ev.preventDefault();
+    await submitting('login-submit', 'login-error', async () => {
+      await api('POST', '/login', { token: $('login-token').value.trim() });
+      $('login-token').value = '';
+      await start();
+    });
   }
 
   async function logout() {
@@ -105,21 +112,13 @@
 
   async function createProject(ev) {
     ev.preventDefault();
-    const errorBox = $('new-project-error');
-    show(errorBox, false);
-    const input = $('new-project-name');
-    $('new-project-submit').disabled = true;
-    try {
+    await submitting('new-project-submit', 'new-project-error', async () => {
+      const input = $('new-project-name');
       const p = await api('POST', '/projects', { name: input.value.trim() });
       input.value = '';
       reveal('Webhook secret for ' + p.name, 'Webhook URL: ' + p.webhookUrl, p.webhookSecret);
       await loadProjects();
-    } catch (e) {
-      errorBox.textContent = e.message;
-      show(errorBox, true);
-    } finally {
-      $('new-project-submit').disabled = false;
-    }
+    });
   }
 
   /** Rebuilds every project card; `projects` is the list when the caller has it already. */
@@ -361,11 +360,8 @@
     return el(
       'li',
       { class: 'push', 'data-push': p.id },
-      el(
-        'div',
-        { class: 'push-head' },
-        el('span', { class: 'branch', text: p.branch }),
-        el('span', { class: 'author', text: p.author }),
+      pushHead(
+        p,
         el('span', { class: 'commits', text: p.commitCount + (p.commitCount === 1 ? ' commit' : ' commits') }),
         el('span', { class: 'badge ' + status, text: status }),
         el('time', { datetime: p.pushedAt, text: when(p.pushedAt) }),

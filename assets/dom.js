@@ -59,5 +59,16 @@
     return node;
   }
 
-  window.Dashboard = Object.freeze({ api, el, ApiError });
+  /** The head line of a push in a list: its branch and author, then what the list adds. */
+  function pushHead(push, ...more) {
+    return el(
+      'div',
+      { class: 'push-head' },
+      el('span', { class: 'branch', text: push.branch }),
+      el('span', { class: 'author', text: push.author }),
+      ...more,
+    );
+  }
+
+  window.Dashboard = Object.freeze({ api, el, pushHead, ApiError });
 })();

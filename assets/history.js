@@ -9,7 +9,7 @@
   const DAY_MS = 86400000;
   const SVG = 'http://www.w3.org/2000/svg';
 
-  const { api, el } = window.Dashboard;
+  const { api, el, pushHead } = window.Dashboard;
   const get = (path) => api('GET', path);
 
   function svg(tag, attrs, ...children) {
@@ -97,11 +97,8 @@
         ...page.pushes.map((p) => el(
           'li',
           { class: 'history-push', 'data-push': p.id },
-          el(
-            'div',
-            { class: 'push-head' },
-            el('span', { class: 'branch', text: p.branch }),
-            el('span', { class: 'author', text: p.author }),
+          pushHead(
+            p,
             el('span', { class: 'repository', text: p.repository }),
             el('time', { datetime: p.pushedAt, text: isoDay(Date.parse(p.pushedAt)) }),
             el('button', { type: 'button', class: 'secondary small detail-button', text: 'Details', onclick: () => showDetail(name, p.id, detail) }),

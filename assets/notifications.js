@@ -99,19 +99,26 @@
       await load(n.id);
     }
 
+    /** The list at `path`, or null once `into` says why there is none to show (failed or empty). */
+    async function loadList(into, path, what, emptyText) {
+      let list;
+      try {
+        list = await api('GET', path);
+      } catch (e) {
+        into.replaceChildren(el('p', { class: 'status error', text: 'Could not load ' + what + ': ' + e.message }));
+        return null;
+      }
+      if (list.length === 0) {
+        into.replaceChildren(el('p', { class: 'status', text: emptyText }));
+        return null;
+      }
+      return list;
+    }
+
     async function showLog(n, log) {
       log.hidden = false;
-      let attempts;
-      try {
-        attempts = await api('GET', base(project) + '/' + n.id + '/deliveries');
-      } catch (e) {
-        log.replaceChildren(el('p', { class: 'status error', text: 'Could not load deliveries: ' + e.message }));
-        return;
-      }
-      if (attempts.length === 0) {
-        log.replaceChildren(el('p', { class: 'status', text: 'No deliveries yet.' }));
-        return;
-      }
+      const attempts = await loadList(log, base(project) + '/' + n.id + '/deliveries', 'deliveries', 'No deliveries yet.');
+      if (!attempts) return;
       log.replaceChildren(el('ol', { class: 'delivery-list' }, ...attempts.map((a) => el(
         'li',
         { class: 'delivery' + (a.status >= 200 && a.status < 300 ? ' ok' : ' bad') },
@@ -156,17 +163,8 @@
     }
 
     async function load(openLogOf) {
-      let all;
-      try {
-        all = await api('GET', base(project));
-      } catch (e) {
-        box.replaceChildren(el('p', { class: 'status error', text: 'Could not load notifications: ' + e.message }));
-        return;
-      }
-      if (all.length === 0) {
-        box.replaceChildren(el('p', { class: 'status', text: 'No notifications. Add one to send every summary to Slack, Discord, Teams, Mattermost, ntfy or a webhook.' }));
-        return;
-      }
+      const all = await loadList(box, base(project), 'notifications', 'No notifications. Add one to send every summary to Slack, Discord, Teams, Mattermost, ntfy or a webhook.');
+      if (!all) return;
       rendered = new Map();
       box.replaceChildren(el('ul', { class: 'notification-list' }, ...all.map(item)));
       const open = rendered.get(openLogOf);
