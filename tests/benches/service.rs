@@ -24,7 +24,7 @@ use chrono::Utc;
 use git_push_tracker::app::{self, AppConfig};
 use git_push_tracker::db::Db;
 use git_push_tracker::db::PreparedPush;
-use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, Provider, RefKind, SummaryStatus};
+use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, SummaryStatus};
 use git_push_tracker::manage::Manager;
 use git_push_tracker::notify::deliver::GiveWay;
 use git_push_tracker::summarize::{BuiltinSummarizer, OpenAiConfig, OpenAiSummarizer};
@@ -517,20 +517,8 @@ fn populate(db_path: &Path) -> (String, String) {
                 let branch = ["main", "develop", "feature/a", "release"][i % 4];
                 let at = chrono::DateTime::from_timestamp_millis(base + i as i64 * 60_000).unwrap();
                 let push = NewPush {
-                    provider: Provider::GitHub,
                     delivery_id: Some(format!("seed-{i}")),
-                    repository: "acme/app".into(),
-                    git_ref: format!("refs/heads/{branch}"),
-                    ref_kind: RefKind::Branch,
-                    ref_name: branch.into(),
-                    before: None,
-                    after: None,
-                    created: false,
-                    deleted: false,
-                    forced: false,
-                    pusher: "ada".into(),
                     commit_count: 1,
-                    compare_url: None,
                     pushed_at: Some(at),
                     commits: vec![NewCommit {
                         sha: format!("{i:040x}"),
@@ -542,6 +530,7 @@ fn populate(db_path: &Path) -> (String, String) {
                         removed: vec![],
                         modified: vec!["src/lib.rs".into()],
                     }],
+                    ..NewPush::to_branch("acme/app", branch, "ada")
                 };
                 let prepared = PreparedPush::new(
                     uuid::Uuid::new_v4().to_string(),
@@ -1062,22 +1051,10 @@ fn notify(dir: &Path) {
         .map(|i| {
             let at = Utc::now();
             let push = NewPush {
-                provider: Provider::GitHub,
                 delivery_id: Some(format!("bulk-{i}")),
-                repository: "acme/app".into(),
-                git_ref: "refs/heads/main".into(),
-                ref_kind: RefKind::Branch,
-                ref_name: "main".into(),
-                before: None,
-                after: None,
-                created: false,
-                deleted: false,
-                forced: false,
-                pusher: "ada".into(),
                 commit_count: 1,
-                compare_url: None,
                 pushed_at: Some(at),
-                commits: vec![],
+                ..NewPush::to_branch("acme/app", "main", "ada")
             };
             PreparedPush::new(
                 uuid::Uuid::now_v7().to_string(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use git_push_tracker::db::{Db, PreparedPush, Store};
-use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, Provider, RefKind, SummaryStatus};
+use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, RefKind, SummaryStatus};
 use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
 use serde_json::Value;
 
@@ -294,25 +294,16 @@ fn seed_from(app: &TestApp, project: &str, start: usize, count: usize) -> Vec<Se
             })
             .collect();
         let push = NewPush {
-            provider: Provider::GitHub,
             delivery_id: Some(format!("seed-{project}-{i}")),
-            repository: s.repository.into(),
             git_ref: match s.kind {
                 RefKind::Tag => format!("refs/tags/{}", s.branch),
                 RefKind::Branch => format!("refs/heads/{}", s.branch),
             },
             ref_kind: s.kind,
-            ref_name: s.branch.into(),
-            before: None,
-            after: None,
-            created: false,
-            deleted: false,
-            forced: false,
-            pusher: s.pusher.into(),
             commit_count: s.commits,
-            compare_url: None,
             pushed_at: Some(at),
             commits,
+            ..NewPush::to_branch(s.repository, s.branch, s.pusher)
         };
         prepared.push(PreparedPush::new(
             s.id.clone(),

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use git_push_tracker::db::{Db, PreparedPush};
-use git_push_tracker::domain::{NewPush, ProjectName, Provider, RefKind, SummaryStatus};
+use git_push_tracker::domain::{NewPush, ProjectName, SummaryStatus};
 use serde_json::Value;
 
 use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload, push_ids};
@@ -46,22 +46,10 @@ fn seed_over(app: &TestApp, project: &str, count: usize, days: i64) -> Vec<Seede
         let id = uuid::Uuid::new_v4().to_string();
         let at = DateTime::from_timestamp_millis(pushed_at).unwrap();
         let push = NewPush {
-            provider: Provider::GitHub,
             delivery_id: Some(format!("seed-{project}-{i}")),
-            repository: "acme/app".into(),
-            git_ref: format!("refs/heads/{branch}"),
-            ref_kind: RefKind::Branch,
-            ref_name: branch.into(),
-            before: None,
-            after: None,
-            created: false,
-            deleted: false,
-            forced: false,
-            pusher: "ada".into(),
             commit_count: (i % 5) as u32,
-            compare_url: None,
             pushed_at: Some(at),
-            commits: vec![],
+            ..NewPush::to_branch("acme/app", branch, "ada")
         };
         prepared.push(PreparedPush::new(
             id.clone(),
