@@ -192,6 +192,15 @@ fn webhook_request(path: &str, secret_sig: &str, body: &[u8]) -> Vec<u8> {
     req
 }
 
+/// What [`load`] sends to post `push` to `target` as a new delivery every time.
+fn deliveries(target: &str, push: &Arc<FreshPush>) -> Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> {
+    let (target, push) = (target.to_owned(), Arc::clone(push));
+    Arc::new(move |_| {
+        let (body, sig) = push.next();
+        webhook_request(&target, &sig, &body)
+    })
+}
+
 fn get_request(path: &str, key: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n")
         .into_bytes()
@@ -404,30 +413,12 @@ fn ingest(dir: &Path) {
         Arc::new(FreshPush::new(commit_heavy_payload(), &secret)),
     );
     let run = |target: &str, expected: u16, push: &Arc<FreshPush>| {
-        let (target, push) = (target.to_owned(), Arc::clone(push));
-        load(
-            server.addr,
-            CONNECTIONS,
-            duration,
-            expected,
-            Arc::new(move |_| {
-                let (body, sig) = push.next();
-                webhook_request(&target, &sig, &body)
-            }),
-        )
+        let make = deliveries(target, push);
+        load(server.addr, CONNECTIONS, duration, expected, make)
     };
     let run_unindexed = || {
-        let (target, push) = (unindexed_path.clone(), Arc::clone(&unindexed));
-        load(
-            unindexed_server.addr,
-            CONNECTIONS,
-            duration,
-            201,
-            Arc::new(move |_| {
-                let (body, sig) = push.next();
-                webhook_request(&target, &sig, &body)
-            }),
-        )
+        let make = deliveries(&unindexed_path, &unindexed);
+        load(unindexed_server.addr, CONNECTIONS, duration, 201, make)
     };
     let (mut sink_runs, mut real_runs, mut heavy_runs) = (Vec::new(), Vec::new(), Vec::new());
     let mut unindexed_runs = Vec::new();
@@ -1133,16 +1124,12 @@ fn notify(dir: &Path) {
     let duration = secs("BENCH_SECS", 5);
     let run = |target: &str, secret: &str, expected: u16| {
         let push = Arc::new(FreshPush::new(real_push_payload(), secret));
-        let target = target.to_owned();
         load(
             server.addr,
             CONNECTIONS,
             duration,
             expected,
-            Arc::new(move |_| {
-                let (body, sig) = push.next();
-                webhook_request(&target, &sig, &body)
-            }),
+            deliveries(target, &push),
         )
     };
     let outbox = rusqlite::Connection::open(&db).unwrap();
@@ -1341,10 +1328,7 @@ fn footprint(dir: &Path, data: &Path) {
         CONNECTIONS,
         secs("BENCH_WAL_SECS", 60),
         201,
-        Arc::new(move |_| {
-            let (body, sig) = push.next();
-            webhook_request(&path, &sig, &body)
-        }),
+        deliveries(&path, &push),
     )
     .per_second();
     sampling.store(false, Ordering::Relaxed);
