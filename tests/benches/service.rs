@@ -24,7 +24,7 @@ use chrono::Utc;
 use git_push_tracker::app::{self, AppConfig};
 use git_push_tracker::db::Db;
 use git_push_tracker::db::PreparedPush;
-use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, Provider, RefKind, SummaryStatus};
+use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, SummaryStatus};
 use git_push_tracker::manage::Manager;
 use git_push_tracker::notify::deliver::GiveWay;
 use git_push_tracker::summarize::{BuiltinSummarizer, OpenAiConfig, OpenAiSummarizer};
@@ -190,6 +190,15 @@ fn webhook_request(path: &str, secret_sig: &str, body: &[u8]) -> Vec<u8> {
     .into_bytes();
     req.extend_from_slice(body);
     req
+}
+
+/// What [`load`] sends to post `push` to `target` as a new delivery every time.
+fn deliveries(target: &str, push: &Arc<FreshPush>) -> Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> {
+    let (target, push) = (target.to_owned(), Arc::clone(push));
+    Arc::new(move |_| {
+        let (body, sig) = push.next();
+        webhook_request(&target, &sig, &body)
+    })
 }
 
 fn get_request(path: &str, key: &str) -> Vec<u8> {
@@ -404,30 +413,12 @@ fn ingest(dir: &Path) {
         Arc::new(FreshPush::new(commit_heavy_payload(), &secret)),
     );
     let run = |target: &str, expected: u16, push: &Arc<FreshPush>| {
-        let (target, push) = (target.to_owned(), Arc::clone(push));
-        load(
-            server.addr,
-            CONNECTIONS,
-            duration,
-            expected,
-            Arc::new(move |_| {
-                let (body, sig) = push.next();
-                webhook_request(&target, &sig, &body)
-            }),
-        )
+        let make = deliveries(target, push);
+        load(server.addr, CONNECTIONS, duration, expected, make)
     };
     let run_unindexed = || {
-        let (target, push) = (unindexed_path.clone(), Arc::clone(&unindexed));
-        load(
-            unindexed_server.addr,
-            CONNECTIONS,
-            duration,
-            201,
-            Arc::new(move |_| {
-                let (body, sig) = push.next();
-                webhook_request(&target, &sig, &body)
-            }),
-        )
+        let make = deliveries(&unindexed_path, &unindexed);
+        load(unindexed_server.addr, CONNECTIONS, duration, 201, make)
     };
     let (mut sink_runs, mut real_runs, mut heavy_runs) = (Vec::new(), Vec::new(), Vec::new());
     let mut unindexed_runs = Vec::new();
@@ -517,20 +508,8 @@ fn populate(db_path: &Path) -> (String, String) {
                 let branch = ["main", "develop", "feature/a", "release"][i % 4];
                 let at = chrono::DateTime::from_timestamp_millis(base + i as i64 * 60_000).unwrap();
                 let push = NewPush {
-                    provider: Provider::GitHub,
                     delivery_id: Some(format!("seed-{i}")),
-                    repository: "acme/app".into(),
-                    git_ref: format!("refs/heads/{branch}"),
-                    ref_kind: RefKind::Branch,
-                    ref_name: branch.into(),
-                    before: None,
-                    after: None,
-                    created: false,
-                    deleted: false,
-                    forced: false,
-                    pusher: "ada".into(),
                     commit_count: 1,
-                    compare_url: None,
                     pushed_at: Some(at),
                     commits: vec![NewCommit {
                         sha: format!("{i:040x}"),
@@ -542,6 +521,7 @@ fn populate(db_path: &Path) -> (String, String) {
                         removed: vec![],
                         modified: vec!["src/lib.rs".into()],
                     }],
+                    ..NewPush::to_branch("acme/app", branch, "ada")
                 };
                 let prepared = PreparedPush::new(
                     uuid::Uuid::new_v4().to_string(),
@@ -1062,22 +1042,10 @@ fn notify(dir: &Path) {
         .map(|i| {
             let at = Utc::now();
             let push = NewPush {
-                provider: Provider::GitHub,
                 delivery_id: Some(format!("bulk-{i}")),
-                repository: "acme/app".into(),
-                git_ref: "refs/heads/main".into(),
-                ref_kind: RefKind::Branch,
-                ref_name: "main".into(),
-                before: None,
-                after: None,
-                created: false,
-                deleted: false,
-                forced: false,
-                pusher: "ada".into(),
                 commit_count: 1,
-                compare_url: None,
                 pushed_at: Some(at),
-                commits: vec![],
+                ..NewPush::to_branch("acme/app", "main", "ada")
             };
             PreparedPush::new(
                 uuid::Uuid::now_v7().to_string(),
@@ -1156,16 +1124,12 @@ fn notify(dir: &Path) {
     let duration = secs("BENCH_SECS", 5);
     let run = |target: &str, secret: &str, expected: u16| {
         let push = Arc::new(FreshPush::new(real_push_payload(), secret));
-        let target = target.to_owned();
         load(
             server.addr,
             CONNECTIONS,
             duration,
             expected,
-            Arc::new(move |_| {
-                let (body, sig) = push.next();
-                webhook_request(&target, &sig, &body)
-            }),
+            deliveries(target, &push),
         )
     };
     let outbox = rusqlite::Connection::open(&db).unwrap();
@@ -1364,10 +1328,7 @@ fn footprint(dir: &Path, data: &Path) {
         CONNECTIONS,
         secs("BENCH_WAL_SECS", 60),
         201,
-        Arc::new(move |_| {
-            let (body, sig) = push.next();
-            webhook_request(&path, &sig, &body)
-        }),
+        deliveries(&path, &push),
     )
     .per_second();
     sampling.store(false, Ordering::Relaxed);

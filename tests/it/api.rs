@@ -1,20 +1,12 @@
 //! End to end over real HTTP: webhooks from every provider in, the public API out.
 
 use crate::support::app::{TestApp, TestProject, fixture, github_payload};
+use crate::support::pages::assert_list_refuses;
 use crate::support::provider::{Provider, github_signature, signed_headers};
 use serde_json::Value;
 
 fn pushes(app: &TestApp, project: &TestProject, query: &str) -> Value {
-    let reply = app.get(&format!("/api/v1/pushes{query}"), Some(&project.key));
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    reply.body
-}
-
-fn stored_rows(app: &TestApp) -> (i64, i64) {
-    (
-        app.sql_count("SELECT count(*) FROM pushes"),
-        app.sql_count("SELECT count(*) FROM commits"),
-    )
+    app.get_json(&format!("/api/v1/pushes{query}"), &project.key)
 }
 
 #[test]
@@ -110,7 +102,7 @@ fn a_redelivered_webhook_is_a_no_op_that_still_answers_2xx() {
     let again = app.github_push(&project, "same-id", &body);
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.body["duplicates"], 1);
-    assert_eq!(stored_rows(&app), (1, 1));
+    assert_eq!(app.stored_rows(), (1, 1));
 }
 
 #[test]
@@ -124,7 +116,7 @@ fn a_github_ping_answers_200_and_other_events_are_ignored_with_202() {
     let issues = deliver("issues");
     assert_eq!(issues.status, 202);
     assert!(issues.body["message"].as_str().unwrap().contains("ignored"));
-    assert_eq!(stored_rows(&app), (0, 0));
+    assert_eq!(app.stored_rows(), (0, 0));
 }
 
 #[test]
@@ -251,26 +243,14 @@ fn filters_and_pagination_edges_behave_as_documented() {
     assert_eq!(since_time["pagination"]["total"], 11);
 
     for bad in [
-        "?since=yesterday",
-        "?since=2024-13-01",
-        "?limit=-1",
-        "?offset=-5",
-        "?limit=abc",
+        "since=yesterday",
+        "since=2024-13-01",
+        "limit=-1",
+        "offset=-5",
+        "limit=abc",
     ] {
-        let reply = app.get(&format!("/api/v1/pushes{bad}"), Some(&project.key));
-        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
-        let message = reply.body["error"]["message"].as_str().unwrap();
-        let param = if bad.contains("since") {
-            "since"
-        } else if bad.contains("limit") {
-            "limit"
-        } else {
-            "offset"
-        };
-        assert!(
-            message.contains(param),
-            "{bad}: message {message:?} should name {param}"
-        );
+        let (param, _) = bad.split_once('=').unwrap();
+        assert_list_refuses(&app, &project.key, bad, param);
     }
 }
 
@@ -324,92 +304,45 @@ fn missing_unknown_and_revoked_keys_get_a_json_401() {
 
 #[test]
 fn each_bad_delivery_gets_its_status_and_json_error_and_stores_nothing() {
-    let app = TestApp::spawn_with(|c| c.body_limit = 64 * 1024);
-    let project = app.create_project("bad-input");
+    let (app, project) = app_taking_64_kib("bad-input");
     let good = github_payload("main", &["feat: x"], 1_700_000_000);
-    let sig = github_signature(&project.secret, &good);
     let big = vec![b'x'; 70 * 1024];
-    let big_sig = github_signature(&project.secret, &big);
-    let malformed = b"{not json".to_vec();
-    let malformed_sig = github_signature(&project.secret, &malformed);
+    let broken = b"{not json".to_vec();
     let no_ref = br#"{"repository":{"full_name":"a/b"}}"#.to_vec();
-    let no_ref_sig = github_signature(&project.secret, &no_ref);
-    let unknown_hook = format!("{}/webhooks/doesnotexist", app.base_url);
+    let [sig, big_sig, broken_sig, no_ref_sig] =
+        [&good, &big, &broken, &no_ref].map(|body| github_signature(&project.secret, body));
+    let (hook, unknown_hook) = (
+        project.webhook_url.as_str(),
+        &format!("{}/webhooks/doesnotexist", app.base_url),
+    );
     let (event, signature) = (
         Provider::GitHub.event_header(),
         Provider::GitHub.signature_header(),
     );
+    // The headers of a push event signed with `sig`, and those the cases take away or add.
+    let signed = |sig| vec![(event, "push"), (signature, sig)];
+    let unsigned = vec![(event, "push")];
+    let no_event = vec![(signature, sig.as_str())];
+    let text_plain = [signed(&sig), vec![("Content-Type", "text/plain")]].concat();
 
     /// name, URL, headers, body, expected status
-    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a [u8], u16);
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a [u8], u16);
     let cases: Vec<Case> = vec![
-        (
-            "unknown hook",
-            unknown_hook,
-            vec![(event, "push"), (signature, &sig)],
-            &good,
-            404,
-        ),
-        (
-            "missing signature",
-            project.webhook_url.clone(),
-            vec![(event, "push")],
-            &good,
-            401,
-        ),
-        (
-            "wrong signature",
-            project.webhook_url.clone(),
-            vec![(event, "push"), (signature, "sha256=00")],
-            &good,
-            401,
-        ),
-        (
-            "too large",
-            project.webhook_url.clone(),
-            vec![(event, "push"), (signature, &big_sig)],
-            &big,
-            413,
-        ),
-        (
-            "malformed json",
-            project.webhook_url.clone(),
-            vec![(event, "push"), (signature, &malformed_sig)],
-            &malformed,
-            400,
-        ),
-        (
-            "missing ref",
-            project.webhook_url.clone(),
-            vec![(event, "push"), (signature, &no_ref_sig)],
-            &no_ref,
-            400,
-        ),
-        (
-            "unsupported content type",
-            project.webhook_url.clone(),
-            vec![
-                (event, "push"),
-                (signature, &sig),
-                ("Content-Type", "text/plain"),
-            ],
-            &good,
-            415,
-        ),
-        (
-            "unknown provider",
-            project.webhook_url.clone(),
-            vec![(signature, &sig)],
-            &good,
-            400,
-        ),
+        ("unknown hook", unknown_hook, signed(&sig), &good, 404),
+        ("missing signature", hook, unsigned, &good, 401),
+        ("wrong signature", hook, signed("sha256=00"), &good, 401),
+        ("too large", hook, signed(&big_sig), &big, 413),
+        ("malformed json", hook, signed(&broken_sig), &broken, 400),
+        ("missing ref", hook, signed(&no_ref_sig), &no_ref, 400),
+        ("unsupported content type", hook, text_plain, &good, 415),
+        ("unknown provider", hook, no_event, &good, 400),
     ];
     for (name, url, headers, body, status) in cases {
         let mut headers = headers;
         if !headers.iter().any(|(h, _)| *h == "Content-Type") {
             headers.push(("Content-Type", "application/json"));
         }
-        let reply = app.post(&url, &headers, body);
+        let reply = app.post(url, &headers, body);
         assert_eq!(reply.status, status, "{name}: {}", reply.body);
         let code = reply.body["error"]["code"]
             .as_str()
@@ -419,7 +352,7 @@ fn each_bad_delivery_gets_its_status_and_json_error_and_stores_nothing() {
             reply.body["error"]["message"].as_str().unwrap().len() > 10,
             "{name}"
         );
-        assert_eq!(stored_rows(&app), (0, 0), "{name} stored something");
+        assert_eq!(app.stored_rows(), (0, 0), "{name} stored something");
     }
     // And the server still serves.
     assert_eq!(app.github_push(&project, "ok", &good).status, 201);
@@ -508,21 +441,29 @@ fn chunked_github_push(
     (status, json)
 }
 
-/// A GitHub push whose commits carry `messages`.
-fn push_with_messages(messages: &[String]) -> Vec<u8> {
+/// An app that takes bodies of up to 64 KiB, with one project, `name`.
+fn app_taking_64_kib(name: &str) -> (TestApp, TestProject) {
+    let app = TestApp::spawn_with(|c| c.body_limit = 64 * 1024);
+    let project = app.create_project(name);
+    (app, project)
+}
+
+/// A GitHub push of `count` commits, the nth with the message `message(n)`: the messages and
+/// the payload.
+fn push_with_messages(count: usize, message: impl Fn(usize) -> String) -> (Vec<String>, Vec<u8>) {
+    let messages: Vec<String> = (0..count).map(message).collect();
     let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-    github_payload("main", &refs, 1_700_000_000)
+    let body = github_payload("main", &refs, 1_700_000_000);
+    (messages, body)
 }
 
 #[test]
 fn a_delivery_sent_in_many_chunks_is_verified_and_stored_byte_for_byte() {
-    let app = TestApp::spawn_with(|c| c.body_limit = 64 * 1024);
-    let project = app.create_project("chunks");
+    let (app, project) = app_taking_64_kib("chunks");
     // Longer than one read of the server's buffer, so the body arrives in several pieces.
-    let messages: Vec<String> = (0..60)
-        .map(|i| format!("feat: change number {i} — ünïcode split across chunk edges"))
-        .collect();
-    let body = push_with_messages(&messages);
+    let (messages, body) = push_with_messages(60, |i| {
+        format!("feat: change number {i} — ünïcode split across chunk edges")
+    });
     assert!(body.len() > 16 * 1024, "{} bytes", body.len());
 
     let (status, reply) = chunked_github_push(&app, &project, "chunked-1", &body, 1000);
@@ -540,18 +481,14 @@ fn a_delivery_sent_in_many_chunks_is_verified_and_stored_byte_for_byte() {
 
 #[test]
 fn a_chunked_delivery_over_the_body_limit_is_refused_and_nothing_is_stored() {
-    let app = TestApp::spawn_with(|c| c.body_limit = 64 * 1024);
-    let project = app.create_project("chunks");
-    let messages: Vec<String> = (0..400)
-        .map(|i| format!("feat: change {i:0>200}"))
-        .collect();
-    let body = push_with_messages(&messages);
+    let (app, project) = app_taking_64_kib("chunks");
+    let (_, body) = push_with_messages(400, |i| format!("feat: change {i:0>200}"));
     assert!(body.len() > 64 * 1024);
 
     let (status, reply) = chunked_github_push(&app, &project, "chunked-2", &body, 4096);
     assert_eq!(status, 413, "{reply}");
     assert_eq!(reply["error"]["code"], "payload_too_large");
-    assert_eq!(stored_rows(&app), (0, 0));
+    assert_eq!(app.stored_rows(), (0, 0));
     // The server still serves.
     let small = github_payload("main", &["fix: small"], 1_700_000_000);
     assert_eq!(app.github_push(&project, "after", &small).status, 201);

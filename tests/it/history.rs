@@ -4,32 +4,26 @@
 //! retention and project deletion.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use git_push_tracker::db::{Db, PreparedPush, Store};
-use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, Provider, RefKind, SummaryStatus};
-use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
-use serde_json::Value;
+use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, RefKind, SummaryStatus};
 
 use crate::support::app::{
-    ADMIN_TOKEN, TestApp, TestProject, agent, github_payload, groups, push_ids, reply,
+    ADMIN_TOKEN, TestApp, TestProject, agent, assert_digest_groups, github_payload, groups,
+    push_ids, reply,
 };
+use crate::support::digest_model::DigestModel;
+use crate::support::pages::cursor_walk;
 
 const DAY_MS: i64 = 86_400_000;
 /// 2024-03-01T00:00:00Z.
 const BASE_MS: i64 = 1_709_251_200_000;
 
-fn get(app: &TestApp, key: &str, path: &str) -> Value {
-    let reply = app.get(path, Some(key));
-    assert_eq!(reply.status, 200, "{path}: {}", reply.body);
-    reply.body
-}
-
 fn search(app: &TestApp, key: &str, q: &str) -> Vec<String> {
     let query = serde_urlencoded::to_string([("q", q), ("limit", "100")]).unwrap();
-    push_ids(&get(app, key, &format!("/api/v1/pushes?{query}")))
+    push_ids(&app.get_json(&format!("/api/v1/pushes?{query}"), key))
 }
 
 fn deliver(app: &TestApp, project: &TestProject, branch: &str, messages: &[&str]) -> String {
@@ -66,14 +60,16 @@ fn search_finds_stems_prefixes_messages_branches_and_authors_of_the_keys_project
     let app = TestApp::spawn();
     let acme = app.create_project("acme");
     let other = app.create_project("other");
-    let auth = deliver(
-        &app,
-        &acme,
-        "feature/login",
-        &["feat(auth): add authentication for API tokens"],
-    );
-    let cache = deliver(&app, &acme, "main", &["fix: cache invalidation on deploy"]);
-    let foreign = deliver(&app, &other, "main", &["feat: authentication everywhere"]);
+    let [auth, cache, foreign] = [
+        (
+            &acme,
+            "feature/login",
+            "feat(auth): add authentication for API tokens",
+        ),
+        (&acme, "main", "fix: cache invalidation on deploy"),
+        (&other, "main", "feat: authentication everywhere"),
+    ]
+    .map(|(project, branch, message)| deliver(&app, project, branch, &[message]));
 
     assert_eq!(search(&app, &acme.key, "authenticate"), vec![auth.clone()]);
     assert_eq!(search(&app, &acme.key, "auth*"), vec![auth.clone()]);
@@ -94,17 +90,9 @@ fn search_finds_stems_prefixes_messages_branches_and_authors_of_the_keys_project
     assert_eq!(search(&app, &other.key, "authentication"), vec![foreign]);
 
     // Relevance puts the push that matches best first, and pages by offset.
-    let page = get(
-        &app,
-        &acme.key,
-        "/api/v1/pushes?q=auth*%20cache*&sort=relevance",
-    );
+    let page = app.get_json("/api/v1/pushes?q=auth*%20cache*&sort=relevance", &acme.key);
     assert_eq!(page["pagination"]["total"], 0, "every word must match");
-    let page = get(
-        &app,
-        &acme.key,
-        "/api/v1/pushes?q=ada&sort=relevance&limit=1",
-    );
+    let page = app.get_json("/api/v1/pushes?q=ada&sort=relevance&limit=1", &acme.key);
     assert_eq!(page["pagination"]["total"], 2);
     assert!(page["pagination"]["nextCursor"].is_null());
     let reply = app.get(
@@ -294,25 +282,16 @@ fn seed_from(app: &TestApp, project: &str, start: usize, count: usize) -> Vec<Se
             })
             .collect();
         let push = NewPush {
-            provider: Provider::GitHub,
             delivery_id: Some(format!("seed-{project}-{i}")),
-            repository: s.repository.into(),
             git_ref: match s.kind {
                 RefKind::Tag => format!("refs/tags/{}", s.branch),
                 RefKind::Branch => format!("refs/heads/{}", s.branch),
             },
             ref_kind: s.kind,
-            ref_name: s.branch.into(),
-            before: None,
-            after: None,
-            created: false,
-            deleted: false,
-            forced: false,
-            pusher: s.pusher.into(),
             commit_count: s.commits,
-            compare_url: None,
             pushed_at: Some(at),
             commits,
+            ..NewPush::to_branch(s.repository, s.branch, s.pusher)
         };
         prepared.push(PreparedPush::new(
             s.id.clone(),
@@ -469,34 +448,18 @@ fn filters_combine_with_each_other_and_with_cursor_paging() {
             .collect();
         let query = case.query();
         // By cursor, 7 at a time, checking offsets and totals on the way.
-        let mut walked = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let path = match &cursor {
-                None => format!("/api/v1/pushes?{query}&limit=7"),
-                Some(c) => format!("/api/v1/pushes?{query}&limit=7&cursor={c}"),
-            };
-            let page = get(&app, &acme.key, &path);
-            assert_eq!(page["pagination"]["total"], expected.len(), "{path}");
-            assert_eq!(page["pagination"]["offset"], walked.len(), "{path}");
-            walked.extend(push_ids(&page));
-            match page["pagination"]["nextCursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => break,
-            }
-        }
+        let walked = cursor_walk(&app, &acme.key, &format!("/api/v1/pushes?{query}"), 7);
         assert_eq!(walked, expected, "{query}");
         // The same pages by offset.
-        let page = get(
-            &app,
-            &acme.key,
+        let page = app.get_json(
             &format!("/api/v1/pushes?{query}&limit=5&offset=4"),
+            &acme.key,
         );
         let by_offset: Vec<String> = expected.iter().skip(4).take(5).cloned().collect();
         assert_eq!(push_ids(&page), by_offset, "{query} offset 4");
         // A cursor made for these filters is refused with others, and another project's key
         // finds none of these pushes.
-        if let Some(first) = get(&app, &acme.key, &format!("/api/v1/pushes?{query}&limit=1"))
+        if let Some(first) = app.get_json(&format!("/api/v1/pushes?{query}&limit=1"), &acme.key)
             ["pagination"]["nextCursor"]
             .as_str()
         {
@@ -508,11 +471,7 @@ fn filters_combine_with_each_other_and_with_cursor_paging() {
             let reply = app.get(&format!("/api/v1/pushes?{query}&cursor={first}"), Some(&other.key));
             assert_eq!(reply.status, 400, "{}", reply.body);
         }
-        let theirs = get(
-            &app,
-            &other.key,
-            &format!("/api/v1/pushes?{query}&limit=100"),
-        );
+        let theirs = app.get_json(&format!("/api/v1/pushes?{query}&limit=100"), &other.key);
         for id in push_ids(&theirs) {
             assert!(
                 !expected.contains(&id),
@@ -539,17 +498,12 @@ fn filters_combine_with_each_other_and_with_cursor_paging() {
     }
 }
 
+/// `(pushes, commits)` per `key` of the matching pushes, as the test counts them.
 fn tally(
     matching: &[&Seeded],
     key: impl Fn(&Seeded) -> String,
 ) -> std::collections::BTreeMap<String, (u64, u64)> {
-    let mut out = std::collections::BTreeMap::new();
-    for s in matching {
-        let e = out.entry(key(s)).or_insert((0, 0));
-        e.0 += 1;
-        e.1 += u64::from(s.commits);
-    }
-    out
+    crate::support::app::tally(matching.iter().map(|s| (key(s), u64::from(s.commits))))
 }
 
 #[test]
@@ -567,23 +521,16 @@ fn digest_and_activity_counts_are_the_ones_the_test_counts_itself() {
     for case in &cases {
         let matching = case.expected(&seeded);
         let query = case.query();
-        let digest = get(&app, &acme.key, &format!("/api/v1/digest?{query}"));
+        let digest = app.get_json(&format!("/api/v1/digest?{query}"), &acme.key);
         assert_eq!(digest["project"], "acme");
         assert_eq!(digest["pushCount"], matching.len(), "{query}");
         let commits: u64 = matching.iter().map(|s| u64::from(s.commits)).sum();
         assert_eq!(digest["commitCount"], commits, "{query}");
-        assert_eq!(
-            groups(&digest["authors"], "author"),
-            tally(&matching, |s| s.pusher.into())
-        );
-        assert_eq!(
-            groups(&digest["branches"], "branch"),
-            tally(&matching, |s| s.branch.into())
-        );
-        assert_eq!(
-            groups(&digest["repositories"], "repository"),
-            tally(&matching, |s| s.repository.into())
-        );
+        let covered = matching.iter().map(|s| {
+            let keys = [s.pusher, s.branch, s.repository];
+            (keys, u64::from(s.commits))
+        });
+        assert_digest_groups(&digest, covered, &query);
         let ids: Vec<&str> = matching.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(digest["pushIds"], serde_json::json!(ids), "{query}");
         assert_eq!(digest["summarySource"], "builtin");
@@ -605,11 +552,8 @@ fn digest_and_activity_counts_are_the_ones_the_test_counts_itself() {
             ("repository", |s| s.repository.to_owned()),
             ("day", |s| iso(s.pushed_at)[..10].to_owned()),
         ] {
-            let activity = get(
-                &app,
-                &acme.key,
-                &format!("/api/v1/activity?{query}&groupBy={by}"),
-            );
+            let activity =
+                app.get_json(&format!("/api/v1/activity?{query}&groupBy={by}"), &acme.key);
             assert_eq!(activity["groupBy"], by);
             let mut got = groups(&activity["buckets"], "key");
             if by == "day" {
@@ -622,11 +566,7 @@ fn digest_and_activity_counts_are_the_ones_the_test_counts_itself() {
             }
             assert_eq!(got, tally(&matching, key), "{query} by {by}");
         }
-        let weeks = get(
-            &app,
-            &acme.key,
-            &format!("/api/v1/activity?{query}&groupBy=week"),
-        );
+        let weeks = app.get_json(&format!("/api/v1/activity?{query}&groupBy=week"), &acme.key);
         let total: u64 = weeks["buckets"]
             .as_array()
             .unwrap()
@@ -775,7 +715,7 @@ fn the_search_index_stays_true_through_resummaries_retention_and_project_deletio
         .unwrap();
     assert_eq!(deleted, 2);
     assert_index_true(&app);
-    let left = push_ids(&get(&app, &acme.key, "/api/v1/pushes"));
+    let left = push_ids(&app.get_json("/api/v1/pushes", &acme.key));
     assert_eq!(left.len(), 1);
     for (word, id) in [
         ("narwhal", &first),
@@ -803,54 +743,32 @@ fn the_search_index_stays_true_through_resummaries_retention_and_project_deletio
     );
 }
 
-/// A model that answers digests with a fixed bullet, counting how often it was asked.
-#[derive(Default)]
-struct DigestModel {
-    digests: AtomicUsize,
-}
-
-impl Summarizer for DigestModel {
-    fn source(&self) -> &str {
-        "digest-model"
-    }
-
-    fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
-        if input.ref_name.starts_with("digest ") {
-            let n = self.digests.fetch_add(1, Ordering::SeqCst) + 1;
-            return Ok(format!(
-                "- Digest number {n} of {} pushes",
-                input.commits.len()
-            ));
-        }
-        Ok("- A model summary".to_owned())
-    }
-}
-
 #[test]
 fn a_model_digest_is_cached_until_a_push_in_its_range_changes() {
-    let model = Arc::new(DigestModel::default());
-    let summarizer: Arc<dyn Summarizer> = model.clone();
-    let app = TestApp::spawn_with(move |config| config.summarizer = summarizer);
+    // Each digest numbered, so a cached one shows as the same number.
+    let model = Arc::new(DigestModel::new("digest-model", |n, input| {
+        format!("- Digest number {n} of {} pushes", input.commits.len())
+    }));
+    let app = TestApp::spawn_summarized_by(model.clone());
     let acme = app.create_project("acme");
     seed(&app, "acme", 12);
     let path = "/api/v1/digest?since=2024-03-01&until=2024-04-01";
-    let first = get(&app, &acme.key, path);
+    let first = app.get_json(path, &acme.key);
     assert_eq!(first["summarySource"], "digest-model");
     assert_eq!(first["summary"], "- Digest number 1 of 12 pushes");
     assert_eq!(first["pushCount"], 12, "counts are the database's");
-    let again = get(&app, &acme.key, path);
+    let again = app.get_json(path, &acme.key);
     assert_eq!(again["summary"], first["summary"], "cached");
-    assert_eq!(model.digests.load(Ordering::SeqCst), 1);
+    assert_eq!(model.digests(), 1);
     // Another range is another digest; a new push in the range makes a new one.
-    let other = get(
-        &app,
-        &acme.key,
+    let other = app.get_json(
         "/api/v1/digest?since=2024-03-01&until=2024-03-15",
+        &acme.key,
     );
-    assert_eq!(model.digests.load(Ordering::SeqCst), 2);
+    assert_eq!(model.digests(), 2);
     assert_ne!(other["summary"], first["summary"]);
     seed_from(&app, "acme", 12, 1);
-    let after = get(&app, &acme.key, path);
+    let after = app.get_json(path, &acme.key);
     assert_eq!(after["pushCount"], 13);
     assert_eq!(after["summary"], "- Digest number 3 of 13 pushes");
 }

@@ -602,13 +602,6 @@ impl RawRequest {
     }
 }
 
-fn stored_rows(app: &TestApp) -> (i64, i64) {
-    (
-        app.sql_count("SELECT count(*) FROM pushes"),
-        app.sql_count("SELECT count(*) FROM commits"),
-    )
-}
-
 #[test]
 fn every_request_in_the_hostile_corpus_gets_a_json_4xx_and_stores_nothing() {
     let app = TestApp::spawn();
@@ -621,7 +614,7 @@ fn every_request_in_the_hostile_corpus_gets_a_json_4xx_and_stores_nothing() {
         &github_payload("main", &["real"], 1_760_000_000),
     );
     assert_eq!(reply.status, 201, "{}", reply.body);
-    let before = stored_rows(&app);
+    let before = app.stored_rows();
 
     let cases = corpus(&project);
     assert!(
@@ -674,7 +667,7 @@ fn every_request_in_the_hostile_corpus_gets_a_json_4xx_and_stores_nothing() {
         failures.join("\n")
     );
     assert_eq!(
-        stored_rows(&app),
+        app.stored_rows(),
         before,
         "a refused request stored something"
     );

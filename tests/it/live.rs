@@ -8,7 +8,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::support::app::{
-    ADMIN_TOKEN, TestApp, TestProject, agent, github_payload, push_ids, reply,
+    ADMIN_TOKEN, TestApp, TestProject, agent, find_header, github_payload, header_pairs, push_ids,
+    reply,
 };
 use crate::support::cli;
 use crate::support::fake_llm::{FakeLlm, Scripted};
@@ -57,11 +58,7 @@ impl Stream {
         }
         let response = request.call().expect("GET the stream");
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
+        let headers = header_pairs(&response);
         let (tx, frames) = mpsc::channel();
         if status != 200 {
             let body = reply(response).body.to_string();
@@ -122,10 +119,7 @@ impl Stream {
     }
 
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// The next frame of any kind.
@@ -158,6 +152,31 @@ fn stream_url(app: &TestApp, query: &str) -> String {
 
 fn bearer(key: &str) -> String {
     format!("Bearer {key}")
+}
+
+/// `project`'s push stream at `query` (such as `?branch=docs`, or empty), opened with its key.
+fn subscribe(app: &TestApp, project: &TestProject, query: &str) -> Stream {
+    let auth = bearer(&project.key);
+    Stream::open(&stream_url(app, query), &[("Authorization", &auth)])
+}
+
+/// [`subscribe`], resuming after the event `last_event_id` (sent as `Last-Event-ID`).
+fn resume(app: &TestApp, project: &TestProject, query: &str, last_event_id: &str) -> Stream {
+    let auth = bearer(&project.key);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Last-Event-ID", last_event_id),
+    ];
+    Stream::open(&stream_url(app, query), &headers)
+}
+
+/// A fresh app with one project, `name`, whose stream is already open: where most stream
+/// tests start.
+fn watching(name: &str) -> (TestApp, TestProject, Stream) {
+    let app = TestApp::spawn();
+    let project = app.create_project(name);
+    let stream = subscribe(&app, &project, "");
+    (app, project, stream)
 }
 
 /// Sends a push to `branch` and returns its id.
@@ -198,10 +217,7 @@ fn the_stream_delivers_push_created_then_push_updated_when_the_model_summary_arr
     ]);
     let app = app_with_model(&fake);
     let project = app.create_project("live");
-    let stream = Stream::open(
-        &stream_url(&app, ""),
-        &[("Authorization", &bearer(&project.key))],
-    );
+    let stream = subscribe(&app, &project, "");
     assert_eq!(stream.status, 200, "{}", stream.body);
     assert!(
         stream
@@ -235,10 +251,7 @@ fn the_stream_delivers_push_created_then_push_updated_when_the_model_summary_arr
 #[test]
 fn a_client_that_reconnects_with_last_event_id_gets_exactly_the_changes_it_missed_in_order_then_live()
  {
-    let app = TestApp::spawn();
-    let project = app.create_project("resume");
-    let auth = bearer(&project.key);
-    let stream = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    let (app, project, stream) = watching("resume");
     let first = push(&app, &project, "main", "feat: one");
     let seen = stream.event();
     assert_eq!(seen.json()["id"], first);
@@ -248,10 +261,7 @@ fn a_client_that_reconnects_with_last_event_id_gets_exactly_the_changes_it_misse
     let missed: Vec<String> = (0..5)
         .map(|i| push(&app, &project, "main", &format!("feat: missed {i}")))
         .collect();
-    let resumed = Stream::open(
-        &stream_url(&app, ""),
-        &[("Authorization", &auth), ("Last-Event-ID", &last_id)],
-    );
+    let resumed = resume(&app, &project, "", &last_id);
     assert_eq!(resumed.status, 200, "{}", resumed.body);
     let replayed: Vec<String> = (0..missed.len())
         .map(|_| {
@@ -267,10 +277,7 @@ fn a_client_that_reconnects_with_last_event_id_gets_exactly_the_changes_it_misse
     assert_eq!(resumed.event().json()["id"], after);
 
     // `?after=` is the same resume for clients that cannot set the header.
-    let by_query = Stream::open(
-        &stream_url(&app, &format!("?after={last_id}")),
-        &[("Authorization", &auth)],
-    );
+    let by_query = subscribe(&app, &project, &format!("?after={last_id}"));
     let mut expected = missed.clone();
     expected.push(after);
     for id in &expected {
@@ -280,10 +287,7 @@ fn a_client_that_reconnects_with_last_event_id_gets_exactly_the_changes_it_misse
 
 #[test]
 fn a_resume_while_pushes_keep_arriving_has_no_gap_and_no_duplicate() {
-    let app = TestApp::spawn();
-    let project = app.create_project("race");
-    let auth = bearer(&project.key);
-    let watcher = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    let (app, project, watcher) = watching("race");
     let first = push(&app, &project, "main", "feat: start");
     let start = watcher.event();
     assert_eq!(start.json()["id"], first);
@@ -297,10 +301,7 @@ fn a_resume_while_pushes_keep_arriving_has_no_gap_and_no_duplicate() {
                 .collect::<Vec<_>>()
         });
         std::thread::sleep(Duration::from_millis(5));
-        let resumed = Stream::open(
-            &stream_url(&app, ""),
-            &[("Authorization", &auth), ("Last-Event-ID", &cursor)],
-        );
+        let resumed = resume(&app, &project, "", &cursor);
         let sent = pusher.join().unwrap();
         (sent, resumed)
     });
@@ -318,14 +319,8 @@ fn filters_apply_and_a_key_of_another_project_sees_nothing_of_this_one() {
     let app = TestApp::spawn();
     let mine = app.create_project("mine");
     let theirs = app.create_project("theirs");
-    let on_docs = Stream::open(
-        &stream_url(&app, "?branch=docs"),
-        &[("Authorization", &bearer(&mine.key))],
-    );
-    let other = Stream::open(
-        &stream_url(&app, ""),
-        &[("Authorization", &bearer(&theirs.key))],
-    );
+    let on_docs = subscribe(&app, &mine, "?branch=docs");
+    let other = subscribe(&app, &theirs, "");
 
     push(&app, &mine, "main", "feat: not docs");
     let docs = push(&app, &mine, "docs", "docs: yes");
@@ -343,10 +338,7 @@ fn filters_apply_and_a_key_of_another_project_sees_nothing_of_this_one() {
 
 #[test]
 fn a_too_old_or_foreign_event_id_gets_stream_expired_then_the_current_state() {
-    let app = TestApp::spawn();
-    let project = app.create_project("expired");
-    let auth = bearer(&project.key);
-    let watcher = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    let (app, project, watcher) = watching("expired");
     let old = push(&app, &project, "main", "feat: old");
     let cursor = watcher.event().id.unwrap();
     let kept = push(&app, &project, "main", "feat: kept");
@@ -358,10 +350,7 @@ fn a_too_old_or_foreign_event_id_gets_stream_expired_then_the_current_state() {
         .unwrap();
 
     let before_floor = "c1.AAAAAAAAAAA";
-    let stream = Stream::open(
-        &stream_url(&app, ""),
-        &[("Authorization", &auth), ("Last-Event-ID", before_floor)],
-    );
+    let stream = resume(&app, &project, "", before_floor);
     let expired = stream.event();
     assert_eq!(expired.event, "stream.expired");
     assert!(expired.id.is_some());
@@ -370,18 +359,12 @@ fn a_too_old_or_foreign_event_id_gets_stream_expired_then_the_current_state() {
     assert_eq!(current.json()["id"], kept);
 
     // A cursor after the deleted push is still good.
-    let fine = Stream::open(
-        &stream_url(&app, ""),
-        &[("Authorization", &auth), ("Last-Event-ID", &cursor)],
-    );
+    let fine = resume(&app, &project, "", &cursor);
     let replayed = fine.event();
     assert_eq!(replayed.event, "push.created");
     assert_eq!(replayed.id.as_deref(), Some(later.as_str()));
 
-    let bad = Stream::open(
-        &stream_url(&app, "?after=nonsense"),
-        &[("Authorization", &auth)],
-    );
+    let bad = subscribe(&app, &project, "?after=nonsense");
     assert_eq!(bad.status, 400, "{}", bad.body);
 }
 
@@ -389,10 +372,7 @@ fn a_too_old_or_foreign_event_id_gets_stream_expired_then_the_current_state() {
 fn a_quiet_stream_sends_a_keep_alive_comment_at_the_configured_interval() {
     let app = TestApp::spawn_with(|c| c.stream_keepalive = Duration::from_millis(100));
     let project = app.create_project("quiet");
-    let stream = Stream::open(
-        &stream_url(&app, ""),
-        &[("Authorization", &bearer(&project.key))],
-    );
+    let stream = subscribe(&app, &project, "");
     let mut retries = 0;
     let comment = loop {
         let frame = stream.frame();
@@ -599,13 +579,8 @@ fn the_atom_feed_parses_in_feedparser_keeps_entry_ids_across_a_re_summary_and_mo
     assert_eq!(entry["id"], format!("urn:uuid:{id}"));
     assert_eq!(entry["title"], "main: Summary <1> & more");
     assert_eq!(entry["author"], "ada");
-    assert!(
-        first["links"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|l| l[0] == "self")
-    );
+    let links = first["links"].as_array().unwrap();
+    assert!(links.iter().any(|l| l[0] == "self"), "{links:?}");
 
     // A re-summary: same entry id, a new summary and a later `updated`, a new ETag.
     std::thread::sleep(Duration::from_millis(5)); // `updated` has millisecond precision
@@ -794,19 +769,13 @@ fn created_until(stream: &Stream, last: &str) -> Vec<String> {
 
 #[test]
 fn each_filter_on_the_stream_live_and_replayed_shows_exactly_what_the_list_shows() {
-    let app = TestApp::spawn();
-    let project = app.create_project("filtered");
-    let auth = bearer(&project.key);
-    let unfiltered = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    let (app, project, unfiltered) = watching("filtered");
     push(&app, &project, "main", "feat: before the filters");
     let before = unfiltered.event().id.unwrap();
     let live: Vec<Stream> = FILTERS
         .iter()
         .map(|f| {
-            let stream = Stream::open(
-                &stream_url(&app, &format!("?{f}")),
-                &[("Authorization", &auth)],
-            );
+            let stream = subscribe(&app, &project, &format!("?{f}"));
             assert_eq!(stream.status, 200, "{f}: {}", stream.body);
             stream
         })
@@ -822,10 +791,7 @@ fn each_filter_on_the_stream_live_and_replayed_shows_exactly_what_the_list_shows
         );
         assert_eq!(created_until(stream, last), expected, "live, {filter}");
         seen.insert(expected);
-        let replayed = Stream::open(
-            &stream_url(&app, &format!("?{filter}")),
-            &[("Authorization", &auth), ("Last-Event-ID", &before)],
-        );
+        let replayed = resume(&app, &project, &format!("?{filter}"), &before);
         assert_eq!(
             created_until(&replayed, last),
             listed(&app, &project, filter),
@@ -1061,10 +1027,9 @@ fn a_subscriber_that_stops_reading_is_dropped_without_slowing_another_and_resume
         webhook_url: project.webhook_url.replace(&first_base, &app.base_url),
         ..project
     };
-    let auth = bearer(&project.key);
     let everything = "c1.AAAAAAAAAAA";
     let stalled = Stalled::open(&app, &project.key, everything);
-    let fast = Stream::open(&stream_url(&app, ""), &[("Authorization", &auth)]);
+    let fast = subscribe(&app, &project, "");
     assert_eq!(fast.status, 200);
     // Live pushes go on for a few idle timeouts; the other subscriber gets each one before the
     // next is sent.
@@ -1083,10 +1048,7 @@ fn a_subscriber_that_stops_reading_is_dropped_without_slowing_another_and_resume
     let received = stalled.drain();
     // Everything, in order, as a subscriber that reads gets it.
     let all: Vec<String> = {
-        let reader = Stream::open(
-            &stream_url(&app, ""),
-            &[("Authorization", &auth), ("Last-Event-ID", everything)],
-        );
+        let reader = resume(&app, &project, "", everything);
         created_until(&reader, live.last().unwrap())
     };
     assert_eq!(all.len(), seeded + 1 + live.len());
@@ -1100,10 +1062,7 @@ fn a_subscriber_that_stops_reading_is_dropped_without_slowing_another_and_resume
     assert_eq!(got, all[..received.len()], "in order, from the first");
 
     let (last_id, _) = received.last().unwrap();
-    let resumed = Stream::open(
-        &stream_url(&app, ""),
-        &[("Authorization", &auth), ("Last-Event-ID", last_id)],
-    );
+    let resumed = resume(&app, &project, "", last_id);
     assert_eq!(resumed.status, 200, "{}", resumed.body);
     assert_eq!(
         created_until(&resumed, live.last().unwrap()),

@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
-use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
-
 use serde_json::{Value, json};
 
-use crate::support::app::{TestApp, TestProject, github_payload, groups, mcp_request, push_ids};
+use crate::support::app::{
+    TestApp, TestProject, assert_digest_groups, github_payload, groups, mcp_request, push_ids,
+};
+use crate::support::digest_model::DigestModel;
 use crate::support::tool;
 
 /// 2026-01-01T00:00:00Z: the seeded pushes are twelve hours apart from there.
@@ -121,13 +121,7 @@ fn ids_where(seeded: &[Seeded], keep: impl Fn(&Seeded) -> bool) -> Vec<String> {
 
 /// `(key, pushes, commits)` per group, as the test counts them.
 fn tally(seeded: &[&Seeded], key: impl Fn(&Seeded) -> String) -> BTreeMap<String, (u64, u64)> {
-    let mut out = BTreeMap::new();
-    for s in seeded {
-        let entry = out.entry(key(s)).or_insert((0, 0));
-        entry.0 += 1;
-        entry.1 += s.commits;
-    }
-    out
+    crate::support::app::tally(seeded.iter().map(|s| (key(s), s.commits)))
 }
 
 const RANGE: (&str, &str) = ("2026-01-01", "2026-01-08");
@@ -168,11 +162,7 @@ fn the_python_sdk_lists_and_calls_all_five_tools_in_both_protocol_generations() 
     let b = app.create_project("beta");
     let (seeded, b_id) = seed(&app, &a, &b);
     let url = format!("{}/mcp", app.base_url);
-    let rest = |path: &str| {
-        let reply = app.get(path, Some(&a.key));
-        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
-        reply.body
-    };
+    let rest = |path: &str| app.get_json(path, &a.key);
     let get_id = &seeded[1].id;
     for (mode, version) in [("legacy", "2025-11-25"), ("2026-07-28", "2026-07-28")] {
         let Some(out) = python_client(
@@ -189,14 +179,8 @@ fn the_python_sdk_lists_and_calls_all_five_tools_in_both_protocol_generations() 
         let mut names: Vec<&str> = tools.keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(
-            names,
-            [
-                "activity",
-                "digest",
-                "get_push",
-                "list_pushes",
-                "search_pushes"
-            ],
+            names.join(" "),
+            "activity digest get_push list_pushes search_pushes",
             "{mode}"
         );
         for (name, tool) in tools {
@@ -321,18 +305,10 @@ fn the_python_sdk_lists_and_calls_all_five_tools_in_both_protocol_generations() 
             digest["commitCount"],
             seeded.iter().map(|s| s.commits).sum::<u64>()
         );
-        assert_eq!(
-            groups(&digest["authors"], "author"),
-            tally(&all, |s| s.pusher.into())
-        );
-        assert_eq!(
-            groups(&digest["branches"], "branch"),
-            tally(&all, |s| s.branch.into())
-        );
-        assert_eq!(
-            groups(&digest["repositories"], "repository"),
-            tally(&all, |s| s.repository.into())
-        );
+        let covered = seeded
+            .iter()
+            .map(|s| ([s.pusher, s.branch, s.repository], s.commits));
+        assert_digest_groups(digest, covered, mode);
         let pushed: Vec<String> = digest["pushIds"]
             .as_array()
             .unwrap()
@@ -452,30 +428,35 @@ fn mcp_without_a_live_key_is_a_401_json_error_and_no_oauth_is_advertised() {
     );
 }
 
+/// The `result` of a stateless MCP request (see [`mcp_request`]) that must answer 200.
+fn mcp_result(app: &TestApp, key: &str, method: &str, name: Option<&str>, params: Value) -> Value {
+    let reply = mcp_request(app, key, method, name, params);
+    assert_eq!(reply.status, 200, "{method}: {:?}", reply.body);
+    reply.body["result"].clone()
+}
+
 #[test]
 fn stateless_requests_follow_the_2026_07_28_transport_rules() {
     let app = TestApp::spawn();
     let a = app.create_project("alpha");
-    let discover = mcp_request(&app, &a.key, "server/discover", None, json!({}));
-    assert_eq!(discover.status, 200, "{:?}", discover.body);
-    let versions = discover.body["result"]["supportedVersions"].to_string();
+    let discover = mcp_result(&app, &a.key, "server/discover", None, json!({}));
+    let versions = discover["supportedVersions"].to_string();
     assert!(
         versions.contains("2026-07-28") && versions.contains("2025-03-26"),
         "{versions}"
     );
 
     let args = json!({"name": "list_pushes", "arguments": {"limit": 5}});
-    let call = mcp_request(
+    let call = mcp_result(
         &app,
         &a.key,
         "tools/call",
         Some("list_pushes"),
         args.clone(),
     );
-    assert_eq!(call.status, 200, "{:?}", call.body);
-    assert_eq!(call.body["result"]["resultType"], "complete");
-    assert_eq!(call.body["result"]["structuredContent"]["project"], "alpha");
-    assert_eq!(call.body["result"]["isError"], false);
+    assert_eq!(call["resultType"], "complete");
+    assert_eq!(call["structuredContent"]["project"], "alpha");
+    assert_eq!(call["isError"], false);
 
     // The name header must match the body: a proxy routing on it cannot be lied to.
     let missing = mcp_request(&app, &a.key, "tools/call", None, args.clone());
@@ -739,23 +720,28 @@ fn the_mcp_conformance_suite_passes_the_scenarios_of_a_tools_only_server() {
     }
 }
 
-/// A model whose digests wait until the test opens the gate; push summaries answer at once.
+/// A gate the model's digests wait at until the test opens it.
 #[derive(Default)]
-struct GatedModel {
-    waiting: AtomicUsize,
+struct Gate {
     open: Mutex<bool>,
     opened: Condvar,
 }
 
-impl GatedModel {
+impl Gate {
     fn open(&self) {
         *self.open.lock().unwrap() = true;
         self.opened.notify_all();
     }
+
+    /// Returns once the gate is open.
+    fn pass(&self) {
+        let open = self.open.lock().unwrap();
+        let _open = self.opened.wait_while(open, |open| !*open).unwrap();
+    }
 }
 
 /// Opens the gate when dropped, so a failing test ends instead of leaving digests waiting.
-struct OpenOnDrop<'a>(&'a GatedModel);
+struct OpenOnDrop<'a>(&'a Gate);
 
 impl Drop for OpenOnDrop<'_> {
     fn drop(&mut self) {
@@ -763,27 +749,17 @@ impl Drop for OpenOnDrop<'_> {
     }
 }
 
-impl Summarizer for GatedModel {
-    fn source(&self) -> &str {
-        "gated-model"
-    }
-
-    fn summarize(&self, input: &SummaryInput<'_>) -> Result<String, SummarizeError> {
-        if !input.ref_name.starts_with("digest ") {
-            return Ok("- A model summary".to_owned());
-        }
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let open = self.open.lock().unwrap();
-        let _open = self.opened.wait_while(open, |open| !*open).unwrap();
-        Ok("- The model's digest".to_owned())
-    }
-}
-
 #[test]
 fn digests_waiting_on_a_model_leave_the_server_answering_other_calls() {
-    let model = Arc::new(GatedModel::default());
-    let summarizer: Arc<dyn Summarizer> = model.clone();
-    let app = TestApp::spawn_with(move |config| config.summarizer = summarizer);
+    let gate = Arc::new(Gate::default());
+    let model = Arc::new(DigestModel::new("gated-model", {
+        let gate = Arc::clone(&gate);
+        move |_, _| {
+            gate.pass();
+            "- The model's digest".to_owned()
+        }
+    }));
+    let app = TestApp::spawn_summarized_by(model.clone());
     let a = app.create_project("alpha");
     let body = github_payload("main", &["feat: one push"], BASE);
     assert_eq!(app.github_push(&a, "a-0", &body).status, 201);
@@ -793,7 +769,7 @@ fn digests_waiting_on_a_model_leave_the_server_answering_other_calls() {
     // on one of them, the last digest could not even start and nothing else would be answered.
     let parallel = 3;
     std::thread::scope(|s| {
-        let gate = OpenOnDrop(&model);
+        let opens_gate = OpenOnDrop(&gate);
         let digests: Vec<_> = (0..parallel)
             .map(|_| {
                 s.spawn(|| mcp_request(&app, &a.key, "tools/call", Some("digest"), digest.clone()))
@@ -802,7 +778,7 @@ fn digests_waiting_on_a_model_leave_the_server_answering_other_calls() {
         app.wait_for(
             "every digest waiting on the model",
             Duration::from_secs(20),
-            || (model.waiting.load(Ordering::SeqCst) == parallel).then_some(()),
+            || (model.digests() == parallel).then_some(()),
         );
         let (tx, rx) = mpsc::channel();
         let (app, key) = (&app, &a.key);
@@ -825,7 +801,7 @@ fn digests_waiting_on_a_model_leave_the_server_answering_other_calls() {
             1
         );
 
-        drop(gate);
+        drop(opens_gate);
         for handle in digests {
             let reply = handle.join().unwrap();
             assert_eq!(reply.status, 200, "{:?}", reply.body);
@@ -841,9 +817,8 @@ fn digests_waiting_on_a_model_leave_the_server_answering_other_calls() {
 fn the_readme_and_the_dashboard_name_every_tool_the_server_lists() {
     let app = TestApp::spawn();
     let a = app.create_project("alpha");
-    let listed = mcp_request(&app, &a.key, "tools/list", None, json!({}));
-    assert_eq!(listed.status, 200, "{:?}", listed.body);
-    let names: Vec<String> = listed.body["result"]["tools"]
+    let listed = mcp_result(&app, &a.key, "tools/list", None, json!({}));
+    let names: Vec<String> = listed["tools"]
         .as_array()
         .unwrap()
         .iter()

@@ -4,10 +4,13 @@
 
 use chrono::{DateTime, Utc};
 use git_push_tracker::db::{Db, PreparedPush};
-use git_push_tracker::domain::{NewPush, ProjectName, Provider, RefKind, SummaryStatus};
+use git_push_tracker::domain::{NewPush, ProjectName, SummaryStatus};
 use serde_json::Value;
 
-use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload, push_ids};
+use crate::support::app::{
+    ADMIN_TOKEN, TestApp, TestProject, github_payload, groups, push_ids, tally,
+};
+use crate::support::pages::{assert_list_refuses, cursor_walk};
 
 const DAY_MS: i64 = 86_400_000;
 /// 2024-03-01T00:00:00Z.
@@ -46,22 +49,10 @@ fn seed_over(app: &TestApp, project: &str, count: usize, days: i64) -> Vec<Seede
         let id = uuid::Uuid::new_v4().to_string();
         let at = DateTime::from_timestamp_millis(pushed_at).unwrap();
         let push = NewPush {
-            provider: Provider::GitHub,
             delivery_id: Some(format!("seed-{project}-{i}")),
-            repository: "acme/app".into(),
-            git_ref: format!("refs/heads/{branch}"),
-            ref_kind: RefKind::Branch,
-            ref_name: branch.into(),
-            before: None,
-            after: None,
-            created: false,
-            deleted: false,
-            forced: false,
-            pusher: "ada".into(),
             commit_count: (i % 5) as u32,
-            compare_url: None,
             pushed_at: Some(at),
-            commits: vec![],
+            ..NewPush::to_branch("acme/app", branch, "ada")
         };
         prepared.push(PreparedPush::new(
             id.clone(),
@@ -123,35 +114,27 @@ fn millis(raw: &str) -> i64 {
 }
 
 fn list(app: &TestApp, key: &str, query: &str) -> Value {
-    let reply = app.get(&format!("/api/v1/pushes?{query}"), Some(key));
-    assert_eq!(reply.status, 200, "{query}: {}", reply.body);
-    reply.body
+    app.get_json(&format!("/api/v1/pushes?{query}"), key)
 }
 
-/// Walks every page of `query` by cursor; checks each page's offset and total on the way.
-fn cursor_walk(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<String> {
-    let mut walked = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let q = match &cursor {
-            None => format!("{query}&limit={limit}"),
-            Some(c) => format!("{query}&limit={limit}&cursor={c}"),
-        };
-        let page = list(app, key, &q);
-        assert_eq!(page["pagination"]["offset"], walked.len(), "{q}");
-        let total = page["pagination"]["total"].as_u64().unwrap() as usize;
-        walked.extend(push_ids(&page));
-        match page["pagination"]["nextCursor"].as_str() {
-            Some(next) => {
-                assert!(walked.len() < total, "{q}: a cursor after the last push");
-                cursor = Some(next.to_owned());
-            }
-            None => {
-                assert_eq!(walked.len(), total, "{q}: no cursor before the end");
-                return walked;
-            }
-        }
-    }
+/// The pushes of the list at `query` page by page along its cursors (see [`cursor_walk`]).
+fn list_by_cursor(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<String> {
+    cursor_walk(app, key, &format!("/api/v1/pushes?{query}"), limit)
+}
+
+/// Asserts that the page of `query` at `offset`, `limit` long, holds `want`'s pushes there;
+/// answers the page.
+fn assert_page_at(
+    app: &TestApp,
+    key: &str,
+    query: &str,
+    want: &[&str],
+    (offset, limit): (usize, usize),
+) -> Value {
+    let page = list(app, key, &format!("{query}&limit={limit}&offset={offset}"));
+    let slice: Vec<&str> = want.iter().skip(offset).take(limit).copied().collect();
+    assert_eq!(push_ids(&page), slice, "{query} at offset {offset}");
+    page
 }
 
 fn offset_walk(app: &TestApp, key: &str, query: &str, limit: usize) -> Vec<String> {
@@ -232,13 +215,7 @@ fn a_deep_offset_in_a_history_of_many_32_day_blocks_lands_on_the_same_page_as_co
             let query = window_query(branch, since, until);
             let want = expected(&seeded, branch, since.map(millis), until.map(millis));
             for offset in [2_000, 2_345, want.len() / 2, want.len() - 3, want.len()] {
-                let page = list(
-                    &app,
-                    &project.key,
-                    &format!("{query}&limit=5&offset={offset}"),
-                );
-                let slice: Vec<&str> = want.iter().skip(offset).take(5).copied().collect();
-                assert_eq!(push_ids(&page), slice, "{query} at offset {offset}");
+                let page = assert_page_at(&app, &project.key, &query, &want, (offset, 5));
                 assert_eq!(page["pagination"]["total"], want.len(), "{query}");
             }
         }
@@ -254,7 +231,7 @@ fn a_cursor_walk_of_a_whole_history_returns_the_same_pushes_as_the_offset_walk()
         for (since, until) in [WINDOWS[0], WINDOWS[3], WINDOWS[5]] {
             let query = window_query(branch, since, until);
             let want = expected(&seeded, branch, since.map(millis), until.map(millis));
-            let by_cursor = cursor_walk(&app, &project.key, &query, 100);
+            let by_cursor = list_by_cursor(&app, &project.key, &query, 100);
             assert_eq!(by_cursor, want, "cursor walk of {query}");
             let by_offset = offset_walk(&app, &project.key, &query, 100);
             assert_eq!(by_offset, by_cursor, "offset walk of {query}");
@@ -274,13 +251,7 @@ fn a_cursor_walk_of_a_whole_history_returns_the_same_pushes_as_the_offset_walk()
             want.len(),
             9_999,
         ] {
-            let page = list(
-                &app,
-                &project.key,
-                &format!("{query}&limit=7&offset={offset}"),
-            );
-            let slice: Vec<&str> = want.iter().skip(offset).take(7).copied().collect();
-            assert_eq!(push_ids(&page), slice, "{query} at offset {offset}");
+            let page = assert_page_at(&app, &project.key, &query, &want, (offset, 7));
             assert_eq!(page["pagination"]["offset"], offset);
         }
     }
@@ -291,25 +262,7 @@ fn the_admin_push_feed_walks_by_cursor_as_it_does_by_offset() {
     let app = TestApp::spawn();
     app.create_project("feed");
     let seeded = seed(&app, "feed", 250);
-    let admin = |query: &str| {
-        let reply = app.get(
-            &format!("/api/admin/projects/feed/pushes?{query}"),
-            Some(ADMIN_TOKEN),
-        );
-        assert_eq!(reply.status, 200, "{query}: {}", reply.body);
-        reply.body
-    };
-    let mut walked = Vec::new();
-    let mut query = "limit=40".to_owned();
-    loop {
-        let page = admin(&query);
-        assert_eq!(page["pagination"]["offset"], walked.len());
-        walked.extend(push_ids(&page));
-        match page["pagination"]["nextCursor"].as_str() {
-            Some(next) => query = format!("limit=40&cursor={next}"),
-            None => break,
-        }
-    }
+    let walked = cursor_walk(&app, ADMIN_TOKEN, "/api/admin/projects/feed/pushes", 40);
     assert_eq!(walked, expected(&seeded, None, None, None));
     let bad = app.get(
         "/api/admin/projects/feed/pushes?cursor=AAAA",
@@ -380,15 +333,22 @@ fn pushes_arriving_between_two_pages_are_neither_skipped_nor_repeated() {
     );
 }
 
-/// The push counters per day, hour and 32-day block, of all branches and per branch.
-const COUNTER_TABLES: [&str; 6] = [
-    "push_days",
-    "push_branch_days",
-    "push_hours",
-    "push_branch_hours",
-    "push_blocks",
-    "push_branch_blocks",
-];
+/// The push counters per day, hour and 32-day block, of all branches (`push_days`) and per
+/// branch (`push_branch_days`).
+fn counter_tables() -> impl Iterator<Item = String> {
+    ["days", "hours", "blocks"]
+        .into_iter()
+        .flat_map(|level| [format!("push_{level}"), format!("push_branch_{level}")])
+}
+
+/// Asserts that no counter table has a row where `unwanted` (an SQL condition) holds; `why`,
+/// the rule it breaks, follows the table's name in the message.
+fn assert_no_counter_row(app: &TestApp, unwanted: &str, why: &str) {
+    for table in counter_tables() {
+        let found = app.sql_count(&format!("SELECT count(*) FROM {table} WHERE {unwanted}"));
+        assert_eq!(found, 0, "{table} {why}");
+    }
+}
 
 #[test]
 fn totals_with_since_until_and_branch_are_exact_at_partial_days_and_after_deletes() {
@@ -410,7 +370,7 @@ fn totals_with_since_until_and_branch_are_exact_at_partial_days_and_after_delete
     check_totals(&app, &project.key, &seeded, "after retention");
     let query = window_query(None, WINDOWS[3].0, WINDOWS[3].1);
     assert_eq!(
-        cursor_walk(&app, &project.key, &query, 100),
+        list_by_cursor(&app, &project.key, &query, 100),
         expected(
             &seeded,
             None,
@@ -422,15 +382,11 @@ fn totals_with_since_until_and_branch_are_exact_at_partial_days_and_after_delete
 
     // Deleting a project takes its counters with it and leaves the other's alone.
     app.manager().delete_project("other").unwrap();
-    for table in COUNTER_TABLES {
-        assert_eq!(
-            app.sql_count(&format!(
-                "SELECT count(*) FROM {table} WHERE project_id NOT IN (SELECT id FROM projects)"
-            )),
-            0,
-            "{table} keeps no row of a deleted project"
-        );
-    }
+    assert_no_counter_row(
+        &app,
+        "project_id NOT IN (SELECT id FROM projects)",
+        "keeps no row of a deleted project",
+    );
     assert_eq!(
         app.get("/api/v1/pushes", Some(&other.key)).status,
         401,
@@ -442,13 +398,7 @@ fn totals_with_since_until_and_branch_are_exact_at_partial_days_and_after_delete
         &seeded,
         "after deleting another project",
     );
-    for table in COUNTER_TABLES {
-        assert_eq!(
-            app.sql_count(&format!("SELECT count(*) FROM {table} WHERE n <= 0")),
-            0,
-            "{table} leaves no empty bucket behind"
-        );
-    }
+    assert_no_counter_row(&app, "n <= 0", "leaves no empty bucket behind");
 }
 
 #[test]
@@ -502,13 +452,7 @@ fn a_malformed_or_mismatched_cursor_is_a_400_naming_cursor() {
         format!("cursor={foreign}"),
         format!("cursor={plain}&offset=5"),
     ] {
-        let reply = app.get(&format!("/api/v1/pushes?{query}"), Some(&project.key));
-        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
-        let message = reply.body["error"]["message"].as_str().unwrap();
-        assert!(
-            message.contains("`cursor`"),
-            "{query}: {message:?} should name cursor"
-        );
+        assert_list_refuses(&app, &project.key, &query, "`cursor`");
     }
 }
 
@@ -545,13 +489,7 @@ fn until_takes_a_date_or_date_time_and_refuses_anything_else() {
         "until=2024-03-05T25:00:00Z",
         "until=1709251200",
     ] {
-        let reply = app.get(&format!("/api/v1/pushes?{bad}"), Some(&project.key));
-        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
-        let message = reply.body["error"]["message"].as_str().unwrap();
-        assert!(
-            message.contains("until"),
-            "{bad}: {message:?} should name until"
-        );
+        assert_list_refuses(&app, &project.key, bad, "until");
     }
 }
 
@@ -570,10 +508,10 @@ fn activity_by_day_and_week_counts_whole_days_from_counters_and_partial_days_fro
             }
             let reply = app.get(&format!("/api/v1/activity?{query}"), Some(&project.key));
             assert_eq!(reply.status, 200, "{query}: {}", reply.body);
-            let mut want: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
-            for s in seeded.iter().filter(|s| {
+            let in_range = seeded.iter().filter(|s| {
                 s.pushed_at >= lo && s.pushed_at < hi && branch.is_none_or(|b| s.branch == b)
-            }) {
+            });
+            let want = tally(in_range.map(|s| {
                 let day = s.pushed_at.div_euclid(DAY_MS);
                 let key = if group == "week" {
                     day - (day + 3).rem_euclid(7)
@@ -584,25 +522,10 @@ fn activity_by_day_and_week_counts_whole_days_from_counters_and_partial_days_fro
                     .unwrap()
                     .format("%Y-%m-%d")
                     .to_string();
-                let entry = want.entry(date).or_default();
-                entry.0 += 1;
-                entry.1 += s.commits;
-            }
-            let got: std::collections::BTreeMap<String, (u64, u64)> = reply.body["buckets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|b| b["pushes"].as_u64().unwrap() > 0)
-                .map(|b| {
-                    (
-                        b["key"].as_str().unwrap().to_owned(),
-                        (
-                            b["pushes"].as_u64().unwrap(),
-                            b["commits"].as_u64().unwrap(),
-                        ),
-                    )
-                })
-                .collect();
+                (date, s.commits)
+            }));
+            let mut got = groups(&reply.body["buckets"], "key");
+            got.retain(|_, (pushes, _)| *pushes > 0);
             assert_eq!(got, want, "{query}");
         }
     }

@@ -45,11 +45,24 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
+}
+
+/// The value of the first of `headers` called `name`, in any case.
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A response's headers as `(name, value)` pairs; a value that is not text reads as empty.
+pub fn header_pairs(resp: &ureq::http::Response<ureq::Body>) -> Vec<(String, String)> {
+    resp.headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect()
 }
 
 pub fn agent() -> ureq::Agent {
@@ -62,11 +75,7 @@ pub fn agent() -> ureq::Agent {
 
 pub fn reply(mut resp: ureq::http::Response<ureq::Body>) -> Reply {
     let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
+    let headers = header_pairs(&resp);
     let text = resp
         .body_mut()
         .with_config()
@@ -85,6 +94,11 @@ impl TestApp {
     /// Serves with the builtin summarizer.
     pub fn spawn() -> TestApp {
         TestApp::spawn_with(|_| {})
+    }
+
+    /// Serves with `summarizer` as its model.
+    pub fn spawn_summarized_by(summarizer: Arc<dyn Summarizer>) -> TestApp {
+        TestApp::spawn_with(move |config| config.summarizer = summarizer)
     }
 
     pub fn spawn_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
@@ -159,6 +173,13 @@ impl TestApp {
         reply(req.call().expect("GET"))
     }
 
+    /// GETs `path` with `key`, asserts a 200, and answers the body.
+    pub fn get_json(&self, path: &str, key: &str) -> Value {
+        let reply = self.get(path, Some(key));
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        reply.body
+    }
+
     pub fn post(&self, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         let mut req = self.agent.post(url);
         for (name, value) in headers {
@@ -217,6 +238,14 @@ impl TestApp {
     pub fn sql_count(&self, sql: &str) -> i64 {
         let conn = rusqlite::Connection::open(&self.db_path).unwrap();
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// How many pushes and commits the file holds: what a refused delivery must leave alone.
+    pub fn stored_rows(&self) -> (i64, i64) {
+        (
+            self.sql_count("SELECT count(*) FROM pushes"),
+            self.sql_count("SELECT count(*) FROM commits"),
+        )
     }
 
     /// Waits until every stored push has its derived rows (counters, search entry, change-log
@@ -360,6 +389,43 @@ pub fn push_ids(page: &Value) -> Vec<String> {
         .iter()
         .map(|p| p["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// `(pushes, commits)` per key, as the test counts them itself from each push's `(key, commits)`:
+/// what [`groups`] should read from the server's answer.
+pub fn tally(
+    pushes: impl IntoIterator<Item = (String, u64)>,
+) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for (key, commits) in pushes {
+        let entry = out.entry(key).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 += commits;
+    }
+    out
+}
+
+/// Asserts a digest's `authors`, `branches` and `repositories` against the test's own count of
+/// the pushes it should cover, each given as `([pusher, branch, repository], commits)`.
+pub fn assert_digest_groups<'a>(
+    digest: &Value,
+    pushes: impl IntoIterator<Item = ([&'a str; 3], u64)>,
+    context: &str,
+) {
+    let pushes: Vec<([&str; 3], u64)> = pushes.into_iter().collect();
+    let lists = [
+        ("authors", "author"),
+        ("branches", "branch"),
+        ("repositories", "repository"),
+    ];
+    for (i, (list, name)) in lists.into_iter().enumerate() {
+        let expected = tally(
+            pushes
+                .iter()
+                .map(|(keys, commits)| (keys[i].to_owned(), *commits)),
+        );
+        assert_eq!(groups(&digest[list], name), expected, "{context}: {list}");
+    }
 }
 
 /// `(name, pushes, commits)` per item of a digest's or an activity's list, as the HTTP and the

@@ -3,7 +3,9 @@
 
 pub mod app;
 pub mod cli;
+pub mod digest_model;
 pub mod fake_llm;
+pub mod pages;
 pub mod provider;
 pub mod server;
 pub mod tool;
