@@ -104,14 +104,25 @@ pub struct CreatedNotification {
     pub secret: Option<Secret>,
 }
 
-/// What a new notification is asked to be, as given.
-#[derive(Debug, Default, Clone)]
+// What a new notification is asked to be, as given: the admin API's body as it is, since every
+// field is parsed here, for the command line too.
+/// A new notification.
+#[derive(Debug, Default, Clone, poem_openapi::Object)]
+#[oai(rename = "NewNotificationBody", rename_all = "camelCase")]
 pub struct NotificationRequest {
+    /// `slack`, `discord`, `teams`, `mattermost`, `ntfy` or `webhook`.
     pub kind: String,
+    /// The receiver: an incoming webhook URL, a Teams Workflows URL, an ntfy topic URL
+    /// (`https://ntfy.sh/mytopic`) or any http(s) endpoint for `webhook`.
     pub url: String,
     pub label: Option<String>,
+    /// Glob patterns of branches and tags (`main`, `release/*`, `v*`); a leading `!` excludes,
+    /// the last matching pattern decides. Absent: every branch and tag.
     pub branches: Option<Vec<String>>,
+    /// User names whose pushes are left out (`dependabot[bot]`), case-insensitively: the
+    /// pusher, or the authors of all of a push's commits.
     pub exclude_authors: Option<Vec<String>>,
+    /// An access token sent as `Authorization: Bearer` (ntfy's `tk_...`; `webhook`).
     pub token: Option<String>,
 }
 

@@ -12,218 +12,107 @@ use serde_json::{Map, Value, json};
 
 use crate::notify::Kind;
 
-/// `(from operationId, status, link name, to operationId, parameters)`: the response of `from`
-/// supplies `to`'s parameters, as runtime expressions.
-type Link = (
-    &'static str,
-    &'static str,
+/// `(from operationId, status, parameters, links)`: the response of `from` supplies the
+/// parameters, as runtime expressions, of each linked operation `(link name, to operationId)`.
+type Links = (
     &'static str,
     &'static str,
     &'static [(&'static str, &'static str)],
+    &'static [(&'static str, &'static str)],
 );
 
-pub const LINKS: &[Link] = &[
+/// What a notification's id opens.
+const NOTIFICATION_LINKS: &[(&str, &str)] = &[
+    ("DeleteNotification", "adminDeleteNotification"),
+    ("NotificationDeliveries", "adminNotificationDeliveries"),
+    ("PauseNotification", "adminPauseNotification"),
+    ("ResumeNotification", "adminResumeNotification"),
+    ("TestNotification", "adminTestNotification"),
+];
+
+/// What a project's name opens.
+const PROJECT_LINKS: &[(&str, &str)] = &[
+    ("ListKeys", "adminListKeys"),
+    ("CreateKey", "adminCreateKey"),
+    ("ListPushes", "adminListPushes"),
+    ("RotateSecret", "adminRotateSecret"),
+    ("DeleteProject", "adminDeleteProject"),
+    ("CreateNotification", "adminCreateNotification"),
+    ("ListNotifications", "adminListNotifications"),
+];
+
+/// The parameters of an owner's page of pushes that open its first push.
+const FIRST_PUSH_OF_PAGE: &[(&str, &str)] = &[
+    ("name", "$request.path.name"),
+    ("id", "$response.body#/pushes/0/id"),
+];
+
+pub const LINKS: &[Links] = &[
     (
         "adminCreateNotification",
         "201",
-        "DeleteNotification",
-        "adminDeleteNotification",
         &[("name", "$request.path.name"), ("id", "$response.body#/id")],
-    ),
-    (
-        "adminCreateNotification",
-        "201",
-        "NotificationDeliveries",
-        "adminNotificationDeliveries",
-        &[("name", "$request.path.name"), ("id", "$response.body#/id")],
-    ),
-    (
-        "adminCreateNotification",
-        "201",
-        "PauseNotification",
-        "adminPauseNotification",
-        &[("name", "$request.path.name"), ("id", "$response.body#/id")],
-    ),
-    (
-        "adminCreateNotification",
-        "201",
-        "ResumeNotification",
-        "adminResumeNotification",
-        &[("name", "$request.path.name"), ("id", "$response.body#/id")],
-    ),
-    (
-        "adminCreateNotification",
-        "201",
-        "TestNotification",
-        "adminTestNotification",
-        &[("name", "$request.path.name"), ("id", "$response.body#/id")],
+        NOTIFICATION_LINKS,
     ),
     (
         "adminCreateProject",
         "201",
-        "ListKeys",
-        "adminListKeys",
         &[("name", "$response.body#/name")],
-    ),
-    (
-        "adminCreateProject",
-        "201",
-        "CreateKey",
-        "adminCreateKey",
-        &[("name", "$response.body#/name")],
-    ),
-    (
-        "adminCreateProject",
-        "201",
-        "ListPushes",
-        "adminListPushes",
-        &[("name", "$response.body#/name")],
-    ),
-    (
-        "adminCreateProject",
-        "201",
-        "RotateSecret",
-        "adminRotateSecret",
-        &[("name", "$response.body#/name")],
-    ),
-    (
-        "adminCreateProject",
-        "201",
-        "DeleteProject",
-        "adminDeleteProject",
-        &[("name", "$response.body#/name")],
-    ),
-    (
-        "adminCreateProject",
-        "201",
-        "CreateNotification",
-        "adminCreateNotification",
-        &[("name", "$response.body#/name")],
-    ),
-    (
-        "adminCreateProject",
-        "201",
-        "ListNotifications",
-        "adminListNotifications",
-        &[("name", "$response.body#/name")],
+        PROJECT_LINKS,
     ),
     (
         "adminListProjects",
         "200",
-        "ListNotifications",
-        "adminListNotifications",
         &[("name", "$response.body#/0/name")],
-    ),
-    (
-        "adminListProjects",
-        "200",
-        "ListKeys",
-        "adminListKeys",
-        &[("name", "$response.body#/0/name")],
-    ),
-    (
-        "adminListNotifications",
-        "200",
-        "DeleteNotification",
-        "adminDeleteNotification",
         &[
-            ("name", "$request.path.name"),
-            ("id", "$response.body#/0/id"),
+            ("ListNotifications", "adminListNotifications"),
+            ("ListKeys", "adminListKeys"),
         ],
     ),
     (
         "adminListNotifications",
         "200",
-        "NotificationDeliveries",
-        "adminNotificationDeliveries",
         &[
             ("name", "$request.path.name"),
             ("id", "$response.body#/0/id"),
         ],
-    ),
-    (
-        "adminListNotifications",
-        "200",
-        "PauseNotification",
-        "adminPauseNotification",
-        &[
-            ("name", "$request.path.name"),
-            ("id", "$response.body#/0/id"),
-        ],
-    ),
-    (
-        "adminListNotifications",
-        "200",
-        "ResumeNotification",
-        "adminResumeNotification",
-        &[
-            ("name", "$request.path.name"),
-            ("id", "$response.body#/0/id"),
-        ],
-    ),
-    (
-        "adminListNotifications",
-        "200",
-        "TestNotification",
-        "adminTestNotification",
-        &[
-            ("name", "$request.path.name"),
-            ("id", "$response.body#/0/id"),
-        ],
+        NOTIFICATION_LINKS,
     ),
     (
         "adminListKeys",
         "200",
-        "RevokeKey",
-        "adminRevokeKey",
         &[
             ("name", "$request.path.name"),
             ("key", "$response.body#/0/id"),
         ],
+        &[("RevokeKey", "adminRevokeKey")],
     ),
     (
         "adminCreateKey",
         "201",
-        "RevokeKey",
-        "adminRevokeKey",
         &[
             ("name", "$response.body#/project"),
             ("key", "$response.body#/id"),
         ],
+        &[("RevokeKey", "adminRevokeKey")],
     ),
     (
         "adminListPushes",
         "200",
-        "GetPush",
-        "adminGetPush",
-        &[
-            ("name", "$request.path.name"),
-            ("id", "$response.body#/pushes/0/id"),
-        ],
+        FIRST_PUSH_OF_PAGE,
+        &[("GetPush", "adminGetPush")],
     ),
     (
         "adminSearchPushes",
         "200",
-        "GetPush",
-        "adminGetPush",
-        &[
-            ("name", "$request.path.name"),
-            ("id", "$response.body#/pushes/0/id"),
-        ],
+        FIRST_PUSH_OF_PAGE,
+        &[("GetPush", "adminGetPush")],
     ),
     (
         "listPushes",
         "200",
-        "GetPush",
-        "getPush",
         &[("id", "$response.body#/pushes/0/id")],
-    ),
-    (
-        "listPushes",
-        "200",
-        "Resummarize",
-        "adminResummarize",
-        &[("id", "$response.body#/pushes/0/id")],
+        &[("GetPush", "getPush"), ("Resummarize", "adminResummarize")],
     ),
 ];
 
@@ -424,28 +313,33 @@ fn date_time_formats(doc: &mut Value) {
     }
 }
 
+/// The operationIds of the document.
+fn operation_ids(doc: &mut Value) -> std::collections::HashSet<String> {
+    operations(doc)
+        .filter_map(|(_, op)| op.get("operationId").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn links(doc: &mut Value) {
-    let mut index = std::collections::HashMap::new();
-    for (_, op) in operations(doc) {
-        if let Some(id) = op.get("operationId").and_then(Value::as_str) {
-            index.insert(id.to_owned(), ());
-        }
-    }
-    for (from, status, name, to, params) in LINKS {
-        assert!(
-            index.contains_key(*from) && index.contains_key(*to),
-            "a link names an operation the document does not have: {from} -> {to}"
-        );
+    let ids = operation_ids(doc);
+    for (from, status, params, links) in LINKS {
         let parameters: Map<String, Value> = params
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
             .collect();
-        for (_, op) in operations(doc) {
-            if op.get("operationId").and_then(Value::as_str) != Some(*from) {
-                continue;
+        for (name, to) in *links {
+            assert!(
+                ids.contains(*from) && ids.contains(*to),
+                "a link names an operation the document does not have: {from} -> {to}"
+            );
+            for (_, op) in operations(doc) {
+                if op.get("operationId").and_then(Value::as_str) != Some(*from) {
+                    continue;
+                }
+                let response = &mut op["responses"][*status];
+                response["links"][*name] = json!({"operationId": to, "parameters": parameters});
             }
-            let response = &mut op["responses"][*status];
-            response["links"][*name] = json!({"operationId": to, "parameters": parameters});
         }
     }
 }
@@ -598,16 +492,11 @@ mod tests {
 
     #[test]
     fn every_link_joins_operations_of_the_document() {
-        let doc = document();
-        let ids: Vec<&str> = doc["paths"]
-            .as_object()
-            .unwrap()
-            .values()
-            .flat_map(|item| item.as_object().unwrap().values())
-            .filter_map(|op| op["operationId"].as_str())
-            .collect();
-        for (from, _, _, to, _) in LINKS {
-            assert!(ids.contains(from) && ids.contains(to), "{from} -> {to}");
+        let ids = operation_ids(&mut document());
+        for (from, _, _, links) in LINKS {
+            for (_, to) in *links {
+                assert!(ids.contains(*from) && ids.contains(*to), "{from} -> {to}");
+            }
         }
     }
 

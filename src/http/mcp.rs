@@ -787,6 +787,8 @@ fn render_activity(activity: &Activity) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -813,11 +815,10 @@ mod tests {
         for kind in [ToolKind::ListPushes, ToolKind::SearchPushes] {
             let schema = kind.definition().input_schema;
             let props = schema["properties"].as_object().unwrap();
-            let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
-            names.sort_unstable();
+            let names: BTreeSet<&str> = props.keys().map(String::as_str).collect();
             assert_eq!(
                 names,
-                [
+                BTreeSet::from([
                     "author",
                     "branch",
                     "cursor",
@@ -829,7 +830,7 @@ mod tests {
                     "since",
                     "sort",
                     "until"
-                ]
+                ])
             );
             assert_eq!(props["author"]["type"], "array");
             assert_eq!(props["refType"]["enum"], json!(["branch", "tag", null]));

@@ -18,39 +18,6 @@ use crate::manage::{CreatedNotification, NotificationRequest};
 use crate::notify::send::Verdict;
 use crate::notify::{DeliveryAttempt, Notification};
 
-/// A new notification.
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct NewNotificationBody {
-    /// `slack`, `discord`, `teams`, `mattermost`, `ntfy` or `webhook`.
-    pub kind: String,
-    /// The receiver: an incoming webhook URL, a Teams Workflows URL, an ntfy topic URL
-    /// (`https://ntfy.sh/mytopic`) or any http(s) endpoint for `webhook`.
-    pub url: String,
-    pub label: Option<String>,
-    /// Glob patterns of branches and tags (`main`, `release/*`, `v*`); a leading `!` excludes,
-    /// the last matching pattern decides. Absent: every branch and tag.
-    pub branches: Option<Vec<String>>,
-    /// User names whose pushes are left out (`dependabot[bot]`), case-insensitively: the
-    /// pusher, or the authors of all of a push's commits.
-    pub exclude_authors: Option<Vec<String>>,
-    /// An access token sent as `Authorization: Bearer` (ntfy's `tk_...`; `webhook`).
-    pub token: Option<String>,
-}
-
-impl From<NewNotificationBody> for NotificationRequest {
-    fn from(b: NewNotificationBody) -> Self {
-        NotificationRequest {
-            kind: b.kind,
-            url: b.url,
-            label: b.label,
-            branches: b.branches,
-            exclude_authors: b.exclude_authors,
-            token: b.token,
-        }
-    }
-}
-
 /// A notification as listed; its URL masked (scheme, host and first path segment).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -184,12 +151,11 @@ impl NotificationsApi {
         _auth: AdminAuth,
         /// The project's name.
         name: Path<Matching<ProjectNameText>>,
-        body: Json<NewNotificationBody>,
+        body: Json<NotificationRequest>,
     ) -> poem::Result<Created<NotificationCreated>> {
         let now = state.clock.now();
-        let request = NotificationRequest::from(body.0);
         let created = manage(&state, move |m| {
-            m.add_notification(name.0.as_ref(), &request, now)
+            m.add_notification(name.0.as_ref(), &body.0, now)
         })
         .await?;
         Ok(answer(created, |c| Created::Created(Json(c.into()))))
