@@ -105,9 +105,10 @@ pub struct CreatedNotification {
 }
 
 // What a new notification is asked to be, as given: the admin API's body as it is, since every
-// field is parsed here, for the command line too.
+// field is parsed here, for the command line too. `Debug` shows neither the token nor the URL
+// (a Slack or Discord URL is itself a secret).
 /// A new notification.
-#[derive(Debug, Default, Clone, poem_openapi::Object)]
+#[derive(Default, Clone, poem_openapi::Object)]
 #[oai(rename = "NewNotificationBody", rename_all = "camelCase")]
 pub struct NotificationRequest {
     /// `slack`, `discord`, `teams`, `mattermost`, `ntfy` or `webhook`.
@@ -124,6 +125,19 @@ pub struct NotificationRequest {
     pub exclude_authors: Option<Vec<String>>,
     /// An access token sent as `Authorization: Bearer` (ntfy's `tk_...`; `webhook`).
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for NotificationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationRequest")
+            .field("kind", &self.kind)
+            .field("url", &"[redacted]")
+            .field("label", &self.label)
+            .field("branches", &self.branches)
+            .field("exclude_authors", &self.exclude_authors)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl NotificationRequest {
@@ -409,5 +423,23 @@ impl Manager {
         self.store
             .notification_attempts(&project, id)
             .map_err(Self::no_such_notification(&project, id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notification_request_debugs_without_its_url_or_token() {
+        let request = NotificationRequest {
+            kind: "ntfy".into(),
+            url: "https://hooks.slack.com/services/T0/B0/SECRETPATH".into(),
+            token: Some("tk_SECRETTOKEN".into()),
+            ..NotificationRequest::default()
+        };
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("ntfy"), "{shown}");
     }
 }
