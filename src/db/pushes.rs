@@ -888,9 +888,7 @@ pub fn list(
         }
     };
 
-    let mut pushes = Vec::new();
-    let mut next = None;
-    if limit > 0 {
+    read_page(scope, filter, limit, total, offset, || {
         let sql = page_sql(
             branch.is_some(),
             lo.is_some(),
@@ -909,10 +907,28 @@ pub fn list(
                 i64::from(limit) + 1,
                 i64::try_from(skip).unwrap_or(i64::MAX),
             ],
-            |r| Ok((r.get::<_, i64>(0)?, push_from_row(r, 1, project)?)),
+            |r| keyed_push(r, project),
         )?;
-        (pushes, next) = cut_page(rows.collect::<Result<_, _>>()?, limit, scope, filter);
-    }
+        Ok(rows.collect::<Result<_, _>>()?)
+    })
+}
+
+/// A page of `total` matching pushes starting at `offset`, its rows read by `query` (not run
+/// for an empty page) as [`keyed_push`]es, one over `limit`: the row left over says a next page
+/// exists, so both page queries name the cursor after the page here.
+pub(super) fn read_page(
+    scope: &ProjectScope,
+    filter: &PushFilter,
+    limit: u32,
+    total: i64,
+    offset: u64,
+    query: impl FnOnce() -> Result<Vec<(i64, Push)>, DbError>,
+) -> Result<PushPage, DbError> {
+    let (pushes, next) = if limit > 0 {
+        cut_page(query()?, limit, scope, filter)
+    } else {
+        (Vec::new(), None)
+    };
     Ok(PushPage {
         pushes,
         total: total.max(0) as u64,
@@ -921,9 +937,13 @@ pub fn list(
     })
 }
 
-/// Cuts `(row id, push)` rows, read one over `limit`, to the page; the row left over says a
-/// next page exists, so both page queries name the cursor after the page here.
-pub(super) fn cut_page(
+/// A row of a page query: the push's row id, then its [`PUSH_COLUMNS`].
+pub(super) fn keyed_push(row: &Row<'_>, project: &str) -> rusqlite::Result<(i64, Push)> {
+    Ok((row.get(0)?, push_from_row(row, 1, project)?))
+}
+
+/// Cuts `(row id, push)` rows, read one over `limit`, to the page and the cursor after it.
+fn cut_page(
     mut keyed: Vec<(i64, Push)>,
     limit: u32,
     scope: &ProjectScope,
@@ -958,10 +978,7 @@ pub fn get(
     );
     let found = conn
         .prepare_cached(&sql)?
-        .query_row(params![project_id, public_id], |r| {
-            let row_id: i64 = r.get(0)?;
-            Ok((row_id, push_from_row(r, 1, project)?))
-        })
+        .query_row(params![project_id, public_id], |r| keyed_push(r, project))
         .optional()?;
     let (row_id, push) = found.ok_or(DbError::NotFound)?;
     Ok((push, commits(conn, row_id)?))

@@ -14,7 +14,7 @@ use super::changes::{self, Change, ChangeCursor};
 use super::history::{self, DigestPush, GroupCount, Grouping, RangeCounts};
 use super::notifications::{self, DeliveryRecord, DueDelivery};
 use super::pushes::{self, PageStart, PushFilter, PushPage};
-use super::summary_queue::{self, ClaimedPush};
+use super::summary_queue::{self, Attempt, ClaimedPush};
 use super::{Db, DbError, admin, expiry, keys, projects, settings, stats};
 use crate::domain::{ApiKeyInfo, NewCommit, Project, ProjectName, Push, PushCounts};
 use crate::metrics::DbStats;
@@ -507,7 +507,7 @@ impl Store for Db {
         error: &str,
         next_at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        summary_queue::retry_at(&*self.conn()?, push.row_id, error, next_at)?;
+        summary_queue::back_to_queue(&*self.conn()?, push.row_id, error, next_at, Attempt::Spent)?;
         self.changed.notify_one();
         Ok(())
     }
@@ -518,7 +518,13 @@ impl Store for Db {
         error: &str,
         next_at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        summary_queue::postpone(&*self.conn()?, push.row_id, error, next_at)?;
+        summary_queue::back_to_queue(
+            &*self.conn()?,
+            push.row_id,
+            error,
+            next_at,
+            Attempt::Refunded,
+        )?;
         self.changed.notify_one();
         Ok(())
     }
