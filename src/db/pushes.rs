@@ -272,6 +272,29 @@ impl PushFilter {
             || self.ref_kind.is_some()
             || self.order != PushOrder::Newest
     }
+
+    /// Hands the values of the search, author, repository and ref-type filters to `field`, each
+    /// with a tag of its own numbered from `first_tag` (a prefix term, a whole word, an author
+    /// lowercased, a repository, the ref type): what a cursor and a cached digest are keyed on.
+    pub fn each_extended_value(&self, first_tag: u8, mut field: impl FnMut(u8, &str)) {
+        for term in &self.text {
+            let tag = if term.prefix {
+                first_tag
+            } else {
+                first_tag + 1
+            };
+            field(tag, &term.word);
+        }
+        for author in &self.authors {
+            field(first_tag + 2, &author.to_lowercase());
+        }
+        for repository in &self.repositories {
+            field(first_tag + 3, repository);
+        }
+        if let Some(kind) = self.ref_kind {
+            field(first_tag + 4, kind.as_str());
+        }
+    }
 }
 
 /// One word of a search: matched as itself (stemmed), or as a prefix of words (`auth*`).
@@ -362,23 +385,11 @@ impl PageCursor {
         // Only filters that are set are hashed, so cursors made before these filters existed
         // still read back.
         if filter.is_extended() {
-            let mut field = |tag: u8, value: &str| {
+            filter.each_extended_value(2, |tag, value| {
                 hash.update([tag]);
                 hash.update((value.len() as u64).to_le_bytes());
                 hash.update(value.as_bytes());
-            };
-            for term in &filter.text {
-                field(if term.prefix { 2 } else { 3 }, &term.word);
-            }
-            for author in &filter.authors {
-                field(4, &author.to_lowercase());
-            }
-            for repository in &filter.repositories {
-                field(5, repository);
-            }
-            if let Some(kind) = filter.ref_kind {
-                field(6, kind.as_str());
-            }
+            });
         }
         hash.update(pushed_at.to_le_bytes());
         hash.update(id.to_le_bytes());
