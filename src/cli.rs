@@ -452,6 +452,16 @@ fn open_db(path: &std::path::Path) -> anyhow::Result<Db> {
     Db::open(path).with_context(|| format!("opening database {}", path.display()))
 }
 
+/// The manager of a command that prints no webhook URL, so needs no public URL to build one.
+fn offline_manager(db_path: &std::path::Path) -> anyhow::Result<Manager> {
+    Ok(Manager::new(open_db(db_path)?, String::new()))
+}
+
+/// `manager` sending to receivers as the server does, refusing private addresses when asked.
+fn sending(manager: Manager, deny_private: bool) -> Manager {
+    manager.with_notify_sender(crate::notify::send::Sender::default().denying_private(deny_private))
+}
+
 /// Prints `value` as one line of JSON, in the admin API's shape for the same thing.
 fn print_json(value: impl ToJSON) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -624,7 +634,7 @@ fn project(db_path: &std::path::Path, cmd: ProjectCommand) -> anyhow::Result<()>
 }
 
 fn key(db_path: &std::path::Path, cmd: KeyCommand) -> anyhow::Result<()> {
-    let manager = Manager::new(open_db(db_path)?, String::new());
+    let manager = offline_manager(db_path)?;
     match cmd {
         KeyCommand::Create {
             project,
@@ -734,7 +744,7 @@ fn backup(db_path: &std::path::Path, file: &std::path::Path, force: bool) -> any
 
 fn notify(db_path: &std::path::Path, cmd: NotifyCommand) -> anyhow::Result<()> {
     use crate::http::notifications::{NotificationCreated, NotificationItem};
-    let manager = Manager::new(open_db(db_path)?, String::new());
+    let manager = offline_manager(db_path)?;
     match cmd {
         NotifyCommand::Add {
             project,
@@ -747,9 +757,7 @@ fn notify(db_path: &std::path::Path, cmd: NotifyCommand) -> anyhow::Result<()> {
             json,
             notify_deny_private,
         } => {
-            let manager = manager.with_notify_sender(
-                crate::notify::send::Sender::default().denying_private(notify_deny_private),
-            );
+            let manager = sending(manager, notify_deny_private);
             let request = crate::manage::NotificationRequest {
                 kind,
                 url,
@@ -828,9 +836,7 @@ fn notify(db_path: &std::path::Path, cmd: NotifyCommand) -> anyhow::Result<()> {
             id,
             notify_deny_private,
         } => {
-            let manager = manager.with_notify_sender(
-                crate::notify::send::Sender::default().denying_private(notify_deny_private),
-            );
+            let manager = sending(manager, notify_deny_private);
             let sent = manager.test_notification(&project, id, Utc::now())?;
             match (&sent.verdict, sent.status) {
                 (crate::notify::send::Verdict::Delivered, Some(status)) => {
@@ -865,7 +871,7 @@ fn notify(db_path: &std::path::Path, cmd: NotifyCommand) -> anyhow::Result<()> {
 }
 
 fn push(db_path: &std::path::Path, cmd: PushCommand) -> anyhow::Result<()> {
-    let manager = Manager::new(open_db(db_path)?, String::new());
+    let manager = offline_manager(db_path)?;
     match cmd {
         PushCommand::Resummarize { id } => {
             manager.resummarize(&id, None, Utc::now())?;

@@ -45,6 +45,24 @@ const OUTBOX: &str =
     WHERE p.summary_status IN ('summarized', 'failed')
     ON CONFLICT (notification_id, push_id) DO NOTHING";
 
+/// The day of a push, as the day counters number it.
+const DAY: &str = bucket!("86400000");
+/// The hour of a push.
+const HOUR: &str = bucket!("3600000");
+/// The 32-day block of a push.
+const BLOCK: &str = bucket!("2764800000");
+
+/// The counters a catch-up adds the queued pushes to: the table, the column it buckets by and
+/// the bucket of a push, whether it counts per branch and whether it sums commits too.
+const COUNTERS: [(&str, &str, &str, bool, bool); 6] = [
+    ("push_days", "day", DAY, false, true),
+    ("push_branch_days", "day", DAY, true, true),
+    ("push_hours", "bucket", HOUR, false, false),
+    ("push_branch_hours", "bucket", HOUR, true, false),
+    ("push_blocks", "bucket", BLOCK, false, false),
+    ("push_branch_blocks", "bucket", BLOCK, true, false),
+];
+
 /// Every other statement of a catch-up, in order; each reads the queue.
 /// `WHERE true` keeps SQLite from reading an upsert's `ON CONFLICT` as a join constraint.
 fn statements() -> &'static [String] {
@@ -73,22 +91,16 @@ fn statements() -> &'static [String] {
                     DO UPDATE SET n = n + excluded.n{commits_set}"
             )
         };
-        let day = bucket!("86400000");
-        let hour = bucket!("3600000");
-        let block = bucket!("2764800000");
-        vec![
-            format!(
-                "INSERT INTO push_counts (project_id, branch, n)
+        let mut statements = vec![format!(
+            "INSERT INTO push_counts (project_id, branch, n)
                  SELECT p.project_id, p.branch, count(*) FROM {QUEUED}
                  WHERE true GROUP BY p.project_id, p.branch
                  ON CONFLICT (project_id, branch) DO UPDATE SET n = n + excluded.n"
-            ),
-            counter("push_days", "day", day, false, true),
-            counter("push_branch_days", "day", day, true, true),
-            counter("push_hours", "bucket", hour, false, false),
-            counter("push_branch_hours", "bucket", hour, true, false),
-            counter("push_blocks", "bucket", block, false, false),
-            counter("push_branch_blocks", "bucket", block, true, false),
+        )];
+        statements.extend(COUNTERS.iter().map(|&(table, key, expr, branch, commits)| {
+            counter(table, key, expr, branch, commits)
+        }));
+        statements.extend([
             // Its trigger writes the search entries, now that the text is there.
             format!(
                 "INSERT INTO push_text (push_id, messages, authors)
@@ -114,7 +126,8 @@ fn statements() -> &'static [String] {
                 "INSERT INTO push_changes (project_id, push_id, kind)
                  SELECT p.project_id, p.id, 'created' FROM {QUEUED} ORDER BY p.id"
             ),
-        ]
+        ]);
+        statements
     })
 }
 
@@ -267,15 +280,7 @@ mod tests {
     fn assert_derived_true(conn: &Connection) {
         assert_eq!(count(conn, "SELECT count(*) FROM push_index_queue"), 0);
         let pushes = count(conn, "SELECT count(*) FROM pushes");
-        for table in [
-            "push_counts",
-            "push_days",
-            "push_branch_days",
-            "push_hours",
-            "push_branch_hours",
-            "push_blocks",
-            "push_branch_blocks",
-        ] {
+        for table in ["push_counts"].into_iter().chain(COUNTERS.map(|c| c.0)) {
             let sum = count(conn, &format!("SELECT COALESCE(sum(n), 0) FROM {table}"));
             assert_eq!(sum, pushes, "{table}");
         }

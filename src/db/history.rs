@@ -8,7 +8,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
 use super::pushes::{
-    PUSH_COLUMNS, PageStart, PushFilter, PushOrder, PushPage, SearchTerm, cut_page, push_from_row,
+    PUSH_COLUMNS, PageStart, PushFilter, PushOrder, PushPage, SearchTerm, keyed_push, read_page,
 };
 use super::{DbError, ProjectScope, to_millis};
 
@@ -139,9 +139,7 @@ pub(super) fn list(
             (Some(c.clone()), 0, upto.max(0) as u64)
         }
     };
-    let mut pushes = Vec::new();
-    let mut next = None;
-    if limit > 0 {
+    read_page(scope, filter, limit, total, offset, || {
         let mut conditions = base.conditions.clone();
         let mut params = base.params.clone();
         if let Some(c) = &cursor {
@@ -161,16 +159,8 @@ pub(super) fn list(
             base.from
         );
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
-            Ok((r.get::<_, i64>(0)?, push_from_row(r, 1, project)?))
-        })?;
-        (pushes, next) = cut_page(rows.collect::<Result<_, _>>()?, limit, scope, filter);
-    }
-    Ok(PushPage {
-        pushes,
-        total: total.max(0) as u64,
-        offset,
-        next,
+        let rows = stmt.query_map(params_from_iter(params.iter()), |r| keyed_push(r, project))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     })
 }
 

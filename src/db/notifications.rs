@@ -85,14 +85,19 @@ pub fn get(conn: &Connection, project_id: i64, id: i64) -> Result<Notification, 
 }
 
 pub fn delete(conn: &Connection, project_id: i64, id: i64) -> Result<(), DbError> {
-    let n = conn.execute(
+    let deleted = conn.execute(
         "DELETE FROM notifications WHERE project_id = ?1 AND id = ?2",
         params![project_id, id],
     )?;
-    if n == 0 {
-        return Err(DbError::NotFound);
+    found(deleted)
+}
+
+/// `Ok` when a statement changed the notification it named, `NotFound` when there was none.
+fn found(changed: usize) -> Result<(), DbError> {
+    match changed {
+        0 => Err(DbError::NotFound),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Pauses (with a reason) or resumes; resuming clears the failure count and any backoff.
@@ -103,17 +108,14 @@ pub fn set_enabled(
     enabled: bool,
     reason: Option<&str>,
 ) -> Result<(), DbError> {
-    let n = conn.execute(
+    let changed = conn.execute(
         "UPDATE notifications SET enabled = ?3, disabled_reason = ?4,
             failures_in_a_row = CASE WHEN ?3 THEN 0 ELSE failures_in_a_row END,
             blocked_until = CASE WHEN ?3 THEN 0 ELSE blocked_until END
          WHERE project_id = ?1 AND id = ?2",
         params![project_id, id, enabled, reason],
     )?;
-    if n == 0 {
-        return Err(DbError::NotFound);
-    }
-    Ok(())
+    found(changed)
 }
 
 pub fn attempts(

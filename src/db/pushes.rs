@@ -272,6 +272,29 @@ impl PushFilter {
             || self.ref_kind.is_some()
             || self.order != PushOrder::Newest
     }
+
+    /// Hands the values of the search, author, repository and ref-type filters to `field`, each
+    /// with a tag of its own numbered from `first_tag` (a prefix term, a whole word, an author
+    /// lowercased, a repository, the ref type): what a cursor and a cached digest are keyed on.
+    pub fn each_extended_value(&self, first_tag: u8, mut field: impl FnMut(u8, &str)) {
+        for term in &self.text {
+            let tag = if term.prefix {
+                first_tag
+            } else {
+                first_tag + 1
+            };
+            field(tag, &term.word);
+        }
+        for author in &self.authors {
+            field(first_tag + 2, &author.to_lowercase());
+        }
+        for repository in &self.repositories {
+            field(first_tag + 3, repository);
+        }
+        if let Some(kind) = self.ref_kind {
+            field(first_tag + 4, kind.as_str());
+        }
+    }
 }
 
 /// One word of a search: matched as itself (stemmed), or as a prefix of words (`auth*`).
@@ -362,23 +385,11 @@ impl PageCursor {
         // Only filters that are set are hashed, so cursors made before these filters existed
         // still read back.
         if filter.is_extended() {
-            let mut field = |tag: u8, value: &str| {
+            filter.each_extended_value(2, |tag, value| {
                 hash.update([tag]);
                 hash.update((value.len() as u64).to_le_bytes());
                 hash.update(value.as_bytes());
-            };
-            for term in &filter.text {
-                field(if term.prefix { 2 } else { 3 }, &term.word);
-            }
-            for author in &filter.authors {
-                field(4, &author.to_lowercase());
-            }
-            for repository in &filter.repositories {
-                field(5, repository);
-            }
-            if let Some(kind) = filter.ref_kind {
-                field(6, kind.as_str());
-            }
+            });
         }
         hash.update(pushed_at.to_le_bytes());
         hash.update(id.to_le_bytes());
@@ -888,9 +899,7 @@ pub fn list(
         }
     };
 
-    let mut pushes = Vec::new();
-    let mut next = None;
-    if limit > 0 {
+    read_page(scope, filter, limit, total, offset, || {
         let sql = page_sql(
             branch.is_some(),
             lo.is_some(),
@@ -909,10 +918,28 @@ pub fn list(
                 i64::from(limit) + 1,
                 i64::try_from(skip).unwrap_or(i64::MAX),
             ],
-            |r| Ok((r.get::<_, i64>(0)?, push_from_row(r, 1, project)?)),
+            |r| keyed_push(r, project),
         )?;
-        (pushes, next) = cut_page(rows.collect::<Result<_, _>>()?, limit, scope, filter);
-    }
+        Ok(rows.collect::<Result<_, _>>()?)
+    })
+}
+
+/// A page of `total` matching pushes starting at `offset`, its rows read by `query` (not run
+/// for an empty page) as [`keyed_push`]es, one over `limit`: the row left over says a next page
+/// exists, so both page queries name the cursor after the page here.
+pub(super) fn read_page(
+    scope: &ProjectScope,
+    filter: &PushFilter,
+    limit: u32,
+    total: i64,
+    offset: u64,
+    query: impl FnOnce() -> Result<Vec<(i64, Push)>, DbError>,
+) -> Result<PushPage, DbError> {
+    let (pushes, next) = if limit > 0 {
+        cut_page(query()?, limit, scope, filter)
+    } else {
+        (Vec::new(), None)
+    };
     Ok(PushPage {
         pushes,
         total: total.max(0) as u64,
@@ -921,9 +948,13 @@ pub fn list(
     })
 }
 
-/// Cuts `(row id, push)` rows, read one over `limit`, to the page; the row left over says a
-/// next page exists, so both page queries name the cursor after the page here.
-pub(super) fn cut_page(
+/// A row of a page query: the push's row id, then its [`PUSH_COLUMNS`].
+pub(super) fn keyed_push(row: &Row<'_>, project: &str) -> rusqlite::Result<(i64, Push)> {
+    Ok((row.get(0)?, push_from_row(row, 1, project)?))
+}
+
+/// Cuts `(row id, push)` rows, read one over `limit`, to the page and the cursor after it.
+fn cut_page(
     mut keyed: Vec<(i64, Push)>,
     limit: u32,
     scope: &ProjectScope,
@@ -958,10 +989,7 @@ pub fn get(
     );
     let found = conn
         .prepare_cached(&sql)?
-        .query_row(params![project_id, public_id], |r| {
-            let row_id: i64 = r.get(0)?;
-            Ok((row_id, push_from_row(r, 1, project)?))
-        })
+        .query_row(params![project_id, public_id], |r| keyed_push(r, project))
         .optional()?;
     let (row_id, push) = found.ok_or(DbError::NotFound)?;
     Ok((push, commits(conn, row_id)?))

@@ -9,12 +9,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use rusqlite::Connection;
 
 use super::changes::{self, Change, ChangeCursor};
 use super::history::{self, DigestPush, GroupCount, Grouping, RangeCounts};
 use super::notifications::{self, DeliveryRecord, DueDelivery};
 use super::pushes::{self, PageStart, PushFilter, PushPage};
-use super::summary_queue::{self, ClaimedPush};
+use super::summary_queue::{self, Attempt, ClaimedPush};
 use super::{Db, DbError, admin, expiry, keys, projects, settings, stats};
 use crate::domain::{ApiKeyInfo, NewCommit, Project, ProjectName, Push, PushCounts};
 use crate::metrics::DbStats;
@@ -276,6 +277,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     -> Result<usize, DbError>;
 }
 
+impl Db {
+    /// Runs a change to the summary queue, then wakes the live stream: the change log may have
+    /// grown.
+    fn queue_change<T>(
+        &self,
+        change: impl FnOnce(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let done = change(&*self.conn()?)?;
+        self.changed.notify_one();
+        Ok(done)
+    }
+}
+
 impl From<Db> for Arc<dyn Store> {
     fn from(db: Db) -> Self {
         Arc::new(db)
@@ -480,9 +494,7 @@ impl Store for Db {
     }
 
     fn requeue_abandoned(&self, now: DateTime<Utc>) -> Result<usize, DbError> {
-        let n = summary_queue::requeue_abandoned(&*self.conn()?, now)?;
-        self.changed.notify_one();
-        Ok(n)
+        self.queue_change(|conn| summary_queue::requeue_abandoned(conn, now))
     }
 
     fn claim_next(&self, now: DateTime<Utc>) -> Result<Option<ClaimedPush>, DbError> {
@@ -496,9 +508,7 @@ impl Store for Db {
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        summary_queue::complete(&*self.conn()?, push.row_id, summary, source, now)?;
-        self.changed.notify_one();
-        Ok(())
+        self.queue_change(|conn| summary_queue::complete(conn, push.row_id, summary, source, now))
     }
 
     fn retry_at(
@@ -507,9 +517,9 @@ impl Store for Db {
         error: &str,
         next_at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        summary_queue::retry_at(&*self.conn()?, push.row_id, error, next_at)?;
-        self.changed.notify_one();
-        Ok(())
+        self.queue_change(|conn| {
+            summary_queue::back_to_queue(conn, push.row_id, error, next_at, Attempt::Spent)
+        })
     }
 
     fn postpone(
@@ -518,15 +528,13 @@ impl Store for Db {
         error: &str,
         next_at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        summary_queue::postpone(&*self.conn()?, push.row_id, error, next_at)?;
-        self.changed.notify_one();
-        Ok(())
+        self.queue_change(|conn| {
+            summary_queue::back_to_queue(conn, push.row_id, error, next_at, Attempt::Refunded)
+        })
     }
 
     fn fail(&self, push: &ClaimedPush, error: &str) -> Result<(), DbError> {
-        summary_queue::fail(&*self.conn()?, push.row_id, error)?;
-        self.changed.notify_one();
-        Ok(())
+        self.queue_change(|conn| summary_queue::fail(conn, push.row_id, error))
     }
 
     fn next_due(&self) -> Result<Option<DateTime<Utc>>, DbError> {
@@ -539,9 +547,9 @@ impl Store for Db {
         scope: Option<&ProjectScope>,
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        summary_queue::requeue(&*self.conn()?, public_id, scope.map(ProjectScope::id), now)?;
-        self.changed.notify_one();
-        Ok(())
+        self.queue_change(|conn| {
+            summary_queue::requeue(conn, public_id, scope.map(ProjectScope::id), now)
+        })
     }
 
     fn changes_after(

@@ -100,32 +100,33 @@ pub fn complete(
     Ok(())
 }
 
-/// Back to the queue after a failed attempt, due again at `next_at`.
-pub fn retry_at(
-    conn: &Connection,
-    row_id: i64,
-    error: &str,
-    next_at: DateTime<Utc>,
-) -> Result<(), DbError> {
-    conn.execute(
-        "UPDATE pushes SET summary_status = ?4, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
-        params![row_id, error, to_millis(next_at), Pending],
-    )?;
-    Ok(())
+/// Whether a push sent back to the queue has used up the attempt it was claimed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The attempt failed and counts against the push.
+    Spent,
+    /// The attempt is not held against the push (a daily quota ran out).
+    Refunded,
 }
 
-/// Back to the queue without spending the attempt (a daily quota ran out).
-pub fn postpone(
+/// Back to the queue after an attempt, due again at `next_at`.
+pub fn back_to_queue(
     conn: &Connection,
     row_id: i64,
     error: &str,
     next_at: DateTime<Utc>,
+    attempt: Attempt,
 ) -> Result<(), DbError> {
-    conn.execute(
-        "UPDATE pushes SET summary_status = ?4, last_error = ?2, next_attempt_at = ?3,
-            attempts = MAX(attempts - 1, 0) WHERE id = ?1",
-        params![row_id, error, to_millis(next_at), Pending],
-    )?;
+    let sql = match attempt {
+        Attempt::Spent => {
+            "UPDATE pushes SET summary_status = ?4, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1"
+        }
+        Attempt::Refunded => {
+            "UPDATE pushes SET summary_status = ?4, last_error = ?2, next_attempt_at = ?3,
+            attempts = MAX(attempts - 1, 0) WHERE id = ?1"
+        }
+    };
+    conn.execute(sql, params![row_id, error, to_millis(next_at), Pending])?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::{
     Delivery, Listed, MAX_DELIVERY_ID_LEN, MAX_FIELD_LEN, MAX_MESSAGE_LEN, WebhookError, cap,
     checked_repository, clean_message, clean_name, commit_sha, count, delivery_id, from_json,
-    parse_timestamp, person_name, url, within_document_budget,
+    parse_timestamp, person_name, url,
 };
 use crate::domain::{NewCommit, NewPush, Provider, RefKind};
 
@@ -89,19 +89,15 @@ pub(super) fn parse(
     headers: &HeaderMap,
     json: &str,
 ) -> Result<Delivery, WebhookError> {
-    let provider = Provider::Bitbucket;
-    match event {
-        "diagnostics:ping" => Ok(Delivery::Ping { provider }),
-        "repo:push" => {
+    Delivery::ping_or_push(
+        Provider::Bitbucket,
+        event,
+        ["diagnostics:ping", "repo:push"],
+        || {
             let payload: Payload = from_json(json)?;
-            let pushes = into_pushes(payload, delivery_id(headers, &["X-Request-UUID"]))?;
-            Ok(Delivery::Pushes { provider, pushes })
-        }
-        _ => Ok(Delivery::Ignored {
-            provider,
-            event: event.to_owned(),
-        }),
-    }
+            into_pushes(payload, delivery_id(headers, &["X-Request-UUID"]))
+        },
+    )
 }
 
 fn into_pushes(p: Payload, delivery_id: Option<String>) -> Result<Vec<NewPush>, WebhookError> {
@@ -171,19 +167,17 @@ fn into_push(
     let (commits, commit_count) = if deleted {
         (Vec::new(), 0)
     } else {
-        // Bitbucket lists commits newest first; store them oldest first like the other providers.
+        // Bitbucket lists commits newest first.
         let listed = c.commits.unwrap_or_default();
-        let mut commits: Vec<NewCommit> = listed.kept.into_iter().map(into_commit).collect();
-        commits.reverse();
-        let commits = within_document_budget(commits);
-        let listed = count(listed.total);
+        let total = count(listed.total);
+        let commits = listed.into_stored(into_commit);
         // Bitbucket lists at most 5 commits and gives no total, only `truncated`. The true count
         // is unknown, so one more than listed is the honest lower bound: it keeps
         // `NewPush::commits_truncated` true without inventing a number.
         let total = if c.truncated.unwrap_or(false) {
-            listed.saturating_add(1)
+            total.saturating_add(1)
         } else {
-            listed
+            total
         };
         (commits, total)
     };

@@ -4,11 +4,9 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Delivery, Listed, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha,
-    count, delivery_id, from_json, is_zero_sha, person_name, split_ref, url,
-    within_document_budget,
+    Delivery, HostPush, Listed, PayloadCommit, PushFlags, WebhookError, delivery_id, from_json,
 };
-use crate::domain::{NewCommit, NewPush, Provider};
+use crate::domain::{NewPush, Provider};
 
 #[derive(Deserialize)]
 struct Push<'a> {
@@ -42,30 +40,19 @@ pub(super) fn parse(
     headers: &HeaderMap,
     json: &str,
 ) -> Result<Delivery, WebhookError> {
-    match event {
-        // Gitea sends no ping today, but a hello should never be refused or stored.
-        "ping" => Ok(Delivery::Ping { provider }),
-        "push" => {
-            let payload: Push = from_json(json)?;
-            let id = delivery_id(
-                headers,
-                &[
-                    "X-Forgejo-Delivery",
-                    "X-Gitea-Delivery",
-                    "X-GitHub-Delivery",
-                ],
-            );
-            let push = into_push(provider, payload, id)?;
-            Ok(Delivery::Pushes {
-                provider,
-                pushes: vec![push],
-            })
-        }
-        _ => Ok(Delivery::Ignored {
-            provider,
-            event: event.to_owned(),
-        }),
-    }
+    // Gitea sends no ping today, but a hello should never be refused or stored.
+    Delivery::ping_or_push(provider, event, ["ping", "push"], || {
+        let payload: Push = from_json(json)?;
+        let id = delivery_id(
+            headers,
+            &[
+                "X-Forgejo-Delivery",
+                "X-Gitea-Delivery",
+                "X-GitHub-Delivery",
+            ],
+        );
+        Ok(vec![into_push(provider, payload, id)?])
+    })
 }
 
 fn into_push(
@@ -73,51 +60,25 @@ fn into_push(
     p: Push,
     delivery_id: Option<String>,
 ) -> Result<NewPush, WebhookError> {
-    let git_ref = checked_ref(&p.git_ref)?;
-    let (ref_kind, ref_name) = split_ref(&git_ref);
-    let repository = checked_repository(p.repository.full_name.as_deref())?;
-    // Gitea has no created/deleted/forced flags: only the zero SHA tells.
-    let created = p.before.as_deref().is_some_and(is_zero_sha);
-    let deleted = p.after.as_deref().is_some_and(is_zero_sha);
-    let (commits, commit_count) = if deleted {
-        (Vec::new(), 0)
-    } else {
-        // Gitea lists commits newest first (git log order); store them oldest first like the
-        // other providers so summaries read in the order the work happened.
-        let listed = p.commits.unwrap_or_default();
-        let mut commits: Vec<NewCommit> = listed
-            .kept
-            .into_iter()
-            .map(PayloadCommit::into_new_commit)
-            .collect();
-        commits.reverse();
-        // total_commits arrived in Gitea 1.14; older servers list every commit they count.
-        let total = p
-            .total_commits
-            .map_or(listed.total, |n| n.max(listed.total));
-        (within_document_budget(commits), count(total))
-    };
     let [pusher_login, pusher_username] = user_names(p.pusher.as_ref());
     let [sender_login, sender_username] = user_names(p.sender.as_ref());
-    Ok(NewPush {
-        provider,
-        delivery_id,
-        repository,
-        git_ref,
-        ref_kind,
-        ref_name,
-        before: commit_sha(p.before.as_deref()),
-        after: commit_sha(p.after.as_deref()),
-        created,
-        deleted,
-        forced: false,
-        pusher: person_name(&[pusher_login, pusher_username, sender_login, sender_username]),
-        commit_count,
-        compare_url: url(p.compare_url.as_deref()),
+    HostPush {
+        git_ref: &p.git_ref,
+        repository: p.repository.full_name.as_deref(),
+        before: p.before.as_deref(),
+        after: p.after.as_deref(),
+        // Gitea has no created/deleted/forced flags: only the zero SHA tells.
+        flags: PushFlags::default(),
+        // Gitea lists commits newest first (git log order).
+        commits: p.commits,
+        // total_commits arrived in Gitea 1.14; older servers list every commit they count.
+        total_commits: p.total_commits,
+        pusher: &[pusher_login, pusher_username, sender_login, sender_username],
+        compare_url: p.compare_url.as_deref(),
         // Gitea does not say when the push happened; the caller uses the receive time.
         pushed_at: None,
-        commits,
-    })
+    }
+    .into_push(provider, delivery_id)
 }
 
 fn user_names(user: Option<&User>) -> [Option<&str>; 2] {

@@ -5,9 +5,7 @@ use poem::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Delivery, Listed, PayloadCommit, WebhookError, checked_ref, checked_repository, commit_sha,
-    count, delivery_id, from_json, is_zero_sha, person_name, split_ref, url,
-    within_document_budget,
+    Delivery, HostPush, Listed, PayloadCommit, PushFlags, WebhookError, delivery_id, from_json,
 };
 use crate::domain::{NewPush, Provider};
 
@@ -50,72 +48,41 @@ pub(super) fn parse(
     headers: &HeaderMap,
     json: &str,
 ) -> Result<Delivery, WebhookError> {
-    let provider = Provider::GitHub;
-    match event {
-        "ping" => Ok(Delivery::Ping { provider }),
-        "push" => {
-            let payload: Push = from_json(json)?;
-            let push = into_push(payload, delivery_id(headers, &["X-GitHub-Delivery"]))?;
-            Ok(Delivery::Pushes {
-                provider,
-                pushes: vec![push],
-            })
-        }
-        _ => Ok(Delivery::Ignored {
-            provider,
-            event: event.to_owned(),
-        }),
-    }
+    Delivery::ping_or_push(Provider::GitHub, event, ["ping", "push"], || {
+        let payload: Push = from_json(json)?;
+        let push = into_push(payload, delivery_id(headers, &["X-GitHub-Delivery"]))?;
+        Ok(vec![push])
+    })
 }
 
 fn into_push(p: Push<'_>, delivery_id: Option<String>) -> Result<NewPush, WebhookError> {
-    let git_ref = checked_ref(&p.git_ref)?;
-    let (ref_kind, ref_name) = split_ref(&git_ref);
-    let repository = checked_repository(p.repository.full_name.as_deref())?;
-    // GitHub states the flags; the zero SHA is only a fallback for trimmed or hand-made payloads.
-    let created = p
-        .created
-        .unwrap_or_else(|| p.before.as_deref().is_some_and(is_zero_sha));
-    let deleted = p
-        .deleted
-        .unwrap_or_else(|| p.after.as_deref().is_some_and(is_zero_sha));
-    let (commits, commit_count) = if deleted {
-        (Vec::new(), 0)
-    } else {
-        let listed = p.commits.unwrap_or_default();
-        let commits = listed
-            .kept
-            .into_iter()
-            .map(PayloadCommit::into_new_commit)
-            .collect();
-        // Push payloads carry no total; GitHub lists every commit up to 2048.
-        (within_document_budget(commits), count(listed.total))
-    };
     let pushed_at = p
         .repository
         .pushed_at
         .as_ref()
         .and_then(serde_json::Value::as_i64)
         .and_then(|secs| DateTime::from_timestamp(secs, 0));
-    Ok(NewPush {
-        provider: Provider::GitHub,
-        delivery_id,
-        repository,
-        git_ref,
-        ref_kind,
-        ref_name,
-        before: commit_sha(p.before.as_deref()),
-        after: commit_sha(p.after.as_deref()),
-        created,
-        deleted,
-        forced: p.forced.unwrap_or(false),
-        pusher: person_name(&[
+    HostPush {
+        git_ref: &p.git_ref,
+        repository: p.repository.full_name.as_deref(),
+        before: p.before.as_deref(),
+        after: p.after.as_deref(),
+        // GitHub states the flags; the zero SHA is only a fallback for trimmed or hand-made
+        // payloads.
+        flags: PushFlags {
+            created: p.created,
+            deleted: p.deleted,
+            forced: p.forced,
+        },
+        commits: p.commits,
+        // Push payloads carry no total; GitHub lists every commit up to 2048.
+        total_commits: None,
+        pusher: &[
             p.pusher.as_ref().and_then(|u| u.name.as_deref()),
             p.sender.as_ref().and_then(|u| u.login.as_deref()),
-        ]),
-        commit_count,
-        compare_url: url(p.compare.as_deref()),
+        ],
+        compare_url: p.compare.as_deref(),
         pushed_at,
-        commits,
-    })
+    }
+    .into_push(Provider::GitHub, delivery_id)
 }

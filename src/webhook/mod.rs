@@ -61,6 +61,36 @@ pub enum WebhookError {
     MalformedPayload(String),
 }
 
+impl Delivery {
+    /// The answer to a host whose events we track are `ping` and `push` (by its names for them):
+    /// a ping is greeted, a push parsed by `pushes`, anything else ignored.
+    fn ping_or_push(
+        provider: Provider,
+        event: &str,
+        [ping, push]: [&str; 2],
+        pushes: impl FnOnce() -> Result<Vec<NewPush>, WebhookError>,
+    ) -> Result<Delivery, WebhookError> {
+        Ok(if event == ping {
+            Delivery::Ping { provider }
+        } else if event == push {
+            Delivery::Pushes {
+                provider,
+                pushes: pushes()?,
+            }
+        } else {
+            Delivery::ignored(provider, event)
+        })
+    }
+
+    /// The answer to a verified `event` we do not track.
+    fn ignored(provider: Provider, event: &str) -> Delivery {
+        Delivery::Ignored {
+            provider,
+            event: event.to_owned(),
+        }
+    }
+}
+
 impl WebhookError {
     /// The catalog entry this refusal is answered with (its code and status).
     pub fn code(&self) -> ErrorCode {
@@ -462,6 +492,19 @@ impl<'de, T: Deserialize<'de>, const NEWEST_FIRST: bool> Deserialize<'de>
     }
 }
 
+impl<T, const NEWEST_FIRST: bool> Listed<T, NEWEST_FIRST> {
+    /// The kept commits as they are stored: oldest first, within the document budget.
+    fn into_stored(self, into_commit: impl FnMut(T) -> NewCommit) -> Vec<NewCommit> {
+        let mut commits: Vec<NewCommit> = self.kept.into_iter().map(into_commit).collect();
+        if NEWEST_FIRST {
+            // Stored oldest first like the other providers, so summaries read in the order the
+            // work happened.
+            commits.reverse();
+        }
+        within_document_budget(commits)
+    }
+}
+
 /// The commits to store, oldest first: the newest that fit in [`MAX_COMMITS_DOCUMENT`].
 fn within_document_budget(mut commits: Vec<NewCommit>) -> Vec<NewCommit> {
     let mut used = 2; // the document's brackets
@@ -551,6 +594,84 @@ struct PayloadAuthor<'a> {
     /// GitHub and Gitea name the account; GitLab sends none, so its authors go by name.
     #[serde(borrow)]
     username: Option<Text<'a>>,
+}
+
+/// What GitHub, GitLab and Gitea/Forgejo say alike about a push, borrowed from the host's own
+/// payload type: each host only names where its payload keeps these, and
+/// [`HostPush::into_push`] checks and caps them the same way for all three.
+struct HostPush<'p, 'a, const NEWEST_FIRST: bool> {
+    git_ref: &'p str,
+    repository: Option<&'p str>,
+    before: Option<&'p str>,
+    after: Option<&'p str>,
+    flags: PushFlags,
+    commits: Option<Listed<PayloadCommit<'a>, NEWEST_FIRST>>,
+    /// The host's count, where it lists fewer commits than the push holds.
+    total_commits: Option<u64>,
+    /// Who pushed, the first present of these.
+    pusher: &'p [Option<&'p str>],
+    compare_url: Option<&'p str>,
+    pushed_at: Option<DateTime<Utc>>,
+}
+
+/// The created/deleted/forced flags a host states about a push. Where it leaves one out, the
+/// zero SHA tells whether the ref was created or deleted, and the push is not taken as forced.
+#[derive(Default)]
+struct PushFlags {
+    created: Option<bool>,
+    deleted: Option<bool>,
+    forced: Option<bool>,
+}
+
+impl<const NEWEST_FIRST: bool> HostPush<'_, '_, NEWEST_FIRST> {
+    /// The push to store, from `provider`'s delivery `delivery_id`.
+    fn into_push(
+        self,
+        provider: Provider,
+        delivery_id: Option<String>,
+    ) -> Result<NewPush, WebhookError> {
+        let git_ref = checked_ref(self.git_ref)?;
+        let (ref_kind, ref_name) = split_ref(&git_ref);
+        let repository = checked_repository(self.repository)?;
+        let created = self
+            .flags
+            .created
+            .unwrap_or_else(|| self.before.is_some_and(is_zero_sha));
+        let deleted = self
+            .flags
+            .deleted
+            .unwrap_or_else(|| self.after.is_some_and(is_zero_sha));
+        let (commits, commit_count) = if deleted {
+            (Vec::new(), 0)
+        } else {
+            let listed = self.commits.unwrap_or_default();
+            let total = self
+                .total_commits
+                .map_or(listed.total, |n| n.max(listed.total));
+            (
+                listed.into_stored(PayloadCommit::into_new_commit),
+                count(total),
+            )
+        };
+        Ok(NewPush {
+            provider,
+            delivery_id,
+            repository,
+            git_ref,
+            ref_kind,
+            ref_name,
+            before: commit_sha(self.before),
+            after: commit_sha(self.after),
+            created,
+            deleted,
+            forced: self.flags.forced.unwrap_or(false),
+            pusher: person_name(self.pusher),
+            commit_count,
+            compare_url: url(self.compare_url),
+            pushed_at: self.pushed_at,
+            commits,
+        })
+    }
 }
 
 impl PayloadCommit<'_> {

@@ -209,6 +209,7 @@ fn new_mac(key: &[u8]) -> Option<HmacSha256> {
 
 #[cfg(test)]
 mod tests {
+    use super::WebhookError::{BadSignature, MissingSignature, StaleTimestamp};
     use super::*;
     // Standard Webhooks timestamps in these tests are near the shared fixed "now".
     use crate::webhook::tests::{fixture, header_map, now};
@@ -222,6 +223,24 @@ mod tests {
             .map(|(n, v)| (n.trim(), v.trim()))
             .collect();
         header_map(&pairs)
+    }
+
+    /// The signature check of a delivery received at the shared fixed "now".
+    fn verify(
+        provider: Provider,
+        h: &HeaderMap,
+        body: &[u8],
+        secret: &str,
+    ) -> Result<(), WebhookError> {
+        signature(provider, h, body, secret, now())
+    }
+
+    /// go-scm's signed GitHub push with the headers it was recorded with (secret `topsecret`).
+    fn go_scm_push() -> (Vec<u8>, HeaderMap) {
+        (
+            fixture("github/push.go-scm-push.json"),
+            headers_file("github/push.go-scm-push.headers.txt"),
+        )
     }
 
     fn sign_hex(secret: &str, body: &[u8]) -> String {
@@ -243,48 +262,46 @@ mod tests {
             serde_json::from_slice(&fixture("github/signature-test-vector.json")).expect("vector");
         let h = header_map(&[("X-Hub-Signature-256", &v.header)]);
         assert_eq!(
-            signature(Provider::GitHub, &h, v.payload.as_bytes(), &v.secret, now()),
+            verify(Provider::GitHub, &h, v.payload.as_bytes(), &v.secret),
             Ok(())
         );
     }
 
     #[test]
     fn go_scm_signed_push_verifies_with_its_recorded_headers() {
-        let body = fixture("github/push.go-scm-push.json");
-        let h = headers_file("github/push.go-scm-push.headers.txt");
-        assert_eq!(
-            signature(Provider::GitHub, &h, &body, "topsecret", now()),
-            Ok(())
-        );
+        let (body, h) = go_scm_push();
+        assert_eq!(verify(Provider::GitHub, &h, &body, "topsecret"), Ok(()));
     }
 
     #[test]
     fn a_wrong_secret_is_a_bad_signature() {
-        let body = fixture("github/push.go-scm-push.json");
-        let h = headers_file("github/push.go-scm-push.headers.txt");
+        let (body, h) = go_scm_push();
         assert_eq!(
-            signature(Provider::GitHub, &h, &body, "not-the-secret", now()),
-            Err(WebhookError::BadSignature)
+            verify(Provider::GitHub, &h, &body, "not-the-secret"),
+            Err(BadSignature)
         );
     }
 
     #[test]
     fn a_tampered_body_is_a_bad_signature() {
-        let mut body = fixture("github/push.go-scm-push.json");
+        let (mut body, h) = go_scm_push();
         body.push(b' ');
-        let h = headers_file("github/push.go-scm-push.headers.txt");
         assert_eq!(
-            signature(Provider::GitHub, &h, &body, "topsecret", now()),
-            Err(WebhookError::BadSignature)
+            verify(Provider::GitHub, &h, &body, "topsecret"),
+            Err(BadSignature)
         );
     }
 
     #[test]
     fn a_missing_github_signature_is_reported_by_header_name() {
-        let h = header_map(&[("X-GitHub-Event", "push")]);
         assert_eq!(
-            signature(Provider::GitHub, &h, b"{}", "s", now()),
-            Err(WebhookError::MissingSignature("X-Hub-Signature-256"))
+            verify(
+                Provider::GitHub,
+                &header_map(&[("X-GitHub-Event", "push")]),
+                b"{}",
+                "s"
+            ),
+            Err(MissingSignature("X-Hub-Signature-256"))
         );
     }
 
@@ -294,8 +311,8 @@ mod tests {
         for value in ["sha256=zz", "sha1=abcd", sig.as_str(), "sha256="] {
             let h = header_map(&[("X-Hub-Signature-256", value)]);
             assert_eq!(
-                signature(Provider::GitHub, &h, b"{}", "s", now()),
-                Err(WebhookError::BadSignature),
+                verify(Provider::GitHub, &h, b"{}", "s"),
+                Err(BadSignature),
                 "{value}"
             );
         }
@@ -305,14 +322,11 @@ mod tests {
     fn an_empty_secret_never_verifies() {
         let sig = format!("sha256={}", sign_hex("x", b"{}"));
         let h = header_map(&[("X-Hub-Signature-256", &sig)]);
-        assert_eq!(
-            signature(Provider::GitHub, &h, b"{}", "", now()),
-            Err(WebhookError::BadSignature)
-        );
+        assert_eq!(verify(Provider::GitHub, &h, b"{}", ""), Err(BadSignature));
         let h = header_map(&[("X-Gitlab-Token", "")]);
         assert_eq!(
-            signature(Provider::GitLab, &h, b"{}", "", now()),
-            Err(WebhookError::MissingSignature("X-Gitlab-Token"))
+            verify(Provider::GitLab, &h, b"{}", ""),
+            Err(MissingSignature("X-Gitlab-Token"))
         );
     }
 
@@ -320,12 +334,12 @@ mod tests {
     fn an_empty_gitea_signature_header_counts_as_unsigned() {
         let h = header_map(&[("X-Gitea-Signature", ""), ("X-Hub-Signature-256", "")]);
         assert_eq!(
-            signature(Provider::Gitea, &h, b"{}", "s", now()),
-            Err(WebhookError::MissingSignature("X-Gitea-Signature"))
+            verify(Provider::Gitea, &h, b"{}", "s"),
+            Err(MissingSignature("X-Gitea-Signature"))
         );
         assert_eq!(
-            signature(Provider::Forgejo, &header_map(&[]), b"{}", "s", now()),
-            Err(WebhookError::MissingSignature("X-Forgejo-Signature"))
+            verify(Provider::Forgejo, &header_map(&[]), b"{}", "s"),
+            Err(MissingSignature("X-Forgejo-Signature"))
         );
     }
 
@@ -346,12 +360,12 @@ mod tests {
             } else {
                 Provider::Gitea
             };
-            assert_eq!(signature(provider, &h, &body, "s3cret", now()), Ok(()));
+            assert_eq!(verify(provider, &h, &body, "s3cret"), Ok(()));
         }
         let h = header_map(&[("X-Gitea-Signature", &sig)]);
         assert_eq!(
-            signature(Provider::Gitea, &h, &body, "other", now()),
-            Err(WebhookError::BadSignature)
+            verify(Provider::Gitea, &h, &body, "other"),
+            Err(BadSignature)
         );
     }
 
@@ -359,23 +373,14 @@ mod tests {
     fn gitlab_token_is_compared_with_the_secret() {
         let body = fixture("gitlab/push.go-scm-branch_delete.json");
         let h = headers_file("gitlab/push.go-scm-branch_delete.headers.txt");
+        assert_eq!(verify(Provider::GitLab, &h, &body, "topsecret"), Ok(()));
         assert_eq!(
-            signature(Provider::GitLab, &h, &body, "topsecret", now()),
-            Ok(())
+            verify(Provider::GitLab, &h, &body, "topsecret2"),
+            Err(BadSignature)
         );
         assert_eq!(
-            signature(Provider::GitLab, &h, &body, "topsecret2", now()),
-            Err(WebhookError::BadSignature)
-        );
-        assert_eq!(
-            signature(
-                Provider::GitLab,
-                &header_map(&[]),
-                &body,
-                "topsecret",
-                now()
-            ),
-            Err(WebhookError::MissingSignature("X-Gitlab-Token"))
+            verify(Provider::GitLab, &header_map(&[]), &body, "topsecret"),
+            Err(MissingSignature("X-Gitlab-Token"))
         );
     }
 
@@ -399,10 +404,7 @@ mod tests {
             ("webhook-timestamp", "1700000000"),
             ("webhook-signature", &rotated),
         ]);
-        assert_eq!(
-            signature(Provider::GitLab, &h, &body, &secret, now()),
-            Ok(())
-        );
+        assert_eq!(verify(Provider::GitLab, &h, &body, &secret), Ok(()));
 
         let h = header_map(&[
             ("webhook-id", "msg_2"),
@@ -410,8 +412,8 @@ mod tests {
             ("webhook-signature", &sig),
         ]);
         assert_eq!(
-            signature(Provider::GitLab, &h, &body, &secret, now()),
-            Err(WebhookError::BadSignature)
+            verify(Provider::GitLab, &h, &body, &secret),
+            Err(BadSignature)
         );
     }
 
@@ -424,14 +426,11 @@ mod tests {
             ("webhook-timestamp", "1700000000"),
             ("webhook-signature", &sig),
         ]);
-        assert_eq!(
-            signature(Provider::GitLab, &h, body, "plain-secret", now()),
-            Ok(())
-        );
+        assert_eq!(verify(Provider::GitLab, &h, body, "plain-secret"), Ok(()));
         let no_timestamp = header_map(&[("webhook-id", "id"), ("webhook-signature", &sig)]);
         assert_eq!(
-            signature(Provider::GitLab, &no_timestamp, body, "plain-secret", now()),
-            Err(WebhookError::BadSignature)
+            verify(Provider::GitLab, &no_timestamp, body, "plain-secret"),
+            Err(BadSignature)
         );
     }
 
@@ -450,13 +449,7 @@ mod tests {
         let now_secs = now().timestamp();
         for within in [now_secs - 300, now_secs, now_secs + 300] {
             assert_eq!(
-                signature(
-                    Provider::GitLab,
-                    &signed_at(within),
-                    body,
-                    "plain-secret",
-                    now()
-                ),
+                verify(Provider::GitLab, &signed_at(within), body, "plain-secret"),
                 Ok(()),
                 "{within}"
             );
@@ -471,14 +464,8 @@ mod tests {
             i64::MIN,
             i64::MAX,
         ] {
-            let refused = signature(
-                Provider::GitLab,
-                &signed_at(stale),
-                body,
-                "plain-secret",
-                now(),
-            );
-            assert_eq!(refused, Err(WebhookError::StaleTimestamp), "{stale}");
+            let refused = verify(Provider::GitLab, &signed_at(stale), body, "plain-secret");
+            assert_eq!(refused, Err(StaleTimestamp), "{stale}");
             let err = refused.unwrap_err();
             assert_eq!(err.code(), crate::error_code::ErrorCode::StaleTimestamp);
         }
@@ -486,15 +473,15 @@ mod tests {
         let mut h = signed_at(now_secs);
         h.insert("webhook-timestamp", "soon".parse().unwrap());
         assert_eq!(
-            signature(Provider::GitLab, &h, body, "plain-secret", now()),
-            Err(WebhookError::BadSignature)
+            verify(Provider::GitLab, &h, body, "plain-secret"),
+            Err(BadSignature)
         );
     }
 
     #[test]
     fn the_gitlab_token_alone_needs_no_timestamp() {
         let h = header_map(&[("X-Gitlab-Token", "s")]);
-        assert_eq!(signature(Provider::GitLab, &h, b"{}", "s", now()), Ok(()));
+        assert_eq!(verify(Provider::GitLab, &h, b"{}", "s"), Ok(()));
     }
 
     #[test]
@@ -502,19 +489,10 @@ mod tests {
         let body = fixture("bitbucket/repo-push.woodpecker-HookPush.json");
         let sig = format!("sha256={}", sign_hex("bb-secret", &body));
         let h = header_map(&[("X-Hub-Signature", &sig)]);
+        assert_eq!(verify(Provider::Bitbucket, &h, &body, "bb-secret"), Ok(()));
         assert_eq!(
-            signature(Provider::Bitbucket, &h, &body, "bb-secret", now()),
-            Ok(())
-        );
-        assert_eq!(
-            signature(
-                Provider::Bitbucket,
-                &header_map(&[]),
-                &body,
-                "bb-secret",
-                now()
-            ),
-            Err(WebhookError::MissingSignature("X-Hub-Signature"))
+            verify(Provider::Bitbucket, &header_map(&[]), &body, "bb-secret"),
+            Err(MissingSignature("X-Hub-Signature"))
         );
     }
 }
