@@ -231,15 +231,17 @@ impl ShiftedRow<'_, '_> {
         Ok(Notification {
             id: r.get(c(0))?,
             project: r.get::<_, ProjectName>(c(1))?,
-            kind,
-            url: ReceiverUrl::parse(&url, kind).map_err(|_| corrupt("receiver URL"))?,
-            label: r.get(c(4))?,
-            branches: BranchFilter::parse(&strings(&branches)?)
-                .map_err(|_| corrupt("branch pattern"))?,
-            exclude_authors: AuthorFilter::parse(&strings(&authors)?)
-                .map_err(|_| corrupt("author name"))?,
-            token: r.get::<_, Option<String>>(c(7))?.map(Secret::new),
-            secret: r.get::<_, Option<String>>(c(8))?.map(Secret::new),
+            settings: NewNotification {
+                kind,
+                url: ReceiverUrl::parse(&url, kind).map_err(|_| corrupt("receiver URL"))?,
+                label: r.get(c(4))?,
+                branches: BranchFilter::parse(&strings(&branches)?)
+                    .map_err(|_| corrupt("branch pattern"))?,
+                exclude_authors: AuthorFilter::parse(&strings(&authors)?)
+                    .map_err(|_| corrupt("author name"))?,
+                token: r.get::<_, Option<String>>(c(7))?.map(Secret::new),
+                secret: r.get::<_, Option<String>>(c(8))?.map(Secret::new),
+            },
             enabled: r.get(c(9))?,
             disabled_reason: r.get(c(10))?,
             failures_in_a_row: r.get(c(11))?,

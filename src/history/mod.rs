@@ -427,18 +427,7 @@ fn range_key(filter: &PushFilter) -> [u8; 32] {
             .unwrap_or(0)
             .to_string(),
     );
-    for term in &filter.text {
-        field(if term.prefix { 4 } else { 5 }, &term.word);
-    }
-    for author in &filter.authors {
-        field(6, &author.to_lowercase());
-    }
-    for repository in &filter.repositories {
-        field(7, repository);
-    }
-    if let Some(kind) = filter.ref_kind {
-        field(8, kind.as_str());
-    }
+    filter.each_extended_value(4, field);
     hash.finalize().into()
 }
 

@@ -40,13 +40,14 @@ pub struct NotificationItem {
 
 impl From<Notification> for NotificationItem {
     fn from(n: Notification) -> Self {
+        let settings = n.settings;
         NotificationItem {
             id: n.id,
-            kind: n.kind.to_string(),
-            label: n.label,
-            url: n.url.masked(),
-            branches: n.branches.patterns(),
-            exclude_authors: n.exclude_authors.names().to_vec(),
+            kind: settings.kind.to_string(),
+            label: settings.label,
+            url: settings.url.masked(),
+            branches: settings.branches.patterns(),
+            exclude_authors: settings.exclude_authors.names().to_vec(),
             enabled: n.enabled,
             disabled_reason: n.disabled_reason,
             last_delivery_at: n.last_delivery_at.map(iso),

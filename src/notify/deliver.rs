@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use super::format::{Event, render};
 use super::schedule::Schedule;
 use super::send::{Attempted, Sender, Verdict};
-use super::{DeliveryAttempt, Kind, Notification, sign};
+use super::{DeliveryAttempt, Kind, NewNotification, Notification, sign};
 use crate::clock::Clock;
 use crate::db::writer::IngestWriter;
 use crate::db::{DbError, DeliveryOutcome, DeliveryRecord, DueDelivery, Store};
@@ -407,7 +407,9 @@ impl Deliverer {
         let n = &due.notification;
         let push = &due.push;
         let now = self.clock.now();
-        if !n.branches.matches(&push.ref_name) || n.exclude_authors.excludes(push, &due.commits) {
+        if !n.settings.branches.matches(&push.ref_name)
+            || n.settings.exclude_authors.excludes(push, &due.commits)
+        {
             return Done {
                 index,
                 sent: None,
@@ -416,7 +418,13 @@ impl Deliverer {
             };
         }
         let attempt = due.attempts + 1;
-        let sent = send(&self.sender, n, Event::Push(push), Some(due.outbox_id), now);
+        let sent = send(
+            &self.sender,
+            &n.settings,
+            Event::Push(push),
+            Some(due.outbox_id),
+            now,
+        );
         let outcome = match &sent.verdict {
             Verdict::Delivered => DeliveryOutcome::Delivered,
             Verdict::Retry { wait } => match self.settings.schedule.next_wait(attempt, *wait) {
@@ -431,13 +439,13 @@ impl Deliverer {
             Verdict::GiveUp => DeliveryOutcome::Dead,
         };
         let ms = millis(sent.elapsed);
-        let host = n.url.host();
+        let host = n.settings.url.host();
         match &outcome {
             DeliveryOutcome::Delivered => {
-                tracing::info!(notification = n.id, kind = %n.kind, %host, push = %push.id, attempt, status = sent.status, ms, "notification delivered")
+                tracing::info!(notification = n.id, kind = %n.settings.kind, %host, push = %push.id, attempt, status = sent.status, ms, "notification delivered")
             }
             other => {
-                tracing::warn!(notification = n.id, kind = %n.kind, %host, push = %push.id, attempt, status = sent.status, ms, error = sent.error.as_deref().unwrap_or(""), outcome = ?other, "notification not delivered")
+                tracing::warn!(notification = n.id, kind = %n.settings.kind, %host, push = %push.id, attempt, status = sent.status, ms, error = sent.error.as_deref().unwrap_or(""), outcome = ?other, "notification not delivered")
             }
         }
         Done {
@@ -475,7 +483,7 @@ fn give_way_to_ingest(shared: &Shared, give_way: GiveWay) {
 /// the stable `webhook-id`; a test message gets a fresh one.
 pub fn send(
     sender: &Sender,
-    n: &Notification,
+    n: &NewNotification,
     event: Event<'_>,
     outbox_id: Option<i64>,
     now: DateTime<Utc>,
@@ -510,7 +518,7 @@ pub fn send_test(
 ) -> Result<Attempted, DbError> {
     let sent = send(
         sender,
-        n,
+        &n.settings,
         Event::Test {
             project: n.project.as_str(),
         },

@@ -215,18 +215,12 @@ pub struct NewNotification {
     pub secret: Option<Secret>,
 }
 
-/// A stored notification.
+/// A stored notification: what it was made of, and its state since.
 #[derive(Debug, Clone)]
 pub struct Notification {
     pub id: i64,
     pub project: ProjectName,
-    pub kind: Kind,
-    pub url: ReceiverUrl,
-    pub label: String,
-    pub branches: BranchFilter,
-    pub exclude_authors: AuthorFilter,
-    pub token: Option<Secret>,
-    pub secret: Option<Secret>,
+    pub settings: NewNotification,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     pub failures_in_a_row: u32,
