@@ -317,22 +317,31 @@ fn github_push_fields_come_through_as_sent() {
 
 #[test]
 fn gitea_and_bitbucket_commits_are_stored_oldest_first() {
-    let p = only_push(parse_fixture(
-        "gitea/push.woodpecker-gitea-HookPushMulti.json",
-        Provider::Gitea,
-        "push",
-    ));
-    assert_eq!(p.commits.last().map(|c| c.sha.as_str()), p.after.as_deref());
-    assert_eq!(p.commits[0].author, "test-user");
-    assert_eq!(p.delivery_id.as_deref(), Some("gt-1"));
-    let p = only_push(parse_fixture(
-        "bitbucket/repo-push.go-scm-push_branch_create.json",
-        Provider::Bitbucket,
-        "repo:push",
-    ));
-    assert_eq!(p.commits.last().map(|c| c.sha.as_str()), p.after.as_deref());
-    assert_eq!(p.commits[0].author, "Brad Rydzewski");
-    assert_eq!(p.delivery_id.as_deref(), Some("bb-1"));
+    for (file, provider, event, author, delivery) in [
+        (
+            "gitea/push.woodpecker-gitea-HookPushMulti.json",
+            Provider::Gitea,
+            "push",
+            "test-user",
+            "gt-1",
+        ),
+        (
+            "bitbucket/repo-push.go-scm-push_branch_create.json",
+            Provider::Bitbucket,
+            "repo:push",
+            "Brad Rydzewski",
+            "bb-1",
+        ),
+    ] {
+        let p = only_push(parse_fixture(file, provider, event));
+        assert_eq!(
+            p.commits.last().map(|c| c.sha.as_str()),
+            p.after.as_deref(),
+            "{file}"
+        );
+        assert_eq!(p.commits[0].author, author, "{file}");
+        assert_eq!(p.delivery_id.as_deref(), Some(delivery), "{file}");
+    }
 }
 
 #[test]
@@ -641,18 +650,28 @@ fn commit_strings_borrow_from_the_body_unless_escaped_and_are_capped_either_way(
     );
 }
 
-/// A signed GitHub push of `commits`, each `{"id": ..., "message": ...}` as given.
-fn github_push_of(commits: Vec<serde_json::Value>) -> NewPush {
-    let body = serde_json::to_vec(&serde_json::json!({
+/// A push of `commits` to `main` of `a/b`, each `{"id": ..., "message": ...}` as given; a test
+/// adds the fields its host sends besides.
+fn push_payload(commits: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
         "ref": "refs/heads/main",
         "before": "1".repeat(40),
         "after": "2".repeat(40),
         "repository": {"full_name": "a/b"},
         "commits": commits,
-    }))
-    .expect("json");
-    let headers = signed_headers(Provider::GitHub, "push", &body);
+    })
+}
+
+/// `payload` delivered as `provider`'s signed push event, parsed into its one push.
+fn delivered_push(provider: Provider, payload: &serde_json::Value) -> NewPush {
+    let body = serde_json::to_vec(payload).expect("json");
+    let headers = signed_headers(provider, "push", &body);
     only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"))
+}
+
+/// A signed GitHub push of `commits`, each `{"id": ..., "message": ...}` as given.
+fn github_push_of(commits: Vec<serde_json::Value>) -> NewPush {
+    delivered_push(Provider::GitHub, &push_payload(commits))
 }
 
 fn tiny_commits(n: usize) -> Vec<serde_json::Value> {
@@ -674,17 +693,9 @@ fn a_push_of_more_than_2048_commits_stores_the_newest_2048_and_the_true_count() 
 #[test]
 fn a_gitea_push_of_more_than_2048_commits_keeps_the_newest_which_it_lists_first() {
     let commits: Vec<_> = tiny_commits(2_500).into_iter().rev().collect();
-    let body = serde_json::to_vec(&serde_json::json!({
-        "ref": "refs/heads/main",
-        "before": "1".repeat(40),
-        "after": "2".repeat(40),
-        "repository": {"full_name": "a/b"},
-        "commits": commits,
-        "total_commits": 2_500,
-    }))
-    .expect("json");
-    let headers = signed_headers(Provider::Gitea, "push", &body);
-    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
+    let mut payload = push_payload(commits);
+    payload["total_commits"] = 2_500.into();
+    let p = delivered_push(Provider::Gitea, &payload);
     assert_eq!(
         (p.commit_count, p.commits.len()),
         (2_500, MAX_STORED_COMMITS)
