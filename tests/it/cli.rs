@@ -305,14 +305,7 @@ fn serve_refuses_a_configured_admin_token_shorter_than_32_characters_with_exit_c
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cli.db");
     // Killed when dropped: a server that accepted the token would run on.
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = KillOnDrop(
+    let mut child = crate::support::child::KillOnDrop(
         cli::command()
             .arg("--db")
             .arg(&db)
