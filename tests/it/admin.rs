@@ -1,6 +1,7 @@
 //! The admin API and the dashboard over real HTTP: who may call it, CSRF, login limits, headers.
 
 use crate::support::app::{ADMIN_TOKEN, Reply, TestApp, TestProject, github_payload, reply};
+use crate::support::child::assert_success;
 use crate::support::cli;
 use git_push_tracker::client_ip::{TrustedProxies, parse_net};
 use serde_json::{Value, json};
@@ -497,11 +498,7 @@ fn admin_reset_token_prints_a_new_token_that_replaces_the_old_one_and_ends_sessi
     let app = TestApp::spawn();
     let session = log_in(&app);
     let out = cli::run(&app.db_path, &["admin", "reset-token"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout
         .lines()

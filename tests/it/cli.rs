@@ -2,6 +2,7 @@
 //! sharing the database file with a running server.
 
 use crate::support::app::{TestApp, github_payload};
+use crate::support::child::assert_success;
 use crate::support::cli;
 use crate::support::provider::{Provider, signed_headers};
 use serde_json::Value;
@@ -145,11 +146,7 @@ fn the_cli_shares_the_database_with_a_running_server_rotating_a_secret_and_revok
 
     let prefix = &project.key[..12];
     let out = cli::run(&app.db_path, &["key", "revoke", "shared", prefix]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(app.get("/api/v1/pushes", Some(&project.key)).status, 401);
 
     let out = cli::run(&app.db_path, &["project", "delete", "shared"]);
@@ -181,11 +178,7 @@ fn an_old_database_is_upgraded_with_a_log_line_saying_so_and_a_new_one_quietly()
 
 /// The text of a successful command's stdout.
 fn stdout(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 

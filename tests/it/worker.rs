@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::support::app::{TestApp, TestProject, github_payload};
+use crate::support::child::assert_success;
 use crate::support::cli;
 use crate::support::fake_llm::{FakeLlm, Scripted};
 use chrono::Utc;
@@ -448,11 +449,7 @@ fn resummarize_from_the_command_line_requeues_a_failed_push() {
     let id = s.push("c-1", &["feat: x"]);
     assert!(matches!(s.step(), Outcome::Failed { .. }));
     let out = cli::run(&s.app.db_path, &["push", "resummarize", &id]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(s.detail(&id)["summaryStatus"], "pending");
     // The CLI queued it at its own wall-clock "now", which a loaded machine puts well after
     // the test clock's start: move the test clock past it.

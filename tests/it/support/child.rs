@@ -1,7 +1,7 @@
-//! A child process that cannot outlive its test.
+//! Child processes of a test: one that cannot outlive it, and how one that finished ended.
 
 use std::ops::{Deref, DerefMut};
-use std::process::Child;
+use std::process::{Child, Output};
 
 /// A child process killed and reaped when dropped, so a test that fails (or a process that
 /// should have exited and did not) leaves nothing running.
@@ -26,4 +26,13 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Asserts that a finished command succeeded, showing its stderr when it did not.
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

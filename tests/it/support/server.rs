@@ -28,6 +28,17 @@ impl Server {
         Server::start_with(&[] as &[&str], db, log, configure)
     }
 
+    /// [`Server::start`] with the builtin summarizer, `admin_token`, and everything logged at
+    /// trace level: for a test that searches the log for what must never be in it.
+    pub fn start_tracing(db: &Path, log: &Path, admin_token: &str) -> Server {
+        Server::start(db, log, |command| {
+            command
+                .env("PUSH_TRACKER_LOG", "trace")
+                .env("PUSH_TRACKER_SUMMARIZER", "builtin")
+                .env("PUSH_TRACKER_ADMIN_TOKEN", admin_token);
+        })
+    }
+
     /// [`Server::start`] through `wrapper`, a program and its arguments before the binary's
     /// path (see [`cli::command_through`]).
     pub fn start_with<S: AsRef<OsStr>>(
