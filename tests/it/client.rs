@@ -256,6 +256,17 @@ fn record_every_operation(app: &TestApp) -> Vec<Recorded> {
     r.answers
 }
 
+/// The `operationId` of every operation the OpenAPI `document` declares.
+fn operation_ids(document: &Value) -> BTreeSet<&str> {
+    let path_items = document["paths"].as_object().expect("the document's paths");
+    let operations = path_items
+        .values()
+        .flat_map(|item| item.as_object().expect("a path item").values());
+    operations
+        .filter_map(|op| op["operationId"].as_str())
+        .collect()
+}
+
 /// The TypeScript that assigns each recorded body to its operation's declared answer type.
 fn typed_answers(answers: &[Recorded]) -> String {
     let mut ts = String::from(
@@ -316,13 +327,7 @@ fn a_typescript_client_generated_from_the_document_type_checks_every_recorded_an
         .unwrap(),
     )
     .unwrap();
-    let declared: BTreeSet<&str> = document["paths"]
-        .as_object()
-        .unwrap()
-        .values()
-        .flat_map(|item| item.as_object().unwrap().values())
-        .filter_map(|op| op["operationId"].as_str())
-        .collect();
+    let declared = operation_ids(&document);
     let called: BTreeSet<&str> = answers.iter().map(|a| a.operation).collect();
     let uncalled: Vec<_> = declared
         .difference(&called)
