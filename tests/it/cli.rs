@@ -178,7 +178,7 @@ fn an_old_database_is_upgraded_with_a_log_line_saying_so_and_a_new_one_quietly()
 
 /// The text of a successful command's stdout.
 fn stdout(out: &std::process::Output) -> String {
-    assert_success(&out);
+    assert_success(out);
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
