@@ -88,6 +88,19 @@ impl Fixture {
             .await
     }
 
+    /// Pushes signed with `secret` and asserts the push is refused for its signature.
+    async fn assert_bad_signature(&self, delivery: &str, secret: &str) {
+        let refused = self.push(delivery, secret).await.unwrap_err();
+        assert_eq!(refused.code(), ErrorCode::InvalidSignature, "{refused:?}");
+    }
+
+    /// Rotates the project's secret to `secret` directly in the database, as another process
+    /// would, behind the back of whatever this ingest has cached.
+    fn rotate_elsewhere(&self, secret: &str) {
+        let name = ProjectName::parse("app").unwrap();
+        self.db.rotate_secret(&name, &Secret::new(secret)).unwrap();
+    }
+
     fn stored_statuses(&self) -> Vec<SummaryStatus> {
         let scope = self
             .db
@@ -150,8 +163,7 @@ async fn an_unknown_or_malformed_hook_id_is_refused_without_storing() {
 #[tokio::test]
 async fn a_wrong_signature_is_refused_with_the_catalogs_code() {
     let f = fixture(true);
-    let refused = f.push("d-1", "not-the-secret").await.unwrap_err();
-    assert_eq!(refused.code(), ErrorCode::InvalidSignature);
+    f.assert_bad_signature("d-1", "not-the-secret").await;
     assert!(f.stored_statuses().is_empty());
 }
 
@@ -160,9 +172,7 @@ async fn a_secret_rotated_by_another_process_is_picked_up_at_once_by_push_and_pi
     let f = fixture(true);
     f.push("d-1", SECRET).await.unwrap();
     // The target is cached now; another process rotates the secret behind its back.
-    let name = ProjectName::parse("app").unwrap();
-    f.db.rotate_secret(&name, &Secret::new("second-secret"))
-        .unwrap();
+    f.rotate_elsewhere("second-secret");
 
     let ping = payload();
     let headers = github_headers("ping", "p-1", "second-secret", &ping);
@@ -173,21 +183,17 @@ async fn a_secret_rotated_by_another_process_is_picked_up_at_once_by_push_and_pi
         .unwrap();
     assert!(matches!(pong, Outcome::Pong { .. }), "{pong:?}");
     assert_eq!(stored_ids(&f.push("d-2", "second-secret").await).len(), 1);
-    let old = f.push("d-3", SECRET).await.unwrap_err();
-    assert_eq!(old.code(), ErrorCode::InvalidSignature);
+    f.assert_bad_signature("d-3", SECRET).await;
 }
 
 #[tokio::test]
 async fn a_push_signed_with_a_cached_secret_that_was_rotated_meanwhile_is_not_stored() {
     let f = fixture(true);
     f.push("d-1", SECRET).await.unwrap();
-    let name = ProjectName::parse("app").unwrap();
-    f.db.rotate_secret(&name, &Secret::new("second-secret"))
-        .unwrap();
+    f.rotate_elsewhere("second-secret");
     // Signed with the old secret, which the cache still holds: the writer's check inside the
     // commit refuses it, and the target read again refuses the signature.
-    let refused = f.push("d-2", SECRET).await.unwrap_err();
-    assert_eq!(refused.code(), ErrorCode::InvalidSignature);
+    f.assert_bad_signature("d-2", SECRET).await;
     assert_eq!(f.stored_statuses().len(), 1);
 }
 

@@ -5,7 +5,6 @@ use poem::http::{HeaderName, HeaderValue};
 use sha2::Sha256;
 
 use super::*;
-use crate::domain::RefKind::{Branch, Tag};
 
 const SECRET: &str = "test-secret";
 
@@ -56,21 +55,20 @@ fn signed_headers(provider: Provider, event: &str, body: &[u8]) -> HeaderMap {
             json,
         ],
         // Gitea and Forgejo send GitHub's headers too; detection must still pick them.
-        Provider::Gitea => vec![
-            ("X-GitHub-Event", event.to_owned()),
-            ("X-Gitea-Event", event.to_owned()),
-            ("X-Gitea-Delivery", "gt-1".to_owned()),
-            ("X-Gitea-Signature", sig),
-            json,
-        ],
-        Provider::Forgejo => vec![
-            ("X-GitHub-Event", event.to_owned()),
-            ("X-Gitea-Event", event.to_owned()),
-            ("X-Forgejo-Event", event.to_owned()),
-            ("X-Forgejo-Delivery", "fj-1".to_owned()),
-            ("X-Forgejo-Signature", sig),
-            json,
-        ],
+        Provider::Gitea | Provider::Forgejo => {
+            let mut pairs = vec![
+                ("X-GitHub-Event", event.to_owned()),
+                ("X-Gitea-Event", event.to_owned()),
+            ];
+            let (delivery, signature, id) = if provider == Provider::Forgejo {
+                pairs.push(("X-Forgejo-Event", event.to_owned()));
+                ("X-Forgejo-Delivery", "X-Forgejo-Signature", "fj-1")
+            } else {
+                ("X-Gitea-Delivery", "X-Gitea-Signature", "gt-1")
+            };
+            pairs.extend([(delivery, id.to_owned()), (signature, sig), json]);
+            pairs
+        }
         Provider::Bitbucket => vec![
             ("X-Event-Key", event.to_owned()),
             ("X-Request-UUID", "bb-1".to_owned()),
@@ -95,85 +93,101 @@ struct Expected {
     repository: &'static str,
 }
 
-const fn push(
-    ref_kind: RefKind,
-    ref_name: &'static str,
-    [created, deleted, forced]: [bool; 3],
-    commit_count: u32,
-    listed: usize,
-    pusher: &'static str,
-    repository: &'static str,
-) -> Option<Expected> {
-    Some(Expected {
-        ref_kind,
+/// Every payload fixture, one a line: its file, provider and event, then for a push (a ping
+/// has no more) the kind and name of the ref, `new`, `gone`, `plain` or `forced`, the commit
+/// count and the commits listed, the pusher and the repository. `#` starts a comment line.
+const TABLE: &str = "
+github/ping.payload.json                           | github    | ping
+github/ping.with-app_id.json                       | github    | ping
+github/ping.with-organization.json                 | github    | ping
+github/push.1.json                                 | github    | push          | tag simple-tag        | gone   | 0 0 | Codertocat     | Codertocat/Hello-World
+github/push.ghes-35.payload.json                   | github    | push          | tag simple-tag        | new    | 0 0 | Codertocat     | Codertocat/Hello-World
+github/push.go-scm-push.json                       | github    | push          | branch master         | plain  | 1 1 | Codertocat     | Codertocat/Hello-World
+github/push.go-scm-push_branch_create.json         | github    | push          | branch feature-branch | new    | 0 0 | bradrydzewski  | bradrydzewski/drone-test-go
+github/push.go-scm-push_branch_delete.json         | github    | push          | branch feature-branch | gone   | 0 0 | bradrydzewski  | bradrydzewski/drone-test-go
+github/push.payload.json                           | github    | push          | tag simple-tag        | gone   | 0 0 | Codertocat     | Codertocat/Hello-World
+github/push.with-installation.json                 | github    | push          | tag simple-tag        | gone   | 0 0 | Codertocat     | Codertocat/Hello-World
+github/push.with-new-branch.json                   | github    | push          | branch master         | new    | 1 1 | Codertocat     | Codertocat/Hello-World
+github/push.with-no-username-committer.json        | github    | push          | branch master         | new    | 1 1 | Codertocat     | Codertocat/Hello-World
+github/push.with-organization.json                 | github    | push          | tag simple-tag        | gone   | 0 0 | Codertocat     | Codertocat/Hello-World
+github/push.woodpecker-HookPush.json               | github    | push          | branch main           | plain  | 1 1 | 6543           | woodpecker-ci/woodpecker
+github/push.woodpecker-HookPushForced.json         | github    | push          | branch main           | forced | 1 1 | 6543           | 6543/oxiduct
+github/push.woodpecker-HookTag.json                | github    | push          | tag the-tag-v1        | new    | 0 0 | 6543           | 6543/test_ci_tmp
+gitlab/push.gitlab-docs.json                       | gitlab    | Push Hook     | branch master         | plain  | 4 2 | jsmith         | mike/diaspora
+gitlab/push.go-gitlab.json                         | gitlab    | Push Hook     | branch master         | plain  | 4 2 | jsmith         | mike/diaspora
+gitlab/push.go-scm-branch_create.json              | gitlab    | Push Hook     | branch feature        | new    | 1 1 | sytses         | gitlab-org/hello-world
+gitlab/push.go-scm-branch_delete.json              | gitlab    | Push Hook     | branch feature        | gone   | 0 0 | sytses         | gitlab-org/hello-world
+gitlab/push.go-scm-push.json                       | gitlab    | Push Hook     | branch master         | plain  | 1 1 | sytses         | gitlab-org/hello-world
+gitlab/push.go-scm-push_merge.json                 | gitlab    | Push Hook     | branch master         | plain  | 2 2 | sytses         | gitlab-org/hello-world
+gitlab/push.woodpecker-HookPush.json               | gitlab    | Push Hook     | branch main           | plain  | 1 1 | test           | test/woodpecker
+# No user_username in this docs example: the display name stands in.
+gitlab/tag_push.gitlab-docs.json                   | gitlab    | Tag Push Hook | tag v1.0.0            | new    | 0 0 | John Smith     | jsmith/example
+gitlab/tag_push.go-gitlab.json                     | gitlab    | Tag Push Hook | tag v1.0.0            | new    | 1 1 | jsmith         | jsmith/example
+gitlab/tag_push.go-scm-tag_create.json             | gitlab    | Tag Push Hook | tag v1.0.0            | new    | 1 1 | sytses         | gitlab-org/hello-world
+gitlab/tag_push.go-scm-tag_delete.json             | gitlab    | Tag Push Hook | tag v1.0.0            | gone   | 0 0 | sytses         | gitlab-org/hello-world
+gitlab/tag_push.woodpecker-HookTag.json            | gitlab    | Tag Push Hook | tag v22               | new    | 1 1 | test           | test/woodpecker
+gitea/push.gitea-docs.json                         | gitea     | push          | branch develop        | plain  | 1 1 | gitea          | gitea/webhooks
+gitea/push.go-scm-push.json                        | gitea     | push          | branch master         | plain  | 1 1 | unknwon        | gogits/hello-world
+# Captured from codeberg.org, a Forgejo instance.
+gitea/push.woodpecker-gitea-HookPushBranch.json    | forgejo   | push          | branch fdsafdsa       | new    | 0 0 | 6543           | meisam/woodpecktester
+gitea/push.woodpecker-gitea-HookPushMulti.json     | gitea     | push          | branch main           | plain  | 3 3 | test-user      | Test-CI/multi-line-secrets
+bitbucket/repo-push.go-scm-push.json               | bitbucket | repo:push     | branch master         | plain  | 1 1 | Brad Rydzewski | brydzewski/foo
+bitbucket/repo-push.go-scm-push_branch_create.json | bitbucket | repo:push     | branch develop        | new    | 2 2 | Brad Rydzewski | brydzewski/foo
+bitbucket/repo-push.go-scm-push_branch_delete.json | bitbucket | repo:push     | branch develop        | gone   | 0 0 | Brad Rydzewski | brydzewski/foo
+bitbucket/repo-push.go-scm-push_tag_create.json    | bitbucket | repo:push     | tag feature/x         | new    | 0 0 | Brad Rydzewski | brydzewski/foo
+bitbucket/repo-push.go-scm-push_tag_delete.json    | bitbucket | repo:push     | tag feature/x         | gone   | 0 0 | Brad Rydzewski | brydzewski/foo
+bitbucket/repo-push.woodpecker-HookPush.json       | bitbucket | repo:push     | branch main           | plain  | 1 1 | Martin Herren  | martinherren1984/publictestrepo
+";
+
+/// [`TABLE`] as (file, provider, event, expected push or `None` for a ping).
+fn table() -> Vec<(&'static str, Provider, &'static str, Option<Expected>)> {
+    let lines = TABLE
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    lines
+        .map(|line| {
+            let cells: Vec<&'static str> = line.split('|').map(str::trim).collect();
+            let provider = [
+                Provider::GitHub,
+                Provider::GitLab,
+                Provider::Gitea,
+                Provider::Forgejo,
+                Provider::Bitbucket,
+            ]
+            .into_iter()
+            .find(|p| p.as_str() == cells[1])
+            .unwrap_or_else(|| panic!("{line}: no provider {}", cells[1]));
+            let expected = cells.get(3).map(|_| expected_push(line, &cells[3..]));
+            (cells[0], provider, cells[2], expected)
+        })
+        .collect()
+}
+
+/// The push columns of a [`TABLE`] line: ref, flags, counts, pusher and repository.
+fn expected_push(line: &str, cells: &[&'static str]) -> Expected {
+    let [reference, flags, counts, pusher, repository] = cells else {
+        panic!("{line}: expected five push columns");
+    };
+    let (kind, ref_name) = reference.split_once(' ').expect("a kind and a ref name");
+    let (count, listed) = counts.split_once(' ').expect("a count and a listed count");
+    let [created, deleted, forced] = match *flags {
+        "new" => [true, false, false],
+        "gone" => [false, true, false],
+        "plain" => [false, false, false],
+        "forced" => [false, false, true],
+        other => panic!("{line}: unknown flags {other}"),
+    };
+    Expected {
+        ref_kind: RefKind::parse(kind).expect("branch or tag"),
         ref_name,
         created,
         deleted,
         forced,
-        commit_count,
-        listed,
+        commit_count: count.parse().expect("a commit count"),
+        listed: listed.parse().expect("a listed count"),
         pusher,
         repository,
-    })
-}
-
-const NEW: [bool; 3] = [true, false, false];
-const GONE: [bool; 3] = [false, true, false];
-const PLAIN: [bool; 3] = [false, false, false];
-const FORCED: [bool; 3] = [false, false, true];
-
-/// Every payload fixture: (file, provider, event, expected push or `None` for a ping).
-#[rustfmt::skip] // one fixture per line reads as a table; wrapped, it does not
-fn table() -> Vec<(&'static str, Provider, &'static str, Option<Expected>)> {
-    use Provider::*;
-    const HW: &str = "Codertocat/Hello-World";
-    const DRONE: &str = "bradrydzewski/drone-test-go";
-    const DIASPORA: &str = "mike/diaspora";
-    const HELLO: &str = "gitlab-org/hello-world";
-    const WP: &str = "test/woodpecker";
-    const BB: &str = "brydzewski/foo";
-    vec![
-        ("github/ping.payload.json", GitHub, "ping", None),
-        ("github/ping.with-app_id.json", GitHub, "ping", None),
-        ("github/ping.with-organization.json", GitHub, "ping", None),
-        ("github/push.1.json", GitHub, "push", push(Tag, "simple-tag", GONE, 0, 0, "Codertocat", HW)),
-        ("github/push.ghes-35.payload.json", GitHub, "push", push(Tag, "simple-tag", NEW, 0, 0, "Codertocat", HW)),
-        ("github/push.go-scm-push.json", GitHub, "push", push(Branch, "master", PLAIN, 1, 1, "Codertocat", HW)),
-        ("github/push.go-scm-push_branch_create.json", GitHub, "push", push(Branch, "feature-branch", NEW, 0, 0, "bradrydzewski", DRONE)),
-        ("github/push.go-scm-push_branch_delete.json", GitHub, "push", push(Branch, "feature-branch", GONE, 0, 0, "bradrydzewski", DRONE)),
-        ("github/push.payload.json", GitHub, "push", push(Tag, "simple-tag", GONE, 0, 0, "Codertocat", HW)),
-        ("github/push.with-installation.json", GitHub, "push", push(Tag, "simple-tag", GONE, 0, 0, "Codertocat", HW)),
-        ("github/push.with-new-branch.json", GitHub, "push", push(Branch, "master", NEW, 1, 1, "Codertocat", HW)),
-        ("github/push.with-no-username-committer.json", GitHub, "push", push(Branch, "master", NEW, 1, 1, "Codertocat", HW)),
-        ("github/push.with-organization.json", GitHub, "push", push(Tag, "simple-tag", GONE, 0, 0, "Codertocat", HW)),
-        ("github/push.woodpecker-HookPush.json", GitHub, "push", push(Branch, "main", PLAIN, 1, 1, "6543", "woodpecker-ci/woodpecker")),
-        ("github/push.woodpecker-HookPushForced.json", GitHub, "push", push(Branch, "main", FORCED, 1, 1, "6543", "6543/oxiduct")),
-        ("github/push.woodpecker-HookTag.json", GitHub, "push", push(Tag, "the-tag-v1", NEW, 0, 0, "6543", "6543/test_ci_tmp")),
-        ("gitlab/push.gitlab-docs.json", GitLab, "Push Hook", push(Branch, "master", PLAIN, 4, 2, "jsmith", DIASPORA)),
-        ("gitlab/push.go-gitlab.json", GitLab, "Push Hook", push(Branch, "master", PLAIN, 4, 2, "jsmith", DIASPORA)),
-        ("gitlab/push.go-scm-branch_create.json", GitLab, "Push Hook", push(Branch, "feature", NEW, 1, 1, "sytses", HELLO)),
-        ("gitlab/push.go-scm-branch_delete.json", GitLab, "Push Hook", push(Branch, "feature", GONE, 0, 0, "sytses", HELLO)),
-        ("gitlab/push.go-scm-push.json", GitLab, "Push Hook", push(Branch, "master", PLAIN, 1, 1, "sytses", HELLO)),
-        ("gitlab/push.go-scm-push_merge.json", GitLab, "Push Hook", push(Branch, "master", PLAIN, 2, 2, "sytses", HELLO)),
-        ("gitlab/push.woodpecker-HookPush.json", GitLab, "Push Hook", push(Branch, "main", PLAIN, 1, 1, "test", WP)),
-        // No user_username in this docs example: the display name stands in.
-        ("gitlab/tag_push.gitlab-docs.json", GitLab, "Tag Push Hook", push(Tag, "v1.0.0", NEW, 0, 0, "John Smith", "jsmith/example")),
-        ("gitlab/tag_push.go-gitlab.json", GitLab, "Tag Push Hook", push(Tag, "v1.0.0", NEW, 1, 1, "jsmith", "jsmith/example")),
-        ("gitlab/tag_push.go-scm-tag_create.json", GitLab, "Tag Push Hook", push(Tag, "v1.0.0", NEW, 1, 1, "sytses", HELLO)),
-        ("gitlab/tag_push.go-scm-tag_delete.json", GitLab, "Tag Push Hook", push(Tag, "v1.0.0", GONE, 0, 0, "sytses", HELLO)),
-        ("gitlab/tag_push.woodpecker-HookTag.json", GitLab, "Tag Push Hook", push(Tag, "v22", NEW, 1, 1, "test", WP)),
-        ("gitea/push.gitea-docs.json", Gitea, "push", push(Branch, "develop", PLAIN, 1, 1, "gitea", "gitea/webhooks")),
-        ("gitea/push.go-scm-push.json", Gitea, "push", push(Branch, "master", PLAIN, 1, 1, "unknwon", "gogits/hello-world")),
-        // Captured from codeberg.org, a Forgejo instance.
-        ("gitea/push.woodpecker-gitea-HookPushBranch.json", Forgejo, "push", push(Branch, "fdsafdsa", NEW, 0, 0, "6543", "meisam/woodpecktester")),
-        ("gitea/push.woodpecker-gitea-HookPushMulti.json", Gitea, "push", push(Branch, "main", PLAIN, 3, 3, "test-user", "Test-CI/multi-line-secrets")),
-        ("bitbucket/repo-push.go-scm-push.json", Bitbucket, "repo:push", push(Branch, "master", PLAIN, 1, 1, "Brad Rydzewski", BB)),
-        ("bitbucket/repo-push.go-scm-push_branch_create.json", Bitbucket, "repo:push", push(Branch, "develop", NEW, 2, 2, "Brad Rydzewski", BB)),
-        ("bitbucket/repo-push.go-scm-push_branch_delete.json", Bitbucket, "repo:push", push(Branch, "develop", GONE, 0, 0, "Brad Rydzewski", BB)),
-        ("bitbucket/repo-push.go-scm-push_tag_create.json", Bitbucket, "repo:push", push(Tag, "feature/x", NEW, 0, 0, "Brad Rydzewski", BB)),
-        ("bitbucket/repo-push.go-scm-push_tag_delete.json", Bitbucket, "repo:push", push(Tag, "feature/x", GONE, 0, 0, "Brad Rydzewski", BB)),
-        ("bitbucket/repo-push.woodpecker-HookPush.json", Bitbucket, "repo:push", push(Branch, "main", PLAIN, 1, 1, "Martin Herren", "martinherren1984/publictestrepo")),
-    ]
+    }
 }
 
 fn parse_fixture(file: &str, provider: Provider, event: &str) -> Delivery {
@@ -317,22 +331,31 @@ fn github_push_fields_come_through_as_sent() {
 
 #[test]
 fn gitea_and_bitbucket_commits_are_stored_oldest_first() {
-    let p = only_push(parse_fixture(
-        "gitea/push.woodpecker-gitea-HookPushMulti.json",
-        Provider::Gitea,
-        "push",
-    ));
-    assert_eq!(p.commits.last().map(|c| c.sha.as_str()), p.after.as_deref());
-    assert_eq!(p.commits[0].author, "test-user");
-    assert_eq!(p.delivery_id.as_deref(), Some("gt-1"));
-    let p = only_push(parse_fixture(
-        "bitbucket/repo-push.go-scm-push_branch_create.json",
-        Provider::Bitbucket,
-        "repo:push",
-    ));
-    assert_eq!(p.commits.last().map(|c| c.sha.as_str()), p.after.as_deref());
-    assert_eq!(p.commits[0].author, "Brad Rydzewski");
-    assert_eq!(p.delivery_id.as_deref(), Some("bb-1"));
+    for (file, provider, event, author, delivery) in [
+        (
+            "gitea/push.woodpecker-gitea-HookPushMulti.json",
+            Provider::Gitea,
+            "push",
+            "test-user",
+            "gt-1",
+        ),
+        (
+            "bitbucket/repo-push.go-scm-push_branch_create.json",
+            Provider::Bitbucket,
+            "repo:push",
+            "Brad Rydzewski",
+            "bb-1",
+        ),
+    ] {
+        let p = only_push(parse_fixture(file, provider, event));
+        assert_eq!(
+            p.commits.last().map(|c| c.sha.as_str()),
+            p.after.as_deref(),
+            "{file}"
+        );
+        assert_eq!(p.commits[0].author, author, "{file}");
+        assert_eq!(p.delivery_id.as_deref(), Some(delivery), "{file}");
+    }
 }
 
 #[test]
@@ -641,18 +664,28 @@ fn commit_strings_borrow_from_the_body_unless_escaped_and_are_capped_either_way(
     );
 }
 
-/// A signed GitHub push of `commits`, each `{"id": ..., "message": ...}` as given.
-fn github_push_of(commits: Vec<serde_json::Value>) -> NewPush {
-    let body = serde_json::to_vec(&serde_json::json!({
+/// A push of `commits` to `main` of `a/b`, each `{"id": ..., "message": ...}` as given; a test
+/// adds the fields its host sends besides.
+fn push_payload(commits: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
         "ref": "refs/heads/main",
         "before": "1".repeat(40),
         "after": "2".repeat(40),
         "repository": {"full_name": "a/b"},
         "commits": commits,
-    }))
-    .expect("json");
-    let headers = signed_headers(Provider::GitHub, "push", &body);
+    })
+}
+
+/// `payload` delivered as `provider`'s signed push event, parsed into its one push.
+fn delivered_push(provider: Provider, payload: &serde_json::Value) -> NewPush {
+    let body = serde_json::to_vec(payload).expect("json");
+    let headers = signed_headers(provider, "push", &body);
     only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"))
+}
+
+/// A signed GitHub push of `commits`, each `{"id": ..., "message": ...}` as given.
+fn github_push_of(commits: Vec<serde_json::Value>) -> NewPush {
+    delivered_push(Provider::GitHub, &push_payload(commits))
 }
 
 fn tiny_commits(n: usize) -> Vec<serde_json::Value> {
@@ -674,17 +707,9 @@ fn a_push_of_more_than_2048_commits_stores_the_newest_2048_and_the_true_count() 
 #[test]
 fn a_gitea_push_of_more_than_2048_commits_keeps_the_newest_which_it_lists_first() {
     let commits: Vec<_> = tiny_commits(2_500).into_iter().rev().collect();
-    let body = serde_json::to_vec(&serde_json::json!({
-        "ref": "refs/heads/main",
-        "before": "1".repeat(40),
-        "after": "2".repeat(40),
-        "repository": {"full_name": "a/b"},
-        "commits": commits,
-        "total_commits": 2_500,
-    }))
-    .expect("json");
-    let headers = signed_headers(Provider::Gitea, "push", &body);
-    let p = only_push(parse_delivery(&headers, &body, SECRET, now()).expect("push"));
+    let mut payload = push_payload(commits);
+    payload["total_commits"] = 2_500.into();
+    let p = delivered_push(Provider::Gitea, &payload);
     assert_eq!(
         (p.commit_count, p.commits.len()),
         (2_500, MAX_STORED_COMMITS)

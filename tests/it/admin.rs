@@ -1,6 +1,7 @@
 //! The admin API and the dashboard over real HTTP: who may call it, CSRF, login limits, headers.
 
-use crate::support::app::{ADMIN_TOKEN, Reply, TestApp, github_payload, reply};
+use crate::support::app::{ADMIN_TOKEN, Reply, TestApp, TestProject, github_payload, reply};
+use crate::support::child::assert_success;
 use crate::support::cli;
 use git_push_tracker::client_ip::{TrustedProxies, parse_net};
 use serde_json::{Value, json};
@@ -53,15 +54,67 @@ fn call_with(
     reply(resp.expect("request"))
 }
 
+/// One caller of the app: every request it sends carries the same credential.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    app: &'a TestApp,
+    auth: Auth<'a>,
+}
+
+impl<'a> Caller<'a> {
+    fn new(app: &'a TestApp, auth: Auth<'a>) -> Caller<'a> {
+        Caller { app, auth }
+    }
+
+    /// `GET path`.
+    fn get(self, path: &str) -> Reply {
+        call(self.app, "GET", path, self.auth, None)
+    }
+
+    /// `POST path`, with a JSON body where one is given.
+    fn post(self, path: &str, body: Option<Value>) -> Reply {
+        call(self.app, "POST", path, self.auth, body)
+    }
+
+    /// `DELETE path`.
+    fn delete(self, path: &str) -> Reply {
+        call(self.app, "DELETE", path, self.auth, None)
+    }
+}
+
+/// The dashboard's login form sent with `token`, by a caller with no credential yet.
+fn login(app: &TestApp, token: &str) -> Reply {
+    Caller::new(app, Auth::None).post("/api/admin/login", Some(json!({"token": token})))
+}
+
+/// Asserts that `r` is an error answer with this status and error code.
+fn assert_error(r: &Reply, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], code, "{}", r.body);
+}
+
+/// Creates the project `name` and stores one push of one commit to `main`; answers the project
+/// and the push's id.
+fn project_with_one_push(
+    app: &TestApp,
+    name: &str,
+    message: &str,
+    pushed_at: i64,
+) -> (TestProject, String) {
+    let project = app.create_project(name);
+    let pushed = app.github_push(
+        &project,
+        "d-1",
+        &github_payload("main", &[message], pushed_at),
+    );
+    assert_eq!(pushed.status, 201, "{}", pushed.body);
+    let id = pushed.body["pushes"][0].as_str().unwrap().to_owned();
+    (project, id)
+}
+
 /// Logs in with the admin token and returns the session id from the cookie.
 fn log_in(app: &TestApp) -> String {
-    let r = call(
-        app,
-        "POST",
-        "/api/admin/login",
-        Auth::None,
-        Some(json!({"token": ADMIN_TOKEN})),
-    );
+    let r = login(app, ADMIN_TOKEN);
     assert_eq!(r.status, 204, "{}", r.body);
     let cookie = r.header("set-cookie").expect("a session cookie");
     let value = cookie
@@ -91,13 +144,18 @@ fn admin_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
     ]
 }
 
+/// An app that takes `X-Forwarded-For` from its own loopback address, as behind a proxy.
+fn spawn_behind_a_trusted_proxy() -> TestApp {
+    TestApp::spawn_with(|c| {
+        c.trusted_proxies = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
+    })
+}
+
 #[test]
 fn every_admin_route_refuses_no_credentials_a_project_key_and_a_wrong_token() {
     // Each refused call comes from its own client, so the limit on wrong admin tokens (tested
     // below) does not turn the later ones into 429s.
-    let app = TestApp::spawn_with(|c| {
-        c.trusted_proxies = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
-    });
+    let app = spawn_behind_a_trusted_proxy();
     let project = app.create_project("alpha");
     let mut client = 0;
     for (method, path, body) in admin_routes() {
@@ -125,19 +183,14 @@ fn every_admin_route_refuses_no_credentials_a_project_key_and_a_wrong_token() {
 
 /// Walks every admin route as the owner, with whichever credential is given.
 fn owner_walks_every_route(app: &TestApp, auth: Auth) {
-    let project = app.create_project("alpha");
-    let pushed = app.github_push(
-        &project,
-        "d-1",
-        &github_payload("main", &["Fix the login form"], 1_700_000_000),
-    );
-    assert_eq!(pushed.status, 201, "{}", pushed.body);
+    let (project, _) = project_with_one_push(app, "alpha", "Fix the login form", 1_700_000_000);
+    let owner = Caller::new(app, auth);
 
-    let info = call(app, "GET", "/api/admin/info", auth, None);
+    let info = owner.get("/api/admin/info");
     assert_eq!(info.status, 200, "{}", info.body);
     assert_eq!(info.body["publicUrl"], app.base_url.as_str());
 
-    let list = call(app, "GET", "/api/admin/projects", auth, None);
+    let list = owner.get("/api/admin/projects");
     assert_eq!(list.status, 200, "{}", list.body);
     assert_eq!(list.body[0]["name"], "alpha");
     assert_eq!(list.body[0]["webhookUrl"], project.webhook_url.as_str());
@@ -145,13 +198,7 @@ fn owner_walks_every_route(app: &TestApp, auth: Auth) {
     assert_eq!(list.body[0]["pending"], 0);
     assert_eq!(list.body[0]["failed"], 0);
 
-    let created = call(
-        app,
-        "POST",
-        "/api/admin/projects",
-        auth,
-        Some(json!({"name": "beta"})),
-    );
+    let created = owner.post("/api/admin/projects", Some(json!({"name": "beta"})));
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["name"], "beta");
     assert!(
@@ -162,40 +209,17 @@ fn owner_walks_every_route(app: &TestApp, auth: Auth) {
     );
     assert_eq!(created.body["webhookSecret"].as_str().unwrap().len(), 40);
 
-    let again = call(
-        app,
-        "POST",
-        "/api/admin/projects",
-        auth,
-        Some(json!({"name": "beta"})),
-    );
-    assert_eq!(again.status, 409, "{}", again.body);
-    assert_eq!(again.body["error"]["code"], "project_exists");
-    let invalid = call(
-        app,
-        "POST",
-        "/api/admin/projects",
-        auth,
-        Some(json!({"name": "Not Valid"})),
-    );
-    assert_eq!(invalid.status, 400, "{}", invalid.body);
-    assert_eq!(invalid.body["error"]["code"], "invalid_name");
+    let again = owner.post("/api/admin/projects", Some(json!({"name": "beta"})));
+    assert_error(&again, 409, "project_exists");
+    let invalid = owner.post("/api/admin/projects", Some(json!({"name": "Not Valid"})));
+    assert_error(&invalid, 400, "invalid_name");
 
-    let rotated = call(
-        app,
-        "POST",
-        "/api/admin/projects/beta/rotate-secret",
-        auth,
-        None,
-    );
+    let rotated = owner.post("/api/admin/projects/beta/rotate-secret", None);
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     assert_ne!(rotated.body["webhookSecret"], created.body["webhookSecret"]);
 
-    let key = call(
-        app,
-        "POST",
+    let key = owner.post(
         "/api/admin/projects/beta/keys",
-        auth,
         Some(json!({"label": "slack-bot"})),
     );
     assert_eq!(key.status, 201, "{}", key.body);
@@ -204,25 +228,19 @@ fn owner_walks_every_route(app: &TestApp, auth: Auth) {
     assert_eq!(key.body["label"], "slack-bot");
     assert_eq!(app.get("/api/v1/pushes", Some(&key_value)).status, 200);
 
-    let keys = call(app, "GET", "/api/admin/projects/beta/keys", auth, None);
+    let keys = owner.get("/api/admin/projects/beta/keys");
     assert_eq!(keys.status, 200, "{}", keys.body);
     assert_eq!(keys.body[0]["label"], "slack-bot");
     assert_eq!(keys.body[0]["revoked"], false);
     assert!(keys.body[0].get("key").is_none());
 
     let prefix = key.body["prefix"].as_str().unwrap();
-    let revoked = call(
-        app,
-        "DELETE",
-        &format!("/api/admin/projects/beta/keys/{prefix}"),
-        auth,
-        None,
-    );
+    let revoked = owner.delete(&format!("/api/admin/projects/beta/keys/{prefix}"));
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     assert_eq!(revoked.body["revoked"], true);
     assert_eq!(app.get("/api/v1/pushes", Some(&key_value)).status, 401);
 
-    let pushes = call(app, "GET", "/api/admin/projects/alpha/pushes", auth, None);
+    let pushes = owner.get("/api/admin/projects/alpha/pushes");
     assert_eq!(pushes.status, 200, "{}", pushes.body);
     let push = &pushes.body["pushes"][0];
     assert_eq!(push["branch"], "main");
@@ -230,37 +248,24 @@ fn owner_walks_every_route(app: &TestApp, auth: Auth) {
     assert!(push.get("lastError").is_some() || push["attempts"].is_number());
     let id = push["id"].as_str().unwrap();
 
-    let queued = call(
-        app,
-        "POST",
-        &format!("/api/admin/pushes/{id}/resummarize"),
-        auth,
-        None,
-    );
+    let queued = owner.post(&format!("/api/admin/pushes/{id}/resummarize"), None);
     assert_eq!(queued.status, 200, "{}", queued.body);
-    let unknown = call(
-        app,
-        "POST",
+    let unknown = owner.post(
         "/api/admin/pushes/00000000-0000-0000-0000-000000000000/resummarize",
-        auth,
         None,
     );
     assert_eq!(unknown.status, 404, "{}", unknown.body);
-    let malformed = call(
-        app,
-        "POST",
-        "/api/admin/pushes/nope/resummarize",
-        auth,
-        None,
-    );
+    let malformed = owner.post("/api/admin/pushes/nope/resummarize", None);
     assert_eq!(malformed.status, 400, "not a push id: {}", malformed.body);
 
-    let deleted = call(app, "DELETE", "/api/admin/projects/beta", auth, None);
+    let deleted = owner.delete("/api/admin/projects/beta");
     assert_eq!(deleted.status, 204, "{}", deleted.body);
-    let gone = call(app, "DELETE", "/api/admin/projects/beta", auth, None);
-    assert_eq!(gone.status, 404, "{}", gone.body);
-    assert_eq!(gone.body["error"]["code"], "project_not_found");
-    let missing = call(app, "GET", "/api/admin/projects/nope/keys", auth, None);
+    assert_error(
+        &owner.delete("/api/admin/projects/beta"),
+        404,
+        "project_not_found",
+    );
+    let missing = owner.get("/api/admin/projects/nope/keys");
     assert_eq!(missing.status, 404, "{}", missing.body);
 }
 
@@ -280,13 +285,7 @@ fn every_admin_route_works_with_the_session_cookie() {
 #[test]
 fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
     let app = TestApp::spawn();
-    let r = call(
-        &app,
-        "POST",
-        "/api/admin/login",
-        Auth::None,
-        Some(json!({"token": ADMIN_TOKEN})),
-    );
+    let r = login(&app, ADMIN_TOKEN);
     assert_eq!(r.status, 204, "{}", r.body);
     let cookie = r.header("set-cookie").unwrap().to_owned();
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
@@ -296,50 +295,19 @@ fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
     assert!(!cookie.contains("Secure"), "{cookie}");
 
     let session = log_in(&app);
-    assert_eq!(
-        call(
-            &app,
-            "GET",
-            "/api/admin/projects",
-            Auth::Session(&session),
-            None
-        )
-        .status,
-        200
-    );
-    let out = call(
-        &app,
-        "POST",
-        "/api/admin/logout",
-        Auth::Session(&session),
-        None,
-    );
+    let dashboard = Caller::new(&app, Auth::Session(&session));
+    assert_eq!(dashboard.get("/api/admin/projects").status, 200);
+    let out = dashboard.post("/api/admin/logout", None);
     assert_eq!(out.status, 204);
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
-    assert_eq!(
-        call(
-            &app,
-            "GET",
-            "/api/admin/projects",
-            Auth::Session(&session),
-            None
-        )
-        .status,
-        401
-    );
+    assert_eq!(dashboard.get("/api/admin/projects").status, 401);
 }
 
 #[test]
 fn the_session_cookie_is_secure_when_the_public_url_is_https() {
     let app =
         TestApp::spawn_with(|c| c.public_url = Some("https://push.example.com".parse().unwrap()));
-    let r = call(
-        &app,
-        "POST",
-        "/api/admin/login",
-        Auth::None,
-        Some(json!({"token": ADMIN_TOKEN})),
-    );
+    let r = login(&app, ADMIN_TOKEN);
     assert_eq!(r.status, 204);
     assert!(r.header("set-cookie").unwrap().contains("Secure"));
 }
@@ -350,11 +318,12 @@ fn a_cookie_write_from_a_foreign_origin_or_without_the_dashboard_header_is_refus
     let session = log_in(&app);
     let cookie = format!("gpt_session={session}");
     let body = Some(json!({"name": "csrf"}));
+    let projects = "/api/admin/projects";
 
     let foreign = call_with(
         &app,
         "POST",
-        "/api/admin/projects",
+        projects,
         Auth::None,
         body.clone(),
         &[
@@ -363,17 +332,10 @@ fn a_cookie_write_from_a_foreign_origin_or_without_the_dashboard_header_is_refus
             ("Origin", "https://evil.example"),
         ],
     );
-    assert_eq!(foreign.status, 403, "{}", foreign.body);
-    assert_eq!(foreign.body["error"]["code"], "forbidden");
+    assert_error(&foreign, 403, "forbidden");
 
-    let no_header = call_with(
-        &app,
-        "POST",
-        "/api/admin/projects",
-        Auth::None,
-        body.clone(),
-        &[("Cookie", &cookie)],
-    );
+    let no_header = [("Cookie", cookie.as_str())];
+    let no_header = call_with(&app, "POST", projects, Auth::None, body.clone(), &no_header);
     assert_eq!(no_header.status, 403, "{}", no_header.body);
 
     let cross_site = call_with(
@@ -392,89 +354,63 @@ fn a_cookie_write_from_a_foreign_origin_or_without_the_dashboard_header_is_refus
     assert_eq!(app.sql_count("SELECT count(*) FROM projects"), 0);
 
     // Reads with the cookie need no header; scripts with the token need no Origin check.
-    let read = call_with(
-        &app,
-        "GET",
-        "/api/admin/projects",
-        Auth::None,
-        None,
-        &[("Cookie", &cookie)],
-    );
+    let read = [("Cookie", cookie.as_str())];
+    let read = call_with(&app, "GET", projects, Auth::None, None, &read);
     assert_eq!(read.status, 200);
+    let elsewhere = [("Origin", "https://elsewhere.example")];
     let script = call_with(
         &app,
         "POST",
-        "/api/admin/projects",
+        projects,
         Auth::Bearer(ADMIN_TOKEN),
         body,
-        &[("Origin", "https://elsewhere.example")],
+        &elsewhere,
     );
     assert_eq!(script.status, 201, "{}", script.body);
+}
+
+/// Asserts that `r` is the answer of the login limit, with a `Retry-After` within its window.
+fn assert_too_many_attempts(r: &Reply) {
+    assert_error(r, 429, "too_many_attempts");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
 }
 
 #[test]
 fn failed_logins_are_rate_limited_per_client() {
     let app = TestApp::spawn();
-    let wrong = Some(json!({"token": "gpa_guess"}));
     for _ in 0..5 {
-        let r = call(&app, "POST", "/api/admin/login", Auth::None, wrong.clone());
+        let r = login(&app, "gpa_guess");
         assert_eq!(r.status, 401, "{}", r.body);
     }
-    let limited = call(&app, "POST", "/api/admin/login", Auth::None, wrong);
-    assert_eq!(limited.status, 429, "{}", limited.body);
-    assert_eq!(limited.body["error"]["code"], "too_many_attempts");
-    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=60).contains(&retry), "{retry}");
+    assert_too_many_attempts(&login(&app, "gpa_guess"));
     // Even the right token waits: the limit is not an oracle.
-    let right = call(
-        &app,
-        "POST",
-        "/api/admin/login",
-        Auth::None,
-        Some(json!({"token": ADMIN_TOKEN})),
-    );
-    assert_eq!(right.status, 429);
+    assert_eq!(login(&app, ADMIN_TOKEN).status, 429);
+}
+
+/// A wrong login sent with `X-Forwarded-For: client`; answers its status.
+fn wrong_login_from(app: &TestApp, client: &str) -> u16 {
+    let wrong = Some(json!({"token": "gpa_guess"}));
+    let headers = [("X-Forwarded-For", client)];
+    let r = call_with(app, "POST", "/api/admin/login", Auth::None, wrong, &headers);
+    r.status
 }
 
 /// Five wrong logins with `X-Forwarded-For: client`, then answers the sixth one's status.
 fn sixth_login_status(app: &TestApp, guesser: &str, then_from: &str) -> u16 {
-    let wrong = Some(json!({"token": "gpa_guess"}));
     for _ in 0..5 {
-        let headers = [("X-Forwarded-For", guesser)];
-        let r = call_with(
-            app,
-            "POST",
-            "/api/admin/login",
-            Auth::None,
-            wrong.clone(),
-            &headers,
-        );
-        assert_eq!(r.status, 401, "{}", r.body);
+        assert_eq!(wrong_login_from(app, guesser), 401);
     }
-    let headers = [("X-Forwarded-For", then_from)];
-    call_with(app, "POST", "/api/admin/login", Auth::None, wrong, &headers).status
+    wrong_login_from(app, then_from)
 }
 
 #[test]
 fn behind_a_trusted_proxy_failed_logins_are_counted_per_forwarded_client() {
-    let app = TestApp::spawn_with(|c| {
-        c.trusted_proxies = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
-    });
+    let app = spawn_behind_a_trusted_proxy();
     // Another visitor behind the same proxy is not locked out by the guesser...
     assert_eq!(sixth_login_status(&app, "203.0.113.9", "198.51.100.7"), 401);
     // ...the guesser is, even when it prepends a forged address of its own.
-    let forged = "198.51.100.7, 203.0.113.9";
-    let headers = [("X-Forwarded-For", forged)];
-    let wrong = Some(json!({"token": "gpa_guess"}));
-    let r = call_with(
-        &app,
-        "POST",
-        "/api/admin/login",
-        Auth::None,
-        wrong,
-        &headers,
-    );
-    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(wrong_login_from(&app, "198.51.100.7, 203.0.113.9"), 429);
 }
 
 #[test]
@@ -503,13 +439,7 @@ fn a_server_without_a_configured_token_generates_one_and_stores_only_its_hash() 
         32
     );
     // The harness token was not configured, so it does not log in.
-    let r = call(
-        &app,
-        "GET",
-        "/api/admin/projects",
-        Auth::Bearer(ADMIN_TOKEN),
-        None,
-    );
+    let r = Caller::new(&app, Auth::Bearer(ADMIN_TOKEN)).get("/api/admin/projects");
     assert_eq!(r.status, 401);
 }
 
@@ -568,11 +498,7 @@ fn admin_reset_token_prints_a_new_token_that_replaces_the_old_one_and_ends_sessi
     let app = TestApp::spawn();
     let session = log_in(&app);
     let out = cli::run(&app.db_path, &["admin", "reset-token"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout
         .lines()
@@ -581,75 +507,49 @@ fn admin_reset_token_prints_a_new_token_that_replaces_the_old_one_and_ends_sessi
         .to_owned();
     assert!(token.starts_with("gpa_"), "{stdout}");
 
-    let projects = "/api/admin/projects";
-    assert_eq!(
-        call(&app, "GET", projects, Auth::Bearer(&token), None).status,
-        200
-    );
-    assert_eq!(
-        call(&app, "GET", projects, Auth::Bearer(ADMIN_TOKEN), None).status,
-        401
-    );
-    assert_eq!(
-        call(&app, "GET", projects, Auth::Session(&session), None).status,
-        401
-    );
+    for (auth, status) in [
+        (Auth::Bearer(&token), 200),
+        (Auth::Bearer(ADMIN_TOKEN), 401),
+        (Auth::Session(&session), 401),
+    ] {
+        assert_eq!(
+            Caller::new(&app, auth).get("/api/admin/projects").status,
+            status
+        );
+    }
 }
 
 #[test]
 fn wrong_admin_bearer_tokens_on_the_admin_api_and_metrics_are_limited_like_logins() {
     let app = TestApp::spawn();
+    let guesser = Caller::new(&app, Auth::Bearer("gpa_guess"));
     for i in 0..5 {
         let path = if i % 2 == 0 {
             "/api/admin/projects"
         } else {
             "/metrics"
         };
-        let r = call(&app, "GET", path, Auth::Bearer("gpa_guess"), None);
+        let r = guesser.get(path);
         assert_eq!(r.status, 401, "guess {i} on {path}: {}", r.body);
     }
     for path in ["/api/admin/projects", "/metrics", "/api/admin/info"] {
-        let r = call(&app, "GET", path, Auth::Bearer("gpa_guess"), None);
-        assert_eq!(r.status, 429, "{path}: {}", r.body);
-        assert_eq!(r.body["error"]["code"], "too_many_attempts", "{}", r.body);
-        let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
-        assert!((1..=60).contains(&wait), "{wait}");
+        assert_too_many_attempts(&guesser.get(path));
     }
     // Until the window passes, the guesser's address is not even asked about the right token;
     // the limit counts logins and bearer tokens together.
-    let r = call(
-        &app,
-        "GET",
-        "/api/admin/projects",
-        Auth::Bearer(ADMIN_TOKEN),
-        None,
-    );
-    assert_eq!(r.status, 429);
-    let r = call(
-        &app,
-        "POST",
-        "/api/admin/login",
-        Auth::None,
-        Some(json!({"token": ADMIN_TOKEN})),
-    );
-    assert_eq!(r.status, 429);
+    let owner = Caller::new(&app, Auth::Bearer(ADMIN_TOKEN));
+    assert_eq!(owner.get("/api/admin/projects").status, 429);
+    assert_eq!(login(&app, ADMIN_TOKEN).status, 429);
 }
 
 #[test]
 fn the_right_admin_bearer_token_is_never_counted_against_its_sender() {
     let app = TestApp::spawn();
+    let owner = Caller::new(&app, Auth::Bearer(ADMIN_TOKEN));
     for _ in 0..20 {
-        let r = call(
-            &app,
-            "GET",
-            "/api/admin/projects",
-            Auth::Bearer(ADMIN_TOKEN),
-            None,
-        );
-        assert_eq!(r.status, 200);
+        assert_eq!(owner.get("/api/admin/projects").status, 200);
     }
-    let r = call(&app, "GET", "/metrics", Auth::Bearer(ADMIN_TOKEN), None);
-    assert_eq!(r.status, 200);
+    assert_eq!(owner.get("/metrics").status, 200);
 }
 
 #[test]
@@ -659,16 +559,7 @@ fn a_burst_of_sixty_concurrent_wrong_logins_gets_no_more_than_five_evaluated() {
         let handles: Vec<_> = (0..60)
             .map(|i| {
                 let app = &app;
-                s.spawn(move || {
-                    call(
-                        app,
-                        "POST",
-                        "/api/admin/login",
-                        Auth::None,
-                        Some(json!({"token": format!("gpa_wrong{i}")})),
-                    )
-                    .status
-                })
+                s.spawn(move || login(app, &format!("gpa_wrong{i}")).status)
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -680,9 +571,7 @@ fn a_burst_of_sixty_concurrent_wrong_logins_gets_no_more_than_five_evaluated() {
 
 #[test]
 fn ipv6_clients_behind_a_trusted_proxy_are_limited_per_64() {
-    let app = TestApp::spawn_with(|c| {
-        c.trusted_proxies = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
-    });
+    let app = spawn_behind_a_trusted_proxy();
     let guess = |client: &str| {
         call_with(
             &app,
@@ -738,59 +627,27 @@ fn logout_with_the_cookie_from_a_sibling_site_is_refused_and_the_session_lives_o
             "the cookie is not cleared"
         );
     }
-    let still = call(
-        &app,
-        "GET",
-        "/api/admin/info",
-        Auth::Session(&session),
-        None,
-    );
+    let dashboard = Caller::new(&app, Auth::Session(&session));
+    let still = dashboard.get("/api/admin/info");
     assert_eq!(still.status, 200, "the session was not ended");
     // The dashboard's own logout works.
-    let out = call(
-        &app,
-        "POST",
-        "/api/admin/logout",
-        Auth::Session(&session),
-        None,
-    );
+    let out = dashboard.post("/api/admin/logout", None);
     assert_eq!(out.status, 204, "{}", out.body);
 }
 
 #[test]
 fn answers_that_carry_a_secret_a_key_or_a_session_are_never_cached() {
     let app = TestApp::spawn();
-    let token = Auth::Bearer(ADMIN_TOKEN);
+    let owner = Caller::new(&app, Auth::Bearer(ADMIN_TOKEN));
     let answers = [
-        call(
-            &app,
-            "POST",
-            "/api/admin/projects",
-            token,
-            Some(json!({"name": "cached"})),
-        ),
-        call(
-            &app,
-            "POST",
-            "/api/admin/projects/cached/rotate-secret",
-            token,
-            None,
-        ),
-        call(
-            &app,
-            "POST",
+        owner.post("/api/admin/projects", Some(json!({"name": "cached"}))),
+        owner.post("/api/admin/projects/cached/rotate-secret", None),
+        owner.post(
             "/api/admin/projects/cached/keys",
-            token,
             Some(json!({"label": "k"})),
         ),
-        call(
-            &app,
-            "POST",
-            "/api/admin/login",
-            Auth::None,
-            Some(json!({"token": ADMIN_TOKEN})),
-        ),
-        call(&app, "GET", "/api/admin/projects", token, None),
+        login(&app, ADMIN_TOKEN),
+        owner.get("/api/admin/projects"),
     ];
     for (i, r) in answers.iter().enumerate() {
         assert!(r.status < 300, "answer {i}: {} {}", r.status, r.body);
@@ -801,14 +658,7 @@ fn answers_that_carry_a_secret_a_key_or_a_session_are_never_cached() {
 #[test]
 fn a_project_key_reads_a_push_without_its_last_error_and_the_owner_with_it() {
     let app = TestApp::spawn();
-    let project = app.create_project("errs");
-    let stored = app.github_push(
-        &project,
-        "d-1",
-        &github_payload("main", &["fix: x"], 1_776_160_800),
-    );
-    assert_eq!(stored.status, 201, "{}", stored.body);
-    let id = stored.body["pushes"][0].as_str().unwrap().to_owned();
+    let (project, id) = project_with_one_push(&app, "errs", "fix: x", 1_776_160_800);
     let public = app.get(&format!("/api/v1/pushes/{id}"), Some(&project.key));
     assert_eq!(public.status, 200, "{}", public.body);
     assert!(public.body.get("lastError").is_none(), "{}", public.body);
@@ -822,24 +672,11 @@ fn metrics_take_the_bearer_scheme_in_any_case_like_the_admin_api() {
     let app = TestApp::spawn();
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let header = format!("{scheme} {ADMIN_TOKEN}");
-        let r = call_with(
-            &app,
-            "GET",
-            "/metrics",
-            Auth::None,
-            None,
-            &[("Authorization", &header)],
-        );
-        assert_eq!(r.status, 200, "{scheme}: {}", r.body);
-        let r = call_with(
-            &app,
-            "GET",
-            "/api/admin/info",
-            Auth::None,
-            None,
-            &[("Authorization", &header)],
-        );
-        assert_eq!(r.status, 200, "{scheme}: {}", r.body);
+        for path in ["/metrics", "/api/admin/info"] {
+            let headers = [("Authorization", header.as_str())];
+            let r = call_with(&app, "GET", path, Auth::None, None, &headers);
+            assert_eq!(r.status, 200, "{scheme}: {}", r.body);
+        }
     }
 }
 

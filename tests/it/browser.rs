@@ -3,11 +3,12 @@
 //! commit text as text, and ask the history (search, push detail, activity chart, digest).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::app::{ADMIN_TOKEN, TestApp, TestProject, github_payload};
+use crate::support::child::KillOnDrop;
 use crate::support::fake_llm::{FakeLlm, Scripted};
 use crate::support::tool;
 use fantoccini::elements::Element;
@@ -22,16 +23,9 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 /// chromedriver as a child process, killed when the test ends however it ends.
 struct Driver {
-    child: Child,
+    _child: KillOnDrop,
     url: String,
     _profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Whether Chromium and chromedriver are both there; see [`tool::require`] for when they are not.
@@ -56,7 +50,7 @@ fn start_driver() -> Driver {
         .expect("start chromedriver");
     let url = format!("http://127.0.0.1:{port}");
     let driver = Driver {
-        child,
+        _child: KillOnDrop(child),
         url,
         _profile: tempfile::tempdir().unwrap(),
     };
@@ -118,6 +112,27 @@ async fn visible_text(client: &Client, css: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// The text `css` shows now; it must be there already.
+async fn shown_text(client: &Client, css: &str) -> String {
+    visible_text(client, css)
+        .await
+        .unwrap_or_else(|| panic!("no text shown at {css}"))
+}
+
+/// Waits for `what`, some text to show at `css`; answers it.
+async fn wait_text(client: &Client, what: &str, css: &str) -> String {
+    poll(what, || visible_text(client, css)).await
+}
+
+/// Asserts that no commit text turned into an element of the page.
+async fn assert_no_injected_image(client: &Client) {
+    let injected = client
+        .find_all(Locator::Css("#projects img"))
+        .await
+        .unwrap();
+    assert!(injected.is_empty(), "webhook text became an element");
+}
+
 /// The element `css` selects, once there is one.
 async fn element(client: &Client, css: &str) -> Element {
     client
@@ -146,11 +161,8 @@ async fn type_into(client: &Client, css: &str, text: &str) {
 
 /// Reads the one-time value from the open reveal dialog and closes it.
 async fn read_reveal(client: &Client) -> String {
-    let value = poll("the reveal dialog", || {
-        visible_text(client, "#reveal-value")
-    })
-    .await;
-    let warning = visible_text(client, "#reveal .warning").await.unwrap();
+    let value = wait_text(client, "the reveal dialog", "#reveal-value").await;
+    let warning = shown_text(client, "#reveal .warning").await;
     assert_eq!(
         warning,
         "Click to select, then copy. This won't be shown again."
@@ -202,7 +214,7 @@ async fn drive(client: Client, app: Arc<TestApp>) {
     })
     .await;
     // The docs show this server's URL, not a placeholder.
-    let docs = visible_text(client, "#docs").await.unwrap();
+    let docs = shown_text(client, "#docs").await;
     assert!(!docs.contains("DOMAIN_PLACEHOLDER"));
     assert!(docs.contains(&format!("{}/api/v1/pushes", app.base_url)));
     // The MCP setup snippets name this server's real /mcp URL.
@@ -212,16 +224,13 @@ async fn drive(client: Client, app: Arc<TestApp>) {
         "#mcp-vscode",
         "#mcp-claude-desktop",
     ] {
-        let text = visible_text(client, snippet).await.unwrap();
+        let text = shown_text(client, snippet).await;
         assert!(
             text.contains(&format!("{}/mcp", app.base_url)),
             "{snippet}: {text}"
         );
     }
-    let empty = poll("the empty state", || {
-        visible_text(client, "#projects-status")
-    })
-    .await;
+    let empty = wait_text(client, "the empty state", "#projects-status").await;
     assert!(empty.contains("No projects yet"), "{empty}");
 
     type_into(client, "#new-project-name", "browser-app").await;
@@ -231,7 +240,7 @@ async fn drive(client: Client, app: Arc<TestApp>) {
 
     let card = r#"article[data-project="browser-app"]"#;
     let url_css = format!("{card} .webhook-url");
-    let webhook_url = poll("the project card", || visible_text(client, &url_css)).await;
+    let webhook_url = wait_text(client, "the project card", &url_css).await;
     click(client, &format!("{card} .add-key")).await;
     type_into(client, &format!("{card} .key-label"), "browser").await;
     click(client, &format!("{card} .create-key")).await;
@@ -268,7 +277,7 @@ async fn drive(client: Client, app: Arc<TestApp>) {
     assert!(listed.contains("main, release/*"), "{listed}");
     click(client, &format!("{card} .notify-test")).await;
     let message_css = format!("{card} .notify-message");
-    let said = poll("the test's answer", || visible_text(client, &message_css)).await;
+    let said = wait_text(client, "the test's answer", &message_css).await;
     assert!(said.contains("answered 200"), "{said}");
     let log = poll("the delivery in the log", || async {
         let text = visible_text(client, &format!("{card} .delivery-list")).await?;
@@ -338,11 +347,7 @@ async fn drive(client: Client, app: Arc<TestApp>) {
         "the hostile message shows as text: {feed}"
     );
 
-    let injected = client
-        .find_all(Locator::Css("#projects img"))
-        .await
-        .unwrap();
-    assert!(injected.is_empty(), "webhook text became an element");
+    assert_no_injected_image(client).await;
     assert!(
         client.get_alert_text().await.is_err(),
         "a script from webhook text ran"
@@ -419,6 +424,18 @@ async fn set_value(client: &Client, css: &str, value: &str) {
         .unwrap_or_else(|e| panic!("set {css}: {e}"));
 }
 
+/// Clicks the history section's `button` of `(button, answer)` in the project `card` and waits
+/// for `what`, the text that shows at `answer`; answers it.
+async fn ask_history(
+    client: &Client,
+    card: &str,
+    (button, answer): (&str, &str),
+    what: &str,
+) -> String {
+    click(client, &format!("{card} {button}")).await;
+    wait_text(client, what, &format!("{card} {answer}")).await
+}
+
 /// The project's history section: the activity chart, a search, a push's detail, a digest.
 async fn history(client: &Client, card: &str) {
     click(client, &format!("{card} details.history > summary")).await;
@@ -433,13 +450,10 @@ async fn history(client: &Client, card: &str) {
     assert_eq!(bars, 90, "one bar per day of the last 90 days");
 
     type_into(client, &format!("{card} .history-q"), "login").await;
-    click(client, &format!("{card} .history-search")).await;
-    let total_css = format!("{card} .history-total");
-    let total = poll("the search results", || visible_text(client, &total_css)).await;
+    let search = (".history-search", ".history-total");
+    let total = ask_history(client, card, search, "the search results").await;
     assert_eq!(total, "1 push matches");
-    let results = visible_text(client, &format!("{card} .history-results"))
-        .await
-        .unwrap();
+    let results = shown_text(client, &format!("{card} .history-results")).await;
     assert!(results.contains("Add the login page"), "{results}");
     assert!(!results.contains(XSS), "{results}");
 
@@ -460,20 +474,13 @@ async fn history(client: &Client, card: &str) {
     set_value(client, &format!("{card} .history-q"), "").await;
     set_value(client, &format!("{card} input[name=since]"), "2023-11-01").await;
     set_value(client, &format!("{card} input[name=until]"), "2023-12-01").await;
-    click(client, &format!("{card} .history-digest")).await;
-    let counts_css = format!("{card} .digest-counts");
-    let counts = poll("the digest", || visible_text(client, &counts_css)).await;
+    let digest = (".history-digest", ".digest-counts");
+    let counts = ask_history(client, card, digest, "the digest").await;
     assert_eq!(counts, "2 pushes, 2 commits (builtin)");
-    let summary = visible_text(client, &format!("{card} .digest-summary"))
-        .await
-        .unwrap();
+    let summary = shown_text(client, &format!("{card} .digest-summary")).await;
     assert!(
         summary.starts_with("- 2 pushes with 2 commits"),
         "{summary}"
     );
-    let injected = client
-        .find_all(Locator::Css("#projects img"))
-        .await
-        .unwrap();
-    assert!(injected.is_empty(), "webhook text became an element");
+    assert_no_injected_image(client).await;
 }

@@ -2,25 +2,29 @@
 //! sharing the database file with a running server.
 
 use crate::support::app::{TestApp, github_payload};
+use crate::support::child::assert_success;
 use crate::support::cli;
 use crate::support::provider::{Provider, signed_headers};
 use serde_json::Value;
 
-#[test]
-fn project_and_key_creation_print_one_json_object_each_with_the_documented_fields() {
+/// A database path in a new temporary folder (kept while the folder lives); the file itself is
+/// not there yet.
+fn fresh_db() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cli.db");
-    let project = cli::run_json(
-        &db,
-        &[
-            "project",
-            "create",
-            "my-app",
-            "--json",
-            "--public-url",
-            "https://push.example.com/",
-        ],
-    );
+    (dir, db)
+}
+
+/// The words of `line`, split at single spaces: a command line that needs no quoting.
+fn words(line: &str) -> Vec<&str> {
+    line.split(' ').collect()
+}
+
+#[test]
+fn project_and_key_creation_print_one_json_object_each_with_the_documented_fields() {
+    let (_dir, db) = fresh_db();
+    let create = "project create my-app --json --public-url https://push.example.com/";
+    let project = cli::run_json(&db, &words(create));
     let keys: Vec<&str> = project
         .as_object()
         .unwrap()
@@ -57,8 +61,7 @@ fn project_and_key_creation_print_one_json_object_each_with_the_documented_field
 
 #[test]
 fn a_missing_project_is_a_one_line_error_with_exit_code_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cli.db");
+    let (_dir, db) = fresh_db();
     for args in [
         &["key", "create", "nope"][..],
         &["project", "delete", "nope"],
@@ -79,26 +82,17 @@ fn a_missing_project_is_a_one_line_error_with_exit_code_1() {
 
 #[test]
 fn wrong_usage_gets_clap_help_and_exit_code_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = cli::run(&dir.path().join("cli.db"), &["project", "frobnicate"]);
+    let (_dir, db) = fresh_db();
+    let out = cli::run(&db, &["project", "frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage:"));
 }
 
 #[test]
 fn a_trusted_proxy_that_is_not_an_address_is_refused_before_the_server_starts() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cli.db");
-    let out = cli::run(
-        &db,
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--trusted-proxy",
-            "10.0.0.0/8,proxy.lan",
-        ],
-    );
+    let (_dir, db) = fresh_db();
+    let serve = "serve --listen 127.0.0.1:0 --trusted-proxy 10.0.0.0/8,proxy.lan";
+    let out = cli::run(&db, &words(serve));
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -152,11 +146,7 @@ fn the_cli_shares_the_database_with_a_running_server_rotating_a_secret_and_revok
 
     let prefix = &project.key[..12];
     let out = cli::run(&app.db_path, &["key", "revoke", "shared", prefix]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(app.get("/api/v1/pushes", Some(&project.key)).status, 401);
 
     let out = cli::run(&app.db_path, &["project", "delete", "shared"]);
@@ -188,11 +178,7 @@ fn an_old_database_is_upgraded_with_a_log_line_saying_so_and_a_new_one_quietly()
 
 /// The text of a successful command's stdout.
 fn stdout(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(out);
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
@@ -235,8 +221,7 @@ fn assert_lined_up(table: &str, right_aligned: &[usize]) {
 
 #[test]
 fn project_list_and_key_list_columns_line_up_whatever_the_lengths_of_names_and_labels() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cli.db");
+    let (_dir, db) = fresh_db();
     let long = "a-project-name-well-past-the-twenty-four-columns-it-once-had";
     for name in ["a", long] {
         stdout(&cli::run(&db, &["project", "create", name]));
@@ -302,17 +287,9 @@ fn healthcheck_exits_0_when_the_server_answers_and_1_with_the_reason_when_it_doe
 
 #[test]
 fn serve_refuses_a_configured_admin_token_shorter_than_32_characters_with_exit_code_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cli.db");
+    let (_dir, db) = fresh_db();
     // Killed when dropped: a server that accepted the token would run on.
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = KillOnDrop(
+    let mut child = crate::support::child::KillOnDrop(
         cli::command()
             .arg("--db")
             .arg(&db)
@@ -398,8 +375,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn project_commands_show_the_webhook_url_of_the_server_running_on_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cli.db");
+    let (_dir, db) = fresh_db();
     let port = free_port();
     let server = Served::start(&db, port, &[]);
     let created = cli::run_json(&db, &["project", "create", "on-port", "--json"]);

@@ -181,49 +181,34 @@ fn record_every_operation(app: &TestApp) -> Vec<Recorded> {
         None,
     );
     r.call("listPushes", "GET", "/api/v1/pushes", None, None);
-    r.call(
-        "getPush",
-        "GET",
-        &format!("/api/v1/pushes/{push}"),
-        reader,
-        None,
-    );
+    let path = format!("/api/v1/pushes/{push}");
+    r.call("getPush", "GET", &path, reader, None);
     let missing = "/api/v1/pushes/00000000-0000-0000-0000-000000000000";
     r.call("getPush", "GET", missing, reader, None);
     let feed = "/api/admin/projects/client/pushes";
     r.call("adminListPushes", "GET", feed, admin, None);
-    r.call(
-        "adminListPushes",
-        "GET",
-        &format!("{feed}?cursor=AAAA"),
-        admin,
-        None,
-    );
+    let path = format!("{feed}?cursor=AAAA");
+    r.call("adminListPushes", "GET", &path, admin, None);
     let again = format!("/api/admin/pushes/{push}/resummarize");
     r.call("adminResummarize", "POST", &again, admin, None);
     let missing = "/api/admin/pushes/00000000-0000-0000-0000-000000000000/resummarize";
     r.call("adminResummarize", "POST", missing, admin, None);
     // Asking the history, with the key and as the owner.
     let range = "since=2024-01-01&until=2024-12-31";
-    r.call(
-        "digest",
-        "GET",
-        &format!("/api/v1/digest?{range}"),
-        reader,
-        None,
-    );
+    let path = format!("/api/v1/digest?{range}");
+    r.call("digest", "GET", &path, reader, None);
     r.call("digest", "GET", "/api/v1/digest", reader, None);
     let activity = format!("/api/v1/activity?{range}&groupBy=author");
     r.call("activity", "GET", &activity, reader, None);
     let owner = "/api/admin/projects/client";
-    let history = format!("{owner}/history?q=typed");
-    r.call("adminSearchPushes", "GET", &history, admin, None);
-    let detail = format!("{owner}/pushes/{push}");
-    r.call("adminGetPush", "GET", &detail, admin, None);
-    let digest = format!("{owner}/digest?{range}");
-    r.call("adminDigest", "GET", &digest, admin, None);
-    let activity = format!("{owner}/activity?{range}");
-    r.call("adminActivity", "GET", &activity, admin, None);
+    for (operation, path) in [
+        ("adminSearchPushes", format!("{owner}/history?q=typed")),
+        ("adminGetPush", format!("{owner}/pushes/{push}")),
+        ("adminDigest", format!("{owner}/digest?{range}")),
+        ("adminActivity", format!("{owner}/activity?{range}")),
+    ] {
+        r.call(operation, "GET", &path, admin, None);
+    }
     // Notifications: the receiver is this test server's health route, which answers 200.
     let notifications = format!("{owner}/notifications");
     let receiver = format!("{}/healthz", app.base_url);
@@ -244,27 +229,13 @@ fn record_every_operation(app: &TestApp) -> Vec<Recorded> {
     );
     r.call("adminListNotifications", "GET", &notifications, admin, None);
     let one = format!("{notifications}/{}", created["id"]);
-    r.call(
-        "adminTestNotification",
-        "POST",
-        &format!("{one}/test"),
-        admin,
-        None,
-    );
-    r.call(
-        "adminPauseNotification",
-        "POST",
-        &format!("{one}/pause"),
-        admin,
-        None,
-    );
-    r.call(
-        "adminResumeNotification",
-        "POST",
-        &format!("{one}/resume"),
-        admin,
-        None,
-    );
+    for (operation, action) in [
+        ("adminTestNotification", "test"),
+        ("adminPauseNotification", "pause"),
+        ("adminResumeNotification", "resume"),
+    ] {
+        r.call(operation, "POST", &format!("{one}/{action}"), admin, None);
+    }
     let deliveries = format!("{one}/deliveries");
     r.call(
         "adminNotificationDeliveries",
@@ -277,17 +248,23 @@ fn record_every_operation(app: &TestApp) -> Vec<Recorded> {
     r.call("adminDeleteNotification", "DELETE", &one, admin, None);
     let revoke = format!("{keys}/{}", key["id"]);
     r.call("adminRevokeKey", "DELETE", &revoke, admin, None);
-    r.call(
-        "adminRevokeKey",
-        "DELETE",
-        &format!("{keys}/999"),
-        admin,
-        None,
-    );
+    let path = format!("{keys}/999");
+    r.call("adminRevokeKey", "DELETE", &path, admin, None);
     let gone = "/api/admin/projects/client";
     r.call("adminDeleteProject", "DELETE", gone, admin, None);
     r.call("adminDeleteProject", "DELETE", gone, admin, None);
     r.answers
+}
+
+/// The `operationId` of every operation the OpenAPI `document` declares.
+fn operation_ids(document: &Value) -> BTreeSet<&str> {
+    let path_items = document["paths"].as_object().expect("the document's paths");
+    let operations = path_items
+        .values()
+        .flat_map(|item| item.as_object().expect("a path item").values());
+    operations
+        .filter_map(|op| op["operationId"].as_str())
+        .collect()
 }
 
 /// The TypeScript that assigns each recorded body to its operation's declared answer type.
@@ -350,13 +327,7 @@ fn a_typescript_client_generated_from_the_document_type_checks_every_recorded_an
         .unwrap(),
     )
     .unwrap();
-    let declared: BTreeSet<&str> = document["paths"]
-        .as_object()
-        .unwrap()
-        .values()
-        .flat_map(|item| item.as_object().unwrap().values())
-        .filter_map(|op| op["operationId"].as_str())
-        .collect();
+    let declared = operation_ids(&document);
     let called: BTreeSet<&str> = answers.iter().map(|a| a.operation).collect();
     let uncalled: Vec<_> = declared
         .difference(&called)

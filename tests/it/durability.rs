@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::app::{ADMIN_TOKEN, agent, github_payload};
+use crate::support::child::assert_success;
 use crate::support::provider::github_signature;
 use crate::support::server::Server;
 use crate::support::{cli, tool};
@@ -320,11 +321,7 @@ fn a_reset_admin_token_is_printed_only_after_the_log_holding_it_was_synced_to_di
         .args(["admin", "reset-token"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("New admin token: "));
 
     let events = events(&std::fs::read_to_string(&trace).unwrap(), &db);

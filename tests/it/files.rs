@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
+use crate::support::child::assert_success;
 use crate::support::cli;
 use crate::support::server::Server;
 
@@ -23,11 +24,7 @@ fn run_under_umask_022(db: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run the binary");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     out
 }
 

@@ -2,7 +2,7 @@
 //! key only ever sees its own project's data (lists, search, filters, digests, activity, and
 //! every MCP tool), and a revoked key gets 401 everywhere.
 
-use crate::support::app::{TestApp, TestProject, github_payload, mcp_request};
+use crate::support::app::{Reply, TestApp, TestProject, github_payload, mcp_request};
 use chrono::Utc;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -149,6 +149,24 @@ fn assert_no_foreign_marker(body: &str, own: usize, projects: usize, what: &str)
     }
 }
 
+/// `reply` to a key of project `own`: `None` once checked to be a 401 when the key is revoked,
+/// otherwise its body, checked to be a 200 that names no other project.
+fn live_answer(
+    reply: Reply,
+    revoked: bool,
+    own: usize,
+    projects: usize,
+    what: &str,
+) -> Option<Value> {
+    if revoked {
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        return None;
+    }
+    assert_eq!(reply.status, 200, "{what}: {}", reply.body);
+    assert_no_foreign_marker(&reply.body.to_string(), own, projects, what);
+    Some(reply.body)
+}
+
 /// The MCP tools with a key: each answers its own project's data only, with the same counts as
 /// the REST routes; another project's push is an error result naming nothing of it.
 fn check_mcp(
@@ -204,20 +222,17 @@ fn check_mcp(
         let what = format!("MCP {tool} {args}");
         let params = json!({"name": tool, "arguments": args});
         let reply = mcp_request(app, key, "tools/call", Some(tool), params);
-        if revoked {
-            assert_eq!(reply.status, 401, "{what}: {}", reply.body);
-            continue;
-        }
-        assert_eq!(reply.status, 200, "{what}: {}", reply.body);
-        assert_no_foreign_marker(&reply.body.to_string(), i, n, &what);
-        let result = &reply.body["result"];
-        let Some(expected) = expected else {
-            assert_eq!(result["isError"], true, "{what}: {}", reply.body);
+        let Some(body) = live_answer(reply, revoked, i, n, &what) else {
             continue;
         };
-        assert_eq!(result["isError"], false, "{what}: {}", reply.body);
+        let result = &body["result"];
+        let Some(expected) = expected else {
+            assert_eq!(result["isError"], true, "{what}: {body}");
+            continue;
+        };
+        assert_eq!(result["isError"], false, "{what}: {body}");
         let counted = own_count(&result["structuredContent"], &b.push_ids, &what);
-        assert_eq!(counted, expected, "{what}: {}", reply.body);
+        assert_eq!(counted, expected, "{what}: {body}");
     }
 }
 
@@ -280,13 +295,10 @@ fn check_case(specs: Vec<ProjectSpec>, queries: Vec<ListQuery>) {
             for q in &queries {
                 let path = query_string(q, n);
                 let reply = app.get(&path, Some(&key));
-                if revoked {
-                    assert_eq!(reply.status, 401, "{path}: {}", reply.body);
+                let Some(body) = live_answer(reply, revoked, i, n, &path) else {
                     continue;
-                }
-                assert_eq!(reply.status, 200, "{path}: {}", reply.body);
-                assert_no_foreign_marker(&reply.body.to_string(), i, n, &path);
-                for push in reply.body["pushes"].as_array().unwrap() {
+                };
+                for push in body["pushes"].as_array().unwrap() {
                     let id = push["id"].as_str().unwrap();
                     assert!(
                         b.push_ids.iter().any(|own| own == id),
@@ -339,14 +351,11 @@ fn check_case(specs: Vec<ProjectSpec>, queries: Vec<ListQuery>) {
             check_mcp(&app, b, i, &key, revoked, &all_ids, n);
             for (path, expected) in paths {
                 let reply = app.get(&path, Some(&key));
-                if revoked {
-                    assert_eq!(reply.status, 401, "{path}: {}", reply.body);
+                let Some(body) = live_answer(reply, revoked, i, n, &path) else {
                     continue;
-                }
-                assert_eq!(reply.status, 200, "{path}: {}", reply.body);
-                assert_no_foreign_marker(&reply.body.to_string(), i, n, &path);
-                let counted = own_count(&reply.body, &b.push_ids, &path);
-                assert_eq!(Some(counted), expected, "{path}: {}", reply.body);
+                };
+                let counted = own_count(&body, &b.push_ids, &path);
+                assert_eq!(Some(counted), expected, "{path}: {body}");
             }
         }
     }

@@ -7,12 +7,13 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::LazyLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::app::{agent, wait_for};
+use crate::support::child::KillOnDrop;
 use crate::support::cli;
 use crate::support::provider::{Provider, signed_headers};
 
@@ -20,17 +21,10 @@ const ADMIN_TOKEN: &str = "gpa_limits_test_token_0123456789abcdefghij";
 
 /// A `serve` process on a port of its own choosing; killed when dropped.
 struct Served {
-    child: Child,
+    child: KillOnDrop,
     addr: SocketAddr,
     db: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Served {
@@ -72,7 +66,7 @@ impl Served {
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(&log).unwrap());
-        let mut child = command.spawn().expect("start serve");
+        let mut child = KillOnDrop(command.spawn().expect("start serve"));
         let addr = wait_for(
             "serve to say where it listens",
             Duration::from_secs(30),

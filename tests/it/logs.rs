@@ -12,12 +12,7 @@ const ADMIN_TOKEN: &str = "gpa_LogTestAdminToken0123456789abcdefghijk";
 fn a_trace_level_log_of_a_whole_session_holds_no_secret_key_signature_or_session_id() {
     let dir = tempfile::tempdir().unwrap();
     let (db, log) = (dir.path().join("logs.db"), dir.path().join("serve.log"));
-    let server = Server::start(&db, &log, |command| {
-        command
-            .env("PUSH_TRACKER_LOG", "trace")
-            .env("PUSH_TRACKER_SUMMARIZER", "builtin")
-            .env("PUSH_TRACKER_ADMIN_TOKEN", ADMIN_TOKEN);
-    });
+    let server = Server::start_tracing(&db, &log, ADMIN_TOKEN);
     let project = cli::run_json(&db, &["project", "create", "app", "--json"]);
     let webhook_secret = project["webhookSecret"].as_str().unwrap().to_owned();
     let webhook_url = project["webhookUrl"].as_str().unwrap().to_owned();

@@ -36,6 +36,13 @@ fn receiver() -> FakeLlm {
     FakeLlm::start_with(|_| Scripted::json(200, "ok"))
 }
 
+/// A [`fast_app`] with the project `web`, and a [`receiver`] for its notifications.
+fn web_with_receiver() -> (TestApp, TestProject, FakeLlm) {
+    let app = fast_app();
+    let project = app.create_project("web");
+    (app, project, receiver())
+}
+
 fn admin(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> Reply {
     let url = format!("{}{path}", app.base_url);
     let auth = format!("Bearer {ADMIN_TOKEN}");
@@ -68,6 +75,14 @@ fn add(app: &TestApp, project: &str, body: Value) -> Value {
     r.body
 }
 
+/// Adds `notification` to the project `web`, its `url` a path on `fake`; returns the create
+/// answer.
+fn add_at(app: &TestApp, fake: &FakeLlm, mut notification: Value) -> Value {
+    let path = notification["url"].as_str().expect("a url path").to_owned();
+    notification["url"] = json!(format!("{}{path}", fake.base_url()));
+    add(app, "web", notification)
+}
+
 /// Adds a signed generic webhook to `fake` and returns the create answer.
 fn add_webhook(app: &TestApp, project: &str, fake: &FakeLlm) -> Value {
     add(
@@ -77,26 +92,50 @@ fn add_webhook(app: &TestApp, project: &str, fake: &FakeLlm) -> Value {
     )
 }
 
-fn list(app: &TestApp, project: &str) -> Vec<Value> {
-    let r = admin(
-        app,
-        "GET",
-        &format!("/api/admin/projects/{project}/notifications"),
-        None,
-    );
+/// The items of the admin API's list at `path`, which must answer 200.
+fn admin_list(app: &TestApp, path: &str) -> Vec<Value> {
+    let r = admin(app, "GET", path, None);
     assert_eq!(r.status, 200, "{}", r.body);
     r.body.as_array().unwrap().clone()
 }
 
+fn list(app: &TestApp, project: &str) -> Vec<Value> {
+    admin_list(app, &format!("/api/admin/projects/{project}/notifications"))
+}
+
 fn deliveries(app: &TestApp, project: &str, id: i64) -> Vec<Value> {
-    let r = admin(
+    admin_list(
         app,
-        "GET",
         &format!("/api/admin/projects/{project}/notifications/{id}/deliveries"),
-        None,
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body.as_array().unwrap().clone()
+    )
+}
+
+/// Waits until a notification of `project` is paused, asserts that its reason names each of
+/// `because`, and answers it.
+fn wait_paused(app: &TestApp, project: &str, because: &[&str]) -> Value {
+    let item = app.wait_for("the notification to be paused", DEADLINE, || {
+        list(app, project)
+            .into_iter()
+            .find(|n| n["enabled"] == false)
+    });
+    let reason = item["disabledReason"].as_str().unwrap();
+    assert!(because.iter().all(|b| reason.contains(b)), "{reason}");
+    item
+}
+
+/// The CLI's `notify add web --kind KIND --url URL`, then the `more` arguments.
+fn notify_add<'a>(kind: &'a str, url: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["notify", "add", "web", "--kind", kind, "--url", url];
+    args.extend_from_slice(more);
+    args
+}
+
+/// `field` of every attempt in a delivery log, oldest first (the log lists the newest first).
+fn oldest_first(log: &[Value], field: &str) -> Vec<i64> {
+    log.iter()
+        .rev()
+        .map(|a| a[field].as_i64().unwrap())
+        .collect()
 }
 
 /// A GitHub push payload, changed by `edit` before it is signed and sent; returns the push id.
@@ -129,13 +168,9 @@ fn wait_requests(fake: &FakeLlm, n: usize) -> Vec<Recorded> {
 
 /// The one message a fresh receiver gets for a push changed by `edit`; `notification`'s `url`
 /// is a path on that receiver. Every test of a kind's message format starts here.
-fn first_message(mut notification: Value, edit: impl FnOnce(&mut Value)) -> Recorded {
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
-    let path = notification["url"].as_str().expect("a url path").to_owned();
-    notification["url"] = json!(format!("{}{path}", fake.base_url()));
-    add(&app, "web", notification);
+fn first_message(notification: Value, edit: impl FnOnce(&mut Value)) -> Recorded {
+    let (app, project, fake) = web_with_receiver();
+    add_at(&app, &fake, notification);
     push_with(&app, &project, edit);
     wait_requests(&fake, 1).remove(0)
 }
@@ -204,37 +239,17 @@ fn the_admin_api_creates_lists_pauses_resumes_and_removes_notifications_as_the_c
             .any(|n| n.to_string().contains(secret))
     );
 
-    let paused = admin(
-        &app,
-        "POST",
-        &format!("/api/admin/projects/web/notifications/{id}/pause"),
-        None,
-    );
+    let path = format!("/api/admin/projects/web/notifications/{id}");
+    let paused = admin(&app, "POST", &format!("{path}/pause"), None);
     assert_eq!(paused.status, 200, "{}", paused.body);
     assert_eq!(paused.body["enabled"], false);
     assert_eq!(paused.body["disabledReason"], "paused by the owner");
-    let resumed = admin(
-        &app,
-        "POST",
-        &format!("/api/admin/projects/web/notifications/{id}/resume"),
-        None,
-    );
+    let resumed = admin(&app, "POST", &format!("{path}/resume"), None);
     assert_eq!(resumed.body["enabled"], true);
     assert!(resumed.body["disabledReason"].is_null());
 
-    let gone = admin(
-        &app,
-        "DELETE",
-        &format!("/api/admin/projects/web/notifications/{id}"),
-        None,
-    );
-    assert_eq!(gone.status, 204);
-    let again = admin(
-        &app,
-        "DELETE",
-        &format!("/api/admin/projects/web/notifications/{id}"),
-        None,
-    );
+    assert_eq!(admin(&app, "DELETE", &path, None).status, 204);
+    let again = admin(&app, "DELETE", &path, None);
     assert_eq!(again.status, 404);
     assert_eq!(again.body["error"]["code"], "notification_not_found");
     assert_eq!(list(&app, "web").len(), 1);
@@ -316,16 +331,14 @@ fn slack_gets_block_kit_with_a_text_fallback_where_hostile_text_is_escaped_and_n
         !all.contains("<!channel>") && !all.contains("<@123>"),
         "{all}"
     );
-    assert!(
-        all.contains("&lt;!channel&gt;"),
-        "the mention is shown: {all}"
-    );
     assert!(text.contains("pushed 300 commits to main"), "{text}");
-    assert!(
-        all.contains(" more"),
-        "a 300-commit summary is cut with and N more: {all}"
-    );
-    assert!(all.contains("Compare changes"));
+    for (shown, why) in [
+        ("&lt;!channel&gt;", "the mention is shown"),
+        (" more", "a 300-commit summary is cut with and N more"),
+        ("Compare changes", "the compare link is there"),
+    ] {
+        assert!(all.contains(shown), "{why}: {all}");
+    }
 }
 
 #[test]
@@ -460,9 +473,7 @@ fn ntfy_gets_a_json_publish_at_the_server_root_with_its_topic_and_token() {
 
 #[test]
 fn the_generic_webhook_body_carries_the_push_as_the_api_lists_it() {
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
+    let (app, project, fake) = web_with_receiver();
     add_webhook(&app, "web", &fake);
     let id = push(&app, &project);
     let request = &wait_requests(&fake, 1)[0];
@@ -500,9 +511,7 @@ fn the_generic_webhook_signature_verifies_with_the_standard_webhooks_reference_l
         );
         return;
     }
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
+    let (app, project, fake) = web_with_receiver();
     let created = add_webhook(&app, "web", &fake);
     let secret = created["secret"].as_str().unwrap().to_owned();
     push(&app, &project);
@@ -540,13 +549,11 @@ print("verified")
 
 #[test]
 fn branch_and_author_filters_leave_out_bot_branches_and_bot_pushes() {
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
-    add(
+    let (app, project, fake) = web_with_receiver();
+    add_at(
         &app,
-        "web",
-        json!({"kind": "webhook", "url": format!("{}/in", fake.base_url()), "branches": ["*", "!dependabot/*"], "excludeAuthors": ["Dependabot[bot]"]}),
+        &fake,
+        json!({"kind": "webhook", "url": "/in", "branches": ["*", "!dependabot/*"], "excludeAuthors": ["Dependabot[bot]"]}),
     );
     push_with(&app, &project, |p| {
         p["ref"] = json!("refs/heads/dependabot/npm/lodash")
@@ -579,13 +586,11 @@ fn branch_and_author_filters_leave_out_bot_branches_and_bot_pushes() {
 
 #[test]
 fn a_tag_is_shown_as_a_tag_and_a_deletion_is_one_line() {
-    let app = fast_app();
-    let project = app.create_project("web");
-    let fake = receiver();
-    add(
+    let (app, project, fake) = web_with_receiver();
+    add_at(
         &app,
-        "web",
-        json!({"kind": "mattermost", "url": format!("{}/hooks/a", fake.base_url()), "branches": ["v*", "old"]}),
+        &fake,
+        json!({"kind": "mattermost", "url": "/hooks/a", "branches": ["v*", "old"]}),
     );
     push_with(&app, &project, |p| p["ref"] = json!("refs/heads/main"));
     push_with(&app, &project, |p| {
@@ -641,18 +646,8 @@ fn a_429_with_retry_after_and_a_500_are_retried_with_the_same_webhook_id() {
         let log = deliveries(&app, "web", id);
         (log.len() == 3).then_some(log)
     });
-    let statuses: Vec<i64> = log
-        .iter()
-        .rev()
-        .map(|a| a["status"].as_i64().unwrap())
-        .collect();
-    assert_eq!(statuses, [429, 500, 200]);
-    let attempts: Vec<i64> = log
-        .iter()
-        .rev()
-        .map(|a| a["attempt"].as_i64().unwrap())
-        .collect();
-    assert_eq!(attempts, [1, 2, 3]);
+    assert_eq!(oldest_first(&log, "status"), [429, 500, 200]);
+    assert_eq!(oldest_first(&log, "attempt"), [1, 2, 3]);
     assert!(log.iter().all(|a| a["pushId"] == push_id.as_str()));
     assert!(log[2]["error"].as_str().unwrap().contains("rate limited"));
     let item = &list(&app, "web")[0];
@@ -665,23 +660,14 @@ fn a_410_pauses_the_notification_with_the_reason_and_stops_retrying() {
     let app = fast_app();
     let project = app.create_project("web");
     let fake = FakeLlm::start_with(|_| Scripted::json(410, "channel_is_archived"));
-    let created = add(
+    let created = add_at(
         &app,
-        "web",
-        json!({"kind": "slack", "url": format!("{}/services/a/b/c", fake.base_url())}),
+        &fake,
+        json!({"kind": "slack", "url": "/services/a/b/c"}),
     );
     let id = created["id"].as_i64().unwrap();
     push(&app, &project);
-    let item = app.wait_for("the notification to be paused", DEADLINE, || {
-        list(&app, "web")
-            .into_iter()
-            .find(|n| n["enabled"] == false)
-    });
-    let reason = item["disabledReason"].as_str().unwrap();
-    assert!(
-        reason.contains("410") && reason.contains("channel_is_archived"),
-        "{reason}"
-    );
+    wait_paused(&app, "web", &["410", "channel_is_archived"]);
     // A paused notification gets nothing: the next push is not even queued for it.
     push(&app, &project);
     app.wait_until_derived();
@@ -697,16 +683,8 @@ fn a_receiver_that_hangs_does_not_delay_another_receiver_or_the_next_summary() {
     let hanging =
         FakeLlm::start_with(|_| Scripted::json(200, "late").delayed(Duration::from_secs(8)));
     let quick = receiver();
-    add(
-        &app,
-        "web",
-        json!({"kind": "webhook", "url": format!("{}/slow", hanging.base_url())}),
-    );
-    add(
-        &app,
-        "web",
-        json!({"kind": "webhook", "url": format!("{}/fast", quick.base_url())}),
-    );
+    add_at(&app, &hanging, json!({"kind": "webhook", "url": "/slow"}));
+    add_at(&app, &quick, json!({"kind": "webhook", "url": "/fast"}));
     let started = Instant::now();
     push(&app, &project);
     wait_requests(&hanging, 1);
@@ -758,10 +736,10 @@ fn a_test_message_answers_the_receivers_status_or_502_and_is_logged() {
         Scripted::json(200, "ok"),
         Scripted::json(500, "broken"),
     ]);
-    let created = add(
+    let created = add_at(
         &app,
-        "web",
-        json!({"kind": "slack", "url": format!("{}/services/a/b/c", fake.base_url())}),
+        &fake,
+        json!({"kind": "slack", "url": "/services/a/b/c"}),
     );
     let id = created["id"].as_i64().unwrap();
     let path = format!("/api/admin/projects/web/notifications/{id}/test");
@@ -806,21 +784,9 @@ fn receiver_urls_and_tokens_never_reach_the_log() {
     });
     let fake = FakeLlm::start_with(|_| Scripted::json(500, "no"));
     let project = cli::run_json(&db, &["project", "create", "web", "--json"]);
-    let added = cli::run_json(
-        &db,
-        &[
-            "notify",
-            "add",
-            "web",
-            "--kind",
-            "ntfy",
-            "--url",
-            &format!("{}/topicSECRETPATH", fake.base_url()),
-            "--token",
-            "tk_TOKENVALUE",
-            "--json",
-        ],
-    );
+    let url = format!("{}/topicSECRETPATH", fake.base_url());
+    let more = ["--token", "tk_TOKENVALUE", "--json"];
+    let added = cli::run_json(&db, &notify_add("ntfy", &url, &more));
     assert!(added["url"].as_str().unwrap().ends_with("/topicSECRETPATH"));
     let webhook_url = project["webhookUrl"].as_str().unwrap();
     let webhook_path = &webhook_url[webhook_url.find("/webhooks/").unwrap()..];
@@ -851,24 +817,21 @@ fn the_cli_adds_lists_pauses_resumes_tests_and_removes_with_the_admin_api_shapes
     let url = format!("{}/services/T/B/CLISECRET", fake.base_url());
     let added = cli::run_json(
         &db,
-        &[
-            "notify",
-            "add",
-            "web",
-            "--kind",
+        &notify_add(
             "slack",
-            "--url",
             &url,
-            "--branch",
-            "main",
-            "--branch",
-            "!wip/*",
-            "--exclude-author",
-            "renovate[bot]",
-            "--label",
-            "ops",
-            "--json",
-        ],
+            &[
+                "--branch",
+                "main",
+                "--branch",
+                "!wip/*",
+                "--exclude-author",
+                "renovate[bot]",
+                "--label",
+                "ops",
+                "--json",
+            ],
+        ),
     );
     assert_eq!(added["url"], url.as_str());
     assert_eq!(added["branches"], json!(["main", "!wip/*"]));
@@ -897,10 +860,7 @@ fn the_cli_adds_lists_pauses_resumes_tests_and_removes_with_the_admin_api_shapes
         );
     }
     assert_eq!(fake.requests().len(), 1, "test sent one message");
-    let bad = cli::run(
-        &db,
-        &["notify", "add", "web", "--kind", "irc", "--url", &url],
-    );
+    let bad = cli::run(&db, &notify_add("irc", &url, &[]));
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid kind"));
     assert_eq!(
@@ -948,19 +908,8 @@ fn after_repeated_sigkills_every_summarized_push_reached_every_receiver_with_sta
     let webhook_url = project["webhookUrl"].as_str().unwrap().to_owned();
     let webhook_path = webhook_url[webhook_url.find("/webhooks/").unwrap()..].to_owned();
     for r in &receivers {
-        cli::run_json(
-            &db,
-            &[
-                "notify",
-                "add",
-                "web",
-                "--kind",
-                "webhook",
-                "--url",
-                &format!("{}/in", r.base_url()),
-                "--json",
-            ],
-        );
+        let url = format!("{}/in", r.base_url());
+        cli::run_json(&db, &notify_add("webhook", &url, &["--json"]));
     }
     for life in 0..=KILLS {
         let mut server = Server::start(&db, &log, |c| {
@@ -1075,16 +1024,7 @@ fn a_private_receiver_stored_before_the_flag_is_refused_at_send_time(host: &str)
         .add_notification("web", &request, chrono::Utc::now())
         .unwrap();
     push(&app, &project);
-    let item = app.wait_for("the notification to be paused", DEADLINE, || {
-        list(&app, "web")
-            .into_iter()
-            .find(|n| n["enabled"] == false)
-    });
-    let reason = item["disabledReason"].as_str().unwrap();
-    assert!(
-        reason.contains("--notify-deny-private") && reason.contains("127.0.0.1"),
-        "{reason}"
-    );
+    let item = wait_paused(&app, "web", &["--notify-deny-private", "127.0.0.1"]);
     let id = item["id"].as_i64().unwrap();
     let log = deliveries(&app, "web", id);
     assert_eq!(log.len(), 1, "{log:?}");
@@ -1100,16 +1040,11 @@ fn the_cli_notify_add_with_deny_private_refuses_a_loopback_receiver_and_stores_n
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("n.db");
     cli::run_json(&db, &["project", "create", "web", "--json"]);
-    let args = [
-        "notify",
-        "add",
-        "web",
-        "--kind",
+    let args = notify_add(
         "webhook",
-        "--url",
         "http://127.0.0.1:9/hook",
-        "--notify-deny-private",
-    ];
+        &["--notify-deny-private"],
+    );
     let out = cli::run(&db, &args);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1165,12 +1100,8 @@ fn with_a_model_one_message_goes_when_its_summary_is_stored_and_a_resummary_send
     let sent = &got[0].json()["data"]["push"];
     assert_eq!(sent["summaryStatus"], "summarized");
     assert_eq!(sent["summarySource"], "fake-model");
-    assert!(
-        sent["summary"]
-            .as_str()
-            .unwrap()
-            .contains("Reworked the login flow")
-    );
+    let summary = sent["summary"].as_str().unwrap();
+    assert!(summary.contains("Reworked the login flow"), "{summary}");
     let r = admin(
         &app,
         "POST",
@@ -1192,10 +1123,10 @@ fn when_the_model_fails_the_message_carries_the_builtin_summary_and_says_so() {
     let app = model_app(&model);
     let project = app.create_project("web");
     let fake = receiver();
-    add(
+    add_at(
         &app,
-        "web",
-        json!({"kind": "slack", "url": format!("{}/services/a/b/c", fake.base_url())}),
+        &fake,
+        json!({"kind": "slack", "url": "/services/a/b/c"}),
     );
     push_with(&app, &project, |p| p["commits"] = commits(3, "Work"));
     let body = wait_requests(&fake, 1)[0].json();

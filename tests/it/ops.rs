@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::app::{TestApp, github_payload, wait_for};
+use crate::support::app::{TestApp, TestProject, github_payload, wait_for};
 use crate::support::cli;
 use crate::support::provider::Provider;
 use chrono::Utc;
@@ -18,6 +18,20 @@ use git_push_tracker::secret::Secret;
 use git_push_tracker::summarize::{SummarizeError, Summarizer, SummaryInput};
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
+
+/// Sends a signed push and asserts it was stored.
+fn store_push(app: &TestApp, project: &TestProject, delivery: &str, body: &[u8]) {
+    let reply = app.github_push(project, delivery, body);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+/// An app with one project, `project`, and the path `file` beside its database for a backup.
+fn app_to_back_up(project: &str, file: &str) -> (TestApp, std::path::PathBuf) {
+    let app = TestApp::spawn();
+    app.create_project(project);
+    let dest = app.dir.path().join(file);
+    (app, dest)
+}
 
 fn count(conn: &rusqlite::Connection, sql: &str, param: &str) -> i64 {
     conn.query_row(sql, [param], |r| r.get(0)).unwrap()
@@ -94,10 +108,7 @@ fn a_backup_in_many_steps_copies_the_snapshot_it_began_with_even_while_pushes_ar
     let project = app.create_project("stepwise");
     for i in 0..40 {
         let body = github_payload("main", &["before the backup"], 1_767_261_600 + i);
-        assert_eq!(
-            app.github_push(&project, &format!("pre-{i}"), &body).status,
-            201
-        );
+        store_push(&app, &project, &format!("pre-{i}"), &body);
     }
     let dest = app.dir.path().join("stepwise.db");
     let mut reports = Vec::<BackupProgress>::new();
@@ -141,9 +152,7 @@ fn a_backup_in_many_steps_copies_the_snapshot_it_began_with_even_while_pushes_ar
 
 #[test]
 fn a_backup_never_replaces_an_existing_file_unless_forced() {
-    let app = TestApp::spawn();
-    app.create_project("kept");
-    let dest = app.dir.path().join("existing.db");
+    let (app, dest) = app_to_back_up("kept", "existing.db");
     std::fs::write(&dest, b"precious").unwrap();
 
     let refused = backup(&app.db_path, &dest, false);
@@ -152,14 +161,12 @@ fn a_backup_never_replaces_an_existing_file_unless_forced() {
 
     backup(&app.db_path, &dest, true).expect("forced backup");
     let copy = rusqlite::Connection::open(&dest).unwrap();
-    assert_eq!(
-        count(
-            &copy,
-            "SELECT count(*) FROM projects WHERE name = ?1",
-            "kept"
-        ),
-        1
+    let kept = count(
+        &copy,
+        "SELECT count(*) FROM projects WHERE name = ?1",
+        "kept",
     );
+    assert_eq!(kept, 1);
 
     let missing = app.dir.path().join("no-such.db");
     let refused = backup(&missing, &app.dir.path().join("x.db"), false);
@@ -172,9 +179,7 @@ fn a_backup_never_replaces_an_existing_file_unless_forced() {
 
 #[test]
 fn the_backup_command_copies_the_database_given_with_db() {
-    let app = TestApp::spawn();
-    app.create_project("from-cli");
-    let dest = app.dir.path().join("cli-backup.db");
+    let (app, dest) = app_to_back_up("from-cli", "cli-backup.db");
     let dest_arg = dest.to_str().unwrap();
     let run = |extra: &[&str]| cli::run(&app.db_path, &[&["backup", dest_arg][..], extra].concat());
     let first = run(&[]);
@@ -421,18 +426,12 @@ fn retention_deletes_exactly_the_pushes_received_before_the_cutoff_with_their_co
     let project = app.create_project("aging");
     for i in 0..3 {
         let body = github_payload("main", &["old one", "old two"], 1_700_000_000 + i);
-        assert_eq!(
-            app.github_push(&project, &format!("old-{i}"), &body).status,
-            201
-        );
+        store_push(&app, &project, &format!("old-{i}"), &body);
     }
     clock.advance(chrono::Duration::days(40));
     for i in 0..2 {
         let body = github_payload("dev", &["new"], 1_700_000_000 + i);
-        assert_eq!(
-            app.github_push(&project, &format!("new-{i}"), &body).status,
-            201
-        );
+        store_push(&app, &project, &format!("new-{i}"), &body);
     }
     assert_eq!(app.sql_count("SELECT count(*) FROM commits"), 3 * 2 + 2);
 
@@ -463,10 +462,7 @@ fn a_server_started_with_retention_days_prunes_old_pushes_in_the_background() {
     let project = first.create_project("pruned");
     for i in 0..3 {
         let body = github_payload("main", &["old"], 1_700_000_000 + i);
-        assert_eq!(
-            first.github_push(&project, &format!("o-{i}"), &body).status,
-            201
-        );
+        store_push(&first, &project, &format!("o-{i}"), &body);
     }
     // One server per database file: the pushes are ten days old when the next one starts.
     let path = first.db_path.clone();

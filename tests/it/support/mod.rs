@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod child;
 pub mod cli;
 pub mod digest_model;
 pub mod fake_llm;

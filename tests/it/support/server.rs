@@ -3,14 +3,15 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use super::app::{agent, wait_for};
+use super::child::KillOnDrop;
 use super::cli;
 
 pub struct Server {
-    child: Child,
+    child: KillOnDrop,
     /// `http://127.0.0.1:PORT`; empty until the server said where it listens.
     pub base: String,
     log: PathBuf,
@@ -27,6 +28,17 @@ impl Server {
         Server::start_with(&[] as &[&str], db, log, configure)
     }
 
+    /// [`Server::start`] with the builtin summarizer, `admin_token`, and everything logged at
+    /// trace level: for a test that searches the log for what must never be in it.
+    pub fn start_tracing(db: &Path, log: &Path, admin_token: &str) -> Server {
+        Server::start(db, log, |command| {
+            command
+                .env("PUSH_TRACKER_LOG", "trace")
+                .env("PUSH_TRACKER_SUMMARIZER", "builtin")
+                .env("PUSH_TRACKER_ADMIN_TOKEN", admin_token);
+        })
+    }
+
     /// [`Server::start`] through `wrapper`, a program and its arguments before the binary's
     /// path (see [`cli::command_through`]).
     pub fn start_with<S: AsRef<OsStr>>(
@@ -35,7 +47,7 @@ impl Server {
         log: &Path,
         configure: impl FnOnce(&mut Command),
     ) -> Server {
-        let mut server = Server::spawn_with(wrapper, db, log, configure);
+        let mut server = Server::spawn_command(cli::command_through(wrapper), db, log, configure);
         server.wait_until_healthy();
         server
     }
@@ -43,12 +55,12 @@ impl Server {
     /// `serve` on `db` as [`Server::start`] runs it, without waiting for anything: for a server
     /// that is expected not to start. `configure` may pipe stderr for [`Server::stderr`].
     pub fn spawn(db: &Path, log: &Path, configure: impl FnOnce(&mut Command)) -> Server {
-        Server::spawn_with(&[] as &[&str], db, log, configure)
+        Server::spawn_command(cli::command(), db, log, configure)
     }
 
-    /// [`Server::spawn`] through `wrapper`.
-    pub fn spawn_with<S: AsRef<OsStr>>(
-        wrapper: &[S],
+    /// [`Server::spawn`] with `command`, the binary as [`cli::command_through`] runs it.
+    fn spawn_command(
+        mut command: Command,
         db: &Path,
         log: &Path,
         configure: impl FnOnce(&mut Command),
@@ -59,7 +71,6 @@ impl Server {
             .open(log)
             .unwrap();
         let earlier_lives = log_file.metadata().unwrap().len() as usize;
-        let mut command = cli::command_through(wrapper);
         command
             .arg("--db")
             .arg(db)
@@ -69,7 +80,7 @@ impl Server {
             .stderr(log_file);
         configure(&mut command);
         Server {
-            child: command.spawn().expect("start serve"),
+            child: KillOnDrop(command.spawn().expect("start serve")),
             base: String::new(),
             log: log.to_owned(),
             earlier_lives,
@@ -142,12 +153,5 @@ impl Server {
         assert!(sent.is_ok_and(|s| s.success()), "SIGTERM the server");
         let status = self.child.wait().expect("reap the server");
         assert!(status.success(), "serve stopped with {status}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
