@@ -4,67 +4,65 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-/// The git host a delivery came from, detected from its headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    GitHub,
-    GitLab,
-    Gitea,
-    Forgejo,
-    Bitbucket,
-}
-
-impl Provider {
-    pub const ALL: [Provider; 5] = [
-        Provider::GitHub,
-        Provider::GitLab,
-        Provider::Gitea,
-        Provider::Forgejo,
-        Provider::Bitbucket,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::GitHub => "github",
-            Provider::GitLab => "gitlab",
-            Provider::Gitea => "gitea",
-            Provider::Forgejo => "forgejo",
-            Provider::Bitbucket => "bitbucket",
+/// An enum whose every variant has one text form, written once beside it: the value stored in
+/// the database, sent in JSON or as a metric label, and read back. Gives the enum `ALL` (in
+/// declaration order), `as_str`, `parse` (`None` for any other text) and `Display`.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Provider> {
-        Provider::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Whether a pushed ref is a branch or a tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefKind {
-    Branch,
-    Tag,
-}
-
-impl RefKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefKind::Branch => "branch",
-            RefKind::Tag => "tag",
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant,)+
         }
-    }
 
-    pub fn parse(s: &str) -> Option<RefKind> {
-        match s {
-            "branch" => Some(RefKind::Branch),
-            "tag" => Some(RefKind::Tag),
-            _ => None,
+        impl $name {
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
         }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+text_enum! {
+    /// The git host a delivery came from, detected from its headers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Provider {
+        GitHub = "github",
+        GitLab = "gitlab",
+        Gitea = "gitea",
+        Forgejo = "forgejo",
+        Bitbucket = "bitbucket",
+    }
+}
+
+text_enum! {
+    /// Whether a pushed ref is a branch or a tag.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum RefKind {
+        Branch = "branch",
+        Tag = "tag",
     }
 }
 
@@ -189,38 +187,20 @@ fn earliest_push() -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// Where a push's summary stands: `Pending` → `InProgress` (a worker holds it) → `Summarized`
-/// or `Failed`, and back to `Pending` for a retry or a re-summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SummaryStatus {
-    Pending,
-    InProgress,
-    Summarized,
-    Failed,
+text_enum! {
+    /// Where a push's summary stands: `Pending` → `InProgress` (a worker holds it) → `Summarized`
+    /// or `Failed`, and back to `Pending` for a retry or a re-summary. The text is also the
+    /// `status` label of the pushes metric.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum SummaryStatus {
+        Pending = "pending",
+        InProgress = "in_progress",
+        Summarized = "summarized",
+        Failed = "failed",
+    }
 }
 
 impl SummaryStatus {
-    pub const ALL: [SummaryStatus; 4] = [
-        SummaryStatus::Pending,
-        SummaryStatus::InProgress,
-        SummaryStatus::Summarized,
-        SummaryStatus::Failed,
-    ];
-
-    /// The stored value, also the `status` label of the pushes metric.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SummaryStatus::Pending => "pending",
-            SummaryStatus::InProgress => "in_progress",
-            SummaryStatus::Summarized => "summarized",
-            SummaryStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<SummaryStatus> {
-        SummaryStatus::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
     /// What API readers see: a push being summarized right now is still waiting for its summary.
     pub fn public(self) -> SummaryStatus {
         match self {
@@ -331,6 +311,32 @@ pub struct ApiKeyInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_enum_reads_back_each_of_its_texts_and_no_other() {
+        fn round_trip<T: Copy + PartialEq + fmt::Debug>(
+            all: &[T],
+            as_str: fn(T) -> &'static str,
+            parse: fn(&str) -> Option<T>,
+        ) {
+            for &value in all {
+                assert_eq!(parse(as_str(value)), Some(value));
+            }
+            let texts: std::collections::HashSet<_> = all.iter().map(|v| as_str(*v)).collect();
+            assert_eq!(texts.len(), all.len(), "every variant has its own text");
+            assert_eq!(parse(&as_str(all[0]).to_uppercase()), None);
+            assert_eq!(parse(""), None);
+        }
+        round_trip(&Provider::ALL, Provider::as_str, Provider::parse);
+        round_trip(&RefKind::ALL, RefKind::as_str, RefKind::parse);
+        round_trip(
+            &SummaryStatus::ALL,
+            SummaryStatus::as_str,
+            SummaryStatus::parse,
+        );
+        assert_eq!(SummaryStatus::InProgress.to_string(), "in_progress");
+        assert_eq!(Provider::ALL.len(), 5);
+    }
 
     #[test]
     fn project_names_are_lowercase_slugs_up_to_64_chars() {

@@ -22,57 +22,25 @@ use crate::error_code::ErrorCode;
 /// asks for first and which `prometheus-client` writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// How a delivery ended, as the `outcome` label of `webhooks_received_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookOutcome {
-    Stored,
-    Duplicate,
-    Ping,
-    Ignored,
-    Rejected,
-}
-
-impl WebhookOutcome {
-    const ALL: [WebhookOutcome; 5] = [
-        WebhookOutcome::Stored,
-        WebhookOutcome::Duplicate,
-        WebhookOutcome::Ping,
-        WebhookOutcome::Ignored,
-        WebhookOutcome::Rejected,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            WebhookOutcome::Stored => "stored",
-            WebhookOutcome::Duplicate => "duplicate",
-            WebhookOutcome::Ping => "ping",
-            WebhookOutcome::Ignored => "ignored",
-            WebhookOutcome::Rejected => "rejected",
-        }
+crate::domain::text_enum! {
+    /// How a delivery ended, as the `outcome` label of `webhooks_received_total`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum WebhookOutcome {
+        Stored = "stored",
+        Duplicate = "duplicate",
+        Ping = "ping",
+        Ignored = "ignored",
+        Rejected = "rejected",
     }
 }
 
-/// Why a model attempt failed, as the `kind` label of `model_errors_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelErrorKind {
-    Transient,
-    Permanent,
-    Postponed,
-}
-
-impl ModelErrorKind {
-    const ALL: [ModelErrorKind; 3] = [
-        ModelErrorKind::Transient,
-        ModelErrorKind::Permanent,
-        ModelErrorKind::Postponed,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            ModelErrorKind::Transient => "transient",
-            ModelErrorKind::Permanent => "permanent",
-            ModelErrorKind::Postponed => "postponed",
-        }
+crate::domain::text_enum! {
+    /// Why a model attempt failed, as the `kind` label of `model_errors_total`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ModelErrorKind {
+        Transient = "transient",
+        Permanent = "permanent",
+        Postponed = "postponed",
     }
 }
 

@@ -22,46 +22,16 @@ use crate::domain::ProjectName;
 use crate::secret::Secret;
 pub use filter::{AuthorFilter, BranchFilter};
 
-/// Where a notification goes, and so how its message is shaped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Slack,
-    Discord,
-    Teams,
-    Mattermost,
-    Ntfy,
-    Webhook,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 6] = [
-        Kind::Slack,
-        Kind::Discord,
-        Kind::Teams,
-        Kind::Mattermost,
-        Kind::Ntfy,
-        Kind::Webhook,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Slack => "slack",
-            Kind::Discord => "discord",
-            Kind::Teams => "teams",
-            Kind::Mattermost => "mattermost",
-            Kind::Ntfy => "ntfy",
-            Kind::Webhook => "webhook",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::domain::text_enum! {
+    /// Where a notification goes, and so how its message is shaped.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Kind {
+        Slack = "slack",
+        Discord = "discord",
+        Teams = "teams",
+        Mattermost = "mattermost",
+        Ntfy = "ntfy",
+        Webhook = "webhook",
     }
 }
 
