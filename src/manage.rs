@@ -62,6 +62,14 @@ impl ManageError {
     }
 }
 
+/// The store's error as a refusal: a row that is not there becomes `missing()`.
+fn or_missing(missing: impl FnOnce() -> ManageError) -> impl FnOnce(DbError) -> ManageError {
+    move |e| match e {
+        DbError::NotFound => missing(),
+        e => e.into(),
+    }
+}
+
 /// A new project with its webhook secret, shown this once.
 #[derive(Debug)]
 pub struct CreatedProject {
@@ -187,18 +195,14 @@ impl Manager {
 
     fn project(&self, name: &str) -> Result<Project, ManageError> {
         let name = ProjectName::parse(name)?;
-        self.store.find_project(&name).map_err(|e| match e {
-            DbError::NotFound => ManageError::NoSuchProject(name.to_string()),
-            e => e.into(),
-        })
+        let missing = || ManageError::NoSuchProject(name.to_string());
+        self.store.find_project(&name).map_err(or_missing(missing))
     }
 
     fn scope(&self, name: &str) -> Result<ProjectScope, ManageError> {
         let name = ProjectName::parse(name)?;
-        self.store.owner_scope(&name).map_err(|e| match e {
-            DbError::NotFound => ManageError::NoSuchProject(name.to_string()),
-            e => e.into(),
-        })
+        let missing = || ManageError::NoSuchProject(name.to_string());
+        self.store.owner_scope(&name).map_err(or_missing(missing))
     }
 
     /// The store behind these operations, for the admin credential's own calls.
@@ -295,15 +299,12 @@ impl Manager {
         now: DateTime<Utc>,
     ) -> Result<ApiKeyInfo, ManageError> {
         let project = self.project(project)?;
-        self.store
-            .revoke_key(&project, id_or_prefix, now)
-            .map_err(|e| match e {
-                DbError::NotFound => ManageError::NoSuchKey {
-                    project: project.name.to_string(),
-                    key: id_or_prefix.chars().take(64).collect(),
-                },
-                e => e.into(),
-            })
+        let missing = || ManageError::NoSuchKey {
+            project: project.name.to_string(),
+            key: id_or_prefix.chars().take(64).collect(),
+        };
+        let revoked = self.store.revoke_key(&project, id_or_prefix, now);
+        revoked.map_err(or_missing(missing))
     }
 
     /// A page of a project's pushes, newest first, how many it has in all and where the next
@@ -332,22 +333,14 @@ impl Manager {
         now: DateTime<Utc>,
     ) -> Result<(), ManageError> {
         let scope = project.map(|p| self.scope(p)).transpose()?;
+        let missing = || ManageError::NoSuchPush(push_id.chars().take(64).collect());
         let requeued = self.store.requeue(push_id, scope.as_ref(), now);
-        requeued.map_err(|e| match e {
-            DbError::NotFound => ManageError::NoSuchPush(push_id.chars().take(64).collect()),
-            e => e.into(),
-        })
+        requeued.map_err(or_missing(missing))
     }
 
-    fn no_such_notification(project: &Project, id: i64) -> impl Fn(DbError) -> ManageError {
+    fn no_such_notification(project: &Project, id: i64) -> impl FnOnce(DbError) -> ManageError {
         let project = project.name.to_string();
-        move |e| match e {
-            DbError::NotFound => ManageError::NoSuchNotification {
-                project: project.clone(),
-                id,
-            },
-            e => e.into(),
-        }
+        or_missing(move || ManageError::NoSuchNotification { project, id })
     }
 
     pub fn add_notification(
