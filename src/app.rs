@@ -128,7 +128,8 @@ pub async fn run_extended<E: Endpoint + 'static>(
         .unwrap_or_else(|| PublicUrl::of_listener(address));
     // Before anything touches the file: a second server must not re-queue this one's work.
     let _one_server = crate::single_server::claim(&config.db_path)?;
-    let db = Db::open(&config.db_path)?;
+    let db = Db::open(&config.db_path)?
+        .with_searches_at_once(config.limits.searches_at_once, config.limits.search_wait);
     let store: Arc<dyn Store> = Arc::new(db.clone());
     let now = config.clock.now();
     if let Some(token) = crate::auth::ensure_admin_token(&*store, config.admin_token.as_ref(), now)?

@@ -261,6 +261,11 @@ pub struct LimitArgs {
     /// Webhook body bytes held at once for one client address (IPv6: per /64).
     #[arg(long, env = "PUSH_TRACKER_WEBHOOK_BUDGET_PER_ADDRESS", default_value_t = limits::DEFAULT_WEBHOOK_BUDGET_PER_ADDRESS)]
     pub webhook_budget_per_address: usize,
+
+    /// Searches (q, author, repository or refType filters) reading the database at once, of
+    /// its 8 connections; more wait their turn up to 30 s, then are answered 503 with Retry-After.
+    #[arg(long, env = "PUSH_TRACKER_SEARCHES_AT_ONCE", default_value_t = limits::DEFAULT_SEARCHES_AT_ONCE as u64, value_parser = clap::value_parser!(u64).range(1..=6))]
+    pub searches_at_once: u64,
 }
 
 impl LimitArgs {
@@ -274,6 +279,8 @@ impl LimitArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             webhook_budget: self.webhook_budget,
             webhook_budget_per_address: self.webhook_budget_per_address,
+            searches_at_once: count(self.searches_at_once),
+            search_wait: Duration::from_secs(limits::DEFAULT_SEARCH_WAIT_SECS),
         }
     }
 }

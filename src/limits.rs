@@ -20,6 +20,11 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// Searches (full-text or other extended filters) reading the database at once: half of its
+/// eight pooled connections, so a slow search over a long history never takes them all.
+pub const DEFAULT_SEARCHES_AT_ONCE: usize = 4;
+/// How long a search waits for its turn before it is answered 503 `server_busy`.
+pub const DEFAULT_SEARCH_WAIT_SECS: u64 = 30;
 pub const DEFAULT_WEBHOOK_BUDGET: usize = 256 * 1024 * 1024;
 pub const DEFAULT_WEBHOOK_BUDGET_PER_ADDRESS: usize = 64 * 1024 * 1024;
 /// Descriptors kept free below the process's limit when the connection cap is derived from it
@@ -44,6 +49,9 @@ pub struct Limits {
     pub webhook_budget: usize,
     /// Webhook body bytes held at once for one client address.
     pub webhook_budget_per_address: usize,
+    /// Searches reading the database at once; more wait their turn up to `search_wait`.
+    pub searches_at_once: usize,
+    pub search_wait: Duration,
 }
 
 impl Default for Limits {
@@ -56,6 +64,8 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
             webhook_budget: DEFAULT_WEBHOOK_BUDGET,
             webhook_budget_per_address: DEFAULT_WEBHOOK_BUDGET_PER_ADDRESS,
+            searches_at_once: DEFAULT_SEARCHES_AT_ONCE,
+            search_wait: Duration::from_secs(DEFAULT_SEARCH_WAIT_SECS),
         }
     }
 }

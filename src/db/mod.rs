@@ -11,6 +11,7 @@ pub mod backup;
 mod changes;
 mod derive;
 mod expiry;
+pub mod gate;
 mod history;
 mod keys;
 pub mod migrate;
@@ -68,6 +69,9 @@ pub enum DbError {
     CorruptValue(#[source] values::UnknownStoredValue),
     #[error("could not get a database connection")]
     Pool(#[from] r2d2::Error),
+    /// Every turn at the search gate stayed taken for as long as a search may wait.
+    #[error("too many searches are running; retry shortly")]
+    Busy,
     #[error("could not open the database at {path}")]
     Open {
         path: PathBuf,
@@ -109,6 +113,8 @@ pub struct Db {
     changed: std::sync::Arc<tokio::sync::Notify>,
     /// How far the derived rows are behind this process's writer.
     derived: std::sync::Arc<derive::Progress>,
+    /// Searches (extended filters) at once, so they cannot take every pooled connection.
+    searches: std::sync::Arc<gate::SearchGate>,
 }
 
 impl std::fmt::Debug for Db {
@@ -144,7 +150,17 @@ impl Db {
             path: path.to_owned(),
             changed: std::sync::Arc::new(tokio::sync::Notify::new()),
             derived: std::sync::Arc::default(),
+            searches: std::sync::Arc::new(gate::SearchGate::new(
+                crate::limits::DEFAULT_SEARCHES_AT_ONCE,
+                Duration::from_secs(crate::limits::DEFAULT_SEARCH_WAIT_SECS),
+            )),
         })
+    }
+
+    /// The same database with another limit on searches at once, each waiting up to `wait`.
+    pub fn with_searches_at_once(mut self, permits: usize, wait: Duration) -> Db {
+        self.searches = std::sync::Arc::new(gate::SearchGate::new(permits, wait));
+        self
     }
 
     /// Waits until the pushes this process's writer has committed have their derived rows, so
@@ -152,6 +168,21 @@ impl Db {
     /// was answered for before it.
     fn settled(&self) {
         self.derived.settle();
+    }
+
+    /// A read of pushes once the derived rows are settled; a search (an extended filter) first
+    /// waits for its turn at the search gate.
+    fn filtered_read<T>(
+        &self,
+        filter: &PushFilter,
+        read: impl FnOnce(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        self.settled();
+        let _turn = filter
+            .is_extended()
+            .then(|| self.searches.enter())
+            .transpose()?;
+        read(&*self.conn()?)
     }
 
     /// A pooled connection; blocking, so async callers go through `spawn_blocking`.

@@ -427,8 +427,9 @@ impl Store for Db {
         limit: u32,
         start: &PageStart,
     ) -> Result<PushPage, DbError> {
-        self.settled();
-        pushes::list(&*self.conn()?, scope, filter, limit, start)
+        self.filtered_read(filter, |conn| {
+            pushes::list(conn, scope, filter, limit, start)
+        })
     }
 
     fn get_push(&self, scope: &ProjectScope, id: &str) -> Result<(Push, Vec<NewCommit>), DbError> {
@@ -440,8 +441,7 @@ impl Store for Db {
         scope: &ProjectScope,
         filter: &PushFilter,
     ) -> Result<RangeCounts, DbError> {
-        self.settled();
-        history::counts(&*self.conn()?, scope, filter)
+        self.filtered_read(filter, |conn| history::counts(conn, scope, filter))
     }
 
     fn activity(
@@ -450,8 +450,7 @@ impl Store for Db {
         filter: &PushFilter,
         by: Grouping,
     ) -> Result<Vec<GroupCount>, DbError> {
-        self.settled();
-        history::group(&*self.conn()?, scope, filter, by)
+        self.filtered_read(filter, |conn| history::group(conn, scope, filter, by))
     }
 
     fn digest_pushes(
@@ -460,8 +459,9 @@ impl Store for Db {
         filter: &PushFilter,
         max: u32,
     ) -> Result<Vec<DigestPush>, DbError> {
-        self.settled();
-        history::digest_pushes(&*self.conn()?, scope, filter, max)
+        self.filtered_read(filter, |conn| {
+            history::digest_pushes(conn, scope, filter, max)
+        })
     }
 
     fn cached_digest(

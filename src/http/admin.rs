@@ -183,7 +183,7 @@ where
         .map_err(InternalError::new)?;
     match result {
         Ok(v) => Ok(Ok(v)),
-        Err(ManageError::Db(e)) => Err(InternalError::new(e).into()),
+        Err(ManageError::Db(e)) => Err(e.into()),
         Err(e) => Ok(Err(Refusal::from(e))),
     }
 }

@@ -213,8 +213,8 @@ fn common_statuses(doc: &mut Value) {
         }
         add.push((
             "503",
-            "The server holds as many connections as it allows; retry after the `Retry-After` \
-             seconds.",
+            "The server holds as many connections, or runs as many searches, as it allows; retry \
+             after the `Retry-After` seconds.",
         ));
         let responses = op
             .entry("responses")

@@ -80,7 +80,7 @@ impl poem::error::ResponseError for InternalError {
 /// Turns every error that reached the top (parse failures, missing auth, unknown routes,
 /// internal errors) into the JSON error body with the same status.
 pub async fn to_json(err: poem::Error) -> Response {
-    if err.is::<InternalError>() {
+    if err.is::<InternalError>() || err.is::<Busy>() {
         return err.into_response();
     }
     let status = err.status();
@@ -181,13 +181,45 @@ impl AllowTable {
 
 impl From<crate::db::DbError> for poem::Error {
     fn from(e: crate::db::DbError) -> Self {
-        poem::Error::from(InternalError::new(e))
+        match e {
+            crate::db::DbError::Busy | crate::db::DbError::Pool(_) => poem::Error::from(Busy(e)),
+            e => poem::Error::from(InternalError::new(e)),
+        }
+    }
+}
+
+/// The database had no room for the request in time (every search turn, or every pooled
+/// connection, stayed taken): a 503 `server_busy` with `Retry-After`, as for a full server.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct Busy(crate::db::DbError);
+
+impl poem::error::ResponseError for Busy {
+    fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+
+    fn as_response(&self) -> Response {
+        tracing::warn!(error = %crate::error_chain(&self.0), "request refused: the database is busy");
+        ErrorCode::ServerBusy.response(self.0.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_database_is_a_503_server_busy_with_retry_after_not_a_500() {
+        let response = poem::Error::from(crate::db::DbError::Busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()[poem::http::header::RETRY_AFTER],
+            crate::limits::RETRY_AFTER_SECS.to_string()
+        );
+        let other = poem::Error::from(crate::db::DbError::WriterGone).into_response();
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     #[test]
     fn the_allow_table_lists_each_routes_methods_from_the_spec_and_extras() {

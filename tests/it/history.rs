@@ -105,6 +105,33 @@ fn search_finds_stems_prefixes_messages_branches_and_authors_of_the_keys_project
 }
 
 #[test]
+fn a_search_with_no_turn_free_is_answered_503_server_busy_while_plain_pages_and_webhooks_go_on() {
+    // No turn at all: every search waits its (zero) time and is refused, as one would be behind
+    // slow searches holding every turn.
+    let app = TestApp::spawn_with(|c| {
+        c.limits.searches_at_once = 0;
+        c.limits.search_wait = Duration::ZERO;
+    });
+    let acme = app.create_project("acme");
+    let stored = deliver(&app, &acme, "main", &["feat: a webhook still lands"]);
+
+    for search in [
+        "q=webhook",
+        "author=ada",
+        "repository=acme/app",
+        "refType=tag",
+    ] {
+        let refused = app.get(&format!("/api/v1/pushes?{search}"), Some(&acme.key));
+        assert_eq!(refused.status, 503, "{search}: {}", refused.body);
+        assert_eq!(refused.body["error"]["code"], "server_busy", "{search}");
+        assert_eq!(refused.header("retry-after"), Some("5"), "{search}");
+    }
+    let page = app.get("/api/v1/pushes?branch=main", Some(&acme.key));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(push_ids(&page.body), vec![stored]);
+}
+
+#[test]
 fn every_fts5_operator_character_is_searched_as_text_and_never_fails() {
     let app = TestApp::spawn();
     let acme = app.create_project("acme");
