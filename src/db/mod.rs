@@ -11,7 +11,7 @@ pub mod backup;
 mod changes;
 mod derive;
 mod expiry;
-pub mod gate;
+mod gate;
 mod history;
 mod keys;
 pub mod migrate;

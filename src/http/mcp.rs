@@ -555,16 +555,20 @@ impl PushTools {
         Ok(tokio::task::spawn_blocking(move || work(&*store)).await??)
     }
 
-    /// Asks the history: the caller's mistake is the tool's error message, storage a failure.
+    /// Asks the history: the caller's mistake, or a database too busy for one more search, is
+    /// the tool's error message (the agent may retry); any other storage error a failure.
     async fn ask<T, F>(&self, work: F) -> Result<Result<T, String>, RunError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn crate::db::Store) -> Result<T, HistoryError> + Send + 'static,
     {
-        let answer = self
-            .with_store(move |store| HistoryError::split(work(store)))
-            .await?;
-        Ok(answer.map_err(|e| e.to_string()))
+        self.with_store(move |store| match work(store) {
+            Err(HistoryError::Db(busy @ (DbError::Busy | DbError::Pool(_)))) => {
+                Ok(Err(busy.to_string()))
+            }
+            answer => HistoryError::split(answer).map(|a| a.map_err(|e| e.to_string())),
+        })
+        .await
     }
 
     /// `list_pushes` and `search_pushes`: `GET /api/v1/pushes`'s parsing, page and Markdown.

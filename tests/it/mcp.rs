@@ -471,6 +471,25 @@ fn stateless_requests_follow_the_2026_07_28_transport_rules() {
 }
 
 #[test]
+fn a_search_with_no_turn_free_is_a_tool_error_to_retry_while_a_plain_list_answers() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.searches_at_once = 0;
+        c.limits.search_wait = Duration::ZERO;
+    });
+    let a = app.create_project("alpha");
+    let call = |name: &str, arguments: Value| {
+        let args = json!({"name": name, "arguments": arguments});
+        mcp_result(&app, &a.key, "tools/call", Some(name), args)
+    };
+    let busy = call("search_pushes", json!({"q": "fix"}));
+    assert_eq!(busy["isError"], true, "{busy}");
+    let text = busy["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("too many searches"), "{text}");
+    let plain = call("list_pushes", json!({"limit": 5}));
+    assert_eq!(plain["isError"], false, "{plain}");
+}
+
+#[test]
 fn mcp_refuses_a_host_name_it_does_not_answer_to() {
     let app = TestApp::spawn();
     let a = app.create_project("alpha");
