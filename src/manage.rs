@@ -57,7 +57,7 @@ impl ManageError {
             ManageError::NoSuchPush(_) => ErrorCode::PushNotFound,
             ManageError::InvalidNotification(_) => ErrorCode::InvalidNotification,
             ManageError::NoSuchNotification { .. } => ErrorCode::NotificationNotFound,
-            ManageError::Db(DbError::Busy | DbError::Pool(_)) => ErrorCode::ServerBusy,
+            ManageError::Db(e) if e.is_busy() => ErrorCode::ServerBusy,
             ManageError::Db(_) => ErrorCode::InternalError,
         }
     }

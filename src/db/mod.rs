@@ -88,6 +88,14 @@ pub enum DbError {
     CorruptCommits(#[source] serde_json::Error),
 }
 
+impl DbError {
+    /// The database had no room for the work in time (every search turn, or every pooled
+    /// connection, stayed taken): worth a retry, unlike the other errors.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, DbError::Busy | DbError::Pool(_))
+    }
+}
+
 impl From<rusqlite::Error> for DbError {
     fn from(e: rusqlite::Error) -> Self {
         match e {

@@ -181,9 +181,10 @@ impl AllowTable {
 
 impl From<crate::db::DbError> for poem::Error {
     fn from(e: crate::db::DbError) -> Self {
-        match e {
-            crate::db::DbError::Busy | crate::db::DbError::Pool(_) => poem::Error::from(Busy(e)),
-            e => poem::Error::from(InternalError::new(e)),
+        if e.is_busy() {
+            poem::Error::from(Busy(e))
+        } else {
+            poem::Error::from(InternalError::new(e))
         }
     }
 }

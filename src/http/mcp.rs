@@ -563,9 +563,7 @@ impl PushTools {
         F: FnOnce(&dyn crate::db::Store) -> Result<T, HistoryError> + Send + 'static,
     {
         self.with_store(move |store| match work(store) {
-            Err(HistoryError::Db(busy @ (DbError::Busy | DbError::Pool(_)))) => {
-                Ok(Err(busy.to_string()))
-            }
+            Err(HistoryError::Db(busy)) if busy.is_busy() => Ok(Err(busy.to_string())),
             answer => HistoryError::split(answer).map(|a| a.map_err(|e| e.to_string())),
         })
         .await

@@ -12,7 +12,7 @@ use git_push_tracker::domain::{NewCommit, NewPush, ProjectName, RefKind, Summary
 
 use crate::support::app::{
     ADMIN_TOKEN, TestApp, TestProject, agent, assert_digest_groups, github_payload, groups,
-    push_ids, reply,
+    push_ids, reply, without_search_turns,
 };
 use crate::support::digest_model::DigestModel;
 use crate::support::pages::cursor_walk;
@@ -106,12 +106,7 @@ fn search_finds_stems_prefixes_messages_branches_and_authors_of_the_keys_project
 
 #[test]
 fn a_search_with_no_turn_free_is_answered_503_server_busy_while_plain_pages_and_webhooks_go_on() {
-    // No turn at all: every search waits its (zero) time and is refused, as one would be behind
-    // slow searches holding every turn.
-    let app = TestApp::spawn_with(|c| {
-        c.limits.searches_at_once = 0;
-        c.limits.search_wait = Duration::ZERO;
-    });
+    let app = TestApp::spawn_with(without_search_turns);
     let acme = app.create_project("acme");
     let stored = deliver(&app, &acme, "main", &["feat: a webhook still lands"]);
 

@@ -472,10 +472,7 @@ fn stateless_requests_follow_the_2026_07_28_transport_rules() {
 
 #[test]
 fn a_search_with_no_turn_free_is_a_tool_error_to_retry_while_a_plain_list_answers() {
-    let app = TestApp::spawn_with(|c| {
-        c.limits.searches_at_once = 0;
-        c.limits.search_wait = Duration::ZERO;
-    });
+    let app = TestApp::spawn_with(crate::support::app::without_search_turns);
     let a = app.create_project("alpha");
     let call = |name: &str, arguments: Value| {
         let args = json!({"name": name, "arguments": arguments});

@@ -19,6 +19,13 @@ use super::provider::{Provider, signed_headers};
 /// The admin token every test app starts with.
 pub const ADMIN_TOKEN: &str = "gpa_TestAdminToken0123456789abcdefghijklmn";
 
+/// A server whose every search is refused at once, as one is behind slow searches holding
+/// every turn at the search gate.
+pub fn without_search_turns(config: &mut AppConfig) {
+    config.limits.searches_at_once = 0;
+    config.limits.search_wait = std::time::Duration::ZERO;
+}
+
 /// A running app; stops cleanly when dropped.
 pub struct TestApp {
     pub base_url: String,
